@@ -1,0 +1,1 @@
+"""The actors a node hosts: workers (activity functions for topics) and maintenance."""

@@ -1,0 +1,52 @@
+"""The reaper: returns expired leases to their streams and dead-letters poison messages.
+
+Every node runs one; ``FOR UPDATE SKIP LOCKED`` keeps several reapers from colliding. A
+message whose attempts are spent when its lease expires (its handler killed the process, or
+hung, every time) is dead-lettered with an error response instead of being released again.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import trio
+
+from mesh.errors import DatabaseError
+from mesh.runtime.actor import Actor
+from mesh.runtime.streams import Streams
+
+log = logging.getLogger(__name__)
+
+
+class ReaperActor(Actor[None]):
+    name = "reaper"
+
+    def __init__(self, streams: Streams, *, interval: float = 2.0) -> None:
+        super().__init__()
+        self.streams = streams
+        self.interval = interval
+        self.released = 0
+        self.dead_lettered = 0
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        while True:
+            await self.reap_once()
+            await trio.sleep(self.interval)
+
+    async def reap_once(self) -> None:
+        try:
+            released, dead = await self.streams.reap()
+        except DatabaseError as error:
+            log.warning("event=reap_failed error=%r", str(error))
+            return
+        self.released += released
+        self.dead_lettered += len(dead)
+        if released:
+            log.info("event=leases_reclaimed count=%d", released)
+        for message in dead:
+            log.warning("event=poison_dead_lettered id=%s attempts=%d", message.id, message.attempts)
+
+    def statistics(self) -> dict[str, Any]:
+        return {**super().statistics(), "released": self.released, "dead_lettered": self.dead_lettered}

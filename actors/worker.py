@@ -1,0 +1,149 @@
+"""The worker actor: runs one user function for every request on one topic.
+
+Async functions run in trio; plain functions run in a worker thread (at most ``concurrency``
+at once). The function receives the request's ``data`` and its return value becomes the
+``success`` response, written to the request's ``reply_to`` stream in the same statement that
+acks the request. ``Pending(data)`` sends a 202 response and keeps the activity open. An
+exception is retried per the message's retry policy (falling back to the worker's); after the
+last attempt, or at once for :class:`mesh.errors.NonRetryableError`, the request is
+dead-lettered together with an ``error`` response.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+import trio
+
+from mesh.errors import InvalidPayload, NonRetryableError
+from mesh.model.messages import (
+    ActivityRequest,
+    ErrorInfo,
+    Pending,
+    decode,
+    error_response,
+    pending_response,
+    success_response,
+)
+from mesh.model.outcomes import Ack, DeadLetter, Outcome, Retry, reply
+from mesh.model.retry import GiveUp, RetryPolicy, decide_failure
+from mesh.runtime.actor import Actor
+from mesh.runtime.consumer import ConsumerSettings, StreamConsumer
+from mesh.runtime.node import Node
+from mesh.runtime.streams import StreamClaim
+
+log = logging.getLogger(__name__)
+
+
+class WorkerActor(Actor[None]):
+    def __init__(
+        self,
+        node: Node,
+        *,
+        topic: str,
+        function: Callable[..., Any],
+        settings: ConsumerSettings,
+        retry: RetryPolicy,
+    ) -> None:
+        super().__init__()
+        self.name = f"worker:{topic}"
+        self.topic = topic
+        self.function = function
+        self.retry = retry
+        self._is_async = inspect.iscoroutinefunction(function)
+        self._threads = trio.CapacityLimiter(settings.concurrency)
+        self.failures = 0
+        self.consumer = StreamConsumer(
+            node.streams,
+            node.listener,
+            app=node.app,
+            stream=topic,
+            handler=self.handle,
+            settings=settings,
+        )
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        await self.consumer.run(task_status=task_status)
+
+    def begin_drain(self) -> None:
+        self.consumer.stop_claiming()
+
+    async def wait_drained(self) -> None:
+        await self.consumer.wait_idle()
+
+    def in_flight(self) -> int:
+        return self.consumer.in_flight
+
+    async def handle(self, claim: StreamClaim) -> Outcome:
+        """Run the function for one claimed request and decide the outcome."""
+        try:
+            request = decode(claim.payload)
+        except InvalidPayload as error:
+            return DeadLetter(error=f"undecodable message: {error}")
+        if not isinstance(request, ActivityRequest):
+            return DeadLetter(error=f"worker topic {self.topic!r} received a {type(request).__name__}")
+        try:
+            result = await self._call(request.data)
+        except NonRetryableError as error:
+            return self._give_up(request, claim, error, code=error.code, retryable=False)
+        except Exception as error:
+            self.failures += 1
+            decision = decide_failure(request.retry or self.retry, claim.attempt)
+            if isinstance(decision, GiveUp):
+                return self._give_up(request, claim, error)
+            log.info(
+                "event=activity_retry topic=%s id=%s attempt=%d delay=%.1fs error=%r",
+                self.topic, request.id, claim.attempt, decision.delay, str(error),
+            )
+            return Retry(delay=decision.delay, error=_describe(error))
+        if isinstance(result, Pending):
+            response = pending_response(request, result.data, claim.attempt)
+        else:
+            response = success_response(request, result, claim.attempt)
+        try:
+            return Ack(follow_ups=(reply(request, response),))
+        except InvalidPayload as error:
+            problem = TypeError(f"the return value of {self._function_name()} is not JSON: {error}")
+            return self._give_up(request, claim, problem, retryable=False)
+
+    async def _call(self, data: Any) -> Any:
+        if self._is_async:
+            return await self.function(data)
+        # abandon_on_cancel: a drain deadline must not wait for user code that never returns.
+        return await trio.to_thread.run_sync(
+            self.function, data, limiter=self._threads, abandon_on_cancel=True
+        )
+
+    def _give_up(
+        self,
+        request: ActivityRequest,
+        claim: StreamClaim,
+        error: BaseException,
+        *,
+        code: int = 500,
+        retryable: bool = True,
+    ) -> DeadLetter:
+        description = _describe(error)
+        log.warning(
+            "event=activity_failed topic=%s id=%s attempts=%d error=%r",
+            self.topic, request.id, claim.attempt, description,
+        )
+        info = ErrorInfo(message=description, type=type(error).__name__, code=code, retryable=retryable)
+        response = error_response(request, info, claim.attempt)
+        return DeadLetter(error=description, follow_ups=(reply(request, response),))
+
+    def _function_name(self) -> str:
+        return f"{self.function.__module__}:{getattr(self.function, '__qualname__', self.function)}"
+
+    def statistics(self) -> dict[str, Any]:
+        return {**super().statistics(), **self.consumer.statistics(), "failures": self.failures}
+
+
+def _describe(error: BaseException) -> str:
+    where = traceback.extract_tb(error.__traceback__)[-1:] if error.__traceback__ else []
+    location = f" (at {where[0].filename}:{where[0].lineno})" if where else ""
+    return f"{type(error).__name__}: {error}{location}"

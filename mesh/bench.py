@@ -1,0 +1,145 @@
+"""``mesh bench streams``: end-to-end stream throughput and latency, optionally against raw SQL.
+
+The workload: a producer enqueues ``messages`` activity requests in batches of ``batch``;
+``workers`` consumers on the topic claim them in batches, run an async echo function and
+settle each (ack + response to the engine stream, one statement per batch); a collector on
+the engine stream claims and acks the responses and records each one's latency from the
+moment its request was enqueued. The clock runs from the first enqueue to the last response.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from typing import Any
+
+import trio
+
+from mesh.model.ids import ENGINE_STREAM, new_guid
+from mesh.model.messages import ActivityRequest, ActivityResponse, decode, encode
+from mesh.model.outcomes import Ack, Outcome, Outgoing
+from mesh.model.retry import DEFAULT_RETRY_POLICY
+from mesh.pg.baseline import run_raw_sql_baseline, server_facts
+from mesh.pg.database import connect_sync, redact
+from mesh.pg.migrations import migrate
+from mesh.runtime.actor import Actor
+from mesh.runtime.consumer import ConsumerSettings, StreamConsumer
+from mesh.runtime.node import Node
+from mesh.runtime.streams import StreamClaim
+
+TOPIC = "bench"
+
+
+async def echo(data: Any) -> Any:
+    return data
+
+
+class _Collector(Actor[None]):
+    """Consumes the engine stream and records each response's end-to-end latency."""
+
+    name = "bench-collector"
+
+    def __init__(self, node: Node, expected: int, settings: ConsumerSettings) -> None:
+        super().__init__()
+        self.expected = expected
+        self.latencies: list[float] = []
+        self.finished_at = 0.0
+        self.done = trio.Event()
+        self.consumer = StreamConsumer(node.streams, node.listener, app=node.app, stream=ENGINE_STREAM, handler=self._record, settings=settings)
+
+    async def _record(self, claim: StreamClaim) -> Outcome:
+        response = decode(claim.payload)
+        assert isinstance(response, ActivityResponse)
+        now = time.time()
+        self.latencies.append(now - response.request_sent_at)
+        if len(self.latencies) >= self.expected and not self.done.is_set():
+            self.finished_at = time.perf_counter()
+            self.done.set()
+        return Ack()
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        await self.consumer.run(task_status=task_status)
+
+    def begin_drain(self) -> None:
+        self.consumer.stop_claiming()
+
+    async def wait_drained(self) -> None:
+        await self.consumer.wait_idle()
+
+
+def _requests(app: str, count: int) -> list[Outgoing]:
+    now = time.time()
+    return [
+        Outgoing(
+            app=app,
+            stream=TOPIC,
+            payload=encode(ActivityRequest(id=new_guid(), app=app, topic=TOPIC, data={"n": i}, sent_at=now)),
+            max_attempts=DEFAULT_RETRY_POLICY.maximum_attempts,
+        )
+        for i in range(count)
+    ]
+
+
+async def _run_mesh(dsn: str, *, messages: int, batch: int, workers: int, concurrency: int) -> dict[str, Any]:
+    from actors.worker import WorkerActor
+
+    app = f"bench-{new_guid()[:8].lower()}"
+    node = Node(dsn, app=app, pool_size=workers * 2 + 4)
+    settings = ConsumerSettings(batch_size=batch, concurrency=concurrency, lease=30.0, poll_interval=2.0)
+    actors: list[Actor[Any]] = [
+        WorkerActor(node, topic=TOPIC, function=echo, settings=settings, retry=DEFAULT_RETRY_POLICY)
+        for _ in range(workers)
+    ]
+    collector = _Collector(node, messages, ConsumerSettings(batch_size=batch * 4, concurrency=batch * 8, lease=30.0))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(lambda task_status: node.run([*actors, collector], handle_signals=False, task_status=task_status))
+        started = time.perf_counter()
+        for offset in range(0, messages, batch):
+            await node.streams.enqueue(_requests(app, min(batch, messages - offset)))
+        await collector.done.wait()
+        node.request_stop()
+    seconds = collector.finished_at - started
+    latencies_ms = sorted(x * 1000 for x in collector.latencies)
+    return {
+        "messages": messages,
+        "seconds": round(seconds, 3),
+        "throughput_per_s": round(messages / seconds, 1),
+        "latency_ms": {
+            "p50": round(_percentile(latencies_ms, 50), 2),
+            "p99": round(_percentile(latencies_ms, 99), 2),
+            "mean": round(statistics.fmean(latencies_ms), 2),
+        },
+        "claims": sum(a.consumer.counters.claims for a in actors if isinstance(a, WorkerActor)),
+    }
+
+
+def _percentile(ordered: list[float], percent: float) -> float:
+    if not ordered:
+        return 0.0
+    index = min(len(ordered) - 1, max(0, round(percent / 100 * len(ordered)) - 1))
+    return ordered[index]
+
+
+def bench_streams(dsn: str, *, messages: int, batch: int, workers: int, concurrency: int, baseline: bool) -> dict[str, Any]:
+    with connect_sync(dsn, "mesh-bench") as conn:
+        migrate(conn)
+        facts = server_facts(conn)
+    result = trio.run(lambda: _run_mesh(dsn, messages=messages, batch=batch, workers=workers, concurrency=concurrency))
+    result["settings"] = {
+        "batch": batch,
+        "workers": workers,
+        "concurrency_per_worker": concurrency,
+        "function": "async echo",
+        "lease_s": 30.0,
+        "cpus": os.cpu_count(),
+        "database": redact(dsn),
+        **facts,
+    }
+    result["measured"] = "first enqueue to last response claimed by the collector; latency per message from its enqueue"
+    if baseline:
+        payloads = [o.payload.decode() for o in _requests("baseline", messages)]
+        raw = run_raw_sql_baseline(dsn, payloads=payloads, batch=batch, workers=workers)
+        result["baseline"] = raw
+        result["ratio_to_raw_sql"] = round(result["throughput_per_s"] / raw["throughput_per_s"], 3)
+    return result

@@ -1,0 +1,220 @@
+"""The ``mesh`` command line: run nodes, manage the database, inspect and feed streams."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+import trio
+
+from mesh import __version__
+from mesh.config import Config, load_config
+from mesh.errors import ConfigError, DatabaseUnavailable, MeshError, SchemaOutOfDate
+from mesh.logs import configure_logging
+
+EXIT_USAGE = 2
+EXIT_UNAVAILABLE = 3
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return int(args.handler(args) or 0)
+    except ConfigError as error:
+        print(f"mesh: configuration error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except SchemaOutOfDate as error:
+        print(f"mesh: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except DatabaseUnavailable as error:
+        print(f"mesh: {error}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    except MeshError as error:
+        print(f"mesh: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mesh", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"mesh {__version__}")
+    parser.add_argument("--config", metavar="PATH", help="config file (default: $MESH_CONFIG or config/mesh.yaml)")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    db = commands.add_parser("db", help="database commands")
+    db_commands = db.add_subparsers(dest="db_command", metavar="COMMAND", required=True)
+    db_commands.add_parser("url", help="print the database URL in use (starts the embedded server if needed)").set_defaults(handler=_db_url)
+
+    commands.add_parser("migrate", help="create or upgrade the mesh schema (once per deploy)").set_defaults(handler=_migrate)
+
+    run = commands.add_parser("run", help="run a node until SIGTERM")
+    run.add_argument("--role", action="append", choices=["engine", "quorum", "worker"], help="roles to run (repeatable; default: the config's)")
+    run.add_argument("--topic", action="append", help="worker topics to serve (repeatable; default: all configured)")
+    run.set_defaults(handler=_run)
+
+    streams = commands.add_parser("streams", help="show each stream's depth, lag, leases and dead letters")
+    streams.add_argument("--json", action="store_true", help="print JSON")
+    streams.add_argument("--all-apps", action="store_true", help="every app, not only the configured one")
+    streams.set_defaults(handler=_streams)
+    stream_commands = streams.add_subparsers(dest="streams_command", metavar="COMMAND")
+    send = stream_commands.add_parser("send", help="enqueue one activity request on a worker topic")
+    send.add_argument("topic")
+    send.add_argument("payload", metavar="JSON", help="the request data, as JSON")
+    send.add_argument("--delay", type=float, default=0.0, help="seconds before it becomes visible")
+    send.set_defaults(handler=_streams_send)
+
+    bench = commands.add_parser("bench", help="benchmarks that print JSON")
+    bench_commands = bench.add_subparsers(dest="bench_command", metavar="COMMAND", required=True)
+    bench_streams = bench_commands.add_parser("streams", help="end-to-end stream throughput and latency")
+    bench_streams.add_argument("--messages", type=int, default=20000)
+    bench_streams.add_argument("--batch", type=int, default=50)
+    bench_streams.add_argument("--workers", type=int, default=4, help="consumers on the topic")
+    bench_streams.add_argument("--concurrency", type=int, default=0, help="in flight per consumer (default: 2 x batch)")
+    bench_streams.add_argument("--baseline", action="store_true", help="also run raw SQL doing the same work and report the ratio")
+    bench_streams.add_argument("--json", action="store_true", help="print JSON (the only format)")
+    bench_streams.set_defaults(handler=_bench_streams)
+
+    demo = commands.add_parser("demo", help="run the order demo on the embedded database")
+    demo.add_argument("--orders", type=int, default=200)
+    demo.set_defaults(handler=_demo)
+    return parser
+
+
+def _config(args: argparse.Namespace) -> Config:
+    config = load_config(args.config)
+    configure_logging(config.log_level)
+    return config
+
+
+def _dsn(config: Config) -> str:
+    from mesh.launch import database_url
+
+    return database_url(config)
+
+
+def _db_url(args: argparse.Namespace) -> int:
+    print(_dsn(_config(args)))
+    return 0
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    from mesh.pg.database import connect_sync
+    from mesh.pg.migrations import migrate
+
+    config = _config(args)
+    with connect_sync(_dsn(config), "mesh-migrate") as conn:
+        applied = migrate(conn)
+    print(f"schema migrated: applied {applied}" if applied else "schema is up to date")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from mesh.launch import build_actors, build_node
+
+    config = _config(args)
+    node = build_node(config, _dsn(config))
+    actors = build_actors(config, node, roles=args.role, topics=args.topic)
+    trio.run(node.run, actors)
+    return 0
+
+
+def _streams(args: argparse.Namespace) -> int:
+    from mesh.pg.database import connect_sync
+    from mesh.pg.streams import stream_stats
+
+    config = _config(args)
+    with connect_sync(_dsn(config)) as conn:
+        _require_schema(conn)
+        stats = stream_stats(conn, None if args.all_apps else config.app)
+    rows = [
+        {
+            "app": s.app,
+            "stream": s.stream,
+            "depth": s.depth,
+            "ready": s.ready,
+            "delayed": s.delayed,
+            "leased": s.leased,
+            "lag_seconds": round(s.lag_seconds, 3),
+            "dead_lettered": s.dead_lettered,
+        }
+        for s in stats
+    ]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        print(f"no messages in any stream of app {config.app!r}")
+        return 0
+    headers = ["app", "stream", "depth", "ready", "delayed", "leased", "lag_seconds", "dead_lettered"]
+    widths = {h: max(len(h), *(len(str(r[h])) for r in rows)) for h in headers}
+    print("  ".join(h.ljust(widths[h]) for h in headers))
+    for row in rows:
+        print("  ".join(str(row[h]).ljust(widths[h]) for h in headers))
+    return 0
+
+
+def _streams_send(args: argparse.Namespace) -> int:
+    from mesh.model.ids import new_guid, validate_topic
+    from mesh.model.messages import ActivityRequest, encode, parse_json
+    from mesh.model.outcomes import Outgoing
+    from mesh.pg.database import connect_sync
+    from mesh.pg.streams import enqueue
+
+    config = _config(args)
+    validate_topic(args.topic)
+    data = parse_json(args.payload, "the JSON argument")
+    policy = config.retry_policy(next((w for w in config.workers if w.topic == args.topic), None))
+    request = ActivityRequest(id=new_guid(), app=config.app, topic=args.topic, data=data, retry=policy, sent_at=time.time())
+    outgoing = Outgoing(app=config.app, stream=args.topic, payload=encode(request), max_attempts=policy.maximum_attempts, delay=args.delay)
+    with connect_sync(_dsn(config)) as conn:
+        _require_schema(conn)
+        (message_id,) = enqueue(conn, [outgoing])
+    print(json.dumps({"app": config.app, "topic": args.topic, "request_id": request.id, "message_id": message_id}))
+    return 0
+
+
+def _require_schema(conn: Any) -> None:
+    from mesh.pg.migrations import check_schema
+
+    check_schema(conn)
+
+
+def _bench_streams(args: argparse.Namespace) -> int:
+    from mesh.bench import bench_streams
+
+    config = load_config(args.config)
+    configure_logging(os.environ.get("MESH_LOG_LEVEL") or "warn")
+    if min(args.messages, args.batch, args.workers) < 1:
+        raise ConfigError("<command line>", "bench streams", "--messages, --batch and --workers must be at least 1")
+    result = bench_streams(
+        _dsn(config),
+        messages=args.messages,
+        batch=args.batch,
+        workers=args.workers,
+        concurrency=args.concurrency or args.batch * 2,
+        baseline=args.baseline,
+    )
+    print(msgspec.json.encode(result).decode())
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from mesh.demo import run_demo
+
+    config = _config(args)
+    return run_demo(config, _dsn(config), orders=args.orders)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,244 @@
+"""Configuration: ``config/mesh.yaml`` decoded into msgspec Structs, unknown keys refused.
+
+``${VAR}`` and ``${VAR:-default}`` are substituted from the environment before decoding.
+Environment overrides win over the file: ``MESH_DATABASE_URL``, ``MESH_APP``,
+``MESH_LOG_LEVEL``. Every error names the file, the key path and the fix.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+import yaml
+
+from mesh.errors import ConfigError, FunctionNotFound, InvalidIdentifier, InvalidPayload
+from mesh.model.durations import parse_duration
+from mesh.model.ids import validate_app_id, validate_topic
+from mesh.model.retry import RetryPolicy
+
+Role = Literal["engine", "quorum", "worker"]
+LogLevel = Literal["debug", "info", "warn", "warning", "error", "silent"]
+Duration = str | int | float
+
+
+class _Strict(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    pass
+
+
+class DatabaseConfig(_Strict):
+    url: str = ""
+    """Empty: the embedded server under .mesh/pg."""
+    pool_size: int = 8
+    statement_timeout: Duration = "30 seconds"
+
+
+class RetryConfig(_Strict):
+    maximum_attempts: int = 3
+    backoff_coefficient: float = 10.0
+    maximum_interval: Duration = "120 seconds"
+
+
+class StreamsConfig(_Strict):
+    lease: Duration = "30 seconds"
+    poll_interval: Duration = "2 seconds"
+    reap_interval: Duration = "2 seconds"
+    batch_size: int = 50
+
+
+class WorkerConfig(_Strict):
+    topic: str
+    function: str
+    concurrency: int = 10
+    batch_size: int | None = None
+    retry: RetryConfig | None = None
+
+
+class NodeConfig(_Strict):
+    roles: list[Role] = msgspec.field(default_factory=lambda: ["engine", "quorum", "worker"])
+    drain_timeout: Duration = "30 seconds"
+    listener_check_interval: Duration = "5 seconds"
+
+
+class MetricsConfig(_Strict):
+    port: int = 0
+    """0: no metrics server (or ``PORT`` from a Procfile runner when set)."""
+
+
+class Config(_Strict):
+    app: str = "mesh"
+    database: DatabaseConfig = DatabaseConfig()
+    node: NodeConfig = NodeConfig()
+    streams: StreamsConfig = StreamsConfig()
+    retry: RetryConfig = RetryConfig()
+    workers: list[WorkerConfig] = msgspec.field(default_factory=list)
+    metrics: MetricsConfig = MetricsConfig()
+    log_level: LogLevel = "info"
+    source: str = "<defaults>"
+    """Where this config came from (set by the loader, not by the file)."""
+
+    def seconds(self, value: Duration) -> float:
+        return parse_duration(value)
+
+    def retry_policy(self, worker: WorkerConfig | None = None) -> RetryPolicy:
+        settings = worker.retry if worker and worker.retry else self.retry
+        return RetryPolicy.from_settings(
+            settings.maximum_attempts, settings.backoff_coefficient, settings.maximum_interval
+        )
+
+
+_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_MSGSPEC_PATH = re.compile(r" - at `\$(.*)`$")
+
+
+def substitute(value: Any, source: str, environ: dict[str, str] | None = None, path: str = "") -> Any:
+    """Replace ``${VAR}`` / ``${VAR:-default}`` in every string of a parsed YAML document.
+
+    Substituting after parsing keeps comments inert and values from breaking the YAML syntax.
+    An unset variable without a default is an error naming the key.
+    """
+    env = os.environ if environ is None else environ
+    if isinstance(value, dict):
+        return {k: substitute(v, source, env, f"{path}.{k}" if path else str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [substitute(v, source, env, f"{path}[{i}]") for i, v in enumerate(value)]
+    if not isinstance(value, str):
+        return value
+
+    def replace(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if env.get(name):
+            return env[name]
+        if default is not None:
+            return default
+        raise ConfigError(
+            source, path, f"environment variable {name} is not set",
+            f"export {name}=... or write ${{{name}:-default}}",
+        )
+
+    return _VARIABLE.sub(replace, value)
+
+
+def load_config(path: str | Path | None = None, environ: dict[str, str] | None = None) -> Config:
+    """Read, substitute, decode and validate a config file, then apply env overrides.
+
+    ``path`` None: ``MESH_CONFIG``, else ``config/mesh.yaml`` if it exists, else defaults.
+    """
+    env = dict(os.environ if environ is None else environ)
+    if path is None:
+        path = env.get("MESH_CONFIG") or ("config/mesh.yaml" if Path("config/mesh.yaml").exists() else None)
+    if path is None:
+        config = Config()
+    else:
+        source = str(path)
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as error:
+            raise ConfigError(source, "", f"cannot read the file: {error.strerror}", "pass --config PATH to an existing file") from error
+        config = parse_config(text, source, env)
+    return _apply_overrides(config, env)
+
+
+def parse_config(text: str, source: str, environ: dict[str, str] | None = None) -> Config:
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or str(error)
+        raise ConfigError(source, where, f"invalid YAML: {problem}", "fix the YAML syntax there") from error
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(source, "", f"the top level must be a mapping, not {type(raw).__name__}", "start with 'app: my-app'")
+    raw.pop("source", None)
+    raw = substitute(raw, source, environ)
+    try:
+        # strict=False: a substituted "${PORT:-0}" is the string "0" and must become an int.
+        config = msgspec.convert(raw, Config, str_keys=True, strict=False)
+    except msgspec.ValidationError as error:
+        raise _config_error(source, str(error)) from error
+    config = msgspec.structs.replace(config, source=source)
+    validate(config)
+    return config
+
+
+def _config_error(source: str, message: str) -> ConfigError:
+    match = _MSGSPEC_PATH.search(message)
+    path = match.group(1).lstrip(".") if match else ""
+    problem = _MSGSPEC_PATH.sub("", message)
+    unknown = re.match(r"Object contains unknown field `([^`]+)`", problem)
+    if unknown:
+        key = unknown.group(1)
+        full = f"{path}.{key}" if path else key
+        return ConfigError(source, full, f"unknown key {key!r}", "remove it or check its spelling against the README's configuration section")
+    missing = re.match(r"Object missing required field `([^`]+)`", problem)
+    if missing:
+        key = missing.group(1)
+        full = f"{path}.{key}" if path else key
+        return ConfigError(source, full, "required key is missing", f"add '{key}: ...'")
+    return ConfigError(source, path or "(top level)", problem, "see the README's configuration section")
+
+
+def validate(config: Config) -> None:
+    """Check values msgspec cannot: identifiers, durations, ranges, duplicate topics."""
+    source = config.source
+    _check(source, "app", lambda: validate_app_id(config.app))
+    for key, value in (
+        ("database.statement_timeout", config.database.statement_timeout),
+        ("streams.lease", config.streams.lease),
+        ("streams.poll_interval", config.streams.poll_interval),
+        ("streams.reap_interval", config.streams.reap_interval),
+        ("node.drain_timeout", config.node.drain_timeout),
+        ("node.listener_check_interval", config.node.listener_check_interval),
+    ):
+        _check(source, key, lambda value=value: parse_duration(value))
+    _positive(source, "database.pool_size", config.database.pool_size)
+    _positive(source, "streams.batch_size", config.streams.batch_size)
+    _check(source, "retry", lambda: config.retry_policy())
+    seen: set[str] = set()
+    for index, worker in enumerate(config.workers):
+        prefix = f"workers[{index}]"
+        _check(source, f"{prefix}.topic", lambda worker=worker: validate_topic(worker.topic))
+        if worker.topic in seen:
+            raise ConfigError(source, f"{prefix}.topic", f"topic {worker.topic!r} is configured twice", "merge the two entries or raise concurrency")
+        seen.add(worker.topic)
+        if ":" not in worker.function:
+            raise ConfigError(source, f"{prefix}.function", f"{worker.function!r} is not a function path", "write 'package.module:function'")
+        _positive(source, f"{prefix}.concurrency", worker.concurrency)
+        if worker.batch_size is not None:
+            _positive(source, f"{prefix}.batch_size", worker.batch_size)
+        _check(source, f"{prefix}.retry", lambda worker=worker: config.retry_policy(worker))
+
+
+def _check(source: str, key: str, check: Any) -> None:
+    try:
+        check()
+    except (InvalidIdentifier, InvalidPayload, FunctionNotFound) as error:
+        raise ConfigError(source, key, str(error)) from error
+
+
+def _positive(source: str, key: str, value: int) -> None:
+    if value < 1:
+        raise ConfigError(source, key, f"must be at least 1, not {value}")
+
+
+def _apply_overrides(config: Config, env: dict[str, str]) -> Config:
+    changes: dict[str, Any] = {}
+    if env.get("MESH_DATABASE_URL"):
+        changes["database"] = msgspec.structs.replace(config.database, url=env["MESH_DATABASE_URL"])
+    if env.get("MESH_APP"):
+        try:
+            validate_app_id(env["MESH_APP"])
+        except InvalidIdentifier as error:
+            raise ConfigError("<env>", "MESH_APP", str(error)) from error
+        changes["app"] = env["MESH_APP"]
+    if env.get("MESH_LOG_LEVEL"):
+        level = env["MESH_LOG_LEVEL"].lower()
+        if level not in ("debug", "info", "warn", "warning", "error", "silent"):
+            raise ConfigError("<env>", "MESH_LOG_LEVEL", f"unknown level {level!r}", "use debug, info, warn, error or silent")
+        changes["log_level"] = level
+    return msgspec.structs.replace(config, **changes) if changes else config

@@ -1,0 +1,67 @@
+"""The one error tree of mesh.
+
+Every error a user can see derives from :class:`MeshError`, and its message says what to do
+next. Driver errors are translated into these at one boundary (``mesh.pg.database``).
+"""
+
+from __future__ import annotations
+
+
+class MeshError(Exception):
+    """Base class of every error raised by mesh."""
+
+
+class ConfigError(MeshError):
+    """A configuration file or value is invalid.
+
+    ``source`` names the file (or ``<env>``), ``key_path`` the offending key
+    (``workers[0].topic``) and ``fix`` what to change.
+    """
+
+    def __init__(self, source: str, key_path: str, problem: str, fix: str = "") -> None:
+        self.source = source
+        self.key_path = key_path
+        self.problem = problem
+        self.fix = fix
+        where = f"{source}: {key_path}: " if key_path else f"{source}: "
+        super().__init__(where + problem + (f" (fix: {fix})" if fix else ""))
+
+
+class InvalidIdentifier(MeshError):
+    """An app id, topic or stream name that mesh refuses to store or route."""
+
+
+class InvalidPayload(MeshError):
+    """A message payload that cannot be encoded, decoded or sent."""
+
+
+class PayloadTooLarge(InvalidPayload):
+    """A NOTIFY payload over Postgres' 8000-byte limit, measured in encoded bytes."""
+
+
+class FunctionNotFound(MeshError):
+    """A dotted path (``package.module:function``) that does not name a callable."""
+
+
+class DatabaseError(MeshError):
+    """A database operation failed for a reason other than the database being unreachable."""
+
+
+class DatabaseUnavailable(DatabaseError):
+    """The database could not be reached or dropped the connection; retrying may succeed."""
+
+
+class SchemaOutOfDate(DatabaseError):
+    """The database schema is older (or newer) than this version of mesh expects."""
+
+
+class SupervisorGaveUp(MeshError):
+    """A supervised actor failed more often than its restart intensity allows."""
+
+
+class NonRetryableError(MeshError):
+    """Raise from an activity function to fail at once, skipping the remaining attempts."""
+
+    def __init__(self, message: str, code: int = 500) -> None:
+        super().__init__(message)
+        self.code = code

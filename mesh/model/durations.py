@@ -1,0 +1,51 @@
+"""Duration strings as used in configs and retry policies: ``'5 seconds'``, ``'2 minutes'``."""
+
+from __future__ import annotations
+
+import re
+
+from mesh.errors import InvalidPayload
+
+_UNITS = {
+    "ms": 0.001,
+    "millisecond": 0.001,
+    "milliseconds": 0.001,
+    "s": 1.0,
+    "sec": 1.0,
+    "secs": 1.0,
+    "second": 1.0,
+    "seconds": 1.0,
+    "m": 60.0,
+    "min": 60.0,
+    "mins": 60.0,
+    "minute": 60.0,
+    "minutes": 60.0,
+    "h": 3600.0,
+    "hour": 3600.0,
+    "hours": 3600.0,
+    "d": 86400.0,
+    "day": 86400.0,
+    "days": 86400.0,
+}
+_DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*")
+
+
+def parse_duration(value: str | int | float) -> float:
+    """Seconds in ``value``: a number (seconds) or a string such as ``'1.5 hours'``, ``'200ms'``.
+
+    Raises :class:`InvalidPayload` naming the accepted units when the string is not understood.
+    """
+    if isinstance(value, bool):
+        raise InvalidPayload(f"{value!r} is not a duration; write e.g. '5 seconds'")
+    if isinstance(value, int | float):
+        if value < 0:
+            raise InvalidPayload(f"duration {value!r} is negative")
+        return float(value)
+    match = _DURATION.fullmatch(value.lower())
+    if match is None or match.group(2) not in _UNITS and match.group(2) != "":
+        raise InvalidPayload(
+            f"{value!r} is not a duration; write a number and a unit, e.g. '5 seconds', "
+            "'200 milliseconds', '2 minutes', '1 hour'"
+        )
+    unit = _UNITS.get(match.group(2), 1.0)
+    return float(match.group(1)) * unit

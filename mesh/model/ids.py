@@ -1,0 +1,72 @@
+"""Identifiers: app ids, topics and node guids.
+
+App ids and topics are stored as column values and used to derive NOTIFY channel names; they
+are never formatted into SQL. They are still validated strictly so that operators see the
+mistake at the edge (CLI, config) rather than deep inside the mesh.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+
+from mesh.errors import InvalidIdentifier
+
+MAX_NAME_LENGTH = 100
+ENGINE_STREAM = "engine"
+"""The stream of an app that its engines consume (worker responses, transitions, timers)."""
+
+_APP_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+_TOPIC = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def validate_app_id(app_id: str) -> str:
+    """Return ``app_id`` unchanged, or raise :class:`InvalidIdentifier` saying what is allowed."""
+    _check(app_id, "app id", _APP_ID, "letters, digits, '-' and '_', starting with a letter or digit")
+    return app_id
+
+
+def validate_topic(topic: str) -> str:
+    """Return ``topic`` unchanged, or raise :class:`InvalidIdentifier` saying what is allowed.
+
+    The name ``engine`` is reserved for the app's engine stream.
+    """
+    _check(topic, "topic", _TOPIC, "letters, digits, '.', '-' and '_', starting with a letter or digit")
+    if topic == ENGINE_STREAM:
+        raise InvalidIdentifier(
+            f"topic {topic!r} is reserved for the app's engine stream; choose another topic name"
+        )
+    return topic
+
+
+def validate_stream(stream: str) -> str:
+    """A stream is either the engine stream or a worker topic."""
+    return stream if stream == ENGINE_STREAM else validate_topic(stream)
+
+
+def _check(value: str, kind: str, pattern: re.Pattern[str], allowed: str) -> None:
+    if not isinstance(value, str) or not value:
+        raise InvalidIdentifier(f"{kind} must be a non-empty string of {allowed}")
+    if len(value) > MAX_NAME_LENGTH:
+        raise InvalidIdentifier(
+            f"{kind} {value[:40]!r}... is {len(value)} characters long; "
+            f"the limit is {MAX_NAME_LENGTH}"
+        )
+    if not pattern.fullmatch(value):
+        raise InvalidIdentifier(f"{kind} {value!r} is not allowed: use only {allowed}")
+
+
+def stream_channel(app_id: str, stream: str) -> str:
+    """The NOTIFY channel that wakes consumers of one stream.
+
+    Must match ``mesh.stream_channel()`` in ``schema.sql``: ``mesh_s_`` and the first 24 hex
+    digits of md5(app || '/' || stream). Hashing keeps it a valid identifier under 63 bytes.
+    """
+    digest = hashlib.md5(f"{app_id}/{stream}".encode(), usedforsecurity=False).hexdigest()
+    return "mesh_s_" + digest[:24]
+
+
+def new_guid() -> str:
+    """A node or message id: 22 url-safe random characters (about 131 bits)."""
+    return secrets.token_urlsafe(16)[:22]

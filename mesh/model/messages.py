@@ -1,0 +1,163 @@
+"""Stream messages: frozen msgspec Structs in one tagged union, with one cached codec.
+
+Schema evolution rule: new fields go last and carry defaults, so a node running the previous
+version still decodes what a newer node wrote.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import msgspec
+
+from mesh.errors import InvalidPayload, PayloadTooLarge
+from mesh.model.ids import ENGINE_STREAM
+from mesh.model.retry import RetryPolicy
+
+Status = Literal["success", "error", "pending"]
+
+# Priorities from HotMesh's STREAM_PRIORITY_MAP: higher is claimed first.
+PRIORITY_REQUEST = 1
+PRIORITY_RESPONSE = 2
+
+
+class ErrorInfo(msgspec.Struct, frozen=True):
+    """What went wrong in a handler, as reported to the engine and kept on dead letters."""
+
+    message: str
+    type: str = "Error"
+    code: int = 500
+    retryable: bool = True
+
+
+class ActivityRequest(msgspec.Struct, frozen=True, tag="request", tag_field="type"):
+    """Work for a worker topic. ``data`` is the activity's input."""
+
+    id: str
+    app: str
+    topic: str
+    data: Any = None
+    job_id: str = ""
+    activity_id: str = ""
+    reply_to: str = ENGINE_STREAM
+    retry: RetryPolicy | None = None
+    sent_at: float = 0.0
+    """Wall-clock seconds when the sender enqueued it (latency accounting only)."""
+
+
+class ActivityResponse(msgspec.Struct, frozen=True, tag="response", tag_field="type"):
+    """A worker's answer to one :class:`ActivityRequest`, written to the request's ``reply_to``.
+
+    ``status`` is ``success`` (code 200), ``pending`` (code 202: the activity stays open and
+    more responses may follow) or ``error`` (the handler failed for good; ``error`` says why).
+    """
+
+    request_id: str
+    app: str
+    topic: str
+    status: Status
+    code: int
+    data: Any = None
+    error: ErrorInfo | None = None
+    job_id: str = ""
+    activity_id: str = ""
+    attempts: int = 1
+    request_sent_at: float = 0.0
+
+
+StreamMessage = ActivityRequest | ActivityResponse
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(StreamMessage)
+
+
+def encode(message: StreamMessage) -> bytes:
+    """JSON bytes of ``message``; raises :class:`InvalidPayload` if its data is not JSON-able."""
+    try:
+        return _encoder.encode(message)
+    except (TypeError, ValueError, OverflowError) as error:
+        raise InvalidPayload(f"message data cannot be encoded as JSON: {error}") from error
+
+
+def decode(payload: bytes | str) -> StreamMessage:
+    """The message in ``payload``; raises :class:`InvalidPayload` for anything else."""
+    try:
+        return _decoder.decode(payload)
+    except msgspec.DecodeError as error:
+        raise InvalidPayload(f"not a mesh stream message: {error}") from error
+
+
+def parse_json(text: str, what: str = "payload") -> Any:
+    """Decode user-supplied JSON text, with an error that says how to fix it."""
+    try:
+        return msgspec.json.decode(text)
+    except msgspec.DecodeError as error:
+        raise InvalidPayload(
+            f"{what} is not valid JSON ({error}); quote it for the shell, e.g. '{{\"qty\": 2}}'"
+        ) from error
+
+
+def success_response(request: ActivityRequest, data: Any, attempts: int) -> ActivityResponse:
+    return _respond(request, "success", 200, data, None, attempts)
+
+
+def pending_response(request: ActivityRequest, data: Any, attempts: int) -> ActivityResponse:
+    return _respond(request, "pending", 202, data, None, attempts)
+
+
+def error_response(request: ActivityRequest, error: ErrorInfo, attempts: int) -> ActivityResponse:
+    return _respond(request, "error", error.code, None, error, attempts)
+
+
+def _respond(
+    request: ActivityRequest,
+    status: Status,
+    code: int,
+    data: Any,
+    error: ErrorInfo | None,
+    attempts: int,
+) -> ActivityResponse:
+    return ActivityResponse(
+        request_id=request.id,
+        app=request.app,
+        topic=request.topic,
+        status=status,
+        code=code,
+        data=data,
+        error=error,
+        job_id=request.job_id,
+        activity_id=request.activity_id,
+        attempts=attempts,
+        request_sent_at=request.sent_at,
+    )
+
+
+# NOTIFY payloads must stay under 8000 bytes (Postgres' limit, in the server encoding).
+NOTIFY_PAYLOAD_LIMIT = 7999
+
+
+def check_notify_payload(payload: str) -> bytes:
+    """The UTF-8 bytes of ``payload`` if they fit a NOTIFY, else :class:`PayloadTooLarge`.
+
+    The size is measured in encoded bytes, not characters: 'é' counts two.
+    """
+    encoded = payload.encode()
+    if len(encoded) > NOTIFY_PAYLOAD_LIMIT:
+        raise PayloadTooLarge(
+            f"notification payload is {len(encoded)} bytes; Postgres allows at most "
+            f"{NOTIFY_PAYLOAD_LIMIT}. Store large data in a table and send its key instead."
+        )
+    return encoded
+
+
+class Pending:
+    """Return ``Pending(data)`` from an activity function to keep the activity open.
+
+    The engine receives a 202 response with ``data``; the activity completes only with a
+    later response (HotMesh's pending semantics).
+    """
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: Any = None) -> None:
+        self.data = data

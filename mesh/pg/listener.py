@@ -1,0 +1,198 @@
+"""The node's single LISTEN connection and the fan-out of its notifications.
+
+One dedicated autocommit connection per node (not from the pool). The listener waits on its
+socket with ``trio.lowlevel.wait_readable``, drains notifications without blocking, and calls
+the callbacks subscribed to each channel (in the trio thread). Every ``check_interval`` it
+NOTIFYs a private channel and expects to hear itself back: a connection that cannot deliver
+that is declared dead and replaced. After every (re)connect it LISTENs again on every channel
+and calls the reconnect callbacks, so consumers claim at once and catch up on anything that
+was sent while it was away.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections import deque
+from collections.abc import Callable
+
+import psycopg
+import trio
+from psycopg import sql
+
+from mesh.errors import DatabaseUnavailable
+from mesh.model.ids import new_guid
+from mesh.model.messages import check_notify_payload
+from mesh.pg.database import Connection, connection_settings, redact, translate
+
+log = logging.getLogger(__name__)
+
+NotifyCallback = Callable[[str], None]
+
+
+class ListenerStale(Exception):
+    """The self-check notification did not come back in time."""
+
+
+class Listener:
+    def __init__(self, dsn: str, *, name: str, check_interval: float = 5.0) -> None:
+        self.dsn = dsn
+        self.name = name
+        self.check_interval = check_interval
+        self._subscribers: dict[str, list[NotifyCallback]] = {}
+        self._reconnect_callbacks: list[Callable[[], None]] = []
+        self._listening: set[str] = set()
+        self._inbox: deque[tuple[str, str]] = deque()
+        self._kick: trio.CancelScope | None = None
+        self._ping_channel = f"mesh_ping_{new_guid().lower()}"
+        self._heard_self = False
+        self.healthy = False
+        self.connects = 0
+        self.received = 0
+        self.backend_pid: int | None = None
+
+    def subscribe(self, channel: str, callback: NotifyCallback) -> None:
+        """Call ``callback(payload)`` for every notification on ``channel`` from now on."""
+        self._subscribers.setdefault(channel, []).append(callback)
+        if self._kick is not None:
+            self._kick.cancel()  # LISTEN at once on the running connection
+
+    def on_reconnect(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` after every (re)connect, once LISTEN is in place again."""
+        self._reconnect_callbacks.append(callback)
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Keep a healthy listening connection forever; reconnect with jittered backoff."""
+        backoff = 0.2
+        started = False
+
+        def report_started() -> None:
+            nonlocal started
+            if not started:
+                started = True
+                task_status.started()
+
+        while True:
+            conn: Connection | None = None
+            try:
+                conn = await trio.to_thread.run_sync(self._connect, abandon_on_cancel=True)
+                backoff = 0.2
+                await self._serve(conn, report_started)
+            except (DatabaseUnavailable, ListenerStale, psycopg.Error, OSError) as error:
+                level = logging.WARNING if self.healthy or not started else logging.INFO
+                log.log(level, "event=listener_lost error=%r retry_in=%.1fs", str(error).strip(), backoff)
+            finally:
+                self.healthy = False
+                self._listening.clear()
+                if conn is not None:
+                    # close() only sends Terminate and closes the socket: it does not wait for
+                    # the server, so it is safe here even when we are being cancelled.
+                    conn.close()
+            report_started()  # the node runs on polling until the listener is back
+            await trio.sleep(backoff)
+            backoff = min(5.0, backoff * 2) * random.uniform(0.8, 1.2)
+
+    def _connect(self) -> Connection:
+        try:
+            conn: Connection = psycopg.connect(  # type: ignore[call-overload]
+                self.dsn,
+                autocommit=True,
+                **connection_settings(f"mesh-listener:{self.name}", 10.0),
+            )
+        except psycopg.Error as error:
+            raise translate(error) from error
+        conn.add_notify_handler(lambda n: self._inbox.append((n.channel, n.payload)))
+        return conn
+
+    async def _serve(self, conn: Connection, report_started: Callable[[], None]) -> None:
+        self.backend_pid = conn.info.backend_pid
+        await self._listen_all(conn)
+        self.connects += 1
+        self.healthy = True
+        log.info("event=listener_connected pid=%s channels=%d", self.backend_pid, len(self._listening))
+        report_started()
+        for callback in self._reconnect_callbacks:
+            callback()
+        ping_sent_at: float | None = None
+        next_ping = trio.current_time() + self.check_interval
+        fd = conn.pgconn.socket
+        while True:
+            if set(self._subscribers) - self._listening:
+                await self._listen_all(conn)
+            now = trio.current_time()
+            if self._heard_self:
+                ping_sent_at = None
+            if now >= next_ping:
+                if ping_sent_at is not None:
+                    raise ListenerStale(
+                        f"self-check notification not received within {self.check_interval:.1f}s"
+                    )
+                ping_sent_at = now
+                self._heard_self = False
+                next_ping = now + self.check_interval
+                await self._execute(conn, sql.SQL("NOTIFY {}").format(sql.Identifier(self._ping_channel)))
+            with trio.move_on_after(max(0.0, next_ping - trio.current_time())) as scope:
+                self._kick = scope
+                await trio.lowlevel.wait_readable(fd)
+            self._kick = None
+            if not scope.cancelled_caught:
+                self._read_available(conn)
+            self._dispatch()
+
+    async def _listen_all(self, conn: Connection) -> None:
+        channels = [self._ping_channel, *self._subscribers]
+        missing = [c for c in channels if c not in self._listening]
+        if missing:
+            statement = sql.SQL("; ").join(
+                sql.SQL("LISTEN {}").format(sql.Identifier(c)) for c in missing
+            )
+            await self._execute(conn, statement)
+            self._listening.update(missing)
+
+    async def _execute(self, conn: Connection, statement: sql.Composable) -> None:
+        def execute() -> None:
+            try:
+                conn.execute(statement)
+            except psycopg.Error as error:
+                raise translate(error) from error
+
+        with trio.fail_after(self.check_interval * 2):
+            await trio.to_thread.run_sync(execute, abandon_on_cancel=True)
+        self._dispatch()
+
+    def _read_available(self, conn: Connection) -> None:
+        """Read what the socket holds without blocking; queue its notifications."""
+        pgconn = conn.pgconn
+        try:
+            pgconn.consume_input()
+        except psycopg.Error as error:
+            raise translate(error) from error
+        while (notify := pgconn.notifies()) is not None:
+            self._inbox.append((notify.relname.decode(), notify.extra.decode()))
+
+    def _dispatch(self) -> None:
+        """Deliver queued notifications (in the trio thread); note our own self-check."""
+        while self._inbox:
+            channel, payload = self._inbox.popleft()
+            if channel == self._ping_channel:
+                self._heard_self = True
+                continue
+            self.received += 1
+            for callback in self._subscribers.get(channel, ()):
+                callback(payload)
+
+    def statistics(self) -> dict[str, object]:
+        return {
+            "healthy": self.healthy,
+            "connects": self.connects,
+            "received": self.received,
+            "channels": len(self._subscribers),
+            "backend_pid": self.backend_pid,
+            "dsn": redact(self.dsn),
+        }
+
+
+def notify(conn: Connection, channel: str, payload: str = "") -> None:
+    """Send one notification; refuses payloads over the NOTIFY limit (in encoded bytes)."""
+    check_notify_payload(payload)
+    conn.execute("SELECT pg_notify(%s, %s)", (channel, payload))

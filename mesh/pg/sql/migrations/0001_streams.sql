@@ -1,0 +1,72 @@
+-- 0001: streams (hot table, dead letters, wake-up trigger). Never edit a released migration:
+-- add the next number instead, and change schema.sql to match.
+
+CREATE SCHEMA IF NOT EXISTS mesh;
+
+CREATE TABLE mesh.schema_migrations (
+    version integer PRIMARY KEY,
+    name text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE mesh.stream_messages (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    app text NOT NULL,
+    stream text NOT NULL,
+    priority smallint NOT NULL DEFAULT 0,
+    enqueued_at timestamptz NOT NULL DEFAULT now(),
+    visible_at timestamptz NOT NULL DEFAULT now(),
+    attempts integer NOT NULL DEFAULT 0,
+    max_attempts integer NOT NULL DEFAULT 3,
+    lease_owner text,
+    lease_expires_at timestamptz,
+    last_error text,
+    payload jsonb NOT NULL,
+    CONSTRAINT stream_messages_lease_whole
+        CHECK ((lease_owner IS NULL) = (lease_expires_at IS NULL))
+) WITH (fillfactor = 80);
+
+CREATE INDEX stream_messages_claim
+    ON mesh.stream_messages (app, stream, priority DESC, visible_at, id)
+    WHERE lease_owner IS NULL;
+
+CREATE INDEX stream_messages_leases
+    ON mesh.stream_messages (lease_expires_at)
+    WHERE lease_owner IS NOT NULL;
+
+CREATE TABLE mesh.dead_letters (
+    id bigint PRIMARY KEY,
+    app text NOT NULL,
+    stream text NOT NULL,
+    priority smallint NOT NULL,
+    enqueued_at timestamptz NOT NULL,
+    dead_at timestamptz NOT NULL DEFAULT now(),
+    attempts integer NOT NULL,
+    max_attempts integer NOT NULL,
+    last_owner text,
+    last_error text NOT NULL,
+    payload jsonb NOT NULL
+);
+
+CREATE INDEX dead_letters_stream ON mesh.dead_letters (app, stream, dead_at);
+
+CREATE FUNCTION mesh.stream_channel(app text, stream text) RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    RETURN 'mesh_s_' || left(md5(app || '/' || stream), 24);
+
+CREATE FUNCTION mesh.notify_stream_messages() RETURNS trigger
+    LANGUAGE plpgsql AS $$
+DECLARE
+    target record;
+BEGIN
+    FOR target IN SELECT DISTINCT app, stream FROM new_rows WHERE visible_at <= now() LOOP
+        PERFORM pg_notify(mesh.stream_channel(target.app, target.stream), '');
+    END LOOP;
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER stream_messages_notify
+    AFTER INSERT ON mesh.stream_messages
+    REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION mesh.notify_stream_messages();

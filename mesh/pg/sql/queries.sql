@@ -1,0 +1,165 @@
+-- Named queries, loaded once by mesh.pg.queries. A block starts with "-- name: <name>".
+-- Parameters are psycopg named placeholders; user identifiers only ever travel as values.
+
+-- name: enqueue
+-- Batched enqueue: one row per array element. The statement trigger sends one NOTIFY per
+-- stream for the rows visible now.
+INSERT INTO mesh.stream_messages (app, stream, priority, max_attempts, visible_at, payload)
+SELECT m.app, m.stream, m.priority, m.max_attempts,
+       now() + m.delay * interval '1 second', m.payload::jsonb
+FROM unnest(%(apps)s::text[], %(streams)s::text[], %(priorities)s::smallint[],
+            %(max_attempts)s::int[], %(delays)s::float8[], %(payloads)s::text[])
+     AS m(app, stream, priority, max_attempts, delay, payload)
+RETURNING id;
+
+-- name: claim
+-- Lease up to %(limit)s visible messages of one stream, highest priority then oldest first.
+-- The CTE is MATERIALIZED so the locking SELECT runs once; attempts + 1 is the fencing token.
+WITH candidates AS MATERIALIZED (
+    SELECT id FROM mesh.stream_messages
+    WHERE app = %(app)s AND stream = %(stream)s
+      AND lease_owner IS NULL AND visible_at <= now()
+    ORDER BY priority DESC, visible_at, id
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE mesh.stream_messages AS m
+SET lease_owner = %(owner)s,
+    lease_expires_at = now() + %(lease)s * interval '1 second',
+    attempts = m.attempts + 1
+FROM candidates
+WHERE m.id = candidates.id
+RETURNING m.id, m.attempts, m.max_attempts, m.payload::text, m.enqueued_at;
+
+-- name: extend_leases
+-- Heartbeat: push out the leases this owner still holds at the given attempts.
+UPDATE mesh.stream_messages AS m
+SET lease_expires_at = now() + %(lease)s * interval '1 second'
+FROM unnest(%(ids)s::bigint[], %(attempts)s::int[]) AS held(id, attempt)
+WHERE m.id = held.id AND m.attempts = held.attempt AND m.lease_owner = %(owner)s
+RETURNING m.id;
+
+-- name: settle
+-- Ack or dead-letter a batch, fenced by (id, attempt, owner), and enqueue the follow-ups of
+-- exactly the messages that were settled, all in one statement. A message whose lease was
+-- lost matches nothing: no delete, no dead letter, no follow-up.
+WITH settled AS (
+    DELETE FROM mesh.stream_messages AS m
+    USING unnest(%(ids)s::bigint[], %(attempts)s::int[], %(errors)s::text[])
+          AS s(id, attempt, error)
+    WHERE m.id = s.id AND m.attempts = s.attempt AND m.lease_owner = %(owner)s
+    RETURNING m.*, s.error
+), buried AS (
+    INSERT INTO mesh.dead_letters (id, app, stream, priority, enqueued_at, attempts,
+                                   max_attempts, last_owner, last_error, payload)
+    SELECT id, app, stream, priority, enqueued_at, attempts, max_attempts, lease_owner,
+           error, payload
+    FROM settled WHERE error IS NOT NULL
+), sent AS (
+    INSERT INTO mesh.stream_messages (app, stream, priority, max_attempts, visible_at, payload)
+    SELECT f.app, f.stream, f.priority, f.max_attempts,
+           now() + f.delay * interval '1 second', f.payload::jsonb
+    FROM unnest(%(f_causes)s::bigint[], %(f_apps)s::text[], %(f_streams)s::text[],
+                %(f_priorities)s::smallint[], %(f_max_attempts)s::int[],
+                %(f_delays)s::float8[], %(f_payloads)s::text[])
+         AS f(cause, app, stream, priority, max_attempts, delay, payload)
+    JOIN settled ON settled.id = f.cause
+)
+SELECT id FROM settled;
+
+-- name: retry
+-- Release failed messages for a later attempt, fenced like settle.
+UPDATE mesh.stream_messages AS m
+SET lease_owner = NULL,
+    lease_expires_at = NULL,
+    visible_at = now() + r.delay * interval '1 second',
+    last_error = r.error
+FROM unnest(%(ids)s::bigint[], %(attempts)s::int[], %(delays)s::float8[], %(errors)s::text[])
+     AS r(id, attempt, delay, error)
+WHERE m.id = r.id AND m.attempts = r.attempt AND m.lease_owner = %(owner)s
+RETURNING m.id;
+
+-- name: reap
+-- Expired leases: messages with attempts left go back to their stream (and wake it), the
+-- rest are dead letters. Returns the dead ones so the caller can report them.
+WITH expired AS (
+    SELECT id FROM mesh.stream_messages
+    WHERE lease_owner IS NOT NULL AND lease_expires_at < now()
+    ORDER BY lease_expires_at
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+), released AS (
+    UPDATE mesh.stream_messages AS m
+    SET lease_owner = NULL,
+        lease_expires_at = NULL,
+        last_error = format('lease of %%s expired at attempt %%s (the holder stopped heartbeating)',
+                            m.lease_owner, m.attempts)
+    FROM expired
+    WHERE m.id = expired.id AND m.attempts < m.max_attempts
+    RETURNING m.app, m.stream
+), dead AS (
+    DELETE FROM mesh.stream_messages AS m
+    USING expired
+    WHERE m.id = expired.id AND m.attempts >= m.max_attempts
+    RETURNING m.*
+), buried AS (
+    INSERT INTO mesh.dead_letters (id, app, stream, priority, enqueued_at, attempts,
+                                   max_attempts, last_owner, last_error, payload)
+    SELECT id, app, stream, priority, enqueued_at, attempts, max_attempts, lease_owner,
+           format('claimed %%s times and never completed: the handler crashed or hung each '
+                  'time (last holder %%s)', attempts, lease_owner),
+           payload
+    FROM dead
+)
+SELECT 'released' AS kind, count(*) AS n, NULL::bigint AS id, NULL::int AS attempts,
+       NULL::text AS payload,
+       (SELECT count(pg_notify(mesh.stream_channel(s.app, s.stream), ''))
+        FROM (SELECT DISTINCT app, stream FROM released) AS s) AS woken
+FROM released
+UNION ALL
+SELECT 'dead', 1, id, attempts, payload::text, 0 FROM dead;
+
+-- name: release_owner
+-- Drain: give back every lease this owner still holds, in one statement, and wake the streams.
+WITH released AS (
+    UPDATE mesh.stream_messages
+    SET lease_owner = NULL, lease_expires_at = NULL
+    WHERE lease_owner = %(owner)s
+    RETURNING app, stream
+)
+SELECT count(*) AS n,
+       (SELECT count(pg_notify(mesh.stream_channel(s.app, s.stream), ''))
+        FROM (SELECT DISTINCT app, stream FROM released) AS s) AS woken
+FROM released;
+
+-- name: stream_stats
+-- Depth, lag and lease counts of every stream (of one app, or all when %(app)s is NULL),
+-- joined with dead-letter counts.
+WITH live AS (
+    SELECT app, stream,
+           count(*) FILTER (WHERE lease_owner IS NULL AND visible_at <= now()) AS ready,
+           count(*) FILTER (WHERE lease_owner IS NULL AND visible_at > now()) AS delayed,
+           count(*) FILTER (WHERE lease_owner IS NOT NULL) AS leased,
+           coalesce(extract(epoch FROM now() - min(visible_at)
+                    FILTER (WHERE lease_owner IS NULL AND visible_at <= now())), 0) AS lag
+    FROM mesh.stream_messages
+    WHERE %(app)s::text IS NULL OR app = %(app)s
+    GROUP BY app, stream
+), dead AS (
+    SELECT app, stream, count(*) AS dead_lettered
+    FROM mesh.dead_letters
+    WHERE %(app)s::text IS NULL OR app = %(app)s
+    GROUP BY app, stream
+)
+SELECT coalesce(live.app, dead.app) AS app, coalesce(live.stream, dead.stream) AS stream,
+       coalesce(ready, 0) AS ready, coalesce(delayed, 0) AS delayed,
+       coalesce(leased, 0) AS leased, coalesce(lag, 0)::float8 AS lag_seconds,
+       coalesce(dead_lettered, 0) AS dead_lettered
+FROM live FULL JOIN dead ON live.app = dead.app AND live.stream = dead.stream
+ORDER BY 1, 2;
+
+-- name: schema_version
+SELECT coalesce(max(version), 0) FROM mesh.schema_migrations;
+
+-- name: record_migration
+INSERT INTO mesh.schema_migrations (version, name) VALUES (%(version)s, %(name)s);

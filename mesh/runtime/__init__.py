@@ -1,0 +1,1 @@
+"""The trio runtime: actors with mailboxes, supervision, stream consumers and the node."""

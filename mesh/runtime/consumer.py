@@ -1,0 +1,278 @@
+"""The stream consumer: claim in batches, run handlers concurrently, settle in batches.
+
+Three duties under one nursery:
+
+- **claim loop**: claims up to ``min(batch_size, free slots)`` messages, starts one handler
+  task per message, and when the stream runs dry waits for a NOTIFY wake-up or the fallback
+  poll interval, whichever comes first. Wake-ups that arrive while a claim is running are kept
+  and cause one more claim (coalescing).
+- **heartbeat**: every ``lease / 3`` extends the leases of everything in flight in one
+  statement; a lease that could not be extended was lost, and its handler is cancelled.
+- **settle loop**: collects handler outcomes and persists whatever has accumulated in one
+  call (group commit), fenced by each message's attempt number. A slot frees only once its
+  message is settled, so in-flight counts what the database still sees leased to us.
+
+``stop_claiming()`` starts a drain: no new claims; in-flight work finishes and settles.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import trio
+
+from mesh.errors import DatabaseError, DatabaseUnavailable
+from mesh.model.ids import stream_channel
+from mesh.model.outcomes import Ack, DeadLetter, Outcome, Retry
+from mesh.pg.listener import Listener
+from mesh.runtime.streams import Settlement, StreamClaim, Streams
+from mesh.runtime.wakeup import Wakeup
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[StreamClaim], Awaitable[Outcome]]
+
+
+@dataclass(frozen=True)
+class ConsumerSettings:
+    batch_size: int = 50
+    """Messages claimed per round trip."""
+    concurrency: int = 50
+    """Messages in flight at once (claimed and not yet settled)."""
+    lease: float = 30.0
+    """Seconds a claim is leased; heartbeats extend it every lease / 3."""
+    poll_interval: float = 2.0
+    """Fallback poll when no NOTIFY arrives (NOTIFY is a hint, polling the guarantee)."""
+    settle_batch: int = 500
+
+
+@dataclass
+class _InFlight:
+    claim: StreamClaim
+    scope: trio.CancelScope
+    finished: bool = False
+
+
+@dataclass
+class ConsumerCounters:
+    claimed: int = 0
+    acked: int = 0
+    retried: int = 0
+    dead_lettered: int = 0
+    lost: int = 0
+    claims: int = 0
+    empty_claims: int = 0
+    handler_seconds_total: float = 0.0
+
+
+class StreamConsumer:
+    def __init__(
+        self,
+        streams: Streams,
+        listener: Listener,
+        *,
+        app: str,
+        stream: str,
+        handler: Handler,
+        settings: ConsumerSettings,
+    ) -> None:
+        self.streams = streams
+        self.app = app
+        self.stream = stream
+        self.settings = settings
+        self.counters = ConsumerCounters()
+        self._handler = handler
+        self._in_flight: dict[int, _InFlight] = {}
+        self._wakeup = Wakeup()
+        self._slot_freed = trio.Event()
+        self._idle = trio.Event()
+        self._idle.set()
+        self._stopping = False
+        self._settle_send, self._settle_receive = trio.open_memory_channel[Settlement](math.inf)
+        listener.subscribe(stream_channel(app, stream), self._wakeup.set)
+        listener.on_reconnect(self._wakeup.set)  # catch up on what was sent while deaf
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._in_flight)
+
+    def wake(self) -> None:
+        self._wakeup.set()
+
+    def stop_claiming(self) -> None:
+        """Begin the drain: claim nothing more; in-flight work goes on and settles."""
+        self._stopping = True
+        self._wakeup.set()
+        self._slot_freed.set()
+
+    async def wait_idle(self) -> None:
+        """Return once nothing is in flight."""
+        await self._idle.wait()
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as services:
+            services.start_soon(self._heartbeat_loop)
+            services.start_soon(self._settle_loop)
+            async with trio.open_nursery() as handlers:
+                task_status.started()
+                await self._claim_loop(handlers)
+            await self._idle.wait()
+            services.cancel_scope.cancel()
+
+    # -- claiming ---------------------------------------------------------------------------
+
+    async def _claim_loop(self, handlers: trio.Nursery) -> None:
+        backoff = 0.1
+        while not self._stopping:
+            free = self.settings.concurrency - len(self._in_flight)
+            if free <= 0:
+                self._slot_freed = trio.Event()
+                await self._slot_freed.wait()
+                continue
+            wanted = min(self.settings.batch_size, free)
+            self._wakeup.clear()
+            try:
+                claims = await self.streams.claim(
+                    self.app, self.stream, limit=wanted, lease=self.settings.lease
+                )
+            except DatabaseError as error:
+                log.warning(
+                    "event=claim_failed stream=%s error=%r retry_in=%.1fs", self.stream, str(error), backoff
+                )
+                await self._wakeup.wait(backoff)
+                backoff = min(self.settings.poll_interval, backoff * 2)
+                continue
+            backoff = 0.1
+            self.counters.claims += 1
+            self.counters.claimed += len(claims)
+            for claim in claims:
+                entry = _InFlight(claim, trio.CancelScope())
+                self._in_flight[claim.id] = entry
+                self._idle = trio.Event() if self._idle.is_set() else self._idle
+                handlers.start_soon(self._handle, entry)
+            if len(claims) < wanted:
+                if not claims:
+                    self.counters.empty_claims += 1
+                await self._wakeup.wait(self.settings.poll_interval)
+
+    async def _handle(self, entry: _InFlight) -> None:
+        with entry.scope:
+            started = trio.current_time()
+            try:
+                outcome = await self._handler(entry.claim)
+            except Exception as error:  # handlers should return outcomes; never lose the message
+                log.exception("event=handler_crashed stream=%s id=%s", self.stream, entry.claim.id)
+                outcome = _fallback_outcome(entry.claim, error)
+            self.counters.handler_seconds_total += trio.current_time() - started
+            entry.finished = True
+            self._settle_send.send_nowait(Settlement(entry.claim, outcome))
+            return
+        # Cancelled: the lease was lost (heartbeat) or the node is shutting down.
+        self._forget(entry.claim.id)
+
+    def _forget(self, message_id: int) -> None:
+        if self._in_flight.pop(message_id, None) is not None:
+            self._slot_freed.set()
+            if not self._in_flight:
+                self._idle.set()
+
+    # -- heartbeat --------------------------------------------------------------------------
+
+    async def _heartbeat_loop(self) -> None:
+        interval = self.settings.lease / 3
+        while True:
+            await trio.sleep(interval)
+            held = [entry.claim for entry in self._in_flight.values()]
+            if not held:
+                continue
+            try:
+                kept = await self.streams.extend_leases(held, self.settings.lease)
+            except DatabaseError as error:
+                log.warning("event=heartbeat_failed stream=%s error=%r", self.stream, str(error))
+                continue
+            for claim in held:
+                entry = self._in_flight.get(claim.id)
+                if entry is None or claim.id in kept or entry.finished:
+                    continue  # settled meanwhile, still ours, or its settle will tell
+                self.counters.lost += 1
+                log.warning("event=lease_lost stream=%s id=%s attempt=%s", self.stream, claim.id, claim.attempt)
+                entry.scope.cancel()
+
+    # -- settling ---------------------------------------------------------------------------
+
+    async def _settle_loop(self) -> None:
+        pending: list[Settlement] = []
+        backoff = 0.1
+        while True:
+            if not pending:
+                pending.append(await self._settle_receive.receive())
+            while len(pending) < self.settings.settle_batch:
+                try:
+                    pending.append(self._settle_receive.receive_nowait())
+                except trio.WouldBlock:
+                    break
+            try:
+                done = await self.streams.settle(pending)
+            except DatabaseUnavailable as error:
+                # Settling is fenced, so retrying the same batch is safe; leases stay
+                # heartbeated meanwhile.
+                log.warning("event=settle_failed stream=%s error=%r retry_in=%.1fs", self.stream, str(error), backoff)
+                await trio.sleep(backoff)
+                backoff = min(5.0, backoff * 2)
+                continue
+            except DatabaseError as error:
+                done = await self._settle_one_by_one(pending, error)
+            backoff = 0.1
+            self._record(pending, done)
+            pending = []
+
+    async def _settle_one_by_one(self, batch: list[Settlement], error: DatabaseError) -> set[int]:
+        """Isolate a settlement the database refuses, so it cannot block the others."""
+        log.error("event=settle_refused stream=%s size=%d error=%r", self.stream, len(batch), str(error))
+        done: set[int] = set()
+        for settlement in batch:
+            try:
+                done |= await self.streams.settle([settlement])
+            except DatabaseError as single_error:
+                log.error(
+                    "event=settle_refused stream=%s id=%s error=%r (left leased; the reaper "
+                    "will retry it)", self.stream, settlement.claim.id, str(single_error),
+                )
+        return done
+
+    def _record(self, batch: list[Settlement], done: set[int]) -> None:
+        for settlement in batch:
+            message_id = settlement.claim.id
+            if message_id not in done:
+                self.counters.lost += 1
+                log.warning("event=lease_lost_at_settle stream=%s id=%s", self.stream, message_id)
+            elif isinstance(settlement.outcome, Ack):
+                self.counters.acked += 1
+            elif isinstance(settlement.outcome, Retry):
+                self.counters.retried += 1
+            else:
+                self.counters.dead_lettered += 1
+            self._forget(message_id)
+
+    def statistics(self) -> dict[str, object]:
+        return {
+            "stream": self.stream,
+            "in_flight": len(self._in_flight),
+            "claimed": self.counters.claimed,
+            "acked": self.counters.acked,
+            "retried": self.counters.retried,
+            "dead_lettered": self.counters.dead_lettered,
+            "lost": self.counters.lost,
+            "wakeups": self._wakeup.count,
+            "draining": self._stopping,
+        }
+
+
+def _fallback_outcome(claim: StreamClaim, error: Exception) -> Outcome:
+    message = f"{type(error).__name__}: {error}"
+    if claim.attempt >= claim.max_attempts:
+        return DeadLetter(error=message)
+    return Retry(delay=1.0, error=message)

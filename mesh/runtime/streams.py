@@ -1,0 +1,44 @@
+"""Streams as trio code sees them: each operation one bridged database call."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from mesh.model.outcomes import Outgoing
+from mesh.pg import streams
+from mesh.pg.database import Database
+from mesh.pg.streams import DeadMessage, Settlement, StreamClaim, StreamStats
+
+__all__ = ["DeadMessage", "Settlement", "StreamClaim", "StreamStats", "Streams"]
+
+
+class Streams:
+    """The stream operations of one node, over its database pool."""
+
+    def __init__(self, db: Database, owner: str) -> None:
+        self.db = db
+        self.owner = owner
+
+    async def enqueue(self, messages: Sequence[Outgoing]) -> list[int]:
+        return await self.db.run(streams.enqueue, messages)
+
+    async def claim(self, app: str, stream: str, *, limit: int, lease: float) -> list[StreamClaim]:
+        return await self.db.run(
+            streams.claim, app=app, stream=stream, owner=self.owner, limit=limit, lease=lease
+        )
+
+    async def extend_leases(self, claims: Sequence[StreamClaim], lease: float) -> set[int]:
+        return await self.db.run(streams.extend_leases, owner=self.owner, claims=claims, lease=lease)
+
+    async def settle(self, settlements: Sequence[Settlement]) -> set[int]:
+        return await self.db.run(streams.settle, owner=self.owner, settlements=settlements)
+
+    async def reap(self, limit: int = 1000) -> tuple[int, list[DeadMessage]]:
+        return await self.db.run(streams.reap, limit=limit)
+
+    async def release_all(self) -> int:
+        """Give back every lease this node holds (drain)."""
+        return await self.db.run(streams.release_owner, owner=self.owner)
+
+    async def stats(self, app: str | None = None) -> list[StreamStats]:
+        return await self.db.run(streams.stream_stats, app)

@@ -1,0 +1,66 @@
+"""Activity functions the tests name by dotted path (``tests.activities:...``)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from typing import Any
+
+import trio
+
+from mesh import NonRetryableError, Pending
+
+calls: list[Any] = []
+threads: list[str] = []
+gate = threading.Event()
+
+
+async def echo(data: Any) -> Any:
+    return {"echo": data}
+
+
+def sync_echo(data: Any) -> Any:
+    threads.append(threading.current_thread().name)
+    return {"echo": data}
+
+
+async def work_a_little(data: Any) -> Any:
+    await trio.sleep(0.01)  # simulated work, not synchronisation
+    return {"n": data["n"]}
+
+
+def block_one_second(data: Any) -> Any:
+    time.sleep(1.0)  # simulated slow work, not synchronisation
+    return {"n": data["n"]}
+
+
+def always_fails(data: Any) -> Any:
+    raise ValueError(f"cannot handle {data!r}")
+
+
+def refuses(data: Any) -> Any:
+    raise NonRetryableError("this order can never be shipped", code=422)
+
+
+def returns_unserialisable(data: Any) -> Any:
+    return {"when": object()}
+
+
+async def stays_open(data: Any) -> Any:
+    return Pending({"progress": 50})
+
+
+def waits_for_gate(data: Any) -> Any:
+    calls.append(data)
+    gate.wait(30)
+    return {"released": True}
+
+
+def kills_its_process(data: Any) -> Any:
+    os.kill(os.getpid(), signal.SIGKILL)
+    return None
+
+
+not_a_function = 42

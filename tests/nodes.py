@@ -1,0 +1,64 @@
+"""Running an in-process node with worker actors for a test."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import psycopg
+import trio
+
+from actors.maintenance import ReaperActor
+from actors.worker import WorkerActor
+from mesh.model.ids import new_guid
+from mesh.model.messages import ActivityRequest, ActivityResponse, decode, encode
+from mesh.model.outcomes import Outgoing
+from mesh.model.retry import RetryPolicy
+from mesh.pg import streams
+from mesh.runtime.actor import Actor
+from mesh.runtime.consumer import ConsumerSettings
+from mesh.runtime.node import Node
+
+APP = "shop"
+TOPIC = "work"
+
+
+@asynccontextmanager
+async def running_node(
+    dsn: str,
+    function: Callable[..., Any],
+    *,
+    settings: ConsumerSettings | None = None,
+    retry: RetryPolicy | None = None,
+    reap_interval: float | None = None,
+    listener_check_interval: float = 5.0,
+) -> AsyncIterator[tuple[Node, WorkerActor]]:
+    node = Node(dsn, app=APP, listener_check_interval=listener_check_interval)
+    worker = WorkerActor(node, topic=TOPIC, function=function, settings=settings or ConsumerSettings(poll_interval=0.5), retry=retry or RetryPolicy())
+    actors: list[Actor[Any]] = [worker]
+    if reap_interval is not None:
+        actors.append(ReaperActor(node.streams, interval=reap_interval))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(lambda task_status: node.run(actors, handle_signals=False, task_status=task_status))
+        try:
+            yield node, worker
+        finally:
+            node.request_stop()
+
+
+def send(conn: psycopg.Connection, *data: Any, retry: RetryPolicy | None = None, topic: str = TOPIC) -> list[str]:
+    """Enqueue one request per ``data`` item; returns the request ids."""
+    requests = [ActivityRequest(id=new_guid(), app=APP, topic=topic, data=d, retry=retry) for d in data]
+    streams.enqueue(conn, [
+        Outgoing(app=APP, stream=topic, payload=encode(r), max_attempts=(retry or RetryPolicy()).maximum_attempts)
+        for r in requests
+    ])
+    return [r.id for r in requests]
+
+
+def responses(conn: psycopg.Connection) -> list[ActivityResponse]:
+    rows = conn.execute("SELECT payload::text FROM mesh.stream_messages WHERE app = %s AND stream = 'engine' ORDER BY id", (APP,)).fetchall()
+    found = [decode(row[0]) for row in rows]
+    assert all(isinstance(r, ActivityResponse) for r in found)
+    return found  # type: ignore[return-value]

@@ -1,0 +1,67 @@
+"""The schema: migrations reproduce schema.sql; nodes refuse a schema that is behind."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+import trio
+
+from mesh.errors import SchemaOutOfDate
+from mesh.pg.migrations import check_schema, current_version, latest_version, migrate
+from mesh.runtime.node import Node
+
+CATALOG = """
+SELECT 'column', table_name || '.' || column_name || ' ' || data_type || ' ' || is_nullable
+       || ' ' || coalesce(column_default, '')
+FROM information_schema.columns WHERE table_schema = 'mesh'
+UNION ALL
+SELECT 'index', indexdef FROM pg_indexes WHERE schemaname = 'mesh'
+UNION ALL
+SELECT 'function', p.proname || ' ' || md5(pg_get_functiondef(p.oid))
+FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'mesh'
+UNION ALL
+SELECT 'trigger', tgname || ' ' || pg_get_triggerdef(t.oid)
+FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = 'mesh' AND NOT t.tgisinternal
+UNION ALL
+SELECT 'constraint', conname || ' ' || pg_get_constraintdef(c.oid)
+FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace WHERE n.nspname = 'mesh'
+ORDER BY 1, 2
+"""
+
+
+def _catalog(conn: psycopg.Connection) -> list[tuple[str, str]]:
+    return conn.execute(CATALOG).fetchall()
+
+
+def test_migrations__produce_the_same_schema_as_schema_sql(server_dsn: str, empty_dsn: str, dsn: str) -> None:
+    with psycopg.connect(empty_dsn, autocommit=True) as stepwise:
+        assert migrate(stepwise, use_schema_file=False) == list(range(1, latest_version() + 1))
+        stepwise_catalog = _catalog(stepwise)
+    with psycopg.connect(dsn, autocommit=True) as fresh:  # the template used schema.sql
+        fresh_catalog = _catalog(fresh)
+    assert stepwise_catalog == fresh_catalog
+    assert len(fresh_catalog) > 20
+
+
+def test_migrate__is_idempotent(conn: psycopg.Connection) -> None:
+    assert migrate(conn) == []
+    assert current_version(conn) == latest_version()
+    check_schema(conn)
+
+
+def test_check_schema__refuses_a_missing_schema_with_the_fix(empty_dsn: str) -> None:
+    with psycopg.connect(empty_dsn, autocommit=True) as conn, pytest.raises(SchemaOutOfDate, match="run `mesh migrate`"):
+        check_schema(conn)
+
+
+def test_check_schema__refuses_a_newer_schema(conn: psycopg.Connection) -> None:
+    conn.execute("INSERT INTO mesh.schema_migrations (version, name) VALUES (999, 'future')")
+    with pytest.raises(SchemaOutOfDate, match="upgrade mesh"):
+        check_schema(conn)
+
+
+async def test_node__refuses_to_start_on_an_unmigrated_database(empty_dsn: str) -> None:
+    node = Node(empty_dsn, app="a")
+    with trio.fail_after(20), pytest.raises(SchemaOutOfDate, match="mesh migrate"):
+        await node.run([], handle_signals=False)

@@ -1,0 +1,43 @@
+"""The claim query must use its index with a large backlog (cost flat as the backlog grows)."""
+
+from __future__ import annotations
+
+import json
+
+import psycopg
+
+from mesh.pg.queries import query
+
+
+def _plan(conn: psycopg.Connection, app: str, stream: str) -> str:
+    conn.execute("SET plan_cache_mode = force_generic_plan")
+    row = conn.execute(
+        "EXPLAIN (FORMAT JSON) " + query("claim"),
+        {"app": app, "stream": stream, "owner": "n1", "limit": 50, "lease": 30},
+    ).fetchone()
+    assert row is not None
+    return json.dumps(row[0])
+
+
+def test_claim__uses_the_claim_index_with_a_100k_backlog(conn: psycopg.Connection) -> None:
+    # 100k ready messages across 4 streams and 2 apps, plus 20k leased ones and 20k delayed.
+    conn.execute(
+        """
+        INSERT INTO mesh.stream_messages (app, stream, payload, lease_owner, lease_expires_at, visible_at)
+        SELECT CASE WHEN n % 2 = 0 THEN 'shop' ELSE 'other' END,
+               'topic-' || (n % 4),
+               '{"type": "request", "id": "x", "app": "shop", "topic": "t"}',
+               CASE WHEN n % 7 = 0 THEN 'someone' END,
+               CASE WHEN n % 7 = 0 THEN now() + interval '1 minute' END,
+               CASE WHEN n % 11 = 0 THEN now() + interval '1 hour' ELSE now() END
+        FROM generate_series(1, 140000) AS n
+        """
+    )
+    conn.execute("ANALYZE mesh.stream_messages")
+    plan = _plan(conn, "shop", "topic-0")
+    assert "stream_messages_claim" in plan, plan
+    assert '"Seq Scan"' not in plan, plan
+
+    # And it claims what it should: 50 visible, unleased messages of that stream.
+    rows = conn.execute(query("claim"), {"app": "shop", "stream": "topic-0", "owner": "n1", "limit": 50, "lease": 30}).fetchall()
+    assert len(rows) == 50
