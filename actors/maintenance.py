@@ -46,7 +46,13 @@ class ReaperActor(Actor[None]):
         if released:
             log.info("event=leases_reclaimed count=%d", released)
         for message in dead:
-            log.warning("event=poison_dead_lettered id=%s attempts=%d", message.id, message.attempts)
+            log.warning(
+                "event=poison_dead_lettered id=%s attempts=%d", message.id, message.attempts
+            )
 
     def statistics(self) -> dict[str, Any]:
-        return {**super().statistics(), "released": self.released, "dead_lettered": self.dead_lettered}
+        return {
+            **super().statistics(),
+            "released": self.released,
+            "dead_lettered": self.dead_lettered,
+        }

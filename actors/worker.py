@@ -85,7 +85,9 @@ class WorkerActor(Actor[None]):
         except InvalidPayload as error:
             return DeadLetter(error=f"undecodable message: {error}")
         if not isinstance(request, ActivityRequest):
-            return DeadLetter(error=f"worker topic {self.topic!r} received a {type(request).__name__}")
+            return DeadLetter(
+                error=f"worker topic {self.topic!r} received a {type(request).__name__}"
+            )
         try:
             result = await self._call(request.data)
         except NonRetryableError as error:
@@ -97,7 +99,11 @@ class WorkerActor(Actor[None]):
                 return self._give_up(request, claim, error)
             log.info(
                 "event=activity_retry topic=%s id=%s attempt=%d delay=%.1fs error=%r",
-                self.topic, request.id, claim.attempt, decision.delay, str(error),
+                self.topic,
+                request.id,
+                claim.attempt,
+                decision.delay,
+                str(error),
             )
             return Retry(delay=decision.delay, error=_describe(error))
         if isinstance(result, Pending):
@@ -130,9 +136,14 @@ class WorkerActor(Actor[None]):
         description = _describe(error)
         log.warning(
             "event=activity_failed topic=%s id=%s attempts=%d error=%r",
-            self.topic, request.id, claim.attempt, description,
+            self.topic,
+            request.id,
+            claim.attempt,
+            description,
         )
-        info = ErrorInfo(message=description, type=type(error).__name__, code=code, retryable=retryable)
+        info = ErrorInfo(
+            message=description, type=type(error).__name__, code=code, retryable=retryable
+        )
         response = error_response(request, info, claim.attempt)
         return DeadLetter(error=description, follow_ups=(reply(request, response),))
 

@@ -46,7 +46,14 @@ class _Collector(Actor[None]):
         self.latencies: list[float] = []
         self.finished_at = 0.0
         self.done = trio.Event()
-        self.consumer = StreamConsumer(node.streams, node.listener, app=node.app, stream=ENGINE_STREAM, handler=self._record, settings=settings)
+        self.consumer = StreamConsumer(
+            node.streams,
+            node.listener,
+            app=node.app,
+            stream=ENGINE_STREAM,
+            handler=self._record,
+            settings=settings,
+        )
 
     async def _record(self, claim: StreamClaim) -> Outcome:
         response = decode(claim.payload)
@@ -74,26 +81,38 @@ def _requests(app: str, count: int) -> list[Outgoing]:
         Outgoing(
             app=app,
             stream=TOPIC,
-            payload=encode(ActivityRequest(id=new_guid(), app=app, topic=TOPIC, data={"n": i}, sent_at=now)),
+            payload=encode(
+                ActivityRequest(id=new_guid(), app=app, topic=TOPIC, data={"n": i}, sent_at=now)
+            ),
             max_attempts=DEFAULT_RETRY_POLICY.maximum_attempts,
         )
         for i in range(count)
     ]
 
 
-async def _run_mesh(dsn: str, *, messages: int, batch: int, workers: int, concurrency: int) -> dict[str, Any]:
+async def _run_mesh(
+    dsn: str, *, messages: int, batch: int, workers: int, concurrency: int
+) -> dict[str, Any]:
     from actors.worker import WorkerActor
 
     app = f"bench-{new_guid()[:8].lower()}"
     node = Node(dsn, app=app, pool_size=workers * 2 + 4)
-    settings = ConsumerSettings(batch_size=batch, concurrency=concurrency, lease=30.0, poll_interval=2.0)
+    settings = ConsumerSettings(
+        batch_size=batch, concurrency=concurrency, lease=30.0, poll_interval=2.0
+    )
     actors: list[Actor[Any]] = [
         WorkerActor(node, topic=TOPIC, function=echo, settings=settings, retry=DEFAULT_RETRY_POLICY)
         for _ in range(workers)
     ]
-    collector = _Collector(node, messages, ConsumerSettings(batch_size=batch * 4, concurrency=batch * 8, lease=30.0))
+    collector = _Collector(
+        node, messages, ConsumerSettings(batch_size=batch * 4, concurrency=batch * 8, lease=30.0)
+    )
     async with trio.open_nursery() as nursery:
-        await nursery.start(lambda task_status: node.run([*actors, collector], handle_signals=False, task_status=task_status))
+        await nursery.start(
+            lambda task_status: node.run(
+                [*actors, collector], handle_signals=False, task_status=task_status
+            )
+        )
         started = time.perf_counter()
         for offset in range(0, messages, batch):
             await node.streams.enqueue(_requests(app, min(batch, messages - offset)))
@@ -121,11 +140,17 @@ def _percentile(ordered: list[float], percent: float) -> float:
     return ordered[index]
 
 
-def bench_streams(dsn: str, *, messages: int, batch: int, workers: int, concurrency: int, baseline: bool) -> dict[str, Any]:
+def bench_streams(
+    dsn: str, *, messages: int, batch: int, workers: int, concurrency: int, baseline: bool
+) -> dict[str, Any]:
     with connect_sync(dsn, "mesh-bench") as conn:
         migrate(conn)
         facts = server_facts(conn)
-    result = trio.run(lambda: _run_mesh(dsn, messages=messages, batch=batch, workers=workers, concurrency=concurrency))
+    result = trio.run(
+        lambda: _run_mesh(
+            dsn, messages=messages, batch=batch, workers=workers, concurrency=concurrency
+        )
+    )
     result["settings"] = {
         "batch": batch,
         "workers": workers,
@@ -136,7 +161,9 @@ def bench_streams(dsn: str, *, messages: int, batch: int, workers: int, concurre
         "database": redact(dsn),
         **facts,
     }
-    result["measured"] = "first enqueue to last response claimed by the collector; latency per message from its enqueue"
+    result["measured"] = (
+        "first enqueue to last response claimed by the collector; latency per message from its enqueue"
+    )
     if baseline:
         payloads = [o.payload.decode() for o in _requests("baseline", messages)]
         raw = run_raw_sql_baseline(dsn, payloads=payloads, batch=batch, workers=workers)

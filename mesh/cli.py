@@ -49,23 +49,42 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mesh", description=__doc__)
     parser.add_argument("--version", action="version", version=f"mesh {__version__}")
-    parser.add_argument("--config", metavar="PATH", help="config file (default: $MESH_CONFIG or config/mesh.yaml)")
+    parser.add_argument(
+        "--config", metavar="PATH", help="config file (default: $MESH_CONFIG or config/mesh.yaml)"
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     db = commands.add_parser("db", help="database commands")
     db_commands = db.add_subparsers(dest="db_command", metavar="COMMAND", required=True)
-    db_commands.add_parser("url", help="print the database URL in use (starts the embedded server if needed)").set_defaults(handler=_db_url)
+    db_commands.add_parser(
+        "url", help="print the database URL in use (starts the embedded server if needed)"
+    ).set_defaults(handler=_db_url)
 
-    commands.add_parser("migrate", help="create or upgrade the mesh schema (once per deploy)").set_defaults(handler=_migrate)
+    commands.add_parser(
+        "migrate", help="create or upgrade the mesh schema (once per deploy)"
+    ).set_defaults(handler=_migrate)
 
     run = commands.add_parser("run", help="run a node until SIGTERM")
-    run.add_argument("--role", action="append", choices=["engine", "quorum", "worker"], help="roles to run (repeatable; default: the config's)")
-    run.add_argument("--topic", action="append", help="worker topics to serve (repeatable; default: all configured)")
+    run.add_argument(
+        "--role",
+        action="append",
+        choices=["engine", "quorum", "worker"],
+        help="roles to run (repeatable; default: the config's)",
+    )
+    run.add_argument(
+        "--topic",
+        action="append",
+        help="worker topics to serve (repeatable; default: all configured)",
+    )
     run.set_defaults(handler=_run)
 
-    streams = commands.add_parser("streams", help="show each stream's depth, lag, leases and dead letters")
+    streams = commands.add_parser(
+        "streams", help="show each stream's depth, lag, leases and dead letters"
+    )
     streams.add_argument("--json", action="store_true", help="print JSON")
-    streams.add_argument("--all-apps", action="store_true", help="every app, not only the configured one")
+    streams.add_argument(
+        "--all-apps", action="store_true", help="every app, not only the configured one"
+    )
     streams.set_defaults(handler=_streams)
     stream_commands = streams.add_subparsers(dest="streams_command", metavar="COMMAND")
     send = stream_commands.add_parser("send", help="enqueue one activity request on a worker topic")
@@ -76,12 +95,20 @@ def _parser() -> argparse.ArgumentParser:
 
     bench = commands.add_parser("bench", help="benchmarks that print JSON")
     bench_commands = bench.add_subparsers(dest="bench_command", metavar="COMMAND", required=True)
-    bench_streams = bench_commands.add_parser("streams", help="end-to-end stream throughput and latency")
+    bench_streams = bench_commands.add_parser(
+        "streams", help="end-to-end stream throughput and latency"
+    )
     bench_streams.add_argument("--messages", type=int, default=20000)
     bench_streams.add_argument("--batch", type=int, default=50)
     bench_streams.add_argument("--workers", type=int, default=4, help="consumers on the topic")
-    bench_streams.add_argument("--concurrency", type=int, default=0, help="in flight per consumer (default: 2 x batch)")
-    bench_streams.add_argument("--baseline", action="store_true", help="also run raw SQL doing the same work and report the ratio")
+    bench_streams.add_argument(
+        "--concurrency", type=int, default=0, help="in flight per consumer (default: 2 x batch)"
+    )
+    bench_streams.add_argument(
+        "--baseline",
+        action="store_true",
+        help="also run raw SQL doing the same work and report the ratio",
+    )
     bench_streams.add_argument("--json", action="store_true", help="print JSON (the only format)")
     bench_streams.set_defaults(handler=_bench_streams)
 
@@ -156,7 +183,16 @@ def _streams(args: argparse.Namespace) -> int:
     if not rows:
         print(f"no messages in any stream of app {config.app!r}")
         return 0
-    headers = ["app", "stream", "depth", "ready", "delayed", "leased", "lag_seconds", "dead_lettered"]
+    headers = [
+        "app",
+        "stream",
+        "depth",
+        "ready",
+        "delayed",
+        "leased",
+        "lag_seconds",
+        "dead_lettered",
+    ]
     widths = {h: max(len(h), *(len(str(r[h])) for r in rows)) for h in headers}
     print("  ".join(h.ljust(widths[h]) for h in headers))
     for row in rows:
@@ -175,12 +211,34 @@ def _streams_send(args: argparse.Namespace) -> int:
     validate_topic(args.topic)
     data = parse_json(args.payload, "the JSON argument")
     policy = config.retry_policy(next((w for w in config.workers if w.topic == args.topic), None))
-    request = ActivityRequest(id=new_guid(), app=config.app, topic=args.topic, data=data, retry=policy, sent_at=time.time())
-    outgoing = Outgoing(app=config.app, stream=args.topic, payload=encode(request), max_attempts=policy.maximum_attempts, delay=args.delay)
+    request = ActivityRequest(
+        id=new_guid(),
+        app=config.app,
+        topic=args.topic,
+        data=data,
+        retry=policy,
+        sent_at=time.time(),
+    )
+    outgoing = Outgoing(
+        app=config.app,
+        stream=args.topic,
+        payload=encode(request),
+        max_attempts=policy.maximum_attempts,
+        delay=args.delay,
+    )
     with connect_sync(_dsn(config)) as conn:
         _require_schema(conn)
         (message_id,) = enqueue(conn, [outgoing])
-    print(json.dumps({"app": config.app, "topic": args.topic, "request_id": request.id, "message_id": message_id}))
+    print(
+        json.dumps(
+            {
+                "app": config.app,
+                "topic": args.topic,
+                "request_id": request.id,
+                "message_id": message_id,
+            }
+        )
+    )
     return 0
 
 
@@ -196,7 +254,11 @@ def _bench_streams(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     configure_logging(os.environ.get("MESH_LOG_LEVEL") or "warn")
     if min(args.messages, args.batch, args.workers) < 1:
-        raise ConfigError("<command line>", "bench streams", "--messages, --batch and --workers must be at least 1")
+        raise ConfigError(
+            "<command line>",
+            "bench streams",
+            "--messages, --batch and --workers must be at least 1",
+        )
     result = bench_streams(
         _dsn(config),
         messages=args.messages,

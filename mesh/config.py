@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -29,27 +30,27 @@ class _Strict(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     pass
 
 
-class DatabaseConfig(_Strict):
+class DatabaseConfig(_Strict, forbid_unknown_fields=True, frozen=True):
     url: str = ""
     """Empty: the embedded server under .mesh/pg."""
     pool_size: int = 8
     statement_timeout: Duration = "30 seconds"
 
 
-class RetryConfig(_Strict):
+class RetryConfig(_Strict, forbid_unknown_fields=True, frozen=True):
     maximum_attempts: int = 3
     backoff_coefficient: float = 10.0
     maximum_interval: Duration = "120 seconds"
 
 
-class StreamsConfig(_Strict):
+class StreamsConfig(_Strict, forbid_unknown_fields=True, frozen=True):
     lease: Duration = "30 seconds"
     poll_interval: Duration = "2 seconds"
     reap_interval: Duration = "2 seconds"
     batch_size: int = 50
 
 
-class WorkerConfig(_Strict):
+class WorkerConfig(_Strict, forbid_unknown_fields=True, frozen=True):
     topic: str
     function: str
     concurrency: int = 10
@@ -57,18 +58,18 @@ class WorkerConfig(_Strict):
     retry: RetryConfig | None = None
 
 
-class NodeConfig(_Strict):
+class NodeConfig(_Strict, forbid_unknown_fields=True, frozen=True):
     roles: list[Role] = msgspec.field(default_factory=lambda: ["engine", "quorum", "worker"])
     drain_timeout: Duration = "30 seconds"
     listener_check_interval: Duration = "5 seconds"
 
 
-class MetricsConfig(_Strict):
+class MetricsConfig(_Strict, forbid_unknown_fields=True, frozen=True):
     port: int = 0
     """0: no metrics server (or ``PORT`` from a Procfile runner when set)."""
 
 
-class Config(_Strict):
+class Config(_Strict, forbid_unknown_fields=True, frozen=True):
     app: str = "mesh"
     database: DatabaseConfig = DatabaseConfig()
     node: NodeConfig = NodeConfig()
@@ -94,7 +95,9 @@ _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _MSGSPEC_PATH = re.compile(r" - at `\$(.*)`$")
 
 
-def substitute(value: Any, source: str, environ: dict[str, str] | None = None, path: str = "") -> Any:
+def substitute(
+    value: Any, source: str, environ: Mapping[str, str] | None = None, path: str = ""
+) -> Any:
     """Replace ``${VAR}`` / ``${VAR:-default}`` in every string of a parsed YAML document.
 
     Substituting after parsing keeps comments inert and values from breaking the YAML syntax.
@@ -102,7 +105,10 @@ def substitute(value: Any, source: str, environ: dict[str, str] | None = None, p
     """
     env = os.environ if environ is None else environ
     if isinstance(value, dict):
-        return {k: substitute(v, source, env, f"{path}.{k}" if path else str(k)) for k, v in value.items()}
+        return {
+            k: substitute(v, source, env, f"{path}.{k}" if path else str(k))
+            for k, v in value.items()
+        }
     if isinstance(value, list):
         return [substitute(v, source, env, f"{path}[{i}]") for i, v in enumerate(value)]
     if not isinstance(value, str):
@@ -115,7 +121,9 @@ def substitute(value: Any, source: str, environ: dict[str, str] | None = None, p
         if default is not None:
             return default
         raise ConfigError(
-            source, path, f"environment variable {name} is not set",
+            source,
+            path,
+            f"environment variable {name} is not set",
             f"export {name}=... or write ${{{name}:-default}}",
         )
 
@@ -129,7 +137,9 @@ def load_config(path: str | Path | None = None, environ: dict[str, str] | None =
     """
     env = dict(os.environ if environ is None else environ)
     if path is None:
-        path = env.get("MESH_CONFIG") or ("config/mesh.yaml" if Path("config/mesh.yaml").exists() else None)
+        path = env.get("MESH_CONFIG") or (
+            "config/mesh.yaml" if Path("config/mesh.yaml").exists() else None
+        )
     if path is None:
         config = Config()
     else:
@@ -137,7 +147,12 @@ def load_config(path: str | Path | None = None, environ: dict[str, str] | None =
         try:
             text = Path(path).read_text(encoding="utf-8")
         except OSError as error:
-            raise ConfigError(source, "", f"cannot read the file: {error.strerror}", "pass --config PATH to an existing file") from error
+            raise ConfigError(
+                source,
+                "",
+                f"cannot read the file: {error.strerror}",
+                "pass --config PATH to an existing file",
+            ) from error
         config = parse_config(text, source, env)
     return _apply_overrides(config, env)
 
@@ -149,11 +164,18 @@ def parse_config(text: str, source: str, environ: dict[str, str] | None = None) 
         mark = getattr(error, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(error, "problem", None) or str(error)
-        raise ConfigError(source, where, f"invalid YAML: {problem}", "fix the YAML syntax there") from error
+        raise ConfigError(
+            source, where, f"invalid YAML: {problem}", "fix the YAML syntax there"
+        ) from error
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
-        raise ConfigError(source, "", f"the top level must be a mapping, not {type(raw).__name__}", "start with 'app: my-app'")
+        raise ConfigError(
+            source,
+            "",
+            f"the top level must be a mapping, not {type(raw).__name__}",
+            "start with 'app: my-app'",
+        )
     raw.pop("source", None)
     raw = substitute(raw, source, environ)
     try:
@@ -174,13 +196,20 @@ def _config_error(source: str, message: str) -> ConfigError:
     if unknown:
         key = unknown.group(1)
         full = f"{path}.{key}" if path else key
-        return ConfigError(source, full, f"unknown key {key!r}", "remove it or check its spelling against the README's configuration section")
+        return ConfigError(
+            source,
+            full,
+            f"unknown key {key!r}",
+            "remove it or check its spelling against the README's configuration section",
+        )
     missing = re.match(r"Object missing required field `([^`]+)`", problem)
     if missing:
         key = missing.group(1)
         full = f"{path}.{key}" if path else key
         return ConfigError(source, full, "required key is missing", f"add '{key}: ...'")
-    return ConfigError(source, path or "(top level)", problem, "see the README's configuration section")
+    return ConfigError(
+        source, path or "(top level)", problem, "see the README's configuration section"
+    )
 
 
 def validate(config: Config) -> None:
@@ -204,10 +233,20 @@ def validate(config: Config) -> None:
         prefix = f"workers[{index}]"
         _check(source, f"{prefix}.topic", lambda worker=worker: validate_topic(worker.topic))
         if worker.topic in seen:
-            raise ConfigError(source, f"{prefix}.topic", f"topic {worker.topic!r} is configured twice", "merge the two entries or raise concurrency")
+            raise ConfigError(
+                source,
+                f"{prefix}.topic",
+                f"topic {worker.topic!r} is configured twice",
+                "merge the two entries or raise concurrency",
+            )
         seen.add(worker.topic)
         if ":" not in worker.function:
-            raise ConfigError(source, f"{prefix}.function", f"{worker.function!r} is not a function path", "write 'package.module:function'")
+            raise ConfigError(
+                source,
+                f"{prefix}.function",
+                f"{worker.function!r} is not a function path",
+                "write 'package.module:function'",
+            )
         _positive(source, f"{prefix}.concurrency", worker.concurrency)
         if worker.batch_size is not None:
             _positive(source, f"{prefix}.batch_size", worker.batch_size)
@@ -239,6 +278,11 @@ def _apply_overrides(config: Config, env: dict[str, str]) -> Config:
     if env.get("MESH_LOG_LEVEL"):
         level = env["MESH_LOG_LEVEL"].lower()
         if level not in ("debug", "info", "warn", "warning", "error", "silent"):
-            raise ConfigError("<env>", "MESH_LOG_LEVEL", f"unknown level {level!r}", "use debug, info, warn, error or silent")
+            raise ConfigError(
+                "<env>",
+                "MESH_LOG_LEVEL",
+                f"unknown level {level!r}",
+                "use debug, info, warn, error or silent",
+            )
         changes["log_level"] = level
     return msgspec.structs.replace(config, **changes) if changes else config

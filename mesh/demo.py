@@ -43,8 +43,12 @@ def demo_config() -> Config:
 def _request(config: Config, topic: str, data: Any) -> Outgoing:
     worker = next(w for w in config.workers if w.topic == topic)
     policy = config.retry_policy(worker)
-    request = ActivityRequest(id=new_guid(), app=config.app, topic=topic, data=data, retry=policy, sent_at=time.time())
-    return Outgoing(app=config.app, stream=topic, payload=encode(request), max_attempts=policy.maximum_attempts)
+    request = ActivityRequest(
+        id=new_guid(), app=config.app, topic=topic, data=data, retry=policy, sent_at=time.time()
+    )
+    return Outgoing(
+        app=config.app, stream=topic, payload=encode(request), max_attempts=policy.maximum_attempts
+    )
 
 
 class _Coordinator(Actor[None]):
@@ -61,7 +65,14 @@ class _Coordinator(Actor[None]):
         self.order_seconds: list[float] = []
         self.done = trio.Event()
         settings = ConsumerSettings(batch_size=100, concurrency=200, lease=10.0, poll_interval=1.0)
-        self.consumer = StreamConsumer(node.streams, node.listener, app=config.app, stream=ENGINE_STREAM, handler=self.route, settings=settings)
+        self.consumer = StreamConsumer(
+            node.streams,
+            node.listener,
+            app=config.app,
+            stream=ENGINE_STREAM,
+            handler=self.route,
+            settings=settings,
+        )
 
     async def route(self, claim: StreamClaim) -> Outcome:
         response = decode(claim.payload)
@@ -71,7 +82,11 @@ class _Coordinator(Actor[None]):
             return self._finish(response, "failed")
         if response.topic == "inventory.check":
             data = response.data
-            topic = "inventory.reserve" if data["availableQty"] >= data["requestedQty"] else "inventory.backorder.notify"
+            topic = (
+                "inventory.reserve"
+                if data["availableQty"] >= data["requestedQty"]
+                else "inventory.backorder.notify"
+            )
             return Ack(follow_ups=(_request(self.config, topic, data),))
         return self._finish(response, response.data["status"])
 
@@ -109,11 +124,19 @@ def run_demo(operator_config: Config, dsn: str, *, orders: int) -> int:
 
     async def main() -> None:
         async with trio.open_nursery() as nursery:
-            await nursery.start(lambda task_status: node.run([*workers, coordinator], task_status=task_status))
-            await node.streams.enqueue([
-                _request(config, "inventory.check", {"orderId": f"order-{i:03d}", "sku": SKUS[i % len(SKUS)], "qty": 1 + i % 5})
-                for i in range(orders)
-            ])
+            await nursery.start(
+                lambda task_status: node.run([*workers, coordinator], task_status=task_status)
+            )
+            await node.streams.enqueue(
+                [
+                    _request(
+                        config,
+                        "inventory.check",
+                        {"orderId": f"order-{i:03d}", "sku": SKUS[i % len(SKUS)], "qty": 1 + i % 5},
+                    )
+                    for i in range(orders)
+                ]
+            )
             with trio.move_on_after(120) as scope:
                 await coordinator.done.wait()
             if scope.cancelled_caught:
@@ -129,8 +152,13 @@ def run_demo(operator_config: Config, dsn: str, *, orders: int) -> int:
     finished = sum(coordinator.outcomes.values())
     summary = ", ".join(f"{count} {name}" for name, count in sorted(coordinator.outcomes.items()))
     p50 = statistics.median(coordinator.order_seconds) * 1000 if coordinator.order_seconds else 0.0
-    print(f"orders: {summary} ({finished}/{orders} finished in {elapsed:.2f} s, median {p50:.0f} ms per order)")
+    print(
+        f"orders: {summary} ({finished}/{orders} finished in {elapsed:.2f} s, median {p50:.0f} ms per order)"
+    )
     with connect_sync(dsn, "mesh-demo") as conn:
         left = [s for s in stream_stats(conn, config.app) if s.depth or s.dead_lettered]
-    print("streams afterwards: " + ("empty, nothing pending, leased or dead-lettered" if not left else str(left)))
+    print(
+        "streams afterwards: "
+        + ("empty, nothing pending, leased or dead-lettered" if not left else str(left))
+    )
     return 0 if finished == orders and coordinator.outcomes["failed"] == 0 else 1

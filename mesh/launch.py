@@ -41,13 +41,20 @@ def build_actors(
 
     roles = roles or list(config.node.roles)
     streams = config.streams
-    actors: list[Actor[Any]] = [ReaperActor(node.streams, interval=config.seconds(streams.reap_interval))]
+    actors: list[Actor[Any]] = [
+        ReaperActor(node.streams, interval=config.seconds(streams.reap_interval))
+    ]
     if "worker" not in roles:
         return actors
     known = {w.topic for w in config.workers}
     for topic in topics or []:
         if topic not in known:
-            raise ConfigError(config.source, "workers", f"no worker is configured for topic {topic!r}", f"configured topics: {', '.join(sorted(known)) or 'none'}")
+            raise ConfigError(
+                config.source,
+                "workers",
+                f"no worker is configured for topic {topic!r}",
+                f"configured topics: {', '.join(sorted(known)) or 'none'}",
+            )
     for index, worker in enumerate(config.workers):
         if topics and worker.topic not in topics:
             continue
@@ -61,5 +68,13 @@ def build_actors(
             lease=config.seconds(streams.lease),
             poll_interval=config.seconds(streams.poll_interval),
         )
-        actors.append(WorkerActor(node, topic=worker.topic, function=function, settings=settings, retry=config.retry_policy(worker)))
+        actors.append(
+            WorkerActor(
+                node,
+                topic=worker.topic,
+                function=function,
+                settings=settings,
+                retry=config.retry_policy(worker),
+            )
+        )
     return actors

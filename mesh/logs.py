@@ -28,12 +28,14 @@ class _Formatter(logging.Formatter):
 def configure_logging(level: str = "info") -> None:
     """Send mesh's logs to stderr at ``level``; called once by the CLI, never at import."""
     root = logging.getLogger("mesh")
-    for name in ("mesh", "actors"):
+    # psycopg_pool reports failed reconnects on "psycopg.pool": same format, warnings and up.
+    for name in ("mesh", "actors", "psycopg"):
         logger = logging.getLogger(name)
         logger.handlers.clear()
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(_Formatter())
         logger.addHandler(handler)
-        logger.setLevel(LEVELS.get(level.lower(), logging.INFO))
+        threshold = LEVELS.get(level.lower(), logging.INFO)
+        logger.setLevel(max(threshold, logging.WARNING) if name == "psycopg" else threshold)
         logger.propagate = False
     root.debug("event=logging_configured level=%s", level)

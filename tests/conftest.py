@@ -39,7 +39,9 @@ def _admin(server_dsn: str) -> psycopg.Connection:
 @pytest.fixture(scope="session")
 def template_dsn(server_dsn: str) -> Iterator[str]:
     with _admin(server_dsn) as admin:
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(TEMPLATE)))
+        admin.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(TEMPLATE))
+        )
         admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(TEMPLATE)))
     dsn = make_conninfo(server_dsn, dbname=TEMPLATE)
     with psycopg.connect(dsn, autocommit=True) as conn:
@@ -52,12 +54,18 @@ def dsn(server_dsn: str, template_dsn: str) -> Iterator[str]:
     """A fresh, migrated database for this test."""
     name = f"mesh_test_{uuid.uuid4().hex[:12]}"
     with _admin(server_dsn) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(TEMPLATE)))
+        admin.execute(
+            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                sql.Identifier(name), sql.Identifier(TEMPLATE)
+            )
+        )
     try:
         yield make_conninfo(server_dsn, dbname=name)
     finally:
         with _admin(server_dsn) as admin:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+            admin.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
 
 
 @pytest.fixture
@@ -70,7 +78,9 @@ def empty_dsn(server_dsn: str) -> Iterator[str]:
         yield make_conninfo(server_dsn, dbname=name)
     finally:
         with _admin(server_dsn) as admin:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+            admin.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
 
 
 @pytest.fixture

@@ -19,7 +19,12 @@ from tests.conftest import ROOT
 MESH = str(Path(sys.executable).parent / "mesh")
 
 
-async def wait_until(condition: Callable[[], bool | Awaitable[bool]], *, timeout: float = 15.0, what: str = "condition") -> None:
+async def wait_until(
+    condition: Callable[[], bool | Awaitable[bool]],
+    *,
+    timeout: float = 15.0,
+    what: str = "condition",
+) -> None:
     """Poll ``condition`` until true; fail naming ``what`` after ``timeout`` seconds."""
     with trio.move_on_after(timeout):
         while True:
@@ -32,7 +37,9 @@ async def wait_until(condition: Callable[[], bool | Awaitable[bool]], *, timeout
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
-def wait_until_sync(condition: Callable[[], bool], *, timeout: float = 30.0, what: str = "condition") -> None:
+def wait_until_sync(
+    condition: Callable[[], bool], *, timeout: float = 30.0, what: str = "condition"
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():
@@ -80,8 +87,14 @@ class NodeProcess:
         return self.log_path.read_text(errors="replace")
 
     def wait_for_log(self, text: str, timeout: float = 30.0) -> None:
-        wait_until_sync(lambda: text in self.log() or self.process.poll() is not None, timeout=timeout, what=f"{text!r} in the node log")
-        assert text in self.log(), f"node exited ({self.process.returncode}) before logging {text!r}:\n{self.log()}"
+        wait_until_sync(
+            lambda: text in self.log() or self.process.poll() is not None,
+            timeout=timeout,
+            what=f"{text!r} in the node log",
+        )
+        assert text in self.log(), (
+            f"node exited ({self.process.returncode}) before logging {text!r}:\n{self.log()}"
+        )
 
     def kill(self) -> None:
         self.process.send_signal(signal.SIGKILL)

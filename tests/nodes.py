@@ -35,30 +35,53 @@ async def running_node(
     listener_check_interval: float = 5.0,
 ) -> AsyncIterator[tuple[Node, WorkerActor]]:
     node = Node(dsn, app=APP, listener_check_interval=listener_check_interval)
-    worker = WorkerActor(node, topic=TOPIC, function=function, settings=settings or ConsumerSettings(poll_interval=0.5), retry=retry or RetryPolicy())
+    worker = WorkerActor(
+        node,
+        topic=TOPIC,
+        function=function,
+        settings=settings or ConsumerSettings(poll_interval=0.5),
+        retry=retry or RetryPolicy(),
+    )
     actors: list[Actor[Any]] = [worker]
     if reap_interval is not None:
         actors.append(ReaperActor(node.streams, interval=reap_interval))
     async with trio.open_nursery() as nursery:
-        await nursery.start(lambda task_status: node.run(actors, handle_signals=False, task_status=task_status))
+        await nursery.start(
+            lambda task_status: node.run(actors, handle_signals=False, task_status=task_status)
+        )
         try:
             yield node, worker
         finally:
             node.request_stop()
 
 
-def send(conn: psycopg.Connection, *data: Any, retry: RetryPolicy | None = None, topic: str = TOPIC) -> list[str]:
+def send(
+    conn: psycopg.Connection, *data: Any, retry: RetryPolicy | None = None, topic: str = TOPIC
+) -> list[str]:
     """Enqueue one request per ``data`` item; returns the request ids."""
-    requests = [ActivityRequest(id=new_guid(), app=APP, topic=topic, data=d, retry=retry) for d in data]
-    streams.enqueue(conn, [
-        Outgoing(app=APP, stream=topic, payload=encode(r), max_attempts=(retry or RetryPolicy()).maximum_attempts)
-        for r in requests
-    ])
+    requests = [
+        ActivityRequest(id=new_guid(), app=APP, topic=topic, data=d, retry=retry) for d in data
+    ]
+    streams.enqueue(
+        conn,
+        [
+            Outgoing(
+                app=APP,
+                stream=topic,
+                payload=encode(r),
+                max_attempts=(retry or RetryPolicy()).maximum_attempts,
+            )
+            for r in requests
+        ],
+    )
     return [r.id for r in requests]
 
 
 def responses(conn: psycopg.Connection) -> list[ActivityResponse]:
-    rows = conn.execute("SELECT payload::text FROM mesh.stream_messages WHERE app = %s AND stream = 'engine' ORDER BY id", (APP,)).fetchall()
+    rows = conn.execute(
+        "SELECT payload::text FROM mesh.stream_messages WHERE app = %s AND stream = 'engine' ORDER BY id",
+        (APP,),
+    ).fetchall()
     found = [decode(row[0]) for row in rows]
     assert all(isinstance(r, ActivityResponse) for r in found)
     return found  # type: ignore[return-value]

@@ -32,7 +32,11 @@ def test_parse_config__decodes_and_substitutes() -> None:
     assert config.metrics.port == 9100
     assert config.seconds(config.streams.lease) == 45.0
     policy = config.retry_policy(config.workers[0])
-    assert (policy.maximum_attempts, policy.backoff_coefficient, policy.maximum_interval) == (5, 2.0, 60.0)
+    assert (policy.maximum_attempts, policy.backoff_coefficient, policy.maximum_interval) == (
+        5,
+        2.0,
+        60.0,
+    )
     assert config.retry_policy().maximum_attempts == 3  # the app-wide default
 
 
@@ -43,7 +47,9 @@ def test_parse_config__comments_are_not_substituted() -> None:
 
 def test_unknown_key__names_file_path_and_fix() -> None:
     with pytest.raises(ConfigError) as caught:
-        parse_config("app: a\nworkers:\n  - topic: t\n    function: m:f\n    concurency: 3\n", "c.yaml", {})
+        parse_config(
+            "app: a\nworkers:\n  - topic: t\n    function: m:f\n    concurency: 3\n", "c.yaml", {}
+        )
     message = str(caught.value)
     assert "c.yaml" in message and "workers[0].concurency" in message
     assert "unknown key 'concurency'" in message and "fix:" in message
@@ -60,19 +66,22 @@ def test_missing_required_key() -> None:
 
 
 def test_unset_variable_without_default() -> None:
-    with pytest.raises(ConfigError, match="database.url: environment variable NOPE is not set"):
+    with pytest.raises(ConfigError, match=r"database\.url: environment variable NOPE is not set"):
         parse_config("database:\n  url: ${NOPE}\n", "c.yaml", {})
 
 
 @pytest.mark.parametrize(
     ("text", "where"),
     [
-        ("app: \"bad'app\"\n", "app"),
+        ('app: "bad\'app"\n', "app"),
         ("workers:\n  - {topic: 'a;b', function: 'm:f'}\n", "workers[0].topic"),
         ("workers:\n  - {topic: t, function: 'no_colon'}\n", "workers[0].function"),
         ("workers:\n  - {topic: t, function: 'm:f', concurrency: 0}\n", "workers[0].concurrency"),
         ("streams:\n  lease: forever\n", "streams.lease"),
-        ("workers:\n  - {topic: t, function: 'm:f'}\n  - {topic: t, function: 'm:g'}\n", "workers[1].topic"),
+        (
+            "workers:\n  - {topic: t, function: 'm:f'}\n  - {topic: t, function: 'm:g'}\n",
+            "workers[1].topic",
+        ),
         ("retry:\n  maximum_attempts: 0\n", "retry"),
         ("log_level: loud\n", "log_level"),
     ],
@@ -86,8 +95,19 @@ def test_bad_values__are_refused_with_their_key_path(text: str, where: str) -> N
 def test_environment_overrides_win(tmp_path: Path) -> None:
     path = tmp_path / "mesh.yaml"
     path.write_text("app: fromfile\nlog_level: info\n")
-    config = load_config(path, {"MESH_APP": "fromenv", "MESH_DATABASE_URL": "postgresql://db/x", "MESH_LOG_LEVEL": "debug"})
-    assert (config.app, config.database.url, config.log_level) == ("fromenv", "postgresql://db/x", "debug")
+    config = load_config(
+        path,
+        {
+            "MESH_APP": "fromenv",
+            "MESH_DATABASE_URL": "postgresql://db/x",
+            "MESH_LOG_LEVEL": "debug",
+        },
+    )
+    assert (config.app, config.database.url, config.log_level) == (
+        "fromenv",
+        "postgresql://db/x",
+        "debug",
+    )
 
 
 def test_environment_overrides_are_validated(tmp_path: Path) -> None:
@@ -105,4 +125,8 @@ def test_missing_file(tmp_path: Path) -> None:
 def test_shipped_configs_are_valid() -> None:
     root = Path(__file__).resolve().parent.parent
     config = load_config(root / "config" / "mesh.yaml", {})
-    assert [w.topic for w in config.workers] == ["inventory.check", "inventory.reserve", "inventory.backorder.notify"]
+    assert [w.topic for w in config.workers] == [
+        "inventory.check",
+        "inventory.reserve",
+        "inventory.backorder.notify",
+    ]

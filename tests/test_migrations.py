@@ -34,7 +34,9 @@ def _catalog(conn: psycopg.Connection) -> list[tuple[str, str]]:
     return conn.execute(CATALOG).fetchall()
 
 
-def test_migrations__produce_the_same_schema_as_schema_sql(server_dsn: str, empty_dsn: str, dsn: str) -> None:
+def test_migrations__produce_the_same_schema_as_schema_sql(
+    server_dsn: str, empty_dsn: str, dsn: str
+) -> None:
     with psycopg.connect(empty_dsn, autocommit=True) as stepwise:
         assert migrate(stepwise, use_schema_file=False) == list(range(1, latest_version() + 1))
         stepwise_catalog = _catalog(stepwise)
@@ -51,7 +53,10 @@ def test_migrate__is_idempotent(conn: psycopg.Connection) -> None:
 
 
 def test_check_schema__refuses_a_missing_schema_with_the_fix(empty_dsn: str) -> None:
-    with psycopg.connect(empty_dsn, autocommit=True) as conn, pytest.raises(SchemaOutOfDate, match="run `mesh migrate`"):
+    with (
+        psycopg.connect(empty_dsn, autocommit=True) as conn,
+        pytest.raises(SchemaOutOfDate, match="run `mesh migrate`"),
+    ):
         check_schema(conn)
 
 

@@ -54,7 +54,15 @@ def test_stream_channel__is_a_short_stable_identifier() -> None:
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("5 seconds", 5.0), ("2 minutes", 120.0), ("1 hour", 3600.0), ("200ms", 0.2), ("1.5 h", 5400.0), (7, 7.0), ("3", 3.0)],
+    [
+        ("5 seconds", 5.0),
+        ("2 minutes", 120.0),
+        ("1 hour", 3600.0),
+        ("200ms", 0.2),
+        ("1.5 h", 5400.0),
+        (7, 7.0),
+        ("3", 3.0),
+    ],
 )
 def test_parse_duration(text: str | int, seconds: float) -> None:
     assert parse_duration(text) == seconds
@@ -68,7 +76,11 @@ def test_parse_duration__refuses_nonsense(bad: str | int) -> None:
 
 def test_retry_policy__hotmesh_defaults_and_formula() -> None:
     policy = RetryPolicy()
-    assert (policy.maximum_attempts, policy.backoff_coefficient, policy.maximum_interval) == (3, 10.0, 120.0)
+    assert (policy.maximum_attempts, policy.backoff_coefficient, policy.maximum_interval) == (
+        3,
+        10.0,
+        120.0,
+    )
     assert [retry_delay(policy, n) for n in (1, 2, 3)] == [10.0, 100.0, 120.0]
     assert decide_failure(policy, 1) == RetryLater(10.0)
     assert decide_failure(policy, 2) == RetryLater(100.0)
@@ -89,7 +101,9 @@ def test_retry_policy__refuses_impossible_settings() -> None:
 
 
 def test_restart_intensity__backs_off_then_escalates() -> None:
-    intensity = RestartIntensity(RestartPolicy(max_restarts=3, within_seconds=10, initial_backoff=0.1, maximum_backoff=0.3))
+    intensity = RestartIntensity(
+        RestartPolicy(max_restarts=3, within_seconds=10, initial_backoff=0.1, maximum_backoff=0.3)
+    )
     assert intensity.record_failure(0.0) == Restart(0.1)
     assert intensity.record_failure(1.0) == Restart(0.2)
     assert intensity.record_failure(2.0) == Restart(0.3)
@@ -108,7 +122,9 @@ def test_messages__round_trip_through_the_tagged_union() -> None:
     request = ActivityRequest(id="r1", app="a", topic="t", data={"qty": 2}, retry=RetryPolicy(5))
     decoded = decode(encode(request))
     assert decoded == request
-    response = ActivityResponse(request_id="r1", app="a", topic="t", status="success", code=200, data=[1])
+    response = ActivityResponse(
+        request_id="r1", app="a", topic="t", status="success", code=200, data=[1]
+    )
     assert decode(encode(response)) == response
 
 

@@ -31,7 +31,9 @@ class Flaky(Actor[str]):
         self.finished.set()
 
 
-async def test_supervisor__restarts_a_crashing_child(autojump_clock: trio.testing.MockClock) -> None:
+async def test_supervisor__restarts_a_crashing_child(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
     child = Flaky(failures=2)
     async with trio.open_nursery() as nursery:
         await Supervisor("test", RestartPolicy(max_restarts=3)).start(nursery, child)
@@ -39,18 +41,24 @@ async def test_supervisor__restarts_a_crashing_child(autojump_clock: trio.testin
     assert (child.runs, child.restarts) == (3, 2)
 
 
-async def test_supervisor__gives_up_past_the_restart_intensity(autojump_clock: trio.testing.MockClock) -> None:
+async def test_supervisor__gives_up_past_the_restart_intensity(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
     child = Flaky(failures=10)
     with pytest.raises(BaseExceptionGroup) as caught:
         async with trio.open_nursery() as nursery:
-            await Supervisor("test", RestartPolicy(max_restarts=2, within_seconds=60)).start(nursery, child)
+            await Supervisor("test", RestartPolicy(max_restarts=2, within_seconds=60)).start(
+                nursery, child
+            )
     assert caught.group_contains(SupervisorGaveUp)
     assert child.runs == 3
 
 
 async def test_supervisor__a_child_failing_before_ready_fails_the_start() -> None:
     class Broken(Actor[None]):
-        async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        async def run(
+            self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+        ) -> None:
             raise ValueError("bad setup")
 
     with pytest.raises(BaseExceptionGroup) as caught:

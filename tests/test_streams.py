@@ -17,15 +17,21 @@ from tests.helpers import wait_until_sync
 APP = "shop"
 
 
-def request(n: int, topic: str = "inventory.check", max_attempts: int = 3, delay: float = 0.0) -> Outgoing:
+def request(
+    n: int, topic: str = "inventory.check", max_attempts: int = 3, delay: float = 0.0
+) -> Outgoing:
     message = ActivityRequest(id=f"r{n}", app=APP, topic=topic, data={"n": n})
-    return Outgoing(app=APP, stream=topic, payload=encode(message), max_attempts=max_attempts, delay=delay)
+    return Outgoing(
+        app=APP, stream=topic, payload=encode(message), max_attempts=max_attempts, delay=delay
+    )
 
 
 def response_for(claim: streams.StreamClaim) -> Outgoing:
     message = decode(claim.payload)
     assert isinstance(message, ActivityRequest)
-    reply = ActivityResponse(request_id=message.id, app=APP, topic=message.topic, status="success", code=200)
+    reply = ActivityResponse(
+        request_id=message.id, app=APP, topic=message.topic, status="success", code=200
+    )
     return Outgoing(app=APP, stream=ENGINE_STREAM, payload=encode(reply), priority=2)
 
 
@@ -48,7 +54,9 @@ def test_enqueue__commits_with_the_callers_transaction(conn: psycopg.Connection)
 def test_claim__respects_delayed_visibility_and_priority(conn: psycopg.Connection) -> None:
     streams.enqueue(conn, [request(1, delay=60), request(2)])
     high = ActivityRequest(id="urgent", app=APP, topic="inventory.check")
-    streams.enqueue(conn, [Outgoing(app=APP, stream="inventory.check", payload=encode(high), priority=5)])
+    streams.enqueue(
+        conn, [Outgoing(app=APP, stream="inventory.check", payload=encode(high), priority=5)]
+    )
     claims = streams.claim(conn, app=APP, stream="inventory.check", owner="n1", limit=10, lease=30)
     assert [decode(c.payload).id for c in claims] == ["urgent", "r2"]  # type: ignore[union-attr]
     assert all(c.attempt == 1 for c in claims)
@@ -56,11 +64,21 @@ def test_claim__respects_delayed_visibility_and_priority(conn: psycopg.Connectio
 
 def test_claim__only_its_own_app_and_stream(conn: psycopg.Connection) -> None:
     other = ActivityRequest(id="x", app="other", topic="inventory.check")
-    streams.enqueue(conn, [request(1, topic="inventory.reserve"), Outgoing(app="other", stream="inventory.check", payload=encode(other))])
-    assert streams.claim(conn, app=APP, stream="inventory.check", owner="n1", limit=10, lease=30) == []
+    streams.enqueue(
+        conn,
+        [
+            request(1, topic="inventory.reserve"),
+            Outgoing(app="other", stream="inventory.check", payload=encode(other)),
+        ],
+    )
+    assert (
+        streams.claim(conn, app=APP, stream="inventory.check", owner="n1", limit=10, lease=30) == []
+    )
 
 
-async def test_concurrent_consumers__never_claim_the_same_message(db: Database, conn: psycopg.Connection) -> None:
+async def test_concurrent_consumers__never_claim_the_same_message(
+    db: Database, conn: psycopg.Connection
+) -> None:
     total = 3000
     for start in range(0, total, 500):
         streams.enqueue(conn, [request(n) for n in range(start, start + 500)])
@@ -68,11 +86,15 @@ async def test_concurrent_consumers__never_claim_the_same_message(db: Database, 
 
     async def consume(owner: str) -> None:
         while True:
-            claims = await db.run(streams.claim, app=APP, stream="inventory.check", owner=owner, limit=7, lease=30)
+            claims = await db.run(
+                streams.claim, app=APP, stream="inventory.check", owner=owner, limit=7, lease=30
+            )
             if not claims:
                 return
             seen.extend(c.id for c in claims)
-            done = await db.run(streams.settle, owner=owner, settlements=[Settlement(c, Ack()) for c in claims])
+            done = await db.run(
+                streams.settle, owner=owner, settlements=[Settlement(c, Ack()) for c in claims]
+            )
             assert done == {c.id for c in claims}
 
     async with trio.open_nursery() as nursery:
@@ -85,23 +107,39 @@ async def test_concurrent_consumers__never_claim_the_same_message(db: Database, 
 
 def test_expired_lease__is_reclaimed_and_the_late_ack_refused(conn: psycopg.Connection) -> None:
     streams.enqueue(conn, [request(1)])
-    (first,) = streams.claim(conn, app=APP, stream="inventory.check", owner="slow-node", limit=1, lease=0.3)
+    (first,) = streams.claim(
+        conn, app=APP, stream="inventory.check", owner="slow-node", limit=1, lease=0.3
+    )
     # The holder never heartbeats: wait until the database clock says the lease is over.
     wait_until_sync(
-        lambda: conn.execute("SELECT lease_expires_at < now() FROM mesh.stream_messages").fetchone() == (True,),
-        timeout=10, what="the lease to expire",
+        lambda: (
+            conn.execute("SELECT lease_expires_at < now() FROM mesh.stream_messages").fetchone()
+            == (True,)
+        ),
+        timeout=10,
+        what="the lease to expire",
     )
     released, dead = streams.reap(conn)
     assert (released, dead) == (1, [])
-    (second,) = streams.claim(conn, app=APP, stream="inventory.check", owner="fast-node", limit=1, lease=30)
+    (second,) = streams.claim(
+        conn, app=APP, stream="inventory.check", owner="fast-node", limit=1, lease=30
+    )
     assert second.id == first.id and second.attempt == first.attempt + 1
 
-    late = streams.settle(conn, owner="slow-node", settlements=[Settlement(first, Ack(follow_ups=(response_for(first),)))])
+    late = streams.settle(
+        conn,
+        owner="slow-node",
+        settlements=[Settlement(first, Ack(follow_ups=(response_for(first),)))],
+    )
     assert late == set(), "the old holder's ack must be refused"
     assert count(conn, f"stream = '{ENGINE_STREAM}'") == 0, "a refused ack must have no effects"
     assert count(conn, "lease_owner = 'fast-node'") == 1
 
-    done = streams.settle(conn, owner="fast-node", settlements=[Settlement(second, Ack(follow_ups=(response_for(second),)))])
+    done = streams.settle(
+        conn,
+        owner="fast-node",
+        settlements=[Settlement(second, Ack(follow_ups=(response_for(second),)))],
+    )
     assert done == {second.id}
     assert count(conn, f"stream = '{ENGINE_STREAM}'") == 1
     assert count(conn, "stream = 'inventory.check'") == 0
@@ -111,10 +149,14 @@ def test_settle__follow_ups_only_for_what_was_settled(conn: psycopg.Connection) 
     streams.enqueue(conn, [request(1), request(2)])
     a, b = streams.claim(conn, app=APP, stream="inventory.check", owner="n1", limit=2, lease=30)
     stale_b = streams.StreamClaim(b.id, b.attempt - 1, b.max_attempts, b.payload, b.enqueued_at)
-    done = streams.settle(conn, owner="n1", settlements=[
-        Settlement(a, Ack(follow_ups=(response_for(a),))),
-        Settlement(stale_b, Ack(follow_ups=(response_for(b),))),
-    ])
+    done = streams.settle(
+        conn,
+        owner="n1",
+        settlements=[
+            Settlement(a, Ack(follow_ups=(response_for(a),))),
+            Settlement(stale_b, Ack(follow_ups=(response_for(b),))),
+        ],
+    )
     assert done == {a.id}
     assert count(conn, f"stream = '{ENGINE_STREAM}'") == 1
 
@@ -122,39 +164,70 @@ def test_settle__follow_ups_only_for_what_was_settled(conn: psycopg.Connection) 
 def test_retry__releases_with_delay_and_keeps_the_error(conn: psycopg.Connection) -> None:
     streams.enqueue(conn, [request(1)])
     (claim,) = streams.claim(conn, app=APP, stream="inventory.check", owner="n1", limit=1, lease=30)
-    assert streams.settle(conn, owner="n1", settlements=[Settlement(claim, Retry(delay=100, error="boom"))]) == {claim.id}
+    assert streams.settle(
+        conn, owner="n1", settlements=[Settlement(claim, Retry(delay=100, error="boom"))]
+    ) == {claim.id}
     row = conn.execute(
         "SELECT lease_owner, last_error, extract(epoch FROM visible_at - now()) FROM mesh.stream_messages"
     ).fetchone()
     assert row is not None
     assert row[0] is None and row[1] == "boom" and 98 < float(row[2]) <= 100
-    assert streams.claim(conn, app=APP, stream="inventory.check", owner="n1", limit=1, lease=30) == []
+    assert (
+        streams.claim(conn, app=APP, stream="inventory.check", owner="n1", limit=1, lease=30) == []
+    )
 
 
-def test_dead_letter__moves_the_message_with_its_error_and_follow_ups(conn: psycopg.Connection) -> None:
+def test_dead_letter__moves_the_message_with_its_error_and_follow_ups(
+    conn: psycopg.Connection,
+) -> None:
     streams.enqueue(conn, [request(1)])
     (claim,) = streams.claim(conn, app=APP, stream="inventory.check", owner="n1", limit=1, lease=30)
-    done = streams.settle(conn, owner="n1", settlements=[Settlement(claim, DeadLetter(error="ValueError: no", follow_ups=(response_for(claim),)))])
+    done = streams.settle(
+        conn,
+        owner="n1",
+        settlements=[
+            Settlement(claim, DeadLetter(error="ValueError: no", follow_ups=(response_for(claim),)))
+        ],
+    )
     assert done == {claim.id}
-    row = conn.execute("SELECT id, attempts, last_error, last_owner, payload->>'id' FROM mesh.dead_letters").fetchone()
+    row = conn.execute(
+        "SELECT id, attempts, last_error, last_owner, payload->>'id' FROM mesh.dead_letters"
+    ).fetchone()
     assert row == (claim.id, 1, "ValueError: no", "n1", "r1")
     assert count(conn, "stream = 'inventory.check'") == 0
     assert count(conn, f"stream = '{ENGINE_STREAM}'") == 1
 
 
-def test_reap__dead_letters_a_message_out_of_attempts_and_reports_it(conn: psycopg.Connection) -> None:
+def test_reap__dead_letters_a_message_out_of_attempts_and_reports_it(
+    conn: psycopg.Connection,
+) -> None:
     streams.enqueue(conn, [request(1, max_attempts=2)])
     for owner in ("crashing-1", "crashing-2"):
-        (claim,) = streams.claim(conn, app=APP, stream="inventory.check", owner=owner, limit=1, lease=30)
-        conn.execute("UPDATE mesh.stream_messages SET lease_expires_at = now() - interval '1 second'")
+        (claim,) = streams.claim(
+            conn, app=APP, stream="inventory.check", owner=owner, limit=1, lease=30
+        )
+        conn.execute(
+            "UPDATE mesh.stream_messages SET lease_expires_at = now() - interval '1 second'"
+        )
         released, dead = streams.reap(conn)
     assert claim.attempt == 2
     assert released == 0 and [d.id for d in dead] == [claim.id]
     row = conn.execute("SELECT attempts, last_owner, last_error FROM mesh.dead_letters").fetchone()
-    assert row is not None and row[0] == 2 and row[1] == "crashing-2" and "claimed 2 times" in row[2]
-    (reply,) = conn.execute("SELECT payload::text FROM mesh.stream_messages WHERE stream = 'engine'").fetchone() or ()
+    assert (
+        row is not None and row[0] == 2 and row[1] == "crashing-2" and "claimed 2 times" in row[2]
+    )
+    (reply,) = (
+        conn.execute(
+            "SELECT payload::text FROM mesh.stream_messages WHERE stream = 'engine'"
+        ).fetchone()
+        or ()
+    )
     response = decode(reply)
-    assert isinstance(response, ActivityResponse) and response.status == "error" and response.request_id == "r1"
+    assert (
+        isinstance(response, ActivityResponse)
+        and response.status == "error"
+        and response.request_id == "r1"
+    )
 
 
 def test_extend_leases__only_for_the_holder_at_its_attempt(conn: psycopg.Connection) -> None:
@@ -162,7 +235,10 @@ def test_extend_leases__only_for_the_holder_at_its_attempt(conn: psycopg.Connect
     a, b = streams.claim(conn, app=APP, stream="inventory.check", owner="n1", limit=2, lease=1)
     conn.execute("UPDATE mesh.stream_messages SET lease_owner = 'thief' WHERE id = %s", (b.id,))
     assert streams.extend_leases(conn, owner="n1", claims=[a, b], lease=60) == {a.id}
-    row = conn.execute("SELECT extract(epoch FROM lease_expires_at - now()) FROM mesh.stream_messages WHERE id = %s", (a.id,)).fetchone()
+    row = conn.execute(
+        "SELECT extract(epoch FROM lease_expires_at - now()) FROM mesh.stream_messages WHERE id = %s",
+        (a.id,),
+    ).fetchone()
     assert row is not None and float(row[0]) > 55
 
 
@@ -179,14 +255,25 @@ def test_stream_stats__depth_lag_leases_dead_letters(conn: psycopg.Connection) -
     streams.settle(conn, owner="n1", settlements=[Settlement(claim, DeadLetter(error="x"))])
     streams.claim(conn, app=APP, stream="inventory.check", owner="n1", limit=1, lease=30)
     (stats,) = streams.stream_stats(conn, APP)
-    assert (stats.ready, stats.delayed, stats.leased, stats.dead_lettered, stats.depth) == (2, 1, 1, 1, 4)
+    assert (stats.ready, stats.delayed, stats.leased, stats.dead_lettered, stats.depth) == (
+        2,
+        1,
+        1,
+        1,
+        4,
+    )
     assert stats.lag_seconds >= 0
     assert streams.stream_stats(conn, "nobody") == []
 
 
-def test_enqueue__refuses_unsafe_identifiers_before_touching_the_database(conn: psycopg.Connection) -> None:
+def test_enqueue__refuses_unsafe_identifiers_before_touching_the_database(
+    conn: psycopg.Connection,
+) -> None:
     from mesh.errors import InvalidIdentifier
 
     with pytest.raises(InvalidIdentifier):
-        streams.enqueue(conn, [Outgoing(app="x'; drop table mesh.stream_messages; --", stream="t", payload=b"{}")])
+        streams.enqueue(
+            conn,
+            [Outgoing(app="x'; drop table mesh.stream_messages; --", stream="t", payload=b"{}")],
+        )
     assert count(conn) == 0

@@ -39,5 +39,8 @@ def test_claim__uses_the_claim_index_with_a_100k_backlog(conn: psycopg.Connectio
     assert '"Seq Scan"' not in plan, plan
 
     # And it claims what it should: 50 visible, unleased messages of that stream.
-    rows = conn.execute(query("claim"), {"app": "shop", "stream": "topic-0", "owner": "n1", "limit": 50, "lease": 30}).fetchall()
+    rows = conn.execute(
+        query("claim"),
+        {"app": "shop", "stream": "topic-0", "owner": "n1", "limit": 50, "lease": 30},
+    ).fetchall()
     assert len(rows) == 50

@@ -12,14 +12,23 @@ from tests.helpers import wait_until
 from tests.nodes import APP, TOPIC, responses, running_node, send
 
 
-async def test_success__one_response_in_the_engine_stream(dsn: str, conn: psycopg.Connection) -> None:
+async def test_success__one_response_in_the_engine_stream(
+    dsn: str, conn: psycopg.Connection
+) -> None:
     (request_id,) = send(conn, {"qty": 2})
     async with running_node(dsn, activities.echo) as (_, worker):
         await wait_until(lambda: len(responses(conn)) == 1, what="the response")
         await wait_until(lambda: worker.statistics()["acked"] == 1, what="the ack")
     (response,) = responses(conn)
-    assert (response.request_id, response.status, response.code, response.data) == (request_id, "success", 200, {"echo": {"qty": 2}})
-    assert conn.execute("SELECT count(*) FROM mesh.stream_messages WHERE stream = %s", (TOPIC,)).fetchone() == (0,)
+    assert (response.request_id, response.status, response.code, response.data) == (
+        request_id,
+        "success",
+        200,
+        {"echo": {"qty": 2}},
+    )
+    assert conn.execute(
+        "SELECT count(*) FROM mesh.stream_messages WHERE stream = %s", (TOPIC,)
+    ).fetchone() == (0,)
 
 
 async def test_plain_functions__run_in_worker_threads(dsn: str, conn: psycopg.Connection) -> None:
@@ -31,26 +40,41 @@ async def test_plain_functions__run_in_worker_threads(dsn: str, conn: psycopg.Co
     assert all(name != "MainThread" for name in activities.threads)
 
 
-async def test_failures__retry_on_the_policys_delays_then_dead_letter(dsn: str, conn: psycopg.Connection) -> None:
+async def test_failures__retry_on_the_policys_delays_then_dead_letter(
+    dsn: str, conn: psycopg.Connection
+) -> None:
     policy = RetryPolicy(maximum_attempts=3, backoff_coefficient=2, maximum_interval=60)
     send(conn, {"sku": "x"}, retry=policy)
 
     def pending_failure(attempts: int) -> bool:
-        row = conn.execute("SELECT attempts, lease_owner FROM mesh.stream_messages WHERE stream = %s", (TOPIC,)).fetchone()
+        row = conn.execute(
+            "SELECT attempts, lease_owner FROM mesh.stream_messages WHERE stream = %s", (TOPIC,)
+        ).fetchone()
         return row == (attempts, None)
 
     def seconds_until_visible() -> float:
-        row = conn.execute("SELECT extract(epoch FROM visible_at - now()), last_error FROM mesh.stream_messages WHERE stream = %s", (TOPIC,)).fetchone()
+        row = conn.execute(
+            "SELECT extract(epoch FROM visible_at - now()), last_error FROM mesh.stream_messages WHERE stream = %s",
+            (TOPIC,),
+        ).fetchone()
         assert row is not None and row[1].startswith("ValueError: cannot handle {'sku': 'x'}")
         return float(row[0])
 
-    async with running_node(dsn, activities.always_fails, settings=ConsumerSettings(poll_interval=0.2)):
+    async with running_node(
+        dsn, activities.always_fails, settings=ConsumerSettings(poll_interval=0.2)
+    ):
         for attempt, delay in ((1, 2.0), (2, 4.0)):  # min(2 ** attempt, 60) seconds
-            await wait_until(lambda attempt=attempt: pending_failure(attempt), what=f"failed attempt {attempt}")
+            await wait_until(
+                lambda attempt=attempt: pending_failure(attempt), what=f"failed attempt {attempt}"
+            )
             remaining = seconds_until_visible()
-            assert delay - 1.0 < remaining <= delay, f"attempt {attempt}: visible again in {remaining:.2f}s, policy says {delay}s"
+            assert delay - 1.0 < remaining <= delay, (
+                f"attempt {attempt}: visible again in {remaining:.2f}s, policy says {delay}s"
+            )
             # Fast-forward the database clock's view instead of sleeping through the backoff.
-            conn.execute("UPDATE mesh.stream_messages SET visible_at = now() WHERE stream = %s", (TOPIC,))
+            conn.execute(
+                "UPDATE mesh.stream_messages SET visible_at = now() WHERE stream = %s", (TOPIC,)
+            )
         await wait_until(lambda: len(responses(conn)) == 1, what="the error response")
     dead = conn.execute("SELECT attempts, last_error FROM mesh.dead_letters").fetchall()
     assert len(dead) == 1 and dead[0][0] == 3 and dead[0][1].startswith("ValueError: cannot handle")
@@ -59,7 +83,9 @@ async def test_failures__retry_on_the_policys_delays_then_dead_letter(dsn: str, 
     assert response.error is not None and response.error.type == "ValueError"
 
 
-async def test_non_retryable_error__fails_at_once_with_its_code(dsn: str, conn: psycopg.Connection) -> None:
+async def test_non_retryable_error__fails_at_once_with_its_code(
+    dsn: str, conn: psycopg.Connection
+) -> None:
     send(conn, {"n": 1})
     async with running_node(dsn, activities.refuses):
         await wait_until(lambda: len(responses(conn)) == 1, what="the error response")
@@ -68,7 +94,9 @@ async def test_non_retryable_error__fails_at_once_with_its_code(dsn: str, conn: 
     assert conn.execute("SELECT attempts FROM mesh.dead_letters").fetchall() == [(1,)]
 
 
-async def test_unserialisable_return__is_a_clear_error_not_a_crash(dsn: str, conn: psycopg.Connection) -> None:
+async def test_unserialisable_return__is_a_clear_error_not_a_crash(
+    dsn: str, conn: psycopg.Connection
+) -> None:
     send(conn, {"n": 1})
     async with running_node(dsn, activities.returns_unserialisable) as (_, worker):
         await wait_until(lambda: len(responses(conn)) == 1, what="the error response")
@@ -78,7 +106,9 @@ async def test_unserialisable_return__is_a_clear_error_not_a_crash(dsn: str, con
     assert "is not JSON" in response.error.message and not response.error.retryable
 
 
-async def test_pending__sends_202_and_keeps_nothing_leased(dsn: str, conn: psycopg.Connection) -> None:
+async def test_pending__sends_202_and_keeps_nothing_leased(
+    dsn: str, conn: psycopg.Connection
+) -> None:
     send(conn, {"n": 1})
     async with running_node(dsn, activities.stays_open):
         await wait_until(lambda: len(responses(conn)) == 1, what="the pending response")
@@ -93,15 +123,26 @@ async def test_heartbeats__keep_a_slow_handlers_lease(dsn: str, conn: psycopg.Co
     lease = 0.6
     settings = ConsumerSettings(lease=lease, poll_interval=0.2)
     try:
-        async with running_node(dsn, activities.waits_for_gate, settings=settings, reap_interval=0.05) as (node, _):
+        async with running_node(
+            dsn, activities.waits_for_gate, settings=settings, reap_interval=0.05
+        ) as (node, _):
             await wait_until(lambda: len(activities.calls) == 1, what="the handler to start")
-            first_expiry = conn.execute("SELECT lease_expires_at FROM mesh.stream_messages").fetchone()
+            first_expiry = conn.execute(
+                "SELECT lease_expires_at FROM mesh.stream_messages"
+            ).fetchone()
             # Let the database clock run well past the first lease (and several reaper passes).
             await wait_until(
-                lambda: conn.execute("SELECT now() > %s + interval '1.5 seconds'", first_expiry).fetchone() == (True,),
+                lambda: (
+                    conn.execute(
+                        "SELECT now() > %s + interval '1.5 seconds'", first_expiry
+                    ).fetchone()
+                    == (True,)
+                ),
                 what="three lease periods to pass",
             )
-            row = conn.execute("SELECT lease_owner, attempts, lease_expires_at > now() FROM mesh.stream_messages").fetchone()
+            row = conn.execute(
+                "SELECT lease_owner, attempts, lease_expires_at > now() FROM mesh.stream_messages"
+            ).fetchone()
             assert row == (node.guid, 1, True), "the lease was lost although the handler was alive"
             activities.gate.set()
             await wait_until(lambda: len(responses(conn)) == 1, what="the response")
@@ -122,13 +163,20 @@ async def test_worker_counters__move_with_the_work(dsn: str, conn: psycopg.Conne
     assert worker_stats["claimed"] == 25 and worker_stats["in_flight"] == 0
 
 
-async def test_drain__in_process_finishes_in_flight_work(dsn: str, conn: psycopg.Connection) -> None:
+async def test_drain__in_process_finishes_in_flight_work(
+    dsn: str, conn: psycopg.Connection
+) -> None:
     activities.gate.clear()
     activities.calls.clear()
     send(conn, {"n": 1})
-    async with trio.open_nursery() as nursery, running_node(dsn, activities.waits_for_gate) as (node, _):
+    async with (
+        trio.open_nursery() as nursery,
+        running_node(dsn, activities.waits_for_gate) as (node, _),
+    ):
         await wait_until(lambda: len(activities.calls) == 1, what="the handler to start")
         node.request_stop()
         nursery.start_soon(trio.to_thread.run_sync, activities.gate.set)
     assert len(responses(conn)) == 1
-    assert conn.execute("SELECT count(*) FROM mesh.stream_messages WHERE lease_owner IS NOT NULL").fetchone() == (0,)
+    assert conn.execute(
+        "SELECT count(*) FROM mesh.stream_messages WHERE lease_owner IS NOT NULL"
+    ).fetchone() == (0,)

@@ -11,6 +11,7 @@ import threading
 from typing import Any
 
 import trio
+import trio.lowlevel
 
 _STOCK = {"sku-100": 12, "sku-200": 3, "sku-300": 0, "sku-400": 40}
 _seen_lock = threading.Lock()
@@ -19,7 +20,7 @@ _seen_reservations: set[str] = set()
 
 async def check_inventory(data: dict[str, Any]) -> dict[str, Any]:
     """Report how many of ``data['sku']`` are available against ``data['qty']`` requested."""
-    await trio.sleep(0)  # stands in for an async inventory lookup
+    await trio.lowlevel.checkpoint()  # stands in for an async inventory lookup
     sku = str(data.get("sku", ""))
     return {
         "orderId": data.get("orderId"),

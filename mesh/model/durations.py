@@ -42,7 +42,7 @@ def parse_duration(value: str | int | float) -> float:
             raise InvalidPayload(f"duration {value!r} is negative")
         return float(value)
     match = _DURATION.fullmatch(value.lower())
-    if match is None or match.group(2) not in _UNITS and match.group(2) != "":
+    if match is None or (match.group(2) not in _UNITS and match.group(2) != ""):
         raise InvalidPayload(
             f"{value!r} is not a duration; write a number and a unit, e.g. '5 seconds', "
             "'200 milliseconds', '2 minutes', '1 hour'"

@@ -23,7 +23,9 @@ _TOPIC = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 def validate_app_id(app_id: str) -> str:
     """Return ``app_id`` unchanged, or raise :class:`InvalidIdentifier` saying what is allowed."""
-    _check(app_id, "app id", _APP_ID, "letters, digits, '-' and '_', starting with a letter or digit")
+    _check(
+        app_id, "app id", _APP_ID, "letters, digits, '-' and '_', starting with a letter or digit"
+    )
     return app_id
 
 
@@ -32,7 +34,9 @@ def validate_topic(topic: str) -> str:
 
     The name ``engine`` is reserved for the app's engine stream.
     """
-    _check(topic, "topic", _TOPIC, "letters, digits, '.', '-' and '_', starting with a letter or digit")
+    _check(
+        topic, "topic", _TOPIC, "letters, digits, '.', '-' and '_', starting with a letter or digit"
+    )
     if topic == ENGINE_STREAM:
         raise InvalidIdentifier(
             f"topic {topic!r} is reserved for the app's engine stream; choose another topic name"

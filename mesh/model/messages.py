@@ -82,7 +82,8 @@ def encode(message: StreamMessage) -> bytes:
 def decode(payload: bytes | str) -> StreamMessage:
     """The message in ``payload``; raises :class:`InvalidPayload` for anything else."""
     try:
-        return _decoder.decode(payload)
+        message: StreamMessage = _decoder.decode(payload)
+        return message
     except msgspec.DecodeError as error:
         raise InvalidPayload(f"not a mesh stream message: {error}") from error
 

@@ -45,12 +45,16 @@ SELECT %(app)s, 'bench', 1, p::jsonb FROM unnest(%(payloads)s::text[]) p
 
 
 def server_facts(conn: Connection) -> dict[str, Any]:
-    row = conn.execute("SELECT current_setting('server_version'), current_setting('synchronous_commit')").fetchone()
+    row = conn.execute(
+        "SELECT current_setting('server_version'), current_setting('synchronous_commit')"
+    ).fetchone()
     assert row is not None
     return {"postgres": row[0], "synchronous_commit": row[1]}
 
 
-def run_raw_sql_baseline(dsn: str, *, payloads: list[str], batch: int, workers: int) -> dict[str, Any]:
+def run_raw_sql_baseline(
+    dsn: str, *, payloads: list[str], batch: int, workers: int
+) -> dict[str, Any]:
     app = f"raw-{new_guid()[:8].lower()}"
     total = len(payloads)
     collected = 0
@@ -65,37 +69,50 @@ def run_raw_sql_baseline(dsn: str, *, payloads: list[str], batch: int, workers: 
             except BaseException as error:  # report, and stop the others
                 errors.append(error)
                 finished.set()
+
         return run
 
     def produce() -> None:
         with psycopg.connect(dsn, autocommit=True) as conn:
             for offset in range(0, total, batch):
-                conn.execute(_INSERT, {"app": app, "payloads": payloads[offset:offset + batch]})
+                conn.execute(_INSERT, {"app": app, "payloads": payloads[offset : offset + batch]})
 
     def work() -> None:
         owner = new_guid()
         with psycopg.connect(dsn, autocommit=True) as conn:
             while not finished.is_set():
-                rows = conn.execute(_CLAIM, {"app": app, "stream": "bench", "limit": batch, "owner": owner}).fetchall()
+                rows = conn.execute(
+                    _CLAIM, {"app": app, "stream": "bench", "limit": batch, "owner": owner}
+                ).fetchall()
                 if not rows:
                     time.sleep(0.001)
                     continue
-                conn.execute(_ACK_AND_RESPOND, {
-                    "app": app, "owner": owner,
-                    "ids": [r[0] for r in rows], "attempts": [r[1] for r in rows],
-                    "responses": [r[2] for r in rows],
-                })
+                conn.execute(
+                    _ACK_AND_RESPOND,
+                    {
+                        "app": app,
+                        "owner": owner,
+                        "ids": [r[0] for r in rows],
+                        "attempts": [r[1] for r in rows],
+                        "responses": [r[2] for r in rows],
+                    },
+                )
 
     def collect() -> None:
         nonlocal collected
         owner = new_guid()
         with psycopg.connect(dsn, autocommit=True) as conn:
             while not finished.is_set():
-                rows = conn.execute(_CLAIM, {"app": app, "stream": "engine", "limit": batch * 4, "owner": owner}).fetchall()
+                rows = conn.execute(
+                    _CLAIM, {"app": app, "stream": "engine", "limit": batch * 4, "owner": owner}
+                ).fetchall()
                 if not rows:
                     time.sleep(0.001)
                     continue
-                conn.execute(_ACK, {"owner": owner, "ids": [r[0] for r in rows], "attempts": [r[1] for r in rows]})
+                conn.execute(
+                    _ACK,
+                    {"owner": owner, "ids": [r[0] for r in rows], "attempts": [r[1] for r in rows]},
+                )
                 with lock:
                     collected += len(rows)
                     if collected >= total:

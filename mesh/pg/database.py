@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Callable
-from typing import Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import psycopg
 import psycopg_pool
@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 P = ParamSpec("P")
 T = TypeVar("T")
 
-Connection = psycopg.Connection[tuple]
+Connection = psycopg.Connection[tuple[Any, ...]]
 
 
 def redact(dsn: str) -> str:
@@ -44,7 +44,7 @@ def redact(dsn: str) -> str:
     return make_conninfo(**{k: str(v) for k, v in params.items()})
 
 
-def connection_settings(application_name: str, statement_timeout: float) -> dict[str, object]:
+def connection_settings(application_name: str, statement_timeout: float) -> dict[str, Any]:
     """Connection keywords every mesh connection gets (pool and listener alike)."""
     timeout_ms = int(statement_timeout * 1000)
     return {
@@ -64,7 +64,9 @@ def connection_settings(application_name: str, statement_timeout: float) -> dict
 def translate(error: Exception) -> DatabaseError:
     """Map a driver error onto the mesh error tree (the one boundary where this happens)."""
     if isinstance(error, psycopg.OperationalError | psycopg_pool.PoolTimeout):
-        return DatabaseUnavailable(f"database unavailable: {str(error).strip() or type(error).__name__}")
+        return DatabaseUnavailable(
+            f"database unavailable: {str(error).strip() or type(error).__name__}"
+        )
     if isinstance(error, psycopg.errors.ReadOnlySqlTransaction):
         # A failover left us on a standby: reconnecting finds the new primary.
         return DatabaseUnavailable(f"database is read-only (standby after failover?): {error}")
@@ -105,25 +107,38 @@ class Database:
         self.failures = 0
 
     async def open(self) -> None:
-        """Start the pool without waiting for the database (it may be down)."""
+        """Start the pool (without waiting for its connections)."""
         await trio.to_thread.run_sync(lambda: self._pool.open(wait=False), abandon_on_cancel=True)
 
-    async def wait_until_reachable(self, *, initial_backoff: float = 0.5, maximum_backoff: float = 10.0) -> None:
-        """Return once ``select 1`` succeeds; log and retry with jittered backoff until then."""
+    async def wait_until_reachable(
+        self, *, initial_backoff: float = 0.5, maximum_backoff: float = 10.0
+    ) -> None:
+        """Return once a connection succeeds; log and retry with jittered backoff until then.
+
+        Probes with a direct connection rather than the pool, so each failure is seen (and
+        logged) at once instead of after the pool's acquire timeout.
+        """
         backoff = initial_backoff
         while True:
             try:
-                await self.run(lambda conn: conn.execute("select 1").fetchone())
+                probe = await trio.to_thread.run_sync(
+                    connect_sync, self.dsn, "mesh-probe", 5.0, abandon_on_cancel=True
+                )
+                probe.close()
                 return
             except DatabaseUnavailable as error:
                 log.warning(
                     "event=database_unreachable url=%s retry_in=%.1fs error=%r",
-                    redact(self.dsn), backoff, str(error).splitlines()[0],
+                    redact(self.dsn),
+                    backoff,
+                    str(error).splitlines()[0],
                 )
                 await trio.sleep(backoff)
                 backoff = min(maximum_backoff, backoff * 2) * random.uniform(0.8, 1.2)
 
-    async def run(self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
+    async def run(
+        self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
         """Run ``fn(conn, *args, **kwargs)`` in a worker thread with a pooled connection."""
         self.calls += 1
         return await trio.to_thread.run_sync(
@@ -141,7 +156,9 @@ class Database:
     async def close(self, timeout: float = 5.0) -> None:
         """Close the pool; gives up after ``timeout`` seconds (the database may be gone)."""
         with trio.move_on_after(timeout):
-            await trio.to_thread.run_sync(lambda: self._pool.close(timeout=timeout), abandon_on_cancel=True)
+            await trio.to_thread.run_sync(
+                lambda: self._pool.close(timeout=timeout), abandon_on_cancel=True
+            )
 
     def statistics(self) -> dict[str, int]:
         stats = self._pool.get_stats()
@@ -154,9 +171,13 @@ class Database:
         }
 
 
-def connect_sync(dsn: str, application_name: str = "mesh-cli", statement_timeout: float = 60.0) -> Connection:
+def connect_sync(
+    dsn: str, application_name: str = "mesh-cli", statement_timeout: float = 60.0
+) -> Connection:
     """One plain autocommit connection, for CLI commands and migrations."""
     try:
-        return psycopg.connect(dsn, autocommit=True, **connection_settings(application_name, statement_timeout))  # type: ignore[arg-type]
+        return psycopg.connect(
+            dsn, autocommit=True, **connection_settings(application_name, statement_timeout)
+        )
     except psycopg.Error as error:
         raise translate(error) from error

@@ -35,7 +35,7 @@ def embedded_dsn(data_dir: Path | None = None) -> str:
         try:
             import pgserver
 
-            server = pgserver.get_server(data_dir, cleanup_mode=None)
+            server = pgserver.get_server(data_dir, cleanup_mode=None)  # type: ignore[attr-defined]
         except Exception as error:  # pgserver raises plain exceptions of many kinds
             raise DatabaseUnavailable(
                 f"could not start the embedded Postgres in {data_dir}: {error}. "

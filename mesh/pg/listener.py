@@ -80,7 +80,12 @@ class Listener:
                 await self._serve(conn, report_started)
             except (DatabaseUnavailable, ListenerStale, psycopg.Error, OSError) as error:
                 level = logging.WARNING if self.healthy or not started else logging.INFO
-                log.log(level, "event=listener_lost error=%r retry_in=%.1fs", str(error).strip(), backoff)
+                log.log(
+                    level,
+                    "event=listener_lost error=%r retry_in=%.1fs",
+                    str(error).strip(),
+                    backoff,
+                )
             finally:
                 self.healthy = False
                 self._listening.clear()
@@ -94,7 +99,7 @@ class Listener:
 
     def _connect(self) -> Connection:
         try:
-            conn: Connection = psycopg.connect(  # type: ignore[call-overload]
+            conn: Connection = psycopg.connect(
                 self.dsn,
                 autocommit=True,
                 **connection_settings(f"mesh-listener:{self.name}", 10.0),
@@ -109,7 +114,9 @@ class Listener:
         await self._listen_all(conn)
         self.connects += 1
         self.healthy = True
-        log.info("event=listener_connected pid=%s channels=%d", self.backend_pid, len(self._listening))
+        log.info(
+            "event=listener_connected pid=%s channels=%d", self.backend_pid, len(self._listening)
+        )
         report_started()
         for callback in self._reconnect_callbacks:
             callback()
@@ -130,7 +137,9 @@ class Listener:
                 ping_sent_at = now
                 self._heard_self = False
                 next_ping = now + self.check_interval
-                await self._execute(conn, sql.SQL("NOTIFY {}").format(sql.Identifier(self._ping_channel)))
+                await self._execute(
+                    conn, sql.SQL("NOTIFY {}").format(sql.Identifier(self._ping_channel))
+                )
             with trio.move_on_after(max(0.0, next_ping - trio.current_time())) as scope:
                 self._kick = scope
                 await trio.lowlevel.wait_readable(fd)
@@ -149,7 +158,7 @@ class Listener:
             await self._execute(conn, statement)
             self._listening.update(missing)
 
-    async def _execute(self, conn: Connection, statement: sql.Composable) -> None:
+    async def _execute(self, conn: Connection, statement: sql.Composed) -> None:
         def execute() -> None:
             try:
                 conn.execute(statement)

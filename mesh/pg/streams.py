@@ -18,7 +18,6 @@ from mesh.model.outcomes import Ack, DeadLetter, Outcome, Outgoing, Retry, dead_
 from mesh.pg.database import Connection
 from mesh.pg.queries import query
 
-
 REAPED_ERROR = "claimed too many times without completing: the handler crashed or hung each time"
 
 
@@ -186,11 +185,14 @@ def reap(conn: Connection, *, limit: int = 1000) -> tuple[int, list[DeadMessage]
             else:
                 dead.append(DeadMessage(message_id, attempts, payload))
         # The error responses owed for dead letters commit with them.
-        enqueue(conn, [
-            notice
-            for message in dead
-            for notice in dead_letter_replies(message.payload, message.attempts, REAPED_ERROR)
-        ])
+        enqueue(
+            conn,
+            [
+                notice
+                for message in dead
+                for notice in dead_letter_replies(message.payload, message.attempts, REAPED_ERROR)
+            ],
+        )
     return released, dead
 
 

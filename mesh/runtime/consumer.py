@@ -140,7 +140,10 @@ class StreamConsumer:
                 )
             except DatabaseError as error:
                 log.warning(
-                    "event=claim_failed stream=%s error=%r retry_in=%.1fs", self.stream, str(error), backoff
+                    "event=claim_failed stream=%s error=%r retry_in=%.1fs",
+                    self.stream,
+                    str(error),
+                    backoff,
                 )
                 await self._wakeup.wait(backoff)
                 backoff = min(self.settings.poll_interval, backoff * 2)
@@ -198,7 +201,12 @@ class StreamConsumer:
                 if entry is None or claim.id in kept or entry.finished:
                     continue  # settled meanwhile, still ours, or its settle will tell
                 self.counters.lost += 1
-                log.warning("event=lease_lost stream=%s id=%s attempt=%s", self.stream, claim.id, claim.attempt)
+                log.warning(
+                    "event=lease_lost stream=%s id=%s attempt=%s",
+                    self.stream,
+                    claim.id,
+                    claim.attempt,
+                )
                 entry.scope.cancel()
 
     # -- settling ---------------------------------------------------------------------------
@@ -219,7 +227,12 @@ class StreamConsumer:
             except DatabaseUnavailable as error:
                 # Settling is fenced, so retrying the same batch is safe; leases stay
                 # heartbeated meanwhile.
-                log.warning("event=settle_failed stream=%s error=%r retry_in=%.1fs", self.stream, str(error), backoff)
+                log.warning(
+                    "event=settle_failed stream=%s error=%r retry_in=%.1fs",
+                    self.stream,
+                    str(error),
+                    backoff,
+                )
                 await trio.sleep(backoff)
                 backoff = min(5.0, backoff * 2)
                 continue
@@ -231,7 +244,9 @@ class StreamConsumer:
 
     async def _settle_one_by_one(self, batch: list[Settlement], error: DatabaseError) -> set[int]:
         """Isolate a settlement the database refuses, so it cannot block the others."""
-        log.error("event=settle_refused stream=%s size=%d error=%r", self.stream, len(batch), str(error))
+        log.error(
+            "event=settle_refused stream=%s size=%d error=%r", self.stream, len(batch), str(error)
+        )
         done: set[int] = set()
         for settlement in batch:
             try:
@@ -239,7 +254,10 @@ class StreamConsumer:
             except DatabaseError as single_error:
                 log.error(
                     "event=settle_refused stream=%s id=%s error=%r (left leased; the reaper "
-                    "will retry it)", self.stream, settlement.claim.id, str(single_error),
+                    "will retry it)",
+                    self.stream,
+                    settlement.claim.id,
+                    str(single_error),
                 )
         return done
 

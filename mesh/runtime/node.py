@@ -83,15 +83,21 @@ class Node:
                 if handle_signals:
                     nursery.start_soon(self._watch_signals)
                 with trio.CancelScope() as self._boot_scope:
-                    await self.db.open()
                     await self.db.wait_until_reachable()
+                    await self.db.open()
                     await self.db.run(check_schema)
                 self._boot_scope = None
                 if self._stop.is_set():
                     log.info("event=node_stopped_before_start guid=%s", self.guid)
                     nursery.cancel_scope.cancel()
                     return
-                log.info("event=node_starting guid=%s app=%s pid=%s actors=%d", self.guid, self.app, self.pid, len(actors))
+                log.info(
+                    "event=node_starting guid=%s app=%s pid=%s actors=%d",
+                    self.guid,
+                    self.app,
+                    self.pid,
+                    len(actors),
+                )
                 await nursery.start(self.listener.run)
                 async with trio.open_nursery() as actor_nursery:
                     for actor in actors:
@@ -119,7 +125,12 @@ class Node:
     async def _drain(self) -> None:
         self.draining = True
         in_flight = sum(a.in_flight() for a in self.actors)
-        log.info("event=node_draining guid=%s in_flight=%d deadline=%.1fs", self.guid, in_flight, self.drain_seconds)
+        log.info(
+            "event=node_draining guid=%s in_flight=%d deadline=%.1fs",
+            self.guid,
+            in_flight,
+            self.drain_seconds,
+        )
         for actor in self.actors:
             actor.begin_drain()
         with trio.move_on_after(self.drain_seconds) as scope:
@@ -127,28 +138,44 @@ class Node:
                 await actor.wait_drained()
         if scope.cancelled_caught:
             left = sum(a.in_flight() for a in self.actors)
-            log.warning("event=drain_deadline guid=%s still_in_flight=%d (their leases are released)", self.guid, left)
+            log.warning(
+                "event=drain_deadline guid=%s still_in_flight=%d (their leases are released)",
+                self.guid,
+                left,
+            )
 
     async def _release_leases(self) -> None:
         with trio.move_on_after(3.0) as scope:
             try:
                 released = await self.streams.release_all()
             except DatabaseError as error:
-                log.warning("event=release_failed guid=%s error=%r (the reaper returns them when the leases expire)", self.guid, str(error))
+                log.warning(
+                    "event=release_failed guid=%s error=%r (the reaper returns them when the leases expire)",
+                    self.guid,
+                    str(error),
+                )
                 return
             if released:
                 log.info("event=leases_released guid=%s count=%d", self.guid, released)
         if scope.cancelled_caught:
-            log.warning("event=release_timed_out guid=%s (the reaper returns them when the leases expire)", self.guid)
+            log.warning(
+                "event=release_timed_out guid=%s (the reaper returns them when the leases expire)",
+                self.guid,
+            )
 
     async def _watch_signals(self) -> None:
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
             async for signum in signals:
                 if not self._stop.is_set():
-                    log.info("event=signal signal=%s action=drain (send again to exit at once)", signal.Signals(signum).name)
-                    self._stop.set()
+                    log.info(
+                        "event=signal signal=%s action=drain (send again to exit at once)",
+                        signal.Signals(signum).name,
+                    )
+                    self.request_stop()
                 else:
-                    log.warning("event=signal signal=%s action=exit_now", signal.Signals(signum).name)
+                    log.warning(
+                        "event=signal signal=%s action=exit_now", signal.Signals(signum).name
+                    )
                     os._exit(128 + signum)
 
     def statistics(self) -> dict[str, Any]:

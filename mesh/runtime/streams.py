@@ -28,7 +28,9 @@ class Streams:
         )
 
     async def extend_leases(self, claims: Sequence[StreamClaim], lease: float) -> set[int]:
-        return await self.db.run(streams.extend_leases, owner=self.owner, claims=claims, lease=lease)
+        return await self.db.run(
+            streams.extend_leases, owner=self.owner, claims=claims, lease=lease
+        )
 
     async def settle(self, settlements: Sequence[Settlement]) -> set[int]:
         return await self.db.run(streams.settle, owner=self.owner, settlements=settlements)

@@ -36,7 +36,7 @@ class Supervisor:
         readiness = _FirstReadiness(task_status)
         while True:
             try:
-                await child.run(task_status=readiness)  # type: ignore[arg-type]
+                await child.run(task_status=readiness)
                 return
             except Exception as error:  # a child's crash must not take its siblings down
                 if not readiness.reported:
@@ -44,12 +44,17 @@ class Supervisor:
                     raise
                 decision = intensity.record_failure(trio.current_time())
                 if isinstance(decision, Escalate):
-                    log.error("event=supervisor_gave_up child=%s reason=%s", child.name, decision.reason)
+                    log.error(
+                        "event=supervisor_gave_up child=%s reason=%s", child.name, decision.reason
+                    )
                     raise SupervisorGaveUp(f"{child.name}: {decision.reason}: {error!r}") from error
                 child.restarts += 1
                 log.warning(
                     "event=actor_restart child=%s error=%r restart_in=%.2fs restarts=%d",
-                    child.name, error, decision.after, child.restarts,
+                    child.name,
+                    error,
+                    decision.after,
+                    child.restarts,
                 )
                 await trio.sleep(decision.after)
 

@@ -1,0 +1,187 @@
+"""The ``mesh`` command line, run as a real process: good paths and refused bad input."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from tests.helpers import MESH, NodeProcess, node_env, wait_until_sync, write_config
+
+pytestmark = pytest.mark.slow
+
+
+def mesh(
+    *args: str, dsn: str, cwd: Path, timeout: float = 120, **env: str
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [MESH, *args],
+        env=node_env(dsn, **env),
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def depth(conn: psycopg.Connection) -> int:
+    row = conn.execute("SELECT count(*) FROM mesh.stream_messages").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_version(tmp_path: Path, dsn: str) -> None:
+    result = mesh("--version", dsn=dsn, cwd=tmp_path)
+    assert result.returncode == 0 and result.stdout.startswith("mesh 0.")
+
+
+def test_db_url__prints_the_url_in_use(tmp_path: Path, dsn: str) -> None:
+    result = mesh("db", "url", dsn=dsn, cwd=tmp_path)
+    assert result.returncode == 0 and result.stdout.strip() == dsn
+
+
+def test_streams_send__then_streams_json(
+    tmp_path: Path, dsn: str, conn: psycopg.Connection
+) -> None:
+    sent = mesh(
+        "streams",
+        "send",
+        "inventory.check",
+        '{"sku": "sku-100", "qty": 2}',
+        dsn=dsn,
+        cwd=tmp_path,
+        MESH_APP="shop",
+    )
+    assert sent.returncode == 0, sent.stderr
+    assert json.loads(sent.stdout)["topic"] == "inventory.check"
+    listed = mesh("streams", "--json", dsn=dsn, cwd=tmp_path, MESH_APP="shop")
+    (row,) = json.loads(listed.stdout)
+    assert (row["stream"], row["depth"], row["ready"], row["leased"], row["dead_lettered"]) == (
+        "inventory.check",
+        1,
+        1,
+        0,
+        0,
+    )
+    table = mesh("streams", dsn=dsn, cwd=tmp_path, MESH_APP="shop")
+    assert "inventory.check" in table.stdout and "lag_seconds" in table.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["streams", "send", "inventory.check", "{qty: 2}"], "is not valid JSON"),
+        (["streams", "send", "it's", "{}"], 'topic "it\'s" is not allowed'),
+        (["streams", "send", "a;drop table x", "{}"], "is not allowed"),
+        (["streams", "send", "t" * 200, "{}"], "200 characters long"),
+    ],
+)
+def test_streams_send__refuses_bad_input_and_enqueues_nothing(
+    tmp_path: Path, dsn: str, conn: psycopg.Connection, args: list[str], expected: str
+) -> None:
+    result = mesh(*args, dsn=dsn, cwd=tmp_path)
+    assert result.returncode == 2, result
+    assert expected in result.stderr
+    assert "Traceback" not in result.stderr
+    assert depth(conn) == 0
+
+
+def test_bad_app_id__is_refused(tmp_path: Path, dsn: str, conn: psycopg.Connection) -> None:
+    result = mesh("streams", "send", "t", "{}", dsn=dsn, cwd=tmp_path, MESH_APP="shop'; --")
+    assert result.returncode == 2 and "MESH_APP" in result.stderr
+    assert depth(conn) == 0
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("app: a\n  bad: indent\n", "bad.yaml: line 2, column"),
+        (
+            "app: a\nworkers:\n  - {topic: t, function: 'm:f', concurrancy: 2}\n",
+            "workers[0].concurrancy: unknown key",
+        ),
+        (
+            "app: a\nworkers:\n  - {topic: t, function: 'no.such.module:f'}\n",
+            "cannot import module 'no.such.module'",
+        ),
+        (
+            "app: a\nworkers:\n  - {topic: t, function: 'tests.activities:missing'}\n",
+            "has no attribute 'missing'",
+        ),
+        (
+            "app: a\nworkers:\n  - {topic: t, function: 'tests.activities:not_a_function'}\n",
+            "names a int, not a function",
+        ),
+    ],
+)
+def test_run__refuses_a_bad_config_before_starting(
+    tmp_path: Path, dsn: str, text: str, expected: str
+) -> None:
+    path = write_config(tmp_path / "bad.yaml", text)
+    result = mesh("--config", str(path), "run", dsn=dsn, cwd=tmp_path, timeout=30)
+    assert result.returncode == 2, result
+    assert expected in result.stderr and "configuration error" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_run__refuses_an_unmigrated_database_then_migrate_fixes_it(
+    tmp_path: Path, empty_dsn: str
+) -> None:
+    refused = mesh("run", dsn=empty_dsn, cwd=tmp_path, timeout=30)
+    assert refused.returncode == 2 and "run `mesh migrate`" in refused.stderr
+    migrated = mesh("migrate", dsn=empty_dsn, cwd=tmp_path)
+    assert migrated.returncode == 0 and "applied [1]" in migrated.stdout
+    again = mesh("migrate", dsn=empty_dsn, cwd=tmp_path)
+    assert "up to date" in again.stdout
+
+
+def test_run__keeps_retrying_an_unreachable_database_and_stops_cleanly(tmp_path: Path) -> None:
+    path = write_config(tmp_path / "mesh.yaml", "app: a\n")
+    node = NodeProcess(path, "postgresql://mesh@127.0.0.1:1/nowhere", log=tmp_path / "node.log")
+    try:
+        wait_until_sync(
+            lambda: node.log().count("event=database_unreachable") >= 2,
+            timeout=30,
+            what="two retry log lines",
+        )
+        assert node.process.poll() is None, "the node gave up instead of retrying"
+        assert "127.0.0.1" in node.log() and "retry_in=" in node.log()
+        node.process.send_signal(signal.SIGTERM)
+        assert node.wait(timeout=10) == 0
+    finally:
+        node.ensure_stopped()
+
+
+def test_bench_streams__prints_one_json_object(tmp_path: Path, dsn: str) -> None:
+    result = mesh(
+        "bench",
+        "streams",
+        "--messages",
+        "300",
+        "--batch",
+        "20",
+        "--workers",
+        "2",
+        "--json",
+        dsn=dsn,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["messages"] == 300 and report["throughput_per_s"] > 0
+    assert set(report["latency_ms"]) >= {"p50", "p99"}
+    assert report["settings"]["batch"] == 20 and report["settings"]["workers"] == 2
+
+
+def test_demo__runs_the_orders_to_completion(
+    tmp_path: Path, dsn: str, conn: psycopg.Connection
+) -> None:
+    result = mesh("demo", "--orders", "40", dsn=dsn, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "40/40 finished" in result.stdout
+    assert "nothing pending, leased or dead-lettered" in result.stdout
+    assert depth(conn) == 0
