@@ -59,7 +59,7 @@ class WorkerActor(Actor[None]):
         self.failures = 0
         self.consumer = StreamConsumer(
             node.streams,
-            node.listener,
+            node.wakeups,
             app=node.app,
             stream=topic,
             handler=self.handle,

@@ -201,7 +201,7 @@ def _streams(args: argparse.Namespace) -> int:
 
 
 def _streams_send(args: argparse.Namespace) -> int:
-    from mesh.model.ids import new_guid, validate_topic
+    from mesh.model.ids import new_message_id, validate_topic
     from mesh.model.messages import ActivityRequest, encode, parse_json
     from mesh.model.outcomes import Outgoing
     from mesh.pg.database import connect_sync
@@ -212,7 +212,7 @@ def _streams_send(args: argparse.Namespace) -> int:
     data = parse_json(args.payload, "the JSON argument")
     policy = config.retry_policy(next((w for w in config.workers if w.topic == args.topic), None))
     request = ActivityRequest(
-        id=new_guid(),
+        id=new_message_id(),
         app=config.app,
         topic=args.topic,
         data=data,

@@ -21,7 +21,7 @@ import trio
 from mesh.config import Config, parse_config
 from mesh.launch import build_actors, build_node
 from mesh.logs import configure_logging
-from mesh.model.ids import ENGINE_STREAM, new_guid
+from mesh.model.ids import ENGINE_STREAM, new_message_id
 from mesh.model.messages import ActivityRequest, ActivityResponse, decode, encode
 from mesh.model.outcomes import Ack, Outcome, Outgoing
 from mesh.pg.database import connect_sync, redact
@@ -44,7 +44,12 @@ def _request(config: Config, topic: str, data: Any) -> Outgoing:
     worker = next(w for w in config.workers if w.topic == topic)
     policy = config.retry_policy(worker)
     request = ActivityRequest(
-        id=new_guid(), app=config.app, topic=topic, data=data, retry=policy, sent_at=time.time()
+        id=new_message_id(),
+        app=config.app,
+        topic=topic,
+        data=data,
+        retry=policy,
+        sent_at=time.time(),
     )
     return Outgoing(
         app=config.app, stream=topic, payload=encode(request), max_attempts=policy.maximum_attempts
@@ -67,7 +72,7 @@ class _Coordinator(Actor[None]):
         settings = ConsumerSettings(batch_size=100, concurrency=200, lease=10.0, poll_interval=1.0)
         self.consumer = StreamConsumer(
             node.streams,
-            node.listener,
+            node.wakeups,
             app=config.app,
             stream=ENGINE_STREAM,
             handler=self.route,

@@ -11,7 +11,7 @@ import trio
 
 from actors.maintenance import ReaperActor
 from actors.worker import WorkerActor
-from mesh.model.ids import new_guid
+from mesh.model.ids import new_message_id
 from mesh.model.messages import ActivityRequest, ActivityResponse, decode, encode
 from mesh.model.outcomes import Outgoing
 from mesh.model.retry import RetryPolicy
@@ -60,7 +60,8 @@ def send(
 ) -> list[str]:
     """Enqueue one request per ``data`` item; returns the request ids."""
     requests = [
-        ActivityRequest(id=new_guid(), app=APP, topic=topic, data=d, retry=retry) for d in data
+        ActivityRequest(id=new_message_id(), app=APP, topic=topic, data=d, retry=retry)
+        for d in data
     ]
     streams.enqueue(
         conn,

@@ -148,7 +148,7 @@ def test_expired_lease__is_reclaimed_and_the_late_ack_refused(conn: psycopg.Conn
 def test_settle__follow_ups_only_for_what_was_settled(conn: psycopg.Connection) -> None:
     streams.enqueue(conn, [request(1), request(2)])
     a, b = streams.claim(conn, app=APP, stream="inventory.check", owner="n1", limit=2, lease=30)
-    stale_b = streams.StreamClaim(b.id, b.attempt - 1, b.max_attempts, b.payload, b.enqueued_at)
+    stale_b = streams.StreamClaim(b.id, b.attempt - 1, b.max_attempts, b.payload)
     done = streams.settle(
         conn,
         owner="n1",

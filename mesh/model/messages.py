@@ -88,6 +88,14 @@ def decode(payload: bytes | str) -> StreamMessage:
         raise InvalidPayload(f"not a mesh stream message: {error}") from error
 
 
+def compact_json(payload: bytes) -> bytes:
+    """``payload`` re-encoded without insignificant whitespace (so without newlines)."""
+    try:
+        return _encoder.encode(msgspec.json.decode(payload))
+    except msgspec.DecodeError as error:
+        raise InvalidPayload(f"payload is not JSON: {error}") from error
+
+
 def parse_json(text: str, what: str = "payload") -> Any:
     """Decode user-supplied JSON text, with an error that says how to fix it."""
     try:

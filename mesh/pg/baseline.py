@@ -28,19 +28,19 @@ FROM c WHERE m.id = c.id RETURNING m.id, m.attempts, m.payload::text
 """
 _ACK_AND_RESPOND = """
 WITH acked AS (
-    DELETE FROM mesh.stream_messages m USING unnest(%(ids)s::bigint[], %(attempts)s::int[]) a(id, attempt)
+    DELETE FROM mesh.stream_messages m USING unnest(%(ids)b::bigint[], %(attempts)b::int[]) a(id, attempt)
     WHERE m.id = a.id AND m.attempts = a.attempt AND m.lease_owner = %(owner)s RETURNING m.id)
 INSERT INTO mesh.stream_messages (app, stream, priority, payload)
 SELECT %(app)s, 'engine', 2, r.payload::jsonb
-FROM unnest(%(ids)s::bigint[], %(responses)s::text[]) r(id, payload) JOIN acked USING (id)
+FROM unnest(%(ids)b::bigint[], %(responses)b::text[]) r(id, payload) JOIN acked USING (id)
 """
 _ACK = """
-DELETE FROM mesh.stream_messages m USING unnest(%(ids)s::bigint[], %(attempts)s::int[]) a(id, attempt)
+DELETE FROM mesh.stream_messages m USING unnest(%(ids)b::bigint[], %(attempts)b::int[]) a(id, attempt)
 WHERE m.id = a.id AND m.attempts = a.attempt AND m.lease_owner = %(owner)s
 """
 _INSERT = """
 INSERT INTO mesh.stream_messages (app, stream, priority, payload)
-SELECT %(app)s, 'bench', 1, p::jsonb FROM unnest(%(payloads)s::text[]) p
+SELECT %(app)s, 'bench', 1, p::jsonb FROM unnest(%(payloads)b::text[]) p
 """
 
 
@@ -58,6 +58,7 @@ def run_raw_sql_baseline(
     app = f"raw-{new_guid()[:8].lower()}"
     total = len(payloads)
     collected = 0
+    round_trips = 0
     lock = threading.Lock()
     finished = threading.Event()
     errors: list[BaseException] = []
@@ -78,12 +79,15 @@ def run_raw_sql_baseline(
                 conn.execute(_INSERT, {"app": app, "payloads": payloads[offset : offset + batch]})
 
     def work() -> None:
+        nonlocal round_trips
         owner = new_guid()
         with psycopg.connect(dsn, autocommit=True) as conn:
             while not finished.is_set():
                 rows = conn.execute(
                     _CLAIM, {"app": app, "stream": "bench", "limit": batch, "owner": owner}
                 ).fetchall()
+                with lock:
+                    round_trips += 1
                 if not rows:
                     time.sleep(0.001)
                     continue
@@ -132,5 +136,6 @@ def run_raw_sql_baseline(
         "messages": total,
         "seconds": round(seconds, 3),
         "throughput_per_s": round(total / seconds, 1),
+        "worker_claims": round_trips,
         "method": f"{workers} threads x (claim {batch} with lease; ack + insert responses in one statement), 1 producer, 1 collector; sync psycopg, no framework",
     }

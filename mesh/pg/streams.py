@@ -9,11 +9,11 @@ counted at claim, NOTIFY wake-ups from a statement trigger.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 
 from mesh.model.ids import validate_app_id, validate_stream
+from mesh.model.messages import compact_json
 from mesh.model.outcomes import Ack, DeadLetter, Outcome, Outgoing, Retry, dead_letter_replies
 from mesh.pg.database import Connection
 from mesh.pg.queries import query
@@ -29,7 +29,6 @@ class StreamClaim:
     attempt: int
     max_attempts: int
     payload: str
-    enqueued_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +64,23 @@ class DeadMessage:
     payload: str
 
 
+def lines(values: Iterable[object]) -> str:
+    """A batch column as one text parameter, split again by ``mesh.lines()`` in SQL.
+
+    For values without newlines only: numbers and validated names (see queries.sql).
+    """
+    return "\n".join(map(str, values))
+
+
+def json_lines(payloads: Sequence[bytes]) -> str:
+    """JSON payloads joined by newlines. Compact JSON has none of its own; a payload that was
+    pretty-printed by someone else is compacted first so the split stays exact."""
+    joined = b"\n".join(payloads)
+    if joined.count(b"\n") != max(0, len(payloads) - 1):
+        joined = b"\n".join(compact_json(p) for p in payloads)
+    return joined.decode()
+
+
 def enqueue(conn: Connection, messages: Sequence[Outgoing]) -> list[int]:
     """Insert ``messages`` in one statement; returns their ids in order.
 
@@ -72,18 +88,18 @@ def enqueue(conn: Connection, messages: Sequence[Outgoing]) -> list[int]:
     """
     if not messages:
         return []
-    for message in messages:
-        validate_app_id(message.app)
-        validate_stream(message.stream)
+    for app, stream in {(m.app, m.stream) for m in messages}:
+        validate_app_id(app)
+        validate_stream(stream)
     rows = conn.execute(
         query("enqueue"),
         {
-            "apps": [m.app for m in messages],
-            "streams": [m.stream for m in messages],
-            "priorities": [m.priority for m in messages],
-            "max_attempts": [m.max_attempts for m in messages],
-            "delays": [float(m.delay) for m in messages],
-            "payloads": [m.payload.decode() for m in messages],
+            "apps": lines(m.app for m in messages),
+            "streams": lines(m.stream for m in messages),
+            "priorities": lines(m.priority for m in messages),
+            "max_attempts": lines(m.max_attempts for m in messages),
+            "delays": lines(m.delay for m in messages),
+            "payloads": json_lines([m.payload for m in messages]),
         },
     ).fetchall()
     return [row[0] for row in rows]
@@ -111,8 +127,8 @@ def extend_leases(
         {
             "owner": owner,
             "lease": lease,
-            "ids": [c.id for c in claims],
-            "attempts": [c.attempt for c in claims],
+            "ids": lines(c.id for c in claims),
+            "attempts": lines(c.attempt for c in claims),
         },
     ).fetchall()
     return {row[0] for row in rows}
@@ -121,51 +137,60 @@ def extend_leases(
 def settle(conn: Connection, *, owner: str, settlements: Sequence[Settlement]) -> set[int]:
     """Persist a batch of outcomes; returns the ids whose lease was still held (and settled).
 
-    Acks and dead letters (with their follow-ups) go in one statement, retries in another.
-    Anything whose lease was lost is left untouched: no ack, no effects.
+    Acks, dead letters and retries each take one statement (only those present run), every
+    one fenced by (id, attempt, owner) and carrying the follow-ups of what it settled. Anything
+    whose lease was lost is left untouched: no ack, no effects.
     """
-    done: set[int] = set()
-    finals = [s for s in settlements if not isinstance(s.outcome, Retry)]
+    acks = [s for s in settlements if isinstance(s.outcome, Ack)]
+    dead = [s for s in settlements if isinstance(s.outcome, DeadLetter)]
     retries = [s for s in settlements if isinstance(s.outcome, Retry)]
-    if finals:
-        follow_ups = [
+    done: set[int] = set()
+    if acks:
+        done |= _run_fenced(conn, "ack", owner, acks, {})
+    if dead:
+        errors = [s.outcome.error for s in dead if isinstance(s.outcome, DeadLetter)]
+        done |= _run_fenced(conn, "dead_letter", owner, dead, {"errors": errors})
+    if retries:
+        extra = {
+            "delays": lines(s.outcome.delay for s in retries if isinstance(s.outcome, Retry)),
+            "errors": [s.outcome.error for s in retries if isinstance(s.outcome, Retry)],
+        }
+        done |= _run_fenced(conn, "retry", owner, retries, extra, follow_ups=False)
+    return done
+
+
+def _run_fenced(
+    conn: Connection,
+    name: str,
+    owner: str,
+    settlements: Sequence[Settlement],
+    extra: Mapping[str, object],
+    *,
+    follow_ups: bool = True,
+) -> set[int]:
+    params: dict[str, object] = {
+        "owner": owner,
+        "ids": lines(s.claim.id for s in settlements),
+        "attempts": lines(s.claim.attempt for s in settlements),
+        **extra,
+    }
+    if follow_ups:
+        pairs = [
             (s.claim.id, f)
-            for s in finals
+            for s in settlements
             if isinstance(s.outcome, Ack | DeadLetter)
             for f in s.outcome.follow_ups
         ]
-        rows = conn.execute(
-            query("settle"),
-            {
-                "owner": owner,
-                "ids": [s.claim.id for s in finals],
-                "attempts": [s.claim.attempt for s in finals],
-                "errors": [
-                    s.outcome.error if isinstance(s.outcome, DeadLetter) else None for s in finals
-                ],
-                "f_causes": [cause for cause, _ in follow_ups],
-                "f_apps": [f.app for _, f in follow_ups],
-                "f_streams": [f.stream for _, f in follow_ups],
-                "f_priorities": [f.priority for _, f in follow_ups],
-                "f_max_attempts": [f.max_attempts for _, f in follow_ups],
-                "f_delays": [float(f.delay) for _, f in follow_ups],
-                "f_payloads": [f.payload.decode() for _, f in follow_ups],
-            },
-        ).fetchall()
-        done.update(row[0] for row in rows)
-    if retries:
-        rows = conn.execute(
-            query("retry"),
-            {
-                "owner": owner,
-                "ids": [s.claim.id for s in retries],
-                "attempts": [s.claim.attempt for s in retries],
-                "delays": [float(s.outcome.delay) for s in retries if isinstance(s.outcome, Retry)],
-                "errors": [s.outcome.error for s in retries if isinstance(s.outcome, Retry)],
-            },
-        ).fetchall()
-        done.update(row[0] for row in rows)
-    return done
+        params |= {
+            "f_causes": lines(cause for cause, _ in pairs),
+            "f_apps": lines(f.app for _, f in pairs),
+            "f_streams": lines(f.stream for _, f in pairs),
+            "f_priorities": lines(f.priority for _, f in pairs),
+            "f_max_attempts": lines(f.max_attempts for _, f in pairs),
+            "f_delays": lines(f.delay for _, f in pairs),
+            "f_payloads": json_lines([f.payload for _, f in pairs]),
+        }
+    return {row[0] for row in conn.execute(query(name), params)}
 
 
 def reap(conn: Connection, *, limit: int = 1000) -> tuple[int, list[DeadMessage]]:

@@ -19,17 +19,16 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import trio
 
 from mesh.errors import DatabaseError, DatabaseUnavailable
-from mesh.model.ids import stream_channel
 from mesh.model.outcomes import Ack, DeadLetter, Outcome, Retry
-from mesh.pg.listener import Listener
 from mesh.runtime.streams import Settlement, StreamClaim, Streams
-from mesh.runtime.wakeup import Wakeup
+from mesh.runtime.wakeup import StreamWakeups
 
 log = logging.getLogger(__name__)
 
@@ -49,11 +48,12 @@ class ConsumerSettings:
     settle_batch: int = 500
 
 
-@dataclass
+@dataclass(slots=True)
 class _InFlight:
     claim: StreamClaim
-    scope: trio.CancelScope
+    batch_scope: trio.CancelScope | None = None
     finished: bool = False
+    lost: bool = False
 
 
 @dataclass
@@ -72,7 +72,7 @@ class StreamConsumer:
     def __init__(
         self,
         streams: Streams,
-        listener: Listener,
+        wakeups: StreamWakeups,
         *,
         app: str,
         stream: str,
@@ -86,14 +86,13 @@ class StreamConsumer:
         self.counters = ConsumerCounters()
         self._handler = handler
         self._in_flight: dict[int, _InFlight] = {}
-        self._wakeup = Wakeup()
+        self._group = wakeups.group(app, stream)
+        self._wakeup = self._group.join()
         self._slot_freed = trio.Event()
         self._idle = trio.Event()
         self._idle.set()
         self._stopping = False
         self._settle_send, self._settle_receive = trio.open_memory_channel[Settlement](math.inf)
-        listener.subscribe(stream_channel(app, stream), self._wakeup.set)
-        listener.on_reconnect(self._wakeup.set)  # catch up on what was sent while deaf
 
     @property
     def in_flight(self) -> int:
@@ -151,30 +150,47 @@ class StreamConsumer:
             backoff = 0.1
             self.counters.claims += 1
             self.counters.claimed += len(claims)
-            for claim in claims:
-                entry = _InFlight(claim, trio.CancelScope())
-                self._in_flight[claim.id] = entry
-                self._idle = trio.Event() if self._idle.is_set() else self._idle
-                handlers.start_soon(self._handle, entry)
-            if len(claims) < wanted:
+            if claims:
+                batch = [_InFlight(claim) for claim in claims]
+                for entry in batch:
+                    self._in_flight[entry.claim.id] = entry
+                if self._idle.is_set():
+                    self._idle = trio.Event()
+                handlers.start_soon(self._handle_batch, batch, handlers)
+            if len(claims) == wanted:
+                self._group.wake_one()  # there may be more: let an idle sibling claim too
+            else:
                 if not claims:
                     self.counters.empty_claims += 1
                 await self._wakeup.wait(self.settings.poll_interval)
 
+    async def _handle_batch(self, batch: list[_InFlight], handlers: trio.Nursery) -> None:
+        # One cancel scope per claimed batch, not per message: scopes are costly at thousands
+        # of messages a second, and the leases of one batch are extended (or lost) together.
+        with trio.CancelScope() as scope:
+            for entry in batch:
+                entry.batch_scope = scope
+            if len(batch) == 1:
+                await self._handle(batch[0])
+                return
+            async with trio.open_nursery() as nursery:
+                for entry in batch:
+                    nursery.start_soon(self._handle, entry)
+
     async def _handle(self, entry: _InFlight) -> None:
-        with entry.scope:
-            started = trio.current_time()
-            try:
-                outcome = await self._handler(entry.claim)
-            except Exception as error:  # handlers should return outcomes; never lose the message
-                log.exception("event=handler_crashed stream=%s id=%s", self.stream, entry.claim.id)
-                outcome = _fallback_outcome(entry.claim, error)
-            self.counters.handler_seconds_total += trio.current_time() - started
-            entry.finished = True
-            self._settle_send.send_nowait(Settlement(entry.claim, outcome))
-            return
-        # Cancelled: the lease was lost (heartbeat) or the node is shutting down.
-        self._forget(entry.claim.id)
+        started = time.monotonic()
+        try:
+            outcome = await self._handler(entry.claim)
+        except trio.Cancelled:
+            # The batch's leases were lost (heartbeat) or the node is shutting down.
+            self._forget(entry.claim.id)
+            raise
+        except Exception as error:  # handlers should return outcomes; never lose the message
+            log.exception("event=handler_crashed stream=%s id=%s", self.stream, entry.claim.id)
+            outcome = _fallback_outcome(entry.claim, error)
+        self.counters.handler_seconds_total += time.monotonic() - started
+        entry.finished = True
+        self._settle_send.send_nowait(Settlement(entry.claim, outcome))
 
     def _forget(self, message_id: int) -> None:
         if self._in_flight.pop(message_id, None) is not None:
@@ -196,18 +212,27 @@ class StreamConsumer:
             except DatabaseError as error:
                 log.warning("event=heartbeat_failed stream=%s error=%r", self.stream, str(error))
                 continue
+            scopes: dict[trio.CancelScope, bool] = {}  # batch scope -> every lease in it lost
             for claim in held:
                 entry = self._in_flight.get(claim.id)
-                if entry is None or claim.id in kept or entry.finished:
-                    continue  # settled meanwhile, still ours, or its settle will tell
-                self.counters.lost += 1
-                log.warning(
-                    "event=lease_lost stream=%s id=%s attempt=%s",
-                    self.stream,
-                    claim.id,
-                    claim.attempt,
-                )
-                entry.scope.cancel()
+                if entry is None or entry.finished or entry.batch_scope is None:
+                    continue  # settled meanwhile, or its settle will tell
+                lost = claim.id not in kept
+                scopes[entry.batch_scope] = scopes.get(entry.batch_scope, True) and lost
+                if lost and not entry.lost:
+                    entry.lost = True
+                    self.counters.lost += 1
+                    log.warning(
+                        "event=lease_lost stream=%s id=%s attempt=%s",
+                        self.stream,
+                        claim.id,
+                        claim.attempt,
+                    )
+            for scope, all_lost in scopes.items():
+                if all_lost:
+                    # Stop work nobody can record. A batch that still holds some leases runs
+                    # on; its lost messages are refused at settle (fencing).
+                    scope.cancel()
 
     # -- settling ---------------------------------------------------------------------------
 

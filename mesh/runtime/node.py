@@ -26,6 +26,7 @@ from mesh.pg.migrations import check_schema
 from mesh.runtime.actor import Actor
 from mesh.runtime.streams import Streams
 from mesh.runtime.supervisor import Supervisor
+from mesh.runtime.wakeup import StreamWakeups
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,7 @@ class Node:
         )
         self.listener = Listener(dsn, name=self.guid, check_interval=listener_check_interval)
         self.streams = Streams(self.db, owner=self.guid)
+        self.wakeups = StreamWakeups(self.listener)
         self.supervisor = Supervisor(f"node:{self.guid}")
         self.actors: list[Actor[Any]] = []
         self._stop = trio.Event()

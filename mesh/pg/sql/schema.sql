@@ -29,7 +29,16 @@ CREATE TABLE mesh.stream_messages (
     payload jsonb NOT NULL,
     CONSTRAINT stream_messages_lease_whole
         CHECK ((lease_owner IS NULL) = (lease_expires_at IS NULL))
-) WITH (fillfactor = 80);
+) WITH (
+    fillfactor = 80,
+    -- A queue table churns: every message is inserted, updated at claim and deleted at ack.
+    -- Vacuum it after a fixed number of dead rows, not a fraction of a (tiny) live size.
+    autovacuum_vacuum_scale_factor = 0.0,
+    autovacuum_vacuum_threshold = 10000,
+    autovacuum_vacuum_insert_scale_factor = 0.0,
+    autovacuum_vacuum_insert_threshold = 10000,
+    autovacuum_vacuum_cost_delay = 0
+);
 
 -- Serves the claim: the column order matches its ORDER BY (tests/test_streams_explain.py).
 CREATE INDEX stream_messages_claim
@@ -56,6 +65,11 @@ CREATE TABLE mesh.dead_letters (
 );
 
 CREATE INDEX dead_letters_stream ON mesh.dead_letters (app, stream, dead_at);
+
+-- Splits a newline-joined batch parameter into an array (see the head of queries.sql).
+CREATE FUNCTION mesh.lines(joined text) RETURNS text[]
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    RETURN string_to_array(joined, E'\n');
 
 -- Must match mesh.model.ids.stream_channel().
 CREATE FUNCTION mesh.stream_channel(app text, stream text) RETURNS text
