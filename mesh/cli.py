@@ -102,7 +102,10 @@ def _parser() -> argparse.ArgumentParser:
     bench_streams.add_argument("--batch", type=int, default=50)
     bench_streams.add_argument("--workers", type=int, default=4, help="consumers on the topic")
     bench_streams.add_argument(
-        "--concurrency", type=int, default=0, help="in flight per consumer (default: 2 x batch)"
+        "--concurrency", type=int, default=0, help="in flight per consumer (default: the batch size)"
+    )
+    bench_streams.add_argument(
+        "--rounds", type=int, default=1, help="repeat and report the median round (default 1)"
     )
     bench_streams.add_argument(
         "--baseline",
@@ -253,19 +256,20 @@ def _bench_streams(args: argparse.Namespace) -> int:
 
     config = load_config(args.config)
     configure_logging(os.environ.get("MESH_LOG_LEVEL") or "warn")
-    if min(args.messages, args.batch, args.workers) < 1:
+    if min(args.messages, args.batch, args.workers, args.rounds) < 1:
         raise ConfigError(
             "<command line>",
             "bench streams",
-            "--messages, --batch and --workers must be at least 1",
+            "--messages, --batch, --workers and --rounds must be at least 1",
         )
     result = bench_streams(
         _dsn(config),
         messages=args.messages,
         batch=args.batch,
         workers=args.workers,
-        concurrency=args.concurrency or args.batch * 2,
+        concurrency=args.concurrency or args.batch,
         baseline=args.baseline,
+        rounds=args.rounds,
     )
     print(msgspec.json.encode(result).decode())
     return 0

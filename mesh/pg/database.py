@@ -31,6 +31,7 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 Connection = psycopg.Connection[tuple[Any, ...]]
+Cursor = psycopg.Cursor[tuple[Any, ...]]
 
 
 def redact(dsn: str) -> str:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from mesh.model.ids import validate_app_id, validate_stream
 from mesh.model.messages import compact_json
 from mesh.model.outcomes import Ack, DeadLetter, Outcome, Outgoing, Retry, dead_letter_replies
-from mesh.pg.database import Connection
+from mesh.pg.database import Connection, Cursor
 from mesh.pg.queries import query
 
 REAPED_ERROR = "claimed too many times without completing: the handler crashed or hung each time"
@@ -141,25 +141,60 @@ def settle(conn: Connection, *, owner: str, settlements: Sequence[Settlement]) -
     one fenced by (id, attempt, owner) and carrying the follow-ups of what it settled. Anything
     whose lease was lost is left untouched: no ack, no effects.
     """
+    return _settled_ids(_send_settlements(conn, owner, settlements))
+
+
+def settle_and_claim(
+    conn: Connection,
+    *,
+    owner: str,
+    settlements: Sequence[Settlement],
+    app: str,
+    stream: str,
+    limit: int,
+    lease: float,
+) -> tuple[set[int], list[StreamClaim]]:
+    """Settle a batch and claim the next one in a single round trip and transaction.
+
+    The statements go out together in pipeline mode and run as one implicit transaction: one
+    network round trip and one commit where settle-then-claim would take two of each.
+    """
+    with conn.pipeline():
+        cursors = _send_settlements(conn, owner, settlements)
+        claimed = conn.execute(
+            query("claim"),
+            {"app": app, "stream": stream, "owner": owner, "limit": limit, "lease": lease},
+        )
+    return _settled_ids(cursors), [StreamClaim(*row) for row in claimed.fetchall()]
+
+
+def _settled_ids(cursors: list[Cursor]) -> set[int]:
+    return {row[0] for cursor in cursors for row in cursor.fetchall()}
+
+
+def _send_settlements(
+    conn: Connection, owner: str, settlements: Sequence[Settlement]
+) -> list[Cursor]:
+    """Execute the settle statements; their results are read later (so they can pipeline)."""
     acks = [s for s in settlements if isinstance(s.outcome, Ack)]
     dead = [s for s in settlements if isinstance(s.outcome, DeadLetter)]
     retries = [s for s in settlements if isinstance(s.outcome, Retry)]
-    done: set[int] = set()
+    cursors = []
     if acks:
-        done |= _run_fenced(conn, "ack", owner, acks, {})
+        cursors.append(_execute_fenced(conn, "ack", owner, acks, {}))
     if dead:
         errors = [s.outcome.error for s in dead if isinstance(s.outcome, DeadLetter)]
-        done |= _run_fenced(conn, "dead_letter", owner, dead, {"errors": errors})
+        cursors.append(_execute_fenced(conn, "dead_letter", owner, dead, {"errors": errors}))
     if retries:
         extra = {
             "delays": lines(s.outcome.delay for s in retries if isinstance(s.outcome, Retry)),
             "errors": [s.outcome.error for s in retries if isinstance(s.outcome, Retry)],
         }
-        done |= _run_fenced(conn, "retry", owner, retries, extra, follow_ups=False)
-    return done
+        cursors.append(_execute_fenced(conn, "retry", owner, retries, extra, follow_ups=False))
+    return cursors
 
 
-def _run_fenced(
+def _execute_fenced(
     conn: Connection,
     name: str,
     owner: str,
@@ -167,7 +202,7 @@ def _run_fenced(
     extra: Mapping[str, object],
     *,
     follow_ups: bool = True,
-) -> set[int]:
+) -> Cursor:
     params: dict[str, object] = {
         "owner": owner,
         "ids": lines(s.claim.id for s in settlements),
@@ -190,7 +225,7 @@ def _run_fenced(
             "f_delays": lines(f.delay for _, f in pairs),
             "f_payloads": json_lines([f.payload for _, f in pairs]),
         }
-    return {row[0] for row in conn.execute(query(name), params)}
+    return conn.execute(query(name), params)
 
 
 def reap(conn: Connection, *, limit: int = 1000) -> tuple[int, list[DeadMessage]]:

@@ -92,6 +92,8 @@ class StreamConsumer:
         self._idle = trio.Event()
         self._idle.set()
         self._stopping = False
+        self._waiting_for_slots = False
+        self._prefetched: list[StreamClaim] = []
         self._settle_send, self._settle_receive = trio.open_memory_channel[Settlement](math.inf)
 
     @property
@@ -126,10 +128,17 @@ class StreamConsumer:
     async def _claim_loop(self, handlers: trio.Nursery) -> None:
         backoff = 0.1
         while not self._stopping:
+            if self._prefetched:
+                # Claimed by the settle loop along with its last settle (see _settle_loop).
+                claims, self._prefetched = self._prefetched, []
+                self._admit(claims, handlers)
+                continue
             free = self.settings.concurrency - len(self._in_flight)
             if free <= 0:
                 self._slot_freed = trio.Event()
+                self._waiting_for_slots = True
                 await self._slot_freed.wait()
+                self._waiting_for_slots = False
                 continue
             wanted = min(self.settings.batch_size, free)
             self._wakeup.clear()
@@ -150,19 +159,24 @@ class StreamConsumer:
             backoff = 0.1
             self.counters.claims += 1
             self.counters.claimed += len(claims)
-            if claims:
-                batch = [_InFlight(claim) for claim in claims]
-                for entry in batch:
-                    self._in_flight[entry.claim.id] = entry
-                if self._idle.is_set():
-                    self._idle = trio.Event()
-                handlers.start_soon(self._handle_batch, batch, handlers)
+            self._admit(claims, handlers)
             if len(claims) == wanted:
                 self._group.wake_one()  # there may be more: let an idle sibling claim too
             else:
                 if not claims:
                     self.counters.empty_claims += 1
                 await self._wakeup.wait(self.settings.poll_interval)
+
+    def _admit(self, claims: list[StreamClaim], handlers: trio.Nursery) -> None:
+        """Take claimed messages in flight and start their handlers."""
+        if not claims:
+            return
+        batch = [_InFlight(claim) for claim in claims]
+        for entry in batch:
+            self._in_flight[entry.claim.id] = entry
+        if self._idle.is_set():
+            self._idle = trio.Event()
+        handlers.start_soon(self._handle_batch, batch, handlers)
 
     async def _handle_batch(self, batch: list[_InFlight], handlers: trio.Nursery) -> None:
         # One cancel scope per claimed batch, not per message: scopes are costly at thousands
@@ -247,8 +261,22 @@ class StreamConsumer:
                     pending.append(self._settle_receive.receive_nowait())
                 except trio.WouldBlock:
                     break
+            # A saturated consumer claims its next batch in the same round trip and commit
+            # as this settle: the slots it frees are known now.
+            piggyback = self._waiting_for_slots and not self._stopping
+            claims: list[StreamClaim] = []
             try:
-                done = await self.streams.settle(pending)
+                if piggyback:
+                    free = self.settings.concurrency - len(self._in_flight) + len(pending)
+                    done, claims = await self.streams.settle_and_claim(
+                        pending,
+                        self.app,
+                        self.stream,
+                        limit=min(self.settings.batch_size, free),
+                        lease=self.settings.lease,
+                    )
+                else:
+                    done = await self.streams.settle(pending)
             except DatabaseUnavailable as error:
                 # Settling is fenced, so retrying the same batch is safe; leases stay
                 # heartbeated meanwhile.
@@ -266,6 +294,12 @@ class StreamConsumer:
             backoff = 0.1
             self._record(pending, done)
             pending = []
+            if piggyback:
+                self.counters.claims += 1
+                self.counters.claimed += len(claims)
+                if claims:
+                    self._prefetched.extend(claims)
+                    self._slot_freed.set()
 
     async def _settle_one_by_one(self, batch: list[Settlement], error: DatabaseError) -> set[int]:
         """Isolate a settlement the database refuses, so it cannot block the others."""

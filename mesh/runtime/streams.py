@@ -35,6 +35,19 @@ class Streams:
     async def settle(self, settlements: Sequence[Settlement]) -> set[int]:
         return await self.db.run(streams.settle, owner=self.owner, settlements=settlements)
 
+    async def settle_and_claim(
+        self, settlements: Sequence[Settlement], app: str, stream: str, *, limit: int, lease: float
+    ) -> tuple[set[int], list[StreamClaim]]:
+        return await self.db.run(
+            streams.settle_and_claim,
+            owner=self.owner,
+            settlements=settlements,
+            app=app,
+            stream=stream,
+            limit=limit,
+            lease=lease,
+        )
+
     async def reap(self, limit: int = 1000) -> tuple[int, list[DeadMessage]]:
         return await self.db.run(streams.reap, limit=limit)
 
