@@ -47,7 +47,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mesh", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="mesh", description="mesh: run nodes, manage the database, inspect and feed streams."
+    )
     parser.add_argument("--version", action="version", version=f"mesh {__version__}")
     parser.add_argument(
         "--config", metavar="PATH", help="config file (default: $MESH_CONFIG or config/mesh.yaml)"
@@ -102,7 +104,10 @@ def _parser() -> argparse.ArgumentParser:
     bench_streams.add_argument("--batch", type=int, default=50)
     bench_streams.add_argument("--workers", type=int, default=4, help="consumers on the topic")
     bench_streams.add_argument(
-        "--concurrency", type=int, default=0, help="in flight per consumer (default: the batch size)"
+        "--concurrency",
+        type=int,
+        default=0,
+        help="in flight per consumer (default: the batch size)",
     )
     bench_streams.add_argument(
         "--rounds", type=int, default=1, help="repeat and report the median round (default 1)"

@@ -64,3 +64,13 @@ def kills_its_process(data: Any) -> Any:
 
 
 not_a_function = 42
+
+
+first_blocks = trio.Event()
+
+
+async def first_one_waits(data: Any) -> Any:
+    """Message 0 waits until the test lets it go; the rest answer at once."""
+    if data["n"] == 0:
+        await first_blocks.wait()
+    return {"n": data["n"]}

@@ -9,6 +9,7 @@ import trio.testing
 from mesh.errors import SupervisorGaveUp
 from mesh.model.restart import RestartPolicy
 from mesh.runtime.actor import Actor
+from mesh.runtime.inline import Finished, Waiting, first_step, resume
 from mesh.runtime.supervisor import Supervisor
 from mesh.runtime.wakeup import Wakeup
 
@@ -83,3 +84,60 @@ async def test_wakeup__coalesces_and_times_out(autojump_clock: trio.testing.Mock
     wakeup.clear()
     assert await wakeup.wait(1.0) is False
     assert wakeup.count == 5
+
+
+async def test_inline__a_handler_that_never_waits_finishes_in_its_first_step() -> None:
+    async def compute(x: int) -> int:
+        return x * 2
+
+    step = first_step(compute(21))
+    assert isinstance(step, Finished) and step.value == 42
+
+
+async def test_inline__a_waiting_handler_is_resumed_in_the_same_task() -> None:
+    tasks: list[object] = []
+
+    async def waits(x: int) -> int:
+        tasks.append(trio.lowlevel.current_task())
+        await trio.sleep(0)
+        tasks.append(trio.lowlevel.current_task())
+        return x + 1
+
+    step = first_step(waits(1))
+    assert isinstance(step, Waiting)
+    assert await resume(step) == 2
+    assert tasks == [trio.lowlevel.current_task()] * 2
+
+
+async def test_inline__cancellation_reaches_the_resumed_coroutine(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    cleaned_up = []
+
+    async def sleeps_forever() -> None:
+        try:
+            await trio.sleep_forever()
+        finally:
+            cleaned_up.append(True)
+
+    step = first_step(sleeps_forever())
+    assert isinstance(step, Waiting)
+    with trio.move_on_after(1):
+        await resume(step)
+    assert cleaned_up == [True]
+
+
+async def test_inline__errors_propagate_from_either_step() -> None:
+    async def fails_at_once() -> None:
+        raise ValueError("first")
+
+    async def fails_later() -> None:
+        await trio.sleep(0)
+        raise KeyError("later")
+
+    with pytest.raises(ValueError, match="first"):
+        first_step(fails_at_once())
+    step = first_step(fails_later())
+    assert isinstance(step, Waiting)
+    with pytest.raises(KeyError):
+        await resume(step)

@@ -180,3 +180,16 @@ async def test_drain__in_process_finishes_in_flight_work(
     assert conn.execute(
         "SELECT count(*) FROM mesh.stream_messages WHERE lease_owner IS NOT NULL"
     ).fetchone() == (0,)
+
+
+async def test_a_waiting_handler__does_not_hold_up_the_rest_of_its_batch(
+    dsn: str, conn: psycopg.Connection
+) -> None:
+    activities.first_blocks = trio.Event()
+    send(conn, *({"n": n} for n in range(20)))  # one claim: message 0 first, then 19 more
+    async with running_node(dsn, activities.first_one_waits) as (_, worker):
+        await wait_until(lambda: len(responses(conn)) == 19, what="the 19 others to finish")
+        assert worker.in_flight() == 1
+        activities.first_blocks.set()
+        await wait_until(lambda: len(responses(conn)) == 20, what="the waiting one to finish")
+    assert sorted(r.data["n"] for r in responses(conn)) == list(range(20))

@@ -20,19 +20,21 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 import trio
 
 from mesh.errors import DatabaseError, DatabaseUnavailable
 from mesh.model.outcomes import Ack, DeadLetter, Outcome, Retry
+from mesh.runtime.inline import Waiting, first_step, resume
 from mesh.runtime.streams import Settlement, StreamClaim, Streams
 from mesh.runtime.wakeup import StreamWakeups
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[StreamClaim], Awaitable[Outcome]]
+Handler = Callable[[StreamClaim], Coroutine[Any, Any, Outcome]]
 
 
 @dataclass(frozen=True)
@@ -179,32 +181,44 @@ class StreamConsumer:
         handlers.start_soon(self._handle_batch, batch, handlers)
 
     async def _handle_batch(self, batch: list[_InFlight], handlers: trio.Nursery) -> None:
-        # One cancel scope per claimed batch, not per message: scopes are costly at thousands
-        # of messages a second, and the leases of one batch are extended (or lost) together.
-        with trio.CancelScope() as scope:
-            for entry in batch:
-                entry.batch_scope = scope
-            if len(batch) == 1:
-                await self._handle(batch[0])
-                return
-            async with trio.open_nursery() as nursery:
-                for entry in batch:
-                    nursery.start_soon(self._handle, entry)
+        """Run the handlers of a claimed batch, each started at once.
 
-    async def _handle(self, entry: _InFlight) -> None:
-        started = time.monotonic()
+        Handlers run inline until one has to wait; then the rest of the batch moves to a new
+        task (see :mod:`mesh.runtime.inline`) while this one finishes the waiting handler.
+        One cancel scope covers the batch: its leases are extended, or lost, together.
+        """
+        mine = list(batch)  # what this task settles, or forgets if it is cancelled
         try:
-            outcome = await self._handler(entry.claim)
-        except trio.Cancelled:
-            # The batch's leases were lost (heartbeat) or the node is shutting down.
-            self._forget(entry.claim.id)
-            raise
-        except Exception as error:  # handlers should return outcomes; never lose the message
-            log.exception("event=handler_crashed stream=%s id=%s", self.stream, entry.claim.id)
-            outcome = _fallback_outcome(entry.claim, error)
-        self.counters.handler_seconds_total += time.monotonic() - started
-        entry.finished = True
-        self._settle_send.send_nowait(Settlement(entry.claim, outcome))
+            with trio.CancelScope() as scope:
+                for entry in mine:
+                    entry.batch_scope = scope
+                for index, entry in enumerate(batch):
+                    started = time.monotonic()
+                    try:
+                        step = first_step(self._handler(entry.claim))
+                        if isinstance(step, Waiting):
+                            rest = batch[index + 1 :]
+                            if rest:
+                                del mine[index + 1 :]
+                                handlers.start_soon(self._handle_batch, rest, handlers)
+                            outcome = await resume(step)
+                        else:
+                            outcome = step.value
+                    except Exception as error:  # never lose the message to a handler bug
+                        log.exception(
+                            "event=handler_crashed stream=%s id=%s", self.stream, entry.claim.id
+                        )
+                        outcome = _fallback_outcome(entry.claim, error)
+                    self.counters.handler_seconds_total += time.monotonic() - started
+                    entry.finished = True
+                    self._settle_send.send_nowait(Settlement(entry.claim, outcome))
+                    if len(mine) == index + 1:
+                        return  # the rest, if any, was handed to another task
+        finally:
+            # Cancelled (leases lost, or shutdown): what did not finish is no longer ours.
+            for entry in mine:
+                if not entry.finished:
+                    self._forget(entry.claim.id)
 
     def _forget(self, message_id: int) -> None:
         if self._in_flight.pop(message_id, None) is not None:
