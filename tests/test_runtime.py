@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import trio
+import trio.lowlevel
 import trio.testing
 
 from mesh.errors import SupervisorGaveUp
@@ -99,7 +100,7 @@ async def test_inline__a_waiting_handler_is_resumed_in_the_same_task() -> None:
 
     async def waits(x: int) -> int:
         tasks.append(trio.lowlevel.current_task())
-        await trio.sleep(0)
+        await trio.lowlevel.checkpoint()
         tasks.append(trio.lowlevel.current_task())
         return x + 1
 
@@ -132,7 +133,7 @@ async def test_inline__errors_propagate_from_either_step() -> None:
         raise ValueError("first")
 
     async def fails_later() -> None:
-        await trio.sleep(0)
+        await trio.lowlevel.checkpoint()
         raise KeyError("later")
 
     with pytest.raises(ValueError, match="first"):
