@@ -74,3 +74,34 @@ async def first_one_waits(data: Any) -> Any:
     if data["n"] == 0:
         await first_blocks.wait()
     return {"n": data["n"]}
+
+
+running = 0
+most_running = 0
+
+
+async def counts_concurrency(data: Any) -> Any:
+    """Records how many calls run at once (each waits a moment, so they overlap)."""
+    global running, most_running
+    running += 1
+    most_running = max(most_running, running)
+    try:
+        await trio.sleep(0.001)  # simulated I/O, so that calls overlap
+    finally:
+        running -= 1
+    return data
+
+
+_running_lock = threading.Lock()
+
+
+def counts_concurrency_in_threads(data: Any) -> Any:
+    """As counts_concurrency, for a plain function run in worker threads."""
+    global running, most_running
+    with _running_lock:
+        running += 1
+        most_running = max(most_running, running)
+    time.sleep(0.001)  # simulated work, so that calls overlap
+    with _running_lock:
+        running -= 1
+    return data

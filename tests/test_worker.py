@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import psycopg
+import pytest
 import trio
 
 from mesh.model.retry import RetryPolicy
@@ -193,3 +196,19 @@ async def test_a_waiting_handler__does_not_hold_up_the_rest_of_its_batch(
         activities.first_blocks.set()
         await wait_until(lambda: len(responses(conn)) == 20, what="the waiting one to finish")
     assert sorted(r.data["n"] for r in responses(conn)) == list(range(20))
+
+
+@pytest.mark.parametrize(
+    "function", [activities.counts_concurrency, activities.counts_concurrency_in_threads]
+)
+async def test_concurrency__is_never_exceeded_when_smaller_than_the_batch(
+    dsn: str, conn: psycopg.Connection, caplog: pytest.LogCaptureFixture, function: Any
+) -> None:
+    activities.most_running = 0
+    send(conn, *({"n": n} for n in range(300)))
+    settings = ConsumerSettings(batch_size=50, concurrency=7, poll_interval=0.2)
+    async with running_node(dsn, function, settings=settings) as (_, worker):
+        await wait_until(lambda: len(responses(conn)) == 300, timeout=30, what="300 responses")
+        assert worker.consumer.counters.lost == 0
+    assert 1 < activities.most_running <= 7
+    assert "settle_refused" not in caplog.text

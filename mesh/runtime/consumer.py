@@ -96,6 +96,7 @@ class StreamConsumer:
         self._stopping = False
         self._waiting_for_slots = False
         self._prefetched: list[StreamClaim] = []
+        self._reserved = 0  # slots promised to a claim that is still running
         self._settle_send, self._settle_receive = trio.open_memory_channel[Settlement](math.inf)
 
     @property
@@ -135,7 +136,7 @@ class StreamConsumer:
                 claims, self._prefetched = self._prefetched, []
                 self._admit(claims, handlers)
                 continue
-            free = self.settings.concurrency - len(self._in_flight)
+            free = self._free_slots()
             if free <= 0:
                 self._slot_freed = trio.Event()
                 self._waiting_for_slots = True
@@ -144,6 +145,7 @@ class StreamConsumer:
                 continue
             wanted = min(self.settings.batch_size, free)
             self._wakeup.clear()
+            self._reserved += wanted
             try:
                 claims = await self.streams.claim(
                     self.app, self.stream, limit=wanted, lease=self.settings.lease
@@ -158,6 +160,8 @@ class StreamConsumer:
                 await self._wakeup.wait(backoff)
                 backoff = min(self.settings.poll_interval, backoff * 2)
                 continue
+            finally:
+                self._reserved -= wanted
             backoff = 0.1
             self.counters.claims += 1
             self.counters.claimed += len(claims)
@@ -168,6 +172,15 @@ class StreamConsumer:
                 if not claims:
                     self.counters.empty_claims += 1
                 await self._wakeup.wait(self.settings.poll_interval)
+
+    def _free_slots(self) -> int:
+        """Slots neither in flight, nor claimed and waiting, nor promised to a running claim."""
+        return (
+            self.settings.concurrency
+            - len(self._in_flight)
+            - len(self._prefetched)
+            - self._reserved
+        )
 
     def _admit(self, claims: list[StreamClaim], handlers: trio.Nursery) -> None:
         """Take claimed messages in flight and start their handlers."""
@@ -277,17 +290,14 @@ class StreamConsumer:
                     break
             # A saturated consumer claims its next batch in the same round trip and commit
             # as this settle: the slots it frees are known now.
-            piggyback = self._waiting_for_slots and not self._stopping
+            limit = min(self.settings.batch_size, self._free_slots() + len(pending))
+            piggyback = self._waiting_for_slots and not self._stopping and limit > 0
             claims: list[StreamClaim] = []
             try:
                 if piggyback:
-                    free = self.settings.concurrency - len(self._in_flight) + len(pending)
+                    self._reserved += limit
                     done, claims = await self.streams.settle_and_claim(
-                        pending,
-                        self.app,
-                        self.stream,
-                        limit=min(self.settings.batch_size, free),
-                        lease=self.settings.lease,
+                        pending, self.app, self.stream, limit=limit, lease=self.settings.lease
                     )
                 else:
                     done = await self.streams.settle(pending)
@@ -305,6 +315,9 @@ class StreamConsumer:
                 continue
             except DatabaseError as error:
                 done = await self._settle_one_by_one(pending, error)
+            finally:
+                if piggyback:
+                    self._reserved -= limit
             backoff = 0.1
             self._record(pending, done)
             pending = []
