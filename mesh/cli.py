@@ -15,9 +15,16 @@ import trio
 
 from mesh import __version__
 from mesh.config import Config, load_config
-from mesh.errors import ConfigError, DatabaseUnavailable, MeshError, SchemaOutOfDate
+from mesh.errors import (
+    ConfigError,
+    DatabaseUnavailable,
+    MeshError,
+    SchemaOutOfDate,
+    SupervisorGaveUp,
+)
 from mesh.logs import configure_logging
 
+EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_UNAVAILABLE = 3
 
@@ -39,6 +46,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DatabaseUnavailable as error:
         print(f"mesh: {error}", file=sys.stderr)
         return EXIT_UNAVAILABLE
+    except SupervisorGaveUp as error:
+        # An actor kept crashing: exit non-zero so systemd or the Procfile runner restarts us.
+        print(f"mesh: giving up: {error}", file=sys.stderr)
+        return EXIT_FAILED
     except MeshError as error:
         print(f"mesh: {error}", file=sys.stderr)
         return EXIT_USAGE

@@ -184,4 +184,5 @@ def test_demo__runs_the_orders_to_completion(
     assert result.returncode == 0, result.stdout + result.stderr
     assert "40/40 finished" in result.stdout
     assert "nothing pending, leased or dead-lettered" in result.stdout
+    assert "level=error" not in result.stderr and "Traceback" not in result.stderr
     assert depth(conn) == 0

@@ -212,3 +212,29 @@ async def test_concurrency__is_never_exceeded_when_smaller_than_the_batch(
         assert worker.consumer.counters.lost == 0
     assert 1 < activities.most_running <= 7
     assert "settle_refused" not in caplog.text
+
+
+async def test_a_crashed_consumer__is_restarted_by_its_supervisor(
+    dsn: str, conn: psycopg.Connection
+) -> None:
+    send(conn, {"n": 1})
+    async with running_node(dsn, activities.echo, settings=ConsumerSettings(poll_interval=0.2)) as (
+        node,
+        worker,
+    ):
+        real_claim = node.streams.claim
+        calls = 0
+
+        async def claim_that_breaks_once(*args: Any, **kwargs: Any) -> Any:
+            nonlocal calls
+            calls += 1
+            if calls == 1:
+                raise RuntimeError("a bug in the claim path")
+            return await real_claim(*args, **kwargs)
+
+        await wait_until(lambda: worker.consumer.counters.claims >= 1, what="the first claim")
+        send(conn, {"n": 2})
+        node.streams.claim = claim_that_breaks_once  # type: ignore[method-assign]
+        worker.consumer.wake()
+        await wait_until(lambda: len(responses(conn)) == 2, what="both responses after the restart")
+        assert worker.restarts == 1

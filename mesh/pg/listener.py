@@ -78,7 +78,13 @@ class Listener:
                 conn = await trio.to_thread.run_sync(self._connect, abandon_on_cancel=True)
                 backoff = 0.2
                 await self._serve(conn, report_started)
-            except (DatabaseUnavailable, ListenerStale, psycopg.Error, OSError) as error:
+            except (
+                DatabaseUnavailable,
+                ListenerStale,
+                trio.TooSlowError,
+                psycopg.Error,
+                OSError,
+            ) as error:
                 level = logging.WARNING if self.healthy or not started else logging.INFO
                 log.log(
                     level,

@@ -117,6 +117,7 @@ class StreamConsumer:
         await self._idle.wait()
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        self._forget_previous_run()
         async with trio.open_nursery() as services:
             services.start_soon(self._heartbeat_loop)
             services.start_soon(self._settle_loop)
@@ -172,6 +173,22 @@ class StreamConsumer:
                 if not claims:
                     self.counters.empty_claims += 1
                 await self._wakeup.wait(self.settings.poll_interval)
+
+    def _forget_previous_run(self) -> None:
+        """After a crash and restart, drop what the dead run held: its handlers are gone, so
+        its leases must be left to expire (the reaper returns those messages). Outcomes it
+        already produced stay queued and are still settled (fenced)."""
+        if self._in_flight or self._prefetched:
+            log.warning(
+                "event=consumer_restarted stream=%s abandoned=%d (their leases will expire)",
+                self.stream,
+                len(self._in_flight) + len(self._prefetched),
+            )
+        self._in_flight.clear()
+        self._prefetched.clear()
+        self._reserved = 0
+        self._waiting_for_slots = False
+        self._idle.set()
 
     def _free_slots(self) -> int:
         """Slots neither in flight, nor claimed and waiting, nor promised to a running claim."""
