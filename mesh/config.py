@@ -91,6 +91,9 @@ class Config(_Strict, forbid_unknown_fields=True, frozen=True):
         )
 
 
+MAX_POLL_INTERVAL = 2.0
+"""Seconds: the longest a missed NOTIFY may delay a delivery."""
+
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _MSGSPEC_PATH = re.compile(r" - at `\$(.*)`$")
 
@@ -227,6 +230,14 @@ def validate(config: Config) -> None:
         _check(source, key, lambda value=value: parse_duration(value))
     _positive(source, "database.pool_size", config.database.pool_size)
     _positive(source, "streams.batch_size", config.streams.batch_size)
+    poll = parse_duration(config.streams.poll_interval)
+    if not 0.01 <= poll <= MAX_POLL_INTERVAL:
+        raise ConfigError(
+            source,
+            "streams.poll_interval",
+            f"{poll:g} s is outside 0.01 s to {MAX_POLL_INTERVAL:g} s",
+            "NOTIFY is only a hint; the fallback poll is what guarantees delivery, so keep it short",
+        )
     _check(source, "retry", lambda: config.retry_policy())
     seen: set[str] = set()
     for index, worker in enumerate(config.workers):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import psycopg
@@ -172,3 +173,25 @@ def test_poison__a_message_that_kills_its_node_is_dead_lettered_after_n_claims(
         "SELECT payload->>'status', payload->'error'->>'type' FROM mesh.stream_messages WHERE stream = 'engine'"
     ).fetchall()
     assert error == [("error", "DeadLettered")]
+
+
+def test_second_signal__exits_at_once(tmp_path: Path, dsn: str, conn: psycopg.Connection) -> None:
+    send(conn, *({"n": n} for n in range(3)))
+    path = config(tmp_path, "tests.activities:block_one_second", concurrency=3, lease="30 seconds")
+    node = NodeProcess(path, dsn, log=tmp_path / "node.log")
+    try:
+        wait_until_sync(
+            lambda: (
+                one(conn, "SELECT count(*) FROM mesh.stream_messages WHERE lease_owner IS NOT NULL")
+                == 3
+            ),
+            what="work in flight",
+        )
+        node.process.send_signal(signal.SIGTERM)
+        node.wait_for_log("action=drain")
+        node.process.send_signal(signal.SIGTERM)
+        code = node.wait(timeout=10)
+    finally:
+        node.ensure_stopped()
+    assert code == 128 + signal.SIGTERM, node.log()
+    assert "action=exit_now" in node.log()
