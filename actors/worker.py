@@ -31,15 +31,15 @@ from mesh.model.messages import (
 )
 from mesh.model.outcomes import Ack, DeadLetter, Outcome, Retry, reply
 from mesh.model.retry import GiveUp, RetryPolicy, decide_failure
-from mesh.runtime.actor import Actor
-from mesh.runtime.consumer import ConsumerSettings, StreamConsumer
+from mesh.runtime.consumer import ConsumerSettings
 from mesh.runtime.node import Node
+from mesh.runtime.stream_actor import StreamActor
 from mesh.runtime.streams import StreamClaim
 
 log = logging.getLogger(__name__)
 
 
-class WorkerActor(Actor[None]):
+class WorkerActor(StreamActor):
     def __init__(
         self,
         node: Node,
@@ -49,7 +49,7 @@ class WorkerActor(Actor[None]):
         settings: ConsumerSettings,
         retry: RetryPolicy,
     ) -> None:
-        super().__init__()
+        super().__init__(node, stream=topic, handler=self.handle, settings=settings)
         self.name = f"worker:{topic}"
         self.topic = topic
         self.function = function
@@ -57,26 +57,6 @@ class WorkerActor(Actor[None]):
         self._is_async = inspect.iscoroutinefunction(function)
         self._threads = trio.CapacityLimiter(settings.concurrency)
         self.failures = 0
-        self.consumer = StreamConsumer(
-            node.streams,
-            node.wakeups,
-            app=node.app,
-            stream=topic,
-            handler=self.handle,
-            settings=settings,
-        )
-
-    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        await self.consumer.run(task_status=task_status)
-
-    def begin_drain(self) -> None:
-        self.consumer.stop_claiming()
-
-    async def wait_drained(self) -> None:
-        await self.consumer.wait_idle()
-
-    def in_flight(self) -> int:
-        return self.consumer.in_flight
 
     async def handle(self, claim: StreamClaim) -> Outcome:
         """Run the function for one claimed request and decide the outcome."""
@@ -151,7 +131,7 @@ class WorkerActor(Actor[None]):
         return f"{self.function.__module__}:{getattr(self.function, '__qualname__', self.function)}"
 
     def statistics(self) -> dict[str, Any]:
-        return {**super().statistics(), **self.consumer.statistics(), "failures": self.failures}
+        return {**super().statistics(), "failures": self.failures}
 
 
 def _describe(error: BaseException) -> str:

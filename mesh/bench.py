@@ -24,8 +24,9 @@ from mesh.pg.baseline import run_raw_sql_baseline, server_facts
 from mesh.pg.database import connect_sync, redact
 from mesh.pg.migrations import migrate
 from mesh.runtime.actor import Actor
-from mesh.runtime.consumer import ConsumerSettings, StreamConsumer
+from mesh.runtime.consumer import ConsumerSettings
 from mesh.runtime.node import Node
+from mesh.runtime.stream_actor import StreamActor
 from mesh.runtime.streams import StreamClaim
 
 TOPIC = "bench"
@@ -35,25 +36,17 @@ async def echo(data: Any) -> Any:
     return data
 
 
-class _Collector(Actor[None]):
+class _Collector(StreamActor):
     """Consumes the engine stream and records each response's end-to-end latency."""
 
     name = "bench-collector"
 
     def __init__(self, node: Node, expected: int, settings: ConsumerSettings) -> None:
-        super().__init__()
+        super().__init__(node, stream=ENGINE_STREAM, handler=self._record, settings=settings)
         self.expected = expected
         self.latencies: list[float] = []
         self.finished_at = 0.0
         self.done = trio.Event()
-        self.consumer = StreamConsumer(
-            node.streams,
-            node.wakeups,
-            app=node.app,
-            stream=ENGINE_STREAM,
-            handler=self._record,
-            settings=settings,
-        )
 
     async def _record(self, claim: StreamClaim) -> Outcome:
         response = decode(claim.payload)
@@ -64,15 +57,6 @@ class _Collector(Actor[None]):
             self.finished_at = time.perf_counter()
             self.done.set()
         return Ack()
-
-    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        await self.consumer.run(task_status=task_status)
-
-    def begin_drain(self) -> None:
-        self.consumer.stop_claiming()
-
-    async def wait_drained(self) -> None:
-        await self.consumer.wait_idle()
 
 
 def _requests(app: str, count: int) -> list[Outgoing]:

@@ -27,9 +27,9 @@ from mesh.model.outcomes import Ack, Outcome, Outgoing
 from mesh.pg.database import connect_sync, redact
 from mesh.pg.migrations import migrate
 from mesh.pg.streams import stream_stats
-from mesh.runtime.actor import Actor
-from mesh.runtime.consumer import ConsumerSettings, StreamConsumer
+from mesh.runtime.consumer import ConsumerSettings
 from mesh.runtime.node import Node
+from mesh.runtime.stream_actor import StreamActor
 from mesh.runtime.streams import StreamClaim
 
 SKUS = ["sku-100", "sku-200", "sku-300", "sku-400"]
@@ -56,28 +56,20 @@ def _request(config: Config, topic: str, data: Any) -> Outgoing:
     )
 
 
-class _Coordinator(Actor[None]):
+class _Coordinator(StreamActor):
     """Routes each order to its next step; records when it finishes."""
 
     name = "demo-coordinator"
 
     def __init__(self, config: Config, node: Node, orders: int) -> None:
-        super().__init__()
+        settings = ConsumerSettings(batch_size=100, concurrency=200, lease=10.0, poll_interval=1.0)
+        super().__init__(node, stream=ENGINE_STREAM, handler=self.route, settings=settings)
         self.config = config
         self.orders = orders
         self.outcomes: Counter[str] = Counter()
         self.steps: Counter[str] = Counter()
         self.order_seconds: list[float] = []
         self.done = trio.Event()
-        settings = ConsumerSettings(batch_size=100, concurrency=200, lease=10.0, poll_interval=1.0)
-        self.consumer = StreamConsumer(
-            node.streams,
-            node.wakeups,
-            app=config.app,
-            stream=ENGINE_STREAM,
-            handler=self.route,
-            settings=settings,
-        )
 
     async def route(self, claim: StreamClaim) -> Outcome:
         response = decode(claim.payload)
@@ -101,15 +93,6 @@ class _Coordinator(Actor[None]):
         if sum(self.outcomes.values()) >= self.orders:
             self.done.set()
         return Ack()
-
-    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        await self.consumer.run(task_status=task_status)
-
-    def begin_drain(self) -> None:
-        self.consumer.stop_claiming()
-
-    async def wait_drained(self) -> None:
-        await self.consumer.wait_idle()
 
 
 def run_demo(operator_config: Config, dsn: str, *, orders: int) -> int:

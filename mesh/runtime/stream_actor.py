@@ -1,0 +1,43 @@
+"""An actor whose work is one stream consumer: the drain protocol wired to the consumer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import trio
+
+from mesh.runtime.actor import Actor
+from mesh.runtime.consumer import ConsumerSettings, Handler, StreamConsumer
+from mesh.runtime.node import Node
+
+
+class StreamActor(Actor[None]):
+    """Consumes ``stream`` of the node's app with ``handler`` (see :class:`StreamConsumer`)."""
+
+    def __init__(
+        self, node: Node, *, stream: str, handler: Handler, settings: ConsumerSettings
+    ) -> None:
+        super().__init__()
+        self.consumer = StreamConsumer(
+            node.streams,
+            node.wakeups,
+            app=node.app,
+            stream=stream,
+            handler=handler,
+            settings=settings,
+        )
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        await self.consumer.run(task_status=task_status)
+
+    def begin_drain(self) -> None:
+        self.consumer.stop_claiming()
+
+    async def wait_drained(self) -> None:
+        await self.consumer.wait_idle()
+
+    def in_flight(self) -> int:
+        return self.consumer.in_flight
+
+    def statistics(self) -> dict[str, Any]:
+        return {**super().statistics(), **self.consumer.statistics()}
