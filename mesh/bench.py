@@ -20,8 +20,8 @@ from mesh.model.ids import ENGINE_STREAM, new_guid, new_message_id
 from mesh.model.messages import ActivityRequest, ActivityResponse, decode, encode
 from mesh.model.outcomes import Ack, Outcome, Outgoing
 from mesh.model.retry import DEFAULT_RETRY_POLICY
-from mesh.pg.baseline import run_raw_sql_baseline, server_facts
-from mesh.pg.database import connect_sync, redact
+from mesh.pg.baseline import run_raw_sql_baseline, server_facts, vacuum_streams
+from mesh.pg.database import redact, run_once
 from mesh.pg.migrations import migrate
 from mesh.runtime.actor import Actor
 from mesh.runtime.consumer import ConsumerSettings
@@ -138,9 +138,8 @@ def bench_streams(
 ) -> dict[str, Any]:
     """Run the mesh workload ``rounds`` times (alternating with the raw-SQL baseline when
     asked) and report the median round, every round's figures, and the ratio of medians."""
-    with connect_sync(dsn, "mesh-bench") as conn:
-        migrate(conn)
-        facts = server_facts(conn)
+    run_once(dsn, migrate)
+    facts = run_once(dsn, server_facts)
     payloads = [o.payload.decode() for o in _requests("baseline", messages)] if baseline else []
     mesh_rounds: list[dict[str, Any]] = []
     raw_rounds: list[dict[str, Any]] = []
@@ -190,5 +189,4 @@ def _median_round(rounds: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _vacuum(dsn: str) -> None:
-    with connect_sync(dsn, "mesh-bench") as conn:
-        conn.execute("VACUUM (ANALYZE) mesh.stream_messages")
+    run_once(dsn, vacuum_streams)

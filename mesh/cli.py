@@ -155,12 +155,11 @@ def _db_url(args: argparse.Namespace) -> int:
 
 
 def _migrate(args: argparse.Namespace) -> int:
-    from mesh.pg.database import connect_sync
+    from mesh.pg.database import run_once
     from mesh.pg.migrations import migrate
 
     config = _config(args)
-    with connect_sync(_dsn(config), "mesh-migrate") as conn:
-        applied = migrate(conn)
+    applied = run_once(_dsn(config), migrate)
     print(f"schema migrated: applied {applied}" if applied else "schema is up to date")
     return 0
 
@@ -176,13 +175,17 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _streams(args: argparse.Namespace) -> int:
-    from mesh.pg.database import connect_sync
+    from mesh.pg.database import run_once
+    from mesh.pg.migrations import check_schema
     from mesh.pg.streams import stream_stats
 
     config = _config(args)
-    with connect_sync(_dsn(config)) as conn:
-        _require_schema(conn)
-        stats = stream_stats(conn, None if args.all_apps else config.app)
+
+    def read(conn: Any) -> Any:
+        check_schema(conn)
+        return stream_stats(conn, None if args.all_apps else config.app)
+
+    stats = run_once(_dsn(config), read)
     rows = [
         {
             "app": s.app,
@@ -223,7 +226,8 @@ def _streams_send(args: argparse.Namespace) -> int:
     from mesh.model.ids import new_message_id, validate_topic
     from mesh.model.messages import ActivityRequest, encode, parse_json
     from mesh.model.outcomes import Outgoing
-    from mesh.pg.database import connect_sync
+    from mesh.pg.database import run_once
+    from mesh.pg.migrations import check_schema
     from mesh.pg.streams import enqueue
 
     config = _config(args)
@@ -245,9 +249,13 @@ def _streams_send(args: argparse.Namespace) -> int:
         max_attempts=policy.maximum_attempts,
         delay=args.delay,
     )
-    with connect_sync(_dsn(config)) as conn:
-        _require_schema(conn)
+
+    def send(conn: Any) -> int:
+        check_schema(conn)
         (message_id,) = enqueue(conn, [outgoing])
+        return message_id
+
+    message_id = run_once(_dsn(config), send)
     print(
         json.dumps(
             {
@@ -259,12 +267,6 @@ def _streams_send(args: argparse.Namespace) -> int:
         )
     )
     return 0
-
-
-def _require_schema(conn: Any) -> None:
-    from mesh.pg.migrations import check_schema
-
-    check_schema(conn)
 
 
 def _bench_streams(args: argparse.Namespace) -> int:

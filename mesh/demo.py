@@ -24,9 +24,9 @@ from mesh.logs import configure_logging
 from mesh.model.ids import ENGINE_STREAM, new_message_id
 from mesh.model.messages import ActivityRequest, ActivityResponse, decode, encode
 from mesh.model.outcomes import Ack, Outcome, Outgoing
-from mesh.pg.database import connect_sync, redact
+from mesh.pg.database import redact, run_once
 from mesh.pg.migrations import migrate
-from mesh.pg.streams import stream_stats
+from mesh.pg.streams import purge_app, stream_stats
 from mesh.runtime.consumer import ConsumerSettings
 from mesh.runtime.node import Node
 from mesh.runtime.stream_actor import StreamActor
@@ -98,11 +98,8 @@ class _Coordinator(StreamActor):
 def run_demo(operator_config: Config, dsn: str, *, orders: int) -> int:
     config = demo_config()
     configure_logging(os.environ.get("MESH_LOG_LEVEL") or config.log_level)
-    with connect_sync(dsn, "mesh-demo") as conn:
-        migrate(conn)
-        # A previous demo run may have left responses behind if it was interrupted.
-        conn.execute("DELETE FROM mesh.stream_messages WHERE app = %s", (config.app,))
-        conn.execute("DELETE FROM mesh.dead_letters WHERE app = %s", (config.app,))
+    run_once(dsn, migrate)
+    run_once(dsn, purge_app, config.app)  # what an interrupted earlier demo left behind
     print(f"mesh demo: {orders} orders through 3 worker topics on {redact(dsn)}")
 
     node = build_node(config, dsn)
@@ -143,8 +140,7 @@ def run_demo(operator_config: Config, dsn: str, *, orders: int) -> int:
     print(
         f"orders: {summary} ({finished}/{orders} finished in {elapsed:.2f} s, median {p50:.0f} ms per order)"
     )
-    with connect_sync(dsn, "mesh-demo") as conn:
-        left = [s for s in stream_stats(conn, config.app) if s.depth or s.dead_lettered]
+    left = [s for s in run_once(dsn, stream_stats, config.app) if s.depth or s.dead_lettered]
     print(
         "streams afterwards: "
         + ("empty, nothing pending, leased or dead-lettered" if not left else str(left))

@@ -182,3 +182,18 @@ def connect_sync(
         )
     except psycopg.Error as error:
         raise translate(error) from error
+
+
+def run_once(
+    dsn: str,
+    fn: Callable[Concatenate[Connection, P], T],
+    *args: P.args,
+    **kwargs: P.kwargs,
+) -> T:
+    """Connect, run ``fn(conn, ...)``, disconnect: for one-shot commands. Driver errors come
+    out translated, like everywhere else."""
+    with connect_sync(dsn) as conn:
+        try:
+            return fn(conn, *args, **kwargs)
+        except psycopg.Error as error:
+            raise translate(error) from error

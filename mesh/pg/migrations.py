@@ -9,8 +9,6 @@ from __future__ import annotations
 import re
 from importlib import resources
 
-import psycopg
-
 from mesh.errors import SchemaOutOfDate
 from mesh.pg.database import Connection
 from mesh.pg.queries import query, sql_text
@@ -74,10 +72,7 @@ def migrate(conn: Connection, *, use_schema_file: bool = True) -> list[int]:
 
 def check_schema(conn: Connection) -> None:
     """Raise :class:`SchemaOutOfDate` with the fix unless the schema is exactly current."""
-    try:
-        version = current_version(conn)
-    except psycopg.Error as error:
-        raise SchemaOutOfDate(f"could not read the schema version: {error}") from error
+    version = current_version(conn)
     expected = latest_version()
     if version < expected:
         raise SchemaOutOfDate(

@@ -265,3 +265,9 @@ def release_owner(conn: Connection, *, owner: str) -> int:
 def stream_stats(conn: Connection, app: str | None = None) -> list[StreamStats]:
     """Depth, lag, leases and dead letters per stream (one app, or all)."""
     return [StreamStats(*row) for row in conn.execute(query("stream_stats"), {"app": app})]
+
+
+def purge_app(conn: Connection, app: str) -> int:
+    """Delete every message and dead letter of ``app``; returns how many."""
+    row = conn.execute(query("purge_app"), {"app": app}).fetchone()
+    return int(row[0]) if row else 0

@@ -2,17 +2,21 @@
 
 Three duties under one nursery:
 
-- **claim loop**: claims up to ``min(batch_size, free slots)`` messages, starts one handler
-  task per message, and when the stream runs dry waits for a NOTIFY wake-up or the fallback
-  poll interval, whichever comes first. Wake-ups that arrive while a claim is running are kept
-  and cause one more claim (coalescing).
-- **heartbeat**: every ``lease / 3`` extends the leases of everything in flight in one
-  statement; a lease that could not be extended was lost, and its handler is cancelled.
+- **claim loop**: claims up to ``min(batch_size, free slots)`` messages and starts their
+  handlers (inline until one has to wait, see :mod:`mesh.runtime.inline`); when the stream
+  runs dry it waits for a NOTIFY wake-up or the fallback poll, whichever comes first. Wake-ups
+  that arrive while a claim is running are kept and cause one more claim (coalescing).
 - **settle loop**: collects handler outcomes and persists whatever has accumulated in one
   call (group commit), fenced by each message's attempt number. A slot frees only once its
-  message is settled, so in-flight counts what the database still sees leased to us.
+  message is settled, so in-flight counts what the database still sees leased to us. When the
+  claim loop is waiting for slots, the settle also claims the next batch, in the same round
+  trip and transaction.
+- **heartbeat**: every ``lease / 3`` extends the leases of everything in flight in one
+  statement; when every lease of a claimed batch is lost, that batch's handlers are cancelled.
 
-``stop_claiming()`` starts a drain: no new claims; in-flight work finishes and settles.
+Slots are accounted as in flight + claimed-but-not-started + promised to a running claim, so
+concurrency is never exceeded whichever loop claims. ``stop_claiming()`` starts a drain: no
+new claims; in-flight work finishes and settles.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from typing import Any
 
 import trio
 
-from mesh.errors import DatabaseError, MeshError
+from mesh.errors import DatabaseError, DatabaseUnavailable, MeshError
 from mesh.model.ids import new_guid
 from mesh.pg.database import Database
 from mesh.pg.listener import Listener
@@ -85,9 +85,7 @@ class Node:
                 if handle_signals:
                     nursery.start_soon(self._watch_signals)
                 with trio.CancelScope() as self._boot_scope:
-                    await self.db.wait_until_reachable()
-                    await self.db.open()
-                    await self.db.run(check_schema)
+                    await self._connect_and_check_schema()
                 self._boot_scope = None
                 if self._stop.is_set():
                     log.info("event=node_stopped_before_start guid=%s", self.guid)
@@ -123,6 +121,20 @@ class Node:
                     await self._release_leases()
                 await self.db.close(timeout=2.0)
         log.info("event=node_stopped guid=%s", self.guid)
+
+    async def _connect_and_check_schema(self) -> None:
+        """Wait (logging) until the database answers, then check its schema version."""
+        opened = False
+        while True:
+            await self.db.wait_until_reachable()
+            if not opened:
+                await self.db.open()  # only now: a pool opened against a dead server just spams
+                opened = True
+            try:
+                await self.db.run(check_schema)
+                return
+            except DatabaseUnavailable as error:
+                log.warning("event=database_lost_during_boot error=%r", str(error))
 
     async def _drain(self) -> None:
         self.draining = True

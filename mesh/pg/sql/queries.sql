@@ -193,3 +193,9 @@ SELECT coalesce(max(version), 0) FROM mesh.schema_migrations;
 
 -- name: record_migration
 INSERT INTO mesh.schema_migrations (version, name) VALUES (%(version)s, %(name)s);
+
+-- name: purge_app
+-- Remove every pending, leased and dead-lettered message of one app.
+WITH pending AS (DELETE FROM mesh.stream_messages WHERE app = %(app)s RETURNING 1),
+     dead AS (DELETE FROM mesh.dead_letters WHERE app = %(app)s RETURNING 1)
+SELECT (SELECT count(*) FROM pending) + (SELECT count(*) FROM dead);
