@@ -64,6 +64,13 @@ class NodeConfig(_Strict, forbid_unknown_fields=True, frozen=True):
     listener_check_interval: Duration = "5 seconds"
 
 
+class QuorumConfig(_Strict, forbid_unknown_fields=True, frozen=True):
+    secret: str = ""
+    """Shared secret for signing control messages (MESH_QUORUM_SECRET overrides)."""
+    refresh_interval: Duration = "2 seconds"
+    """How often a member re-reads persisted throttles (bounds the effect of a missed NOTIFY)."""
+
+
 class MetricsConfig(_Strict, forbid_unknown_fields=True, frozen=True):
     port: int = 0
     """0: no metrics server (or ``PORT`` from a Procfile runner when set)."""
@@ -76,6 +83,7 @@ class Config(_Strict, forbid_unknown_fields=True, frozen=True):
     streams: StreamsConfig = StreamsConfig()
     retry: RetryConfig = RetryConfig()
     workers: list[WorkerConfig] = msgspec.field(default_factory=list)
+    quorum: QuorumConfig = QuorumConfig()
     metrics: MetricsConfig = MetricsConfig()
     log_level: LogLevel = "info"
     source: str = "<defaults>"
@@ -226,6 +234,7 @@ def validate(config: Config) -> None:
         ("streams.reap_interval", config.streams.reap_interval),
         ("node.drain_timeout", config.node.drain_timeout),
         ("node.listener_check_interval", config.node.listener_check_interval),
+        ("quorum.refresh_interval", config.quorum.refresh_interval),
     ):
         _check(source, key, lambda value=value: parse_duration(value))
     _positive(source, "database.pool_size", config.database.pool_size)
@@ -286,6 +295,8 @@ def _apply_overrides(config: Config, env: dict[str, str]) -> Config:
         except InvalidIdentifier as error:
             raise ConfigError("<env>", "MESH_APP", str(error)) from error
         changes["app"] = env["MESH_APP"]
+    if env.get("MESH_QUORUM_SECRET"):
+        changes["quorum"] = msgspec.structs.replace(config.quorum, secret=env["MESH_QUORUM_SECRET"])
     if env.get("MESH_LOG_LEVEL"):
         level = env["MESH_LOG_LEVEL"].lower()
         if level not in ("debug", "info", "warn", "warning", "error", "silent"):

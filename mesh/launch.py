@@ -6,6 +6,7 @@ from typing import Any
 
 from mesh.config import Config
 from mesh.errors import ConfigError, FunctionNotFound
+from mesh.health import system_health
 from mesh.pg.embedded import embedded_dsn
 from mesh.runtime.actor import Actor
 from mesh.runtime.consumer import ConsumerSettings
@@ -26,6 +27,7 @@ def build_node(config: Config, dsn: str) -> Node:
         drain_seconds=config.seconds(config.node.drain_timeout),
         listener_check_interval=config.seconds(config.node.listener_check_interval),
         statement_timeout=config.seconds(config.database.statement_timeout),
+        quorum_secret=config.quorum.secret.encode() or None,
     )
 
 
@@ -37,15 +39,31 @@ def build_actors(
     Unknown dotted paths and topics are refused here, before the node starts.
     """
     from actors.maintenance import ReaperActor
+    from actors.quorum import QuorumActor
     from actors.worker import WorkerActor
 
     roles = roles or list(config.node.roles)
     streams = config.streams
-    actors: list[Actor[Any]] = [
-        ReaperActor(node.streams, interval=config.seconds(streams.reap_interval))
-    ]
-    if "worker" not in roles:
-        return actors
+    workers: list[Actor[Any]] = []
+    if "worker" in roles:
+        workers = _worker_actors(config, node, topics, WorkerActor)
+    served = [actor.topic for actor in workers if isinstance(actor, WorkerActor)]
+    quorum = QuorumActor(
+        node,
+        roles=roles,
+        topics=served,
+        system_health=system_health,
+        refresh_interval=config.seconds(config.quorum.refresh_interval),
+    )
+    reaper = ReaperActor(node.streams, interval=config.seconds(streams.reap_interval))
+    return [quorum, reaper, *workers]
+
+
+def _worker_actors(
+    config: Config, node: Node, topics: list[str] | None, worker_class: Any
+) -> list[Actor[Any]]:
+    streams = config.streams
+    actors: list[Actor[Any]] = []
     known = {w.topic for w in config.workers}
     for topic in topics or []:
         if topic not in known:
@@ -69,7 +87,7 @@ def build_actors(
             poll_interval=config.seconds(streams.poll_interval),
         )
         actors.append(
-            WorkerActor(
+            worker_class(
                 node,
                 topic=worker.topic,
                 function=function,

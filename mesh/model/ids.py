@@ -87,3 +87,10 @@ def new_message_id() -> str:
     Costs no system call, unlike a random id per message (messages are made by the thousand).
     """
     return f"{_message_prefix}{next(_message_counter):x}"
+
+
+def quorum_channel(app_id: str, *, guid: str = "", topic: str = "") -> str:
+    """The quorum NOTIFY channel: the app's general one, a member's (``guid``) or a topic's."""
+    target = f"guid:{guid}" if guid else f"topic:{topic}" if topic else ""
+    digest = hashlib.md5(f"{app_id}/{target}".encode(), usedforsecurity=False).hexdigest()
+    return "mesh_q_" + digest[:24]

@@ -34,6 +34,7 @@ from mesh.errors import DatabaseError, DatabaseUnavailable
 from mesh.model.outcomes import Ack, DeadLetter, Outcome, Retry
 from mesh.runtime.inline import Waiting, first_step, resume
 from mesh.runtime.streams import Settlement, StreamClaim, Streams
+from mesh.runtime.throttle import ThrottleState
 from mesh.runtime.wakeup import StreamWakeups
 
 log = logging.getLogger(__name__)
@@ -84,8 +85,10 @@ class StreamConsumer:
         stream: str,
         handler: Handler,
         settings: ConsumerSettings,
+        throttle: ThrottleState | None = None,
     ) -> None:
         self.streams = streams
+        self.throttle = throttle
         self.app = app
         self.stream = stream
         self.settings = settings
@@ -98,6 +101,8 @@ class StreamConsumer:
         self._idle = trio.Event()
         self._idle.set()
         self._stopping = False
+        self._stopped = trio.Event()
+        self.paused = False
         self._waiting_for_slots = False
         self._prefetched: list[StreamClaim] = []
         self._reserved = 0  # slots promised to a claim that is still running
@@ -113,6 +118,7 @@ class StreamConsumer:
     def stop_claiming(self) -> None:
         """Begin the drain: claim nothing more; in-flight work goes on and settles."""
         self._stopping = True
+        self._stopped.set()
         self._wakeup.set()
         self._slot_freed.set()
 
@@ -149,6 +155,16 @@ class StreamConsumer:
                 self._waiting_for_slots = False
                 continue
             wanted = min(self.settings.batch_size, free)
+            throttle = self.throttle
+            throttle_ms = throttle.effective(self.stream) if throttle else 0
+            if throttle and throttle_ms < 0:
+                # Paused: messages keep accumulating durably; a change or a stop wakes us.
+                self.paused = True
+                await throttle.wait(None, self._stopped)
+                self.paused = False
+                continue
+            if throttle_ms > 0:
+                wanted = 1  # one message per throttle interval
             self._wakeup.clear()
             self._reserved += wanted
             try:
@@ -171,6 +187,9 @@ class StreamConsumer:
             self.counters.claims += 1
             self.counters.claimed += len(claims)
             self._admit(claims, handlers)
+            if throttle and throttle_ms > 0 and claims:
+                await throttle.wait(throttle_ms / 1000, self._stopped)
+                continue
             if len(claims) == wanted:
                 self._group.wake_one()  # there may be more: let an idle sibling claim too
             else:
@@ -312,7 +331,12 @@ class StreamConsumer:
             # A saturated consumer claims its next batch in the same round trip and commit
             # as this settle: the slots it frees are known now.
             limit = min(self.settings.batch_size, self._free_slots() + len(pending))
-            piggyback = self._waiting_for_slots and not self._stopping and limit > 0
+            piggyback = (
+                self._waiting_for_slots
+                and not self._stopping
+                and limit > 0
+                and (self.throttle is None or self.throttle.effective(self.stream) == 0)
+            )
             claims: list[StreamClaim] = []
             try:
                 if piggyback:
@@ -393,6 +417,7 @@ class StreamConsumer:
             "lost": self.counters.lost,
             "wakeups": self._wakeup.count,
             "draining": self._stopping,
+            "paused": self.paused,
         }
 
 

@@ -24,8 +24,10 @@ from mesh.pg.database import Database
 from mesh.pg.listener import Listener
 from mesh.pg.migrations import check_schema
 from mesh.runtime.actor import Actor
+from mesh.runtime.quorum_client import QuorumClient
 from mesh.runtime.streams import Streams
 from mesh.runtime.supervisor import Supervisor
+from mesh.runtime.throttle import ThrottleState
 from mesh.runtime.wakeup import StreamWakeups
 
 log = logging.getLogger(__name__)
@@ -41,6 +43,7 @@ class Node:
         drain_seconds: float = 30.0,
         listener_check_interval: float = 5.0,
         statement_timeout: float = 30.0,
+        quorum_secret: bytes | None = None,
     ) -> None:
         self.guid = new_guid()
         self.app = app
@@ -56,6 +59,10 @@ class Node:
         self.listener = Listener(dsn, name=self.guid, check_interval=listener_check_interval)
         self.streams = Streams(self.db, owner=self.guid)
         self.wakeups = StreamWakeups(self.listener)
+        self.throttle = ThrottleState(self.guid)
+        self.quorum = QuorumClient(
+            self.db, self.listener, app=app, guid=self.guid, secret=quorum_secret
+        )
         self.supervisor = Supervisor(f"node:{self.guid}")
         self.actors: list[Actor[Any]] = []
         self._stop = trio.Event()

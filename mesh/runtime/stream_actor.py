@@ -25,6 +25,7 @@ class StreamActor(Actor[None]):
             stream=stream,
             handler=handler,
             settings=settings,
+            throttle=node.throttle,
         )
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:

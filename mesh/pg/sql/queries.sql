@@ -199,3 +199,30 @@ INSERT INTO mesh.schema_migrations (version, name) VALUES (%(version)s, %(name)s
 WITH pending AS (DELETE FROM mesh.stream_messages WHERE app = %(app)s RETURNING 1),
      dead AS (DELETE FROM mesh.dead_letters WHERE app = %(app)s RETURNING 1)
 SELECT (SELECT count(*) FROM pending) + (SELECT count(*) FROM dead);
+
+-- name: clear_throttles
+-- Setting a throttle first clears the narrower scopes the new one covers (a whole-mesh
+-- throttle clears every topic and guid throttle of the app, and so on).
+DELETE FROM mesh.throttles
+WHERE app = %(app)s
+  AND (%(topic)s = '' OR topic = %(topic)s)
+  AND (%(guid)s = '' OR guid = %(guid)s);
+
+-- name: insert_throttle
+INSERT INTO mesh.throttles (app, topic, guid, throttle_ms)
+VALUES (%(app)s, %(topic)s, %(guid)s, %(throttle)s);
+
+-- name: load_throttles
+SELECT topic, guid, throttle_ms FROM mesh.throttles WHERE app = %(app)s;
+
+-- name: store_quorum_payload
+INSERT INTO mesh.quorum_payloads (app, body) VALUES (%(app)s, %(body)s::jsonb) RETURNING id;
+
+-- name: load_quorum_payload
+SELECT body::text FROM mesh.quorum_payloads WHERE id = %(id)s AND app = %(app)s;
+
+-- name: prune_quorum_payloads
+DELETE FROM mesh.quorum_payloads WHERE created_at < now() - interval '1 hour';
+
+-- name: database_clock
+SELECT extract(epoch FROM clock_timestamp())::float8;

@@ -1,0 +1,213 @@
+"""The quorum member: every node's seat in the control plane.
+
+It listens (through the node's one listener) on the app's general channel, its own guid's
+channel and one channel per worker topic the node serves. It answers pings with the node's
+profile, repeats pongs on a ``rollcall``, applies throttles (re-reading ``mesh.throttles``, the
+source of truth, on every throttle message and every ``refresh_interval``), and hands every
+message to ``sub_quorum`` subscribers. Bad input (malformed JSON, unknown types, bad
+signatures, impossible throttles) is logged, counted and dropped; it never stops the member.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import trio
+
+import mesh
+from mesh.errors import DatabaseError, InvalidPayload
+from mesh.model.quorum import (
+    Counts,
+    Ping,
+    Pong,
+    Profile,
+    QuorumMessage,
+    RollCall,
+    StreamProfile,
+    SystemHealth,
+    Throttle,
+    decode_quorum,
+    signature_ok,
+    validate_throttle,
+)
+from mesh.runtime.actor import Actor
+from mesh.runtime.node import Node
+from mesh.runtime.quorum_client import QuorumClient
+
+log = logging.getLogger(__name__)
+
+Subscriber = Callable[[QuorumMessage], None]
+
+
+class QuorumActor(Actor[str]):
+    name = "quorum"
+
+    def __init__(
+        self,
+        node: Node,
+        *,
+        roles: list[str],
+        topics: list[str],
+        system_health: Callable[[], SystemHealth],
+        refresh_interval: float = 2.0,
+    ) -> None:
+        super().__init__(mailbox_size=1000)
+        self.node = node
+        self.client: QuorumClient = node.quorum
+        self.roles = roles
+        self.topics = topics
+        self.system_health = system_health
+        self.refresh_interval = refresh_interval
+        self.started_at = time.time()
+        self.received: Counter[str] = Counter()
+        self.rejected: Counter[str] = Counter()
+        self._subscribers: list[Subscriber] = []
+        self._nursery: trio.Nursery | None = None
+
+    def sub_quorum(self, callback: Subscriber) -> None:
+        """Call ``callback(message)`` for every quorum message this member accepts."""
+        self._subscribers.append(callback)
+
+    def unsub_quorum(self, callback: Subscriber) -> None:
+        self._subscribers.remove(callback)
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        for channel in self.client.channels(self.topics):
+            self.node.listener.subscribe(channel, self._enqueue)
+        await self._refresh_throttles()
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            nursery.start_soon(self._refresh_loop)
+            task_status.started()
+            async for payload in self.mailbox:
+                await self._handle(payload)
+
+    def _enqueue(self, payload: str) -> None:
+        if not self.try_send(payload):
+            self.rejected["mailbox_full"] += 1
+            log.warning("event=quorum_dropped reason=mailbox_full")
+
+    async def _refresh_loop(self) -> None:
+        while True:
+            await trio.sleep(self.refresh_interval)
+            await self._refresh_throttles()
+
+    async def _refresh_throttles(self) -> None:
+        try:
+            self.node.throttle.replace(await self.client.load_throttles())
+        except DatabaseError as error:
+            log.warning("event=throttle_refresh_failed error=%r", str(error))
+
+    # -- handling ---------------------------------------------------------------------------
+
+    async def _handle(self, payload: str) -> None:
+        try:
+            decoded = decode_quorum(payload)
+        except InvalidPayload as error:
+            return self._reject("malformed", f"{error} payload={payload[:200]!r}")
+        try:
+            message = await self.client.resolve(decoded)
+        except (DatabaseError, InvalidPayload) as error:
+            return self._reject("unresolvable", str(error))
+        if message is None:
+            return self._reject("unresolvable", "referenced payload no longer stored")
+        if not signature_ok(message, self.client.secret):
+            return self._reject(
+                "bad_signature",
+                f"unsigned or badly signed {type(message).__name__.lower()} from {message.sender!r}",
+            )
+        kind = type(message).__name__.lower()
+        self.received[kind] += 1
+        try:
+            await self._dispatch(message)
+        except InvalidPayload as error:
+            return self._reject(f"bad_{kind}", str(error))
+        except DatabaseError as error:
+            log.warning("event=quorum_handling_failed type=%s error=%r", kind, str(error))
+        for subscriber in list(self._subscribers):
+            subscriber(message)
+
+    def _reject(self, reason: str, detail: str) -> None:
+        self.rejected[reason] += 1
+        log.warning("event=quorum_rejected reason=%s detail=%s", reason, detail)
+
+    async def _dispatch(self, message: QuorumMessage) -> None:
+        match message:
+            case Ping(originator=originator, details=details):
+                profile = await self.profile() if details else None
+                pong = Pong(originator=originator, guid=self.node.guid, profile=profile)
+                await self.client.publish(pong, guid=originator)
+            case Pong():
+                self.client.deliver_pong(message)
+            case Throttle(throttle=value, guid=guid):
+                validate_throttle(value)
+                if guid and guid != self.node.guid:
+                    return  # addressed to another member
+                await self._refresh_throttles()
+            case RollCall(interval=interval, max=cycles, guid=guid, topic=topic):
+                if (guid and guid != self.node.guid) or (topic and topic not in self.topics):
+                    return
+                assert self._nursery is not None
+                self._nursery.start_soon(
+                    self._repeat_pongs, max(0.1, interval), max(0, min(cycles, 1000))
+                )
+            case _:
+                pass  # activate, job, work, cron: for the engine (and subscribers)
+
+    async def _repeat_pongs(self, interval: float, cycles: int) -> None:
+        for _ in range(cycles):
+            try:
+                await self.client.publish(
+                    Pong(originator=None, guid=self.node.guid, profile=await self.profile())
+                )
+            except DatabaseError as error:
+                log.warning("event=rollcall_pong_failed error=%r", str(error))
+            await trio.sleep(interval)
+
+    async def profile(self) -> Profile:
+        """This member's profile, from real readings."""
+        stats = await self.node.streams.stats(self.node.app)
+        consumed = set(self.topics) | ({"engine"} if "engine" in self.roles else set())
+        streams = [
+            StreamProfile(s.stream, s.depth, round(s.lag_seconds, 3))
+            for s in stats
+            if s.stream in consumed
+        ]
+        actors = [a.statistics() for a in self.node.actors]
+        counts = Counts(
+            processed=sum(a.get("acked", 0) for a in actors),
+            failed=sum(a.get("failures", 0) for a in actors),
+            retried=sum(a.get("retried", 0) for a in actors),
+            dead_lettered=sum(
+                a.get("dead_lettered", 0) for a in actors if a.get("name") != "reaper"
+            ),
+        )
+        return Profile(
+            guid=self.node.guid,
+            app=self.node.app,
+            roles=self.roles,
+            topics=self.topics,
+            streams=streams,
+            throttles={stream: self.node.throttle.effective(stream) for stream in sorted(consumed)},
+            counts=counts,
+            in_flight=sum(a.in_flight() for a in self.node.actors),
+            pid=os.getpid(),
+            host=socket.gethostname(),
+            started_at=self.started_at,
+            version=mesh.__version__,
+            system=self.system_health(),
+            clock_skew_ms=round(await self.client.clock_skew_ms(), 3),
+        )
+
+    def statistics(self) -> dict[str, Any]:
+        return {
+            **super().statistics(),
+            "received": dict(self.received),
+            "rejected": dict(self.rejected),
+        }

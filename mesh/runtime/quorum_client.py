@@ -1,0 +1,130 @@
+"""The quorum as trio code uses it: publish, subscribe, roll call, throttle.
+
+Used by a node's quorum member and by one-shot tools (the CLI) alike; each needs a database
+pool and a listener (a node has both; ``mesh rollcall`` starts its own).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import msgspec
+import trio
+
+from mesh.errors import InvalidPayload
+from mesh.model.ids import new_guid, quorum_channel
+from mesh.model.quorum import (
+    Ping,
+    Pong,
+    Profile,
+    QuorumMessage,
+    Throttle,
+    ThrottleKey,
+    decode_quorum,
+)
+from mesh.pg import quorum
+from mesh.pg.database import Database
+from mesh.pg.listener import Listener
+
+
+class QuorumClient:
+    def __init__(
+        self,
+        db: Database,
+        listener: Listener,
+        *,
+        app: str,
+        guid: str | None = None,
+        secret: bytes | None = None,
+    ) -> None:
+        self.db = db
+        self.listener = listener
+        self.app = app
+        self.guid = guid or new_guid()
+        self.secret = secret
+        self._pong_callbacks: list[Callable[[Pong], None]] = []
+
+    def channels(self, topics: Sequence[str] = ()) -> list[str]:
+        """The channels a member listens on: general, its own, and one per topic it serves."""
+        return [
+            quorum_channel(self.app),
+            quorum_channel(self.app, guid=self.guid),
+            *(quorum_channel(self.app, topic=t) for t in topics),
+        ]
+
+    def subscribe(
+        self, callback: Callable[[str], None], *, general: bool = True, own: bool = True
+    ) -> None:
+        """Deliver raw payloads from the general and/or this client's own channel."""
+        if general:
+            self.listener.subscribe(quorum_channel(self.app), callback)
+        if own:
+            self.listener.subscribe(quorum_channel(self.app, guid=self.guid), callback)
+
+    async def publish(self, message: QuorumMessage, *, guid: str = "", topic: str = "") -> None:
+        """Send ``message`` (signed when a secret is set) to the general channel, or a
+        member's (``guid``), or a topic's."""
+        stamped = msgspec.structs.replace(message, sender=self.guid)
+        await self.db.run(
+            quorum.publish, self.app, stamped, guid=guid, topic=topic, secret=self.secret
+        )
+
+    async def resolve(self, message: QuorumMessage) -> QuorumMessage | None:
+        return await self.db.run(quorum.resolve, self.app, message)
+
+    async def set_throttle(self, throttle: int, *, topic: str = "", guid: str = "") -> None:
+        notice = Throttle(
+            sender=self.guid, throttle=throttle, topic=topic or None, guid=guid or None
+        )
+        await self.db.run(
+            quorum.set_throttle,
+            self.app,
+            throttle,
+            topic=topic,
+            guid=guid,
+            notice=notice,
+            secret=self.secret,
+        )
+
+    async def load_throttles(self) -> dict[ThrottleKey, int]:
+        return await self.db.run(quorum.load_throttles, self.app)
+
+    async def clock_skew_ms(self) -> float:
+        return await self.db.run(quorum.clock_skew_ms)
+
+    def listen_for_pongs(self) -> None:
+        """For a client that is not a member (the CLI): take pongs off its own channel."""
+
+        def receive(payload: str) -> None:
+            try:
+                message = decode_quorum(payload)
+            except InvalidPayload:
+                return
+            if isinstance(message, Pong):
+                self.deliver_pong(message)
+
+        self.listener.subscribe(quorum_channel(self.app, guid=self.guid), receive)
+
+    def on_pong(self, callback: Callable[[Pong], None]) -> None:
+        self._pong_callbacks.append(callback)
+
+    def deliver_pong(self, pong: Pong) -> None:
+        for callback in self._pong_callbacks:
+            callback(pong)
+
+    async def roll_call(self, delay: float = 0.5) -> list[Profile]:
+        """Ping every member and return the profiles that answer within ``delay`` seconds
+        (one per member; the latest if one answers twice)."""
+        profiles: dict[str, Profile] = {}
+
+        def collect(pong: Pong) -> None:
+            if pong.originator == self.guid and pong.profile is not None:
+                profiles[pong.guid] = pong.profile
+
+        self.on_pong(collect)
+        try:
+            await self.publish(Ping(originator=self.guid, details=True))
+            await trio.sleep(delay)  # the answering window is the roll call's definition
+        finally:
+            self._pong_callbacks.remove(collect)
+        return sorted(profiles.values(), key=lambda p: (p.started_at, p.guid))
