@@ -78,8 +78,11 @@ class QuorumActor(Actor[str]):
         self._subscribers.remove(callback)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        for channel in self.client.channels(self.topics):
+        channels = self.client.channels(self.topics)
+        for channel in channels:
             self.node.listener.subscribe(channel, self._enqueue)
+        with trio.move_on_after(10):  # if the listener is down, polling-free duties still start
+            await self.node.listener.wait_listening(channels)
         await self._refresh_throttles()
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
@@ -174,10 +177,12 @@ class QuorumActor(Actor[str]):
         """This member's profile, from real readings."""
         stats = await self.node.streams.stats(self.node.app)
         consumed = set(self.topics) | ({"engine"} if "engine" in self.roles else set())
+        by_stream = {s.stream: s for s in stats}
         streams = [
-            StreamProfile(s.stream, s.depth, round(s.lag_seconds, 3))
-            for s in stats
-            if s.stream in consumed
+            StreamProfile(name, by_stream[name].depth, round(by_stream[name].lag_seconds, 3))
+            if name in by_stream
+            else StreamProfile(name, 0, 0.0)
+            for name in sorted(consumed)
         ]
         actors = [a.statistics() for a in self.node.actors]
         counts = Counts(
@@ -203,6 +208,10 @@ class QuorumActor(Actor[str]):
             version=mesh.__version__,
             system=self.system_health(),
             clock_skew_ms=round(await self.client.clock_skew_ms(), 3),
+            quorum={
+                **{f"received.{kind}": n for kind, n in sorted(self.received.items())},
+                **{f"rejected.{reason}": n for reason, n in sorted(self.rejected.items())},
+            },
         )
 
     def statistics(self) -> dict[str, Any]:

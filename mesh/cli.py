@@ -21,8 +21,10 @@ from mesh.errors import (
     MeshError,
     SchemaOutOfDate,
     SupervisorGaveUp,
+    lone_error,
 )
 from mesh.logs import configure_logging
+from mesh.quorum_cli import add_commands as add_quorum_commands
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -36,7 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     try:
-        return int(args.handler(args) or 0)
+        return _run_handler(args)
     except ConfigError as error:
         print(f"mesh: configuration error: {error}", file=sys.stderr)
         return EXIT_USAGE
@@ -55,6 +57,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
+
+
+def _run_handler(args: argparse.Namespace) -> int:
+    try:
+        return int(args.handler(args) or 0)
+    except BaseExceptionGroup as group:
+        lone = lone_error(group)
+        if isinstance(lone, MeshError):
+            raise lone from None  # reported like any other error of this command
+        raise
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -130,6 +142,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     bench_streams.add_argument("--json", action="store_true", help="print JSON (the only format)")
     bench_streams.set_defaults(handler=_bench_streams)
+
+    add_quorum_commands(commands)
 
     demo = commands.add_parser("demo", help="run the order demo on the embedded database")
     demo.add_argument("--orders", type=int, default=200)

@@ -65,3 +65,20 @@ class NonRetryableError(MeshError):
     def __init__(self, message: str, code: int = 500) -> None:
         super().__init__(message)
         self.code = code
+
+
+def lone_error(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
+    """The only leaf of a (nested) exception group, or None if there are several.
+
+    Trio nurseries wrap errors in groups; a command that failed for one reason should still
+    report that reason plainly.
+    """
+    leaves: list[BaseException] = []
+    pending: list[BaseException] = [group]
+    while pending:
+        error = pending.pop()
+        if isinstance(error, BaseExceptionGroup):
+            pending.extend(error.exceptions)
+        else:
+            leaves.append(error)
+    return leaves[0] if len(leaves) == 1 else None

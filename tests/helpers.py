@@ -68,12 +68,14 @@ def node_env(dsn: str, **extra: str) -> dict[str, str]:
 class NodeProcess:
     """A node started through the real CLI: ``mesh --config PATH run``."""
 
-    def __init__(self, config: Path, dsn: str, *args: str, log: Path) -> None:
+    def __init__(
+        self, config: Path, dsn: str, *args: str, log: Path, env: dict[str, str] | None = None
+    ) -> None:
         self.log_path = log
         self._log = open(log, "ab")  # noqa: SIM115 - closed in wait()/stop()
         self.process = subprocess.Popen(
             [MESH, "--config", str(config), "run", *args],
-            env=node_env(dsn),
+            env=node_env(dsn, **(env or {})),
             stdout=self._log,
             stderr=subprocess.STDOUT,
             cwd=config.parent,

@@ -64,6 +64,9 @@ class Profile(msgspec.Struct, frozen=True):
     system: SystemHealth
     clock_skew_ms: float
     """The database clock minus this host's clock."""
+    quorum: dict[str, int] = msgspec.field(default_factory=dict)
+    """Quorum messages this member accepted (``received.<type>``) and dropped
+    (``rejected.<reason>``)."""
 
 
 class _Message(msgspec.Struct, frozen=True, tag_field="type", kw_only=True):

@@ -46,6 +46,7 @@ class Listener:
         self._kick: trio.CancelScope | None = None
         self._ping_channel = f"mesh_ping_{new_guid().lower()}"
         self._heard_self = False
+        self._listen_applied = trio.Event()
         self.healthy = False
         self.connects = 0
         self.received = 0
@@ -56,6 +57,11 @@ class Listener:
         self._subscribers.setdefault(channel, []).append(callback)
         if self._kick is not None:
             self._kick.cancel()  # LISTEN at once on the running connection
+
+    async def wait_listening(self, channels: list[str]) -> None:
+        """Return once LISTEN is in place for every one of ``channels``."""
+        while not set(channels) <= self._listening:
+            await self._listen_applied.wait()
 
     def on_reconnect(self, callback: Callable[[], None]) -> None:
         """Call ``callback()`` after every (re)connect, once LISTEN is in place again."""
@@ -163,6 +169,8 @@ class Listener:
             )
             await self._execute(conn, statement)
             self._listening.update(missing)
+            self._listen_applied.set()
+            self._listen_applied = trio.Event()
 
     async def _execute(self, conn: Connection, statement: sql.Composed) -> None:
         def execute() -> None:

@@ -18,7 +18,7 @@ from typing import Any
 
 import trio
 
-from mesh.errors import DatabaseError, DatabaseUnavailable, MeshError
+from mesh.errors import DatabaseError, DatabaseUnavailable, MeshError, lone_error
 from mesh.model.ids import new_guid
 from mesh.pg.database import Database
 from mesh.pg.listener import Listener
@@ -118,9 +118,9 @@ class Node:
                 nursery.cancel_scope.cancel()
         except BaseExceptionGroup as group:
             # Surface a lone mesh error (schema out of date, supervisor gave up) as itself.
-            leaves = _leaves(group)
-            if len(leaves) == 1 and isinstance(leaves[0], MeshError):
-                raise leaves[0] from None
+            lone = lone_error(group)
+            if isinstance(lone, MeshError):
+                raise lone from None
             raise
         finally:
             with trio.CancelScope(shield=True):
@@ -210,13 +210,3 @@ class Node:
             "listener": self.listener.statistics(),
             "actors": [actor.statistics() for actor in self.actors],
         }
-
-
-def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
-    leaves: list[BaseException] = []
-    for error in group.exceptions:
-        if isinstance(error, BaseExceptionGroup):
-            leaves.extend(_leaves(error))
-        else:
-            leaves.append(error)
-    return leaves

@@ -1,0 +1,200 @@
+"""The control-plane commands of ``mesh``: rollcall, throttle, broadcast, listen."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+from typing import Any
+
+import msgspec
+import trio
+
+from mesh.errors import ConfigError, InvalidPayload
+from mesh.model.messages import parse_json
+from mesh.model.quorum import Profile, User, decode_quorum, validate_throttle
+
+
+def add_commands(commands: Any) -> None:
+    rollcall = commands.add_parser(
+        "rollcall", help="list the live members of the mesh with their health"
+    )
+    rollcall.add_argument("--json", action="store_true", help="print JSON")
+    rollcall.add_argument(
+        "--delay",
+        type=int,
+        default=500,
+        metavar="MS",
+        help="how long to wait for answers (default 500)",
+    )
+    rollcall.set_defaults(handler=_rollcall)
+
+    throttle = commands.add_parser("throttle", help="slow, pause (-1) or resume (0) consumption")
+    throttle.add_argument(
+        "ms", type=int, metavar="MS", help="-1 pauses, 0 resumes, N waits N ms between messages"
+    )
+    throttle.add_argument("--topic", help="only this worker topic (or 'engine')")
+    throttle.add_argument("--guid", help="only this member (see `mesh rollcall`)")
+    throttle.set_defaults(handler=_throttle)
+
+    broadcast = commands.add_parser("broadcast", help="send a user message to every member")
+    broadcast.add_argument("topic")
+    broadcast.add_argument("payload", metavar="JSON")
+    broadcast.set_defaults(handler=_broadcast)
+
+    listen = commands.add_parser(
+        "listen", help="print quorum traffic as it arrives, until interrupted"
+    )
+    listen.add_argument("--json", action="store_true", help="one JSON object per line")
+    listen.set_defaults(handler=_listen)
+
+
+def _session(args: argparse.Namespace) -> tuple[Any, str]:
+    from mesh.cli import _dsn
+    from mesh.config import load_config
+    from mesh.logs import configure_logging
+
+    config = load_config(args.config)
+    # A one-shot command's own connection chatter is noise: warnings and up, unless asked.
+    configure_logging(os.environ.get("MESH_LOG_LEVEL") or "warn")
+    return config, _dsn(config)
+
+
+def _rollcall(args: argparse.Namespace) -> int:
+    from mesh.control import control_session
+
+    config, dsn = _session(args)
+
+    async def main() -> list[Profile]:
+        async with control_session(config, dsn) as client:
+            return await client.roll_call(max(args.delay, 1) / 1000)
+
+    profiles = trio.run(main)
+    if args.json:
+        print(msgspec.json.encode(profiles).decode())
+    else:
+        print(_table(profiles) if profiles else f"no member of app {config.app!r} answered")
+    return 0
+
+
+def _table(profiles: list[Profile]) -> str:
+    rows = [
+        {
+            "guid": p.guid,
+            "roles": ",".join(p.roles),
+            "topics": ",".join(p.topics) or "-",
+            "depth": str(sum(s.depth for s in p.streams)),
+            "throttle": ",".join(f"{k}={v}" for k, v in p.throttles.items() if v) or "0",
+            "cpu%": f"{p.system.cpu_percent:.0f}",
+            "memory": f"{p.system.memory_used_bytes / 2**30:.1f}/{p.system.memory_total_bytes / 2**30:.1f}G",
+            "processed": str(p.counts.processed),
+            "pid": str(p.pid),
+        }
+        for p in profiles
+    ]
+    headers = list(rows[0])
+    widths = {h: max(len(h), *(len(r[h]) for r in rows)) for h in headers}
+    lines = ["  ".join(h.ljust(widths[h]) for h in headers)]
+    lines += ["  ".join(r[h].ljust(widths[h]) for h in headers) for r in rows]
+    return "\n".join(lines)
+
+
+def _throttle(args: argparse.Namespace) -> int:
+    from mesh.control import control_session
+    from mesh.model.ids import validate_stream
+
+    try:
+        validate_throttle(args.ms)
+    except InvalidPayload as error:
+        raise ConfigError("<command line>", "MS", str(error)) from error
+    if args.topic:
+        validate_stream(args.topic)
+    config, dsn = _session(args)
+
+    async def main() -> None:
+        async with control_session(config, dsn) as client:
+            if args.guid:
+                members = {p.guid for p in await client.roll_call(0.5)}
+                if args.guid not in members:
+                    raise ConfigError(
+                        "<command line>",
+                        "--guid",
+                        f"no live member of app {config.app!r} has guid {args.guid!r}",
+                        f"members now: {', '.join(sorted(members)) or 'none'} (see `mesh rollcall`)",
+                    )
+            await client.set_throttle(args.ms, topic=args.topic or "", guid=args.guid or "")
+
+    trio.run(main)
+    scope = (
+        " ".join(
+            filter(
+                None,
+                [
+                    f"topic {args.topic}" if args.topic else "",
+                    f"member {args.guid}" if args.guid else "",
+                ],
+            )
+        )
+        or "the whole mesh"
+    )
+    effect = {-1: "paused", 0: "resumed"}.get(
+        args.ms, f"throttled to one message per {args.ms} ms per consumer"
+    )
+    print(f"{scope}: {effect}")
+    return 0
+
+
+def _broadcast(args: argparse.Namespace) -> int:
+    from mesh.control import control_session
+
+    message = parse_json(args.payload, "the JSON argument")
+    config, dsn = _session(args)
+
+    async def main() -> None:
+        async with control_session(config, dsn) as client:
+            await client.publish(User(topic=args.topic, message=message))
+
+    trio.run(main)
+    print(json.dumps({"app": config.app, "topic": args.topic, "sent": True}))
+    return 0
+
+
+def _listen(args: argparse.Namespace) -> int:
+    from mesh.control import control_session
+
+    config, dsn = _session(args)
+
+    def show(payload: str) -> None:
+        try:
+            message = decode_quorum(payload)
+        except InvalidPayload as error:
+            print(
+                json.dumps({"invalid": str(error), "payload": payload[:500]})
+                if args.json
+                else f"invalid message: {error}",
+                flush=True,
+            )
+            return
+        if args.json:
+            print(msgspec.json.encode(message).decode(), flush=True)
+        else:
+            fields = {
+                k: v
+                for k, v in msgspec.structs.asdict(message).items()
+                if k not in ("sig", "profile")
+            }
+            print(f"{type(message).__name__.lower():<9} {fields}", flush=True)
+
+    async def main() -> None:
+        async with control_session(config, dsn, on_general=show):
+            print(
+                f"listening to app {config.app!r}; interrupt to stop", file=sys.stderr, flush=True
+            )
+            with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+                async for _ in signals:
+                    return
+
+    trio.run(main)
+    return 0
