@@ -179,12 +179,23 @@ def _migrate(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from mesh.launch import build_actors, build_node
+    from mesh.launch import build_actors, build_node, metrics_port
+    from mesh.metrics import serve_metrics
 
     config = _config(args)
     node = build_node(config, _dsn(config))
     actors = build_actors(config, node, roles=args.role, topics=args.topic)
-    trio.run(node.run, actors)
+    port = metrics_port(config)
+
+    async def main() -> None:
+        server = serve_metrics(node, port, config.source) if port else None
+        try:
+            await node.run(actors)
+        finally:
+            if server is not None:
+                server.shutdown()
+
+    trio.run(main)
     return 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from mesh.config import Config
@@ -17,6 +18,21 @@ from mesh.runtime.node import Node
 def database_url(config: Config) -> str:
     """The configured URL, or the embedded server's (started if needed)."""
     return config.database.url or embedded_dsn()
+
+
+def metrics_port(config: Config) -> int:
+    """``metrics.port``, else ``PORT`` (as a Procfile runner or the systemd units set it),
+    else 0: no metrics server."""
+    if config.metrics.port:
+        return config.metrics.port
+    value = os.environ.get("PORT", "")
+    if not value:
+        return 0
+    if not value.isdigit() or not 0 < int(value) < 65536:
+        raise ConfigError(
+            "<env>", "PORT", f"{value!r} is not a TCP port", "set PORT to a number from 1 to 65535"
+        )
+    return int(value)
 
 
 def build_node(config: Config, dsn: str) -> Node:

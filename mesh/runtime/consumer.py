@@ -25,12 +25,13 @@ import logging
 import math
 import time
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import trio
 
 from mesh.errors import DatabaseError, DatabaseUnavailable
+from mesh.model.histogram import DurationHistogram
 from mesh.model.outcomes import Ack, DeadLetter, Outcome, Retry
 from mesh.runtime.inline import Waiting, first_step, resume
 from mesh.runtime.streams import Settlement, StreamClaim, Streams
@@ -72,7 +73,7 @@ class ConsumerCounters:
     lost: int = 0
     claims: int = 0
     empty_claims: int = 0
-    handler_seconds_total: float = 0.0
+    handler_seconds: DurationHistogram = field(default_factory=DurationHistogram)
 
 
 class StreamConsumer:
@@ -262,7 +263,7 @@ class StreamConsumer:
                             "event=handler_crashed stream=%s id=%s", self.stream, entry.claim.id
                         )
                         outcome = _fallback_outcome(entry.claim, error)
-                    self.counters.handler_seconds_total += time.monotonic() - started
+                    self.counters.handler_seconds.observe(time.monotonic() - started)
                     entry.finished = True
                     self._settle_send.send_nowait(Settlement(entry.claim, outcome))
                     if len(mine) == index + 1:
