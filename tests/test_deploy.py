@@ -49,7 +49,9 @@ def test_procfile__process_types_run_real_commands() -> None:
         if line.strip() and not line.startswith("#"):
             name, _, command = line.partition(":")
             entries[name.strip()] = shlex.split(command)
-    assert {"engine", "worker", "release"} <= set(entries)
+    assert {"engine", "worker"} <= set(entries)
+    # A Procfile runner stops every process when one exits: no one-shot entries.
+    assert all(argv[1] == "run" for argv in entries.values())
     for argv in entries.values():
         assert_cli_accepts(argv)
     assert entries["worker"][-2:] == ["--role", "worker"]
@@ -70,6 +72,11 @@ def test_docker_compose__services_and_commands() -> None:
         assert service["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
         assert service["environment"]["MESH_DATABASE_URL"].startswith("postgresql://")
         assert_cli_accepts(["mesh", *service["command"]])
+    for name in ("engine", "worker"):
+        assert services[name]["environment"]["PORT"] == "9100", "metrics port the scraper expects"
+    prometheus = services["prometheus"]
+    mount = next(v for v in prometheus["volumes"] if "prometheus.yml" in v)
+    assert (ROOT / mount.split(":")[0].removeprefix("./")).exists()
     dockerfile = ROOT / services["engine"]["build"]["dockerfile"]
     assert dockerfile.exists()
     for line in dockerfile.read_text().splitlines():
@@ -98,3 +105,17 @@ def test_systemd_units__parse_and_run_real_commands(unit: str) -> None:
         assert int(parser["Service"]["TimeoutStopSec"]) > 30, (
             "stop timeout must exceed the drain timeout"
         )
+
+
+@pytest.mark.parametrize("name", ["prometheus.yml", "prometheus-hosts.yml"])
+def test_prometheus_configs__scrape_mesh_nodes(name: str) -> None:
+    config = yaml.safe_load((ROOT / "deploy" / name).read_text())
+    jobs = config["scrape_configs"]
+    assert jobs and all(job["job_name"].startswith("mesh") for job in jobs)
+    for job in jobs:
+        targets = job.get("static_configs") or job.get("dns_sd_configs")
+        assert targets, f"{job['job_name']} scrapes nothing"
+    if name == "prometheus.yml":  # compose: the services it names must exist
+        compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+        names = {n for job in jobs for sd in job["dns_sd_configs"] for n in sd["names"]}
+        assert names <= set(compose["services"])

@@ -4,6 +4,9 @@ throttle, broadcasts, signing, and bad control input."""
 from __future__ import annotations
 
 import json
+import os
+import re
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -307,3 +310,52 @@ def test_bad_control_input__is_dropped_counted_and_survived(
         result = mesh.cli(*args, check=False)
         assert result.returncode == 2 and expected in result.stderr, (args, result.stderr)
         assert "Traceback" not in result.stderr
+
+
+def test_procfile__honcho_brings_up_the_mesh_and_rollcall_sees_it(tmp_path: Path, dsn: str) -> None:
+    from tests.conftest import ROOT
+
+    (tmp_path / "config").mkdir()
+    config = quorum_config(tmp_path / "config")
+    (tmp_path / "Procfile").write_text((ROOT / "Procfile").read_text())
+    honcho = str(Path(MESH).parent / "honcho")
+    env = node_env(dsn, PATH=f"{Path(MESH).parent}:{os.environ['PATH']}")
+    log = tmp_path / "honcho.log"
+    with open(log, "w") as out:
+        runner = subprocess.Popen(
+            [honcho, "start", "-c", "worker=3"],
+            cwd=tmp_path,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            wait_until_sync(
+                lambda: log.read_text().count("event=node_ready") == 4,
+                timeout=60,
+                what="four nodes ready",
+            )
+            result = subprocess.run(
+                [MESH, "--config", str(config), "rollcall", "--json", "--delay", "1000"],
+                env=node_env(dsn),
+                capture_output=True,
+                text=True,
+                timeout=60,
+                cwd=tmp_path,
+            )
+            profiles = json.loads(result.stdout)
+            assert len(profiles) == 4
+            assert sorted(tuple(p["roles"]) for p in profiles) == [
+                ("engine", "quorum"),
+                *[("worker",)] * 3,
+            ]
+            ports = sorted(
+                int(p) for p in re.findall(r"event=metrics_serving port=(\d+)", log.read_text())
+            )
+            assert len(ports) == 4 and len(set(ports)) == 4, (
+                "each process serves metrics on its own PORT"
+            )
+        finally:
+            runner.send_signal(signal.SIGTERM)
+            runner.wait(timeout=60)
+    assert log.read_text().count("event=node_stopped") == 4, log.read_text()
