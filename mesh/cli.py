@@ -142,6 +142,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     bench_streams.add_argument("--json", action="store_true", help="print JSON (the only format)")
     bench_streams.set_defaults(handler=_bench_streams)
+    bench_scale = bench_commands.add_parser(
+        "scale", help="the stream workload with 1, 2, 4 ... worker processes (`mesh run`)"
+    )
+    bench_scale.add_argument(
+        "--processes", default="1,2,4", help="comma-separated process counts (default 1,2,4)"
+    )
+    bench_scale.add_argument("--messages", type=int, default=20000)
+    bench_scale.add_argument("--batch", type=int, default=50)
+    bench_scale.add_argument("--json", action="store_true", help="print JSON (the only format)")
+    bench_scale.set_defaults(handler=_bench_scale)
 
     add_quorum_commands(commands)
 
@@ -313,6 +323,28 @@ def _bench_streams(args: argparse.Namespace) -> int:
         concurrency=args.concurrency or args.batch,
         baseline=args.baseline,
         rounds=args.rounds,
+    )
+    print(msgspec.json.encode(result).decode())
+    return 0
+
+
+def _bench_scale(args: argparse.Namespace) -> int:
+    from mesh.bench_scale import bench_scale
+
+    config = load_config(args.config)
+    configure_logging(os.environ.get("MESH_LOG_LEVEL") or "warn")
+    try:
+        processes = [int(p) for p in args.processes.split(",")]
+    except ValueError:
+        processes = []
+    if not processes or min(processes) < 1 or min(args.messages, args.batch) < 1:
+        raise ConfigError(
+            "<command line>",
+            "bench scale",
+            "--processes must list positive counts (e.g. 1,2,4); --messages and --batch at least 1",
+        )
+    result = bench_scale(
+        _dsn(config), processes=processes, messages=args.messages, batch=args.batch
     )
     print(msgspec.json.encode(result).decode())
     return 0

@@ -36,6 +36,7 @@ class _Snapshot:
     consumers: list[Any]
     streams: list[Any]
     throttles: dict[str, int]
+    oldest_transaction: float | None
 
 
 class NodeCollector(Collector):
@@ -45,9 +46,11 @@ class NodeCollector(Collector):
 
     async def _snapshot(self) -> _Snapshot:
         streams: list[Any] = []
+        oldest: float | None = None
         try:
             with trio.fail_after(5):
                 streams = await self.node.streams.stats(self.node.app)
+                oldest = await self.node.streams.oldest_transaction_age()
         except (DatabaseError, trio.TooSlowError) as error:
             log.warning("event=metrics_stream_stats_failed error=%r", str(error))
         consumers = [actor.consumer for actor in self.node.actors if hasattr(actor, "consumer")]
@@ -57,6 +60,7 @@ class NodeCollector(Collector):
             consumers=[(c.stream, c.statistics(), c.counters) for c in consumers],
             streams=streams,
             throttles={name: self.node.throttle.effective(name) for name in sorted(names)},
+            oldest_transaction=oldest,
         )
 
     def collect(self) -> Iterator[Metric]:
@@ -169,6 +173,14 @@ def _stream_metrics(app: str, snap: _Snapshot) -> Iterator[Metric]:
         lag.add_metric(labels, s.lag_seconds)
         dead.add_metric(labels, s.dead_lettered)
     yield from (depth, ready, leased, lag, dead)
+    if snap.oldest_transaction is not None:
+        oldest = GaugeMetricFamily(
+            "mesh_database_oldest_transaction_seconds",
+            "Age of the oldest open transaction: it holds back vacuum, so queue tables bloat.",
+            labels=["app"],
+        )
+        oldest.add_metric([app], snap.oldest_transaction)
+        yield oldest
 
 
 _COUNTERS = (

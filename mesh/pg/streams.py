@@ -271,3 +271,9 @@ def purge_app(conn: Connection, app: str) -> int:
     """Delete every message and dead letter of ``app``; returns how many."""
     row = conn.execute(query("purge_app"), {"app": app}).fetchone()
     return int(row[0]) if row else 0
+
+
+def oldest_transaction_age(conn: Connection) -> float:
+    """Seconds since the oldest open transaction on this database began (vacuum's horizon)."""
+    row = conn.execute(query("oldest_transaction_age")).fetchone()
+    return float(row[0]) if row else 0.0

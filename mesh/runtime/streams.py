@@ -55,5 +55,8 @@ class Streams:
         """Give back every lease this node holds (drain)."""
         return await self.db.run(streams.release_owner, owner=self.owner)
 
+    async def oldest_transaction_age(self) -> float:
+        return await self.db.run(streams.oldest_transaction_age)
+
     async def stats(self, app: str | None = None) -> list[StreamStats]:
         return await self.db.run(streams.stream_stats, app)

@@ -226,3 +226,10 @@ DELETE FROM mesh.quorum_payloads WHERE created_at < now() - interval '1 hour';
 
 -- name: database_clock
 SELECT extract(epoch FROM clock_timestamp())::float8;
+
+-- name: oldest_transaction_age
+-- Seconds the oldest open transaction on this database has been running. A long one holds
+-- back vacuum, and a queue table then bloats and its claims slow down: alert on this.
+SELECT coalesce(extract(epoch FROM max(now() - xact_start)), 0)::float8
+FROM pg_stat_activity
+WHERE datname = current_database() AND xact_start IS NOT NULL AND pid <> pg_backend_pid();

@@ -1,0 +1,124 @@
+"""``mesh bench scale``: the stream workload of ``mesh bench streams`` with 1, 2, 4 ... worker
+*processes*, each started through ``mesh run``, to show how throughput scales by process count.
+
+Per round: a fresh app, P worker nodes (one consumer each, async echo) confirmed live by roll
+call, then this process enqueues the messages and collects the responses from the engine
+stream; the clock runs from the first enqueue to the last response.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from mesh.bench import TOPIC, _Collector, _percentile, _requests, _vacuum
+from mesh.config import Config, parse_config
+from mesh.control import control_session
+from mesh.model.ids import new_guid
+from mesh.pg.baseline import server_facts
+from mesh.pg.database import redact, run_once
+from mesh.pg.migrations import migrate
+from mesh.runtime.consumer import ConsumerSettings
+from mesh.runtime.node import Node
+
+
+def bench_scale(dsn: str, *, processes: list[int], messages: int, batch: int) -> dict[str, Any]:
+    run_once(dsn, migrate)
+    facts = run_once(dsn, server_facts)
+    results = [_one_round(dsn, count, messages=messages, batch=batch) for count in processes]
+    return {
+        "messages": messages,
+        "results": results,
+        "settings": {
+            "batch": batch,
+            "concurrency_per_process": batch,
+            "function": "async echo",
+            "cpus": os.cpu_count(),
+            "database": redact(dsn),
+            **facts,
+        },
+        "measured": "first enqueue to last response; P worker processes started with `mesh run`, "
+        "producer and collector in the bench process",
+    }
+
+
+def _one_round(dsn: str, count: int, *, messages: int, batch: int) -> dict[str, Any]:
+    app = f"scale-{new_guid()[:8].lower()}"
+    _vacuum(dsn)
+    with tempfile.TemporaryDirectory() as folder:
+        config_path = Path(folder) / "mesh.yaml"
+        config_path.write_text(
+            f"app: {app}\n"
+            "streams: {poll_interval: 0.5 seconds}\n"
+            f"workers:\n  - {{topic: {TOPIC}, function: 'mesh.bench:echo', concurrency: {batch}, batch_size: {batch}}}\n"
+            "log_level: warn\n"
+        )
+        config = parse_config(config_path.read_text(), str(config_path))
+        env = {**os.environ, "MESH_DATABASE_URL": dsn, "PORT": ""}
+        nodes = [
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "mesh.cli",
+                    "--config",
+                    str(config_path),
+                    "run",
+                    "--role",
+                    "worker",
+                ],
+                env=env,
+                stdin=subprocess.DEVNULL,
+            )
+            for _ in range(count)
+        ]
+        try:
+            trio.run(_wait_for_members, config, dsn, count)
+            result = trio.run(_measure, dsn, app, messages, batch)
+        finally:
+            for node in nodes:
+                node.send_signal(signal.SIGTERM)
+            for node in nodes:
+                node.wait(timeout=60)
+    return {"processes": count, **result}
+
+
+async def _wait_for_members(config: Config, dsn: str, count: int) -> None:
+    with trio.fail_after(60):
+        async with control_session(config, dsn) as client:
+            while len(await client.roll_call(0.3)) < count:
+                pass
+
+
+async def _measure(dsn: str, app: str, messages: int, batch: int) -> dict[str, Any]:
+    node = Node(dsn, app=app, pool_size=8)
+    collector = _Collector(
+        node, messages, ConsumerSettings(batch_size=batch * 4, concurrency=batch * 8)
+    )
+    async with trio.open_nursery() as nursery:
+        await nursery.start(
+            lambda task_status: node.run([collector], handle_signals=False, task_status=task_status)
+        )
+        started = time.perf_counter()
+        for offset in range(0, messages, batch):
+            await node.streams.enqueue(_requests(app, min(batch, messages - offset)))
+        await collector.done.wait()
+        node.request_stop()
+    seconds = collector.finished_at - started
+    latencies = sorted(x * 1000 for x in collector.latencies)
+    return {
+        "seconds": round(seconds, 3),
+        "throughput_per_s": round(messages / seconds, 1),
+        "latency_ms": {
+            "p50": round(_percentile(latencies, 50), 2),
+            "p99": round(_percentile(latencies, 99), 2),
+        },
+    }
