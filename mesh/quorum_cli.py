@@ -165,18 +165,15 @@ def _listen(args: argparse.Namespace) -> int:
     from mesh.control import control_session
 
     config, dsn = _session(args)
+    send, receive = trio.open_memory_channel[str](10_000)
 
-    def show(payload: str) -> None:
+    def enqueue(payload: str) -> None:
         try:
-            message = decode_quorum(payload)
-        except InvalidPayload as error:
-            print(
-                json.dumps({"invalid": str(error), "payload": payload[:500]})
-                if args.json
-                else f"invalid message: {error}",
-                flush=True,
-            )
-            return
+            send.send_nowait(payload)
+        except trio.WouldBlock:
+            print("mesh listen: falling behind, a message was dropped", file=sys.stderr)
+
+    def show(message: Any) -> None:
         if args.json:
             print(msgspec.json.encode(message).decode(), flush=True)
         else:
@@ -187,14 +184,30 @@ def _listen(args: argparse.Namespace) -> int:
             }
             print(f"{type(message).__name__.lower():<9} {fields}", flush=True)
 
+    async def print_messages(client: Any) -> None:
+        async for payload in receive:
+            try:
+                message = await client.resolve(decode_quorum(payload))  # oversized: by reference
+            except InvalidPayload as error:
+                note = {"invalid": str(error), "payload": payload[:500]}
+                print(json.dumps(note) if args.json else f"invalid message: {error}", flush=True)
+                continue
+            if message is not None:
+                show(message)
+
     async def main() -> None:
-        async with control_session(config, dsn, on_general=show):
+        async with (
+            control_session(config, dsn, on_general=enqueue) as client,
+            trio.open_nursery() as nursery,
+        ):
+            nursery.start_soon(print_messages, client)
             print(
                 f"listening to app {config.app!r}; interrupt to stop", file=sys.stderr, flush=True
             )
             with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
                 async for _ in signals:
-                    return
+                    break
+            nursery.cancel_scope.cancel()
 
     trio.run(main)
     return 0

@@ -186,3 +186,28 @@ def test_demo__runs_the_orders_to_completion(
     assert "nothing pending, leased or dead-lettered" in result.stdout
     assert "level=error" not in result.stderr and "Traceback" not in result.stderr
     assert depth(conn) == 0
+
+
+def test_bench_scale__runs_worker_processes_and_prints_json(tmp_path: Path, dsn: str) -> None:
+    result = mesh(
+        "bench",
+        "scale",
+        "--processes",
+        "1,2",
+        "--messages",
+        "300",
+        "--batch",
+        "20",
+        "--json",
+        dsn=dsn,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert [r["processes"] for r in report["results"]] == [1, 2]
+    assert all(r["throughput_per_s"] > 0 and r["latency_ms"]["p50"] > 0 for r in report["results"])
+
+
+def test_bench_scale__refuses_bad_process_counts(tmp_path: Path, dsn: str) -> None:
+    result = mesh("bench", "scale", "--processes", "1,zero", "--json", dsn=dsn, cwd=tmp_path)
+    assert result.returncode == 2 and "--processes must list positive counts" in result.stderr

@@ -359,3 +359,60 @@ def test_procfile__honcho_brings_up_the_mesh_and_rollcall_sees_it(tmp_path: Path
             runner.send_signal(signal.SIGTERM)
             runner.wait(timeout=60)
     assert log.read_text().count("event=node_stopped") == 4, log.read_text()
+
+
+def test_oversized_broadcast__travels_by_reference(
+    tmp_path: Path, dsn: str, mesh_factory: Any
+) -> None:
+    mesh = mesh_factory(quorum_config(tmp_path))
+    node = mesh.start("--role", "worker")
+    big = {"blob": "é" * 6000}  # 12,000 bytes of UTF-8: over the NOTIFY limit
+    listen_log = tmp_path / "listen.log"
+    with open(listen_log, "w") as out:
+        listener = subprocess.Popen(
+            [MESH, "--config", str(mesh.config), "listen", "--json"],
+            env=node_env(dsn),
+            stdout=out,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=tmp_path,
+        )
+        try:
+            assert listener.stderr is not None
+            while "listening to app" not in listener.stderr.readline():
+                pass
+            mesh.cli("broadcast", "big", json.dumps(big))
+            wait_until_sync(lambda: '"big"' in listen_log.read_text(), what="the large message")
+        finally:
+            listener.terminate()
+            listener.communicate(timeout=10)
+    (line,) = [json.loads(x) for x in listen_log.read_text().splitlines() if '"big"' in x]
+    assert line["message"] == big
+    wait_until_sync(
+        lambda: mesh.rollcall()[0]["quorum"].get("received.user") == 1, what="the member to get it"
+    )
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        assert conn.execute("SELECT count(*) FROM mesh.quorum_payloads").fetchone() == (1,)
+    assert node.process.poll() is None
+
+
+def test_rollcall_message__members_repeat_their_pong(
+    tmp_path: Path, dsn: str, mesh_factory: Any
+) -> None:
+    mesh = mesh_factory(quorum_config(tmp_path))
+    nodes = [mesh.start("--role", "worker") for _ in range(2)]
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f'LISTEN "{quorum_channel(APP)}"')
+        notify_raw(dsn, json.dumps({"type": "rollcall", "interval": 0.2, "max": 3}))
+        pongs: list[dict[str, Any]] = []
+        deadline = time.monotonic() + 20
+        while len(pongs) < 6 and time.monotonic() < deadline:
+            for note in conn.notifies(timeout=1.0, stop_after=1):
+                message = json.loads(note.payload)
+                if message["type"] == "pong":
+                    pongs.append(message)
+    assert len(pongs) == 6, "two members x three cycles"
+    assert {p["guid"] for p in pongs} == {p["guid"] for p in mesh.rollcall()}
+    assert all(
+        p["originator"] is None and p["profile"]["pid"] in {n.pid for n in nodes} for p in pongs
+    )
