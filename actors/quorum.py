@@ -15,7 +15,8 @@ import os
 import socket
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import trio
@@ -43,6 +44,8 @@ from mesh.runtime.quorum_client import QuorumClient
 log = logging.getLogger(__name__)
 
 Subscriber = Callable[[QuorumMessage], None]
+PRUNE_INTERVAL = 300.0
+"""Seconds between deletions of stored oversized messages older than an hour."""
 
 
 class QuorumActor(Actor[str]):
@@ -71,11 +74,36 @@ class QuorumActor(Actor[str]):
         self._nursery: trio.Nursery | None = None
 
     def sub_quorum(self, callback: Subscriber) -> None:
-        """Call ``callback(message)`` for every quorum message this member accepts."""
+        """Call ``callback(message)`` for every quorum message this member accepts, in the
+        order received (so in order per sender)."""
         self._subscribers.append(callback)
 
     def unsub_quorum(self, callback: Subscriber) -> None:
         self._subscribers.remove(callback)
+
+    @asynccontextmanager
+    async def messages(
+        self, buffer: int = 1000
+    ) -> AsyncIterator[trio.MemoryReceiveChannel[QuorumMessage]]:
+        """``async with member.messages() as inbox: async for message in inbox: ...``
+
+        A subscriber that falls ``buffer`` messages behind loses the oldest surplus (counted
+        as ``rejected.subscriber_full``) rather than stalling the member.
+        """
+        send, receive = trio.open_memory_channel[QuorumMessage](buffer)
+
+        def deliver(message: QuorumMessage) -> None:
+            try:
+                send.send_nowait(message)
+            except trio.WouldBlock:
+                self.rejected["subscriber_full"] += 1
+
+        self.sub_quorum(deliver)
+        try:
+            async with receive:
+                yield receive
+        finally:
+            self.unsub_quorum(deliver)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         channels = self.client.channels(self.topics)
@@ -97,9 +125,16 @@ class QuorumActor(Actor[str]):
             log.warning("event=quorum_dropped reason=mailbox_full")
 
     async def _refresh_loop(self) -> None:
+        pruned_at = trio.current_time()
         while True:
             await trio.sleep(self.refresh_interval)
             await self._refresh_throttles()
+            if trio.current_time() - pruned_at > PRUNE_INTERVAL:
+                pruned_at = trio.current_time()
+                try:
+                    await self.client.prune_payloads()
+                except DatabaseError as error:
+                    log.warning("event=quorum_prune_failed error=%r", str(error))
 
     async def _refresh_throttles(self) -> None:
         try:

@@ -7,6 +7,7 @@ pool and a listener (a node has both; ``mesh rollcall`` starts its own).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import msgspec
 import trio
@@ -20,6 +21,7 @@ from mesh.model.quorum import (
     QuorumMessage,
     Throttle,
     ThrottleKey,
+    User,
     decode_quorum,
 )
 from mesh.pg import quorum
@@ -68,6 +70,14 @@ class QuorumClient:
         await self.db.run(
             quorum.publish, self.app, stamped, guid=guid, topic=topic, secret=self.secret
         )
+
+    async def pub_quorum(self, topic: str, message: Any) -> None:
+        """Broadcast a user message to every member's ``sub_quorum`` subscribers."""
+        await self.publish(User(topic=topic, message=message))
+
+    async def prune_payloads(self) -> int:
+        """Delete stored oversized messages older than an hour."""
+        return await self.db.run(quorum.prune_payloads)
 
     async def resolve(self, message: QuorumMessage) -> QuorumMessage | None:
         return await self.db.run(quorum.resolve, self.app, message)

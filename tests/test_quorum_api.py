@@ -1,0 +1,52 @@
+"""The quorum in-process: pub_quorum / sub_quorum (async iterator), order per sender."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import trio
+
+from actors.quorum import QuorumActor
+from mesh.model.quorum import SystemHealth, User
+from mesh.runtime.node import Node
+from tests.nodes import APP
+
+
+def health() -> SystemHealth:
+    return SystemHealth(1.0, 1, 1, 2, 0, 0)
+
+
+async def test_pub_quorum__reaches_sub_quorum_in_order(dsn: str) -> None:
+    node = Node(dsn, app=APP)
+    member = QuorumActor(node, roles=["worker"], topics=[], system_health=health)
+    received: list[Any] = []
+    async with trio.open_nursery() as nursery:
+        await nursery.start(
+            lambda task_status: node.run([member], handle_signals=False, task_status=task_status)
+        )
+        async with member.messages() as inbox:
+            for n in range(20):
+                await node.quorum.pub_quorum("counter", {"n": n})
+            with trio.fail_after(10):
+                async for message in inbox:
+                    if isinstance(message, User):
+                        received.append(message.message["n"])
+                        if len(received) == 20:
+                            break
+        node.request_stop()
+    assert received == list(range(20))
+    assert member.statistics()["received"]["user"] == 20
+
+
+async def test_profile__reports_real_readings(dsn: str) -> None:
+    node = Node(dsn, app=APP)
+    member = QuorumActor(node, roles=["worker"], topics=["work"], system_health=health)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(
+            lambda task_status: node.run([member], handle_signals=False, task_status=task_status)
+        )
+        (profile,) = await node.quorum.roll_call(0.5)
+        node.request_stop()
+    assert profile.guid == node.guid and profile.topics == ["work"]
+    assert [s.stream for s in profile.streams] == ["work"] and profile.throttles == {"work": 0}
+    assert abs(profile.clock_skew_ms) < 5000
