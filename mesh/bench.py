@@ -93,6 +93,16 @@ async def _run_mesh(
     collector = _Collector(
         node, messages, ConsumerSettings(batch_size=batch * 4, concurrency=batch * 8, lease=30.0)
     )
+    result = await produce_and_collect(node, actors, collector, messages=messages, batch=batch)
+    result["claims"] = sum(a.consumer.counters.claims for a in actors if isinstance(a, WorkerActor))
+    return result
+
+
+async def produce_and_collect(
+    node: Node, actors: list[Actor[Any]], collector: _Collector, *, messages: int, batch: int
+) -> dict[str, Any]:
+    """Run ``node`` with ``actors`` and ``collector``, enqueue ``messages`` requests in batches
+    and wait for every response; returns the timing summary."""
     async with trio.open_nursery() as nursery:
         await nursery.start(
             lambda task_status: node.run(
@@ -101,7 +111,7 @@ async def _run_mesh(
         )
         started = time.perf_counter()
         for offset in range(0, messages, batch):
-            await node.streams.enqueue(_requests(app, min(batch, messages - offset)))
+            await node.streams.enqueue(_requests(node.app, min(batch, messages - offset)))
         await collector.done.wait()
         node.request_stop()
     seconds = collector.finished_at - started
@@ -115,7 +125,6 @@ async def _run_mesh(
             "p99": round(_percentile(latencies_ms, 99), 2),
             "mean": round(statistics.fmean(latencies_ms), 2),
         },
-        "claims": sum(a.consumer.counters.claims for a in actors if isinstance(a, WorkerActor)),
     }
 
 

@@ -13,13 +13,12 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import trio
 
-from mesh.bench import TOPIC, _Collector, _percentile, _requests, _vacuum
+from mesh.bench import TOPIC, _Collector, _vacuum, produce_and_collect
 from mesh.config import Config, parse_config
 from mesh.control import control_session
 from mesh.model.ids import new_guid
@@ -103,22 +102,6 @@ async def _measure(dsn: str, app: str, messages: int, batch: int) -> dict[str, A
     collector = _Collector(
         node, messages, ConsumerSettings(batch_size=batch * 4, concurrency=batch * 8)
     )
-    async with trio.open_nursery() as nursery:
-        await nursery.start(
-            lambda task_status: node.run([collector], handle_signals=False, task_status=task_status)
-        )
-        started = time.perf_counter()
-        for offset in range(0, messages, batch):
-            await node.streams.enqueue(_requests(app, min(batch, messages - offset)))
-        await collector.done.wait()
-        node.request_stop()
-    seconds = collector.finished_at - started
-    latencies = sorted(x * 1000 for x in collector.latencies)
-    return {
-        "seconds": round(seconds, 3),
-        "throughput_per_s": round(messages / seconds, 1),
-        "latency_ms": {
-            "p50": round(_percentile(latencies, 50), 2),
-            "p99": round(_percentile(latencies, 99), 2),
-        },
-    }
+    result = await produce_and_collect(node, [], collector, messages=messages, batch=batch)
+    del result["messages"]
+    return result

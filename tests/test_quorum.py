@@ -10,6 +10,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +99,32 @@ def mesh_factory(tmp_path: Path, dsn: str) -> Iterator[Any]:
     yield make
     for mesh in meshes:
         mesh.stop()
+
+
+@contextmanager
+def mesh_listen(mesh: Mesh, log: Path) -> Iterator[None]:
+    """Run ``mesh listen --json`` into ``log`` for the duration; it must exit 0 on SIGTERM."""
+    with open(log, "w") as out:
+        listener = subprocess.Popen(
+            [MESH, "--config", str(mesh.config), "listen", "--json"],
+            env=node_env(mesh.dsn, **mesh.env),
+            stdout=out,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=mesh.tmp_path,
+        )
+        try:
+            assert listener.stderr is not None
+            for _ in range(20):  # log lines may come first; the banner follows the LISTEN
+                if "listening to app" in listener.stderr.readline():
+                    break
+            else:
+                raise AssertionError("mesh listen never said it was listening")
+            yield
+        finally:
+            listener.terminate()
+            listener.communicate(timeout=10)  # also closes the stderr pipe
+    assert listener.returncode == 0
 
 
 def responses(dsn: str, topic: str = TOPIC) -> int:
@@ -233,30 +260,9 @@ def test_broadcast__reaches_every_member_and_mesh_listen(
     mesh.start("--role", "worker")
     mesh.start("--role", "engine", "--role", "quorum")
     listen_log = tmp_path / "listen.log"
-    with open(listen_log, "w") as out:
-        listener = subprocess.Popen(
-            [MESH, "--config", str(mesh.config), "listen", "--json"],
-            env=node_env(dsn),
-            stdout=out,
-            stderr=subprocess.PIPE,
-            text=True,
-            cwd=tmp_path,
-        )
-        try:
-            assert listener.stderr is not None
-            for _ in range(20):  # log lines may come first; the banner follows the LISTEN
-                if "listening to app" in listener.stderr.readline():
-                    break
-            else:
-                raise AssertionError("mesh listen never said it was listening")
-            mesh.cli("broadcast", "promo", '{"sale": 10}')
-            wait_until_sync(
-                lambda: "promo" in listen_log.read_text(), what="mesh listen to print it"
-            )
-        finally:
-            listener.terminate()
-            listener.communicate(timeout=10)  # also closes the stderr pipe
-        assert listener.returncode == 0
+    with mesh_listen(mesh, listen_log):
+        mesh.cli("broadcast", "promo", '{"sale": 10}')
+        wait_until_sync(lambda: "promo" in listen_log.read_text(), what="mesh listen to print it")
     (line,) = [json.loads(x) for x in listen_log.read_text().splitlines() if '"user"' in x]
     assert (line["topic"], line["message"]) == ("promo", {"sale": 10})
     for profile in mesh.rollcall():
@@ -368,24 +374,9 @@ def test_oversized_broadcast__travels_by_reference(
     node = mesh.start("--role", "worker")
     big = {"blob": "é" * 6000}  # 12,000 bytes of UTF-8: over the NOTIFY limit
     listen_log = tmp_path / "listen.log"
-    with open(listen_log, "w") as out:
-        listener = subprocess.Popen(
-            [MESH, "--config", str(mesh.config), "listen", "--json"],
-            env=node_env(dsn),
-            stdout=out,
-            stderr=subprocess.PIPE,
-            text=True,
-            cwd=tmp_path,
-        )
-        try:
-            assert listener.stderr is not None
-            while "listening to app" not in listener.stderr.readline():
-                pass
-            mesh.cli("broadcast", "big", json.dumps(big))
-            wait_until_sync(lambda: '"big"' in listen_log.read_text(), what="the large message")
-        finally:
-            listener.terminate()
-            listener.communicate(timeout=10)
+    with mesh_listen(mesh, listen_log):
+        mesh.cli("broadcast", "big", json.dumps(big))
+        wait_until_sync(lambda: '"big"' in listen_log.read_text(), what="the large message")
     (line,) = [json.loads(x) for x in listen_log.read_text().splitlines() if '"big"' in x]
     assert line["message"] == big
     wait_until_sync(

@@ -6,7 +6,7 @@ version still decodes what a newer node wrote.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 
 import msgspec
 
@@ -15,6 +15,7 @@ from mesh.model.ids import ENGINE_STREAM
 from mesh.model.retry import RetryPolicy
 
 Status = Literal["success", "error", "pending"]
+M = TypeVar("M")
 
 # Priorities from HotMesh's STREAM_PRIORITY_MAP: higher is claimed first.
 PRIORITY_REQUEST = 1
@@ -67,31 +68,40 @@ class ActivityResponse(msgspec.Struct, frozen=True, tag="response", tag_field="t
 
 StreamMessage = ActivityRequest | ActivityResponse
 
-_encoder = msgspec.json.Encoder()
-_decoder = msgspec.json.Decoder(StreamMessage)
+
+class Codec(Generic[M]):
+    """JSON for one tagged union: one cached encoder and decoder, errors as InvalidPayload."""
+
+    def __init__(self, union: Any, what: str) -> None:
+        self._encoder = msgspec.json.Encoder()
+        self._decoder: msgspec.json.Decoder[M] = msgspec.json.Decoder(union)
+        self._what = what
+
+    def encode(self, message: M) -> bytes:
+        """JSON bytes of ``message``; :class:`InvalidPayload` if its data is not JSON-able."""
+        try:
+            return self._encoder.encode(message)
+        except (TypeError, ValueError, OverflowError) as error:
+            raise InvalidPayload(f"{self._what} data cannot be encoded as JSON: {error}") from error
+
+    def decode(self, payload: bytes | str) -> M:
+        """The message in ``payload``; :class:`InvalidPayload` for malformed JSON or a type
+        outside the union."""
+        try:
+            return self._decoder.decode(payload)
+        except msgspec.DecodeError as error:
+            raise InvalidPayload(f"not a {self._what}: {error}") from error
 
 
-def encode(message: StreamMessage) -> bytes:
-    """JSON bytes of ``message``; raises :class:`InvalidPayload` if its data is not JSON-able."""
-    try:
-        return _encoder.encode(message)
-    except (TypeError, ValueError, OverflowError) as error:
-        raise InvalidPayload(f"message data cannot be encoded as JSON: {error}") from error
-
-
-def decode(payload: bytes | str) -> StreamMessage:
-    """The message in ``payload``; raises :class:`InvalidPayload` for anything else."""
-    try:
-        message: StreamMessage = _decoder.decode(payload)
-        return message
-    except msgspec.DecodeError as error:
-        raise InvalidPayload(f"not a mesh stream message: {error}") from error
+_codec: Codec[StreamMessage] = Codec(StreamMessage, "mesh stream message")
+encode = _codec.encode
+decode = _codec.decode
 
 
 def compact_json(payload: bytes) -> bytes:
     """``payload`` re-encoded without insignificant whitespace (so without newlines)."""
     try:
-        return _encoder.encode(msgspec.json.decode(payload))
+        return msgspec.json.encode(msgspec.json.decode(payload))
     except msgspec.DecodeError as error:
         raise InvalidPayload(f"payload is not JSON: {error}") from error
 

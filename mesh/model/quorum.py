@@ -18,6 +18,7 @@ from typing import Any
 import msgspec
 
 from mesh.errors import InvalidPayload
+from mesh.model.messages import Codec
 
 MAX_THROTTLE_MS = 2_147_483_647
 PAUSE = -1
@@ -135,24 +136,9 @@ class Ref(_Message, tag="ref", frozen=True, kw_only=True):
 QuorumMessage = Ping | Pong | Throttle | Activate | Job | User | Work | Cron | RollCall | Ref
 CONTROL_TYPES = (Throttle, Activate, RollCall, User)
 
-_encoder = msgspec.json.Encoder()
-_decoder = msgspec.json.Decoder(QuorumMessage)
-
-
-def encode_quorum(message: QuorumMessage) -> bytes:
-    try:
-        return _encoder.encode(message)
-    except (TypeError, ValueError, OverflowError) as error:
-        raise InvalidPayload(f"quorum message cannot be encoded as JSON: {error}") from error
-
-
-def decode_quorum(payload: bytes | str) -> QuorumMessage:
-    """The message in ``payload``; :class:`InvalidPayload` for malformed JSON or unknown types."""
-    try:
-        message: QuorumMessage = _decoder.decode(payload)
-    except msgspec.DecodeError as error:
-        raise InvalidPayload(f"not a quorum message: {error}") from error
-    return message
+_codec: Codec[QuorumMessage] = Codec(QuorumMessage, "quorum message")
+encode_quorum = _codec.encode
+decode_quorum = _codec.decode
 
 
 def _digest(message: QuorumMessage, secret: bytes) -> str:
