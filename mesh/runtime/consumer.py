@@ -34,6 +34,7 @@ from mesh.errors import DatabaseError, DatabaseUnavailable
 from mesh.model.histogram import DurationHistogram
 from mesh.model.outcomes import Ack, DeadLetter, Outcome, Retry
 from mesh.runtime.inline import Waiting, first_step, resume
+from mesh.runtime.leases import InFlight, keep_leases
 from mesh.runtime.streams import Settlement, StreamClaim, Streams
 from mesh.runtime.throttle import ThrottleState
 from mesh.runtime.wakeup import StreamWakeups
@@ -54,14 +55,6 @@ class ConsumerSettings:
     poll_interval: float = 2.0
     """Fallback poll when no NOTIFY arrives (NOTIFY is a hint, polling the guarantee)."""
     settle_batch: int = 500
-
-
-@dataclass(slots=True)
-class _InFlight:
-    claim: StreamClaim
-    batch_scope: trio.CancelScope | None = None
-    finished: bool = False
-    lost: bool = False
 
 
 @dataclass
@@ -95,7 +88,7 @@ class StreamConsumer:
         self.settings = settings
         self.counters = ConsumerCounters()
         self._handler = handler
-        self._in_flight: dict[int, _InFlight] = {}
+        self._in_flight: dict[int, InFlight] = {}
         self._group = wakeups.group(app, stream)
         self._wakeup = self._group.join()
         self._slot_freed = trio.Event()
@@ -227,14 +220,14 @@ class StreamConsumer:
         """Take claimed messages in flight and start their handlers."""
         if not claims:
             return
-        batch = [_InFlight(claim) for claim in claims]
+        batch = [InFlight(claim) for claim in claims]
         for entry in batch:
             self._in_flight[entry.claim.id] = entry
         if self._idle.is_set():
             self._idle = trio.Event()
         handlers.start_soon(self._handle_batch, batch, handlers)
 
-    async def _handle_batch(self, batch: list[_InFlight], handlers: trio.Nursery) -> None:
+    async def _handle_batch(self, batch: list[InFlight], handlers: trio.Nursery) -> None:
         """Run the handlers of a claimed batch, each started at once.
 
         Handlers run inline until one has to wait; then the rest of the batch moves to a new
@@ -283,38 +276,11 @@ class StreamConsumer:
     # -- heartbeat --------------------------------------------------------------------------
 
     async def _heartbeat_loop(self) -> None:
-        interval = self.settings.lease / 3
         while True:
-            await trio.sleep(interval)
-            held = [entry.claim for entry in self._in_flight.values()]
-            if not held:
-                continue
-            try:
-                kept = await self.streams.extend_leases(held, self.settings.lease)
-            except DatabaseError as error:
-                log.warning("event=heartbeat_failed stream=%s error=%r", self.stream, str(error))
-                continue
-            scopes: dict[trio.CancelScope, bool] = {}  # batch scope -> every lease in it lost
-            for claim in held:
-                entry = self._in_flight.get(claim.id)
-                if entry is None or entry.finished or entry.batch_scope is None:
-                    continue  # settled meanwhile, or its settle will tell
-                lost = claim.id not in kept
-                scopes[entry.batch_scope] = scopes.get(entry.batch_scope, True) and lost
-                if lost and not entry.lost:
-                    entry.lost = True
-                    self.counters.lost += 1
-                    log.warning(
-                        "event=lease_lost stream=%s id=%s attempt=%s",
-                        self.stream,
-                        claim.id,
-                        claim.attempt,
-                    )
-            for scope, all_lost in scopes.items():
-                if all_lost:
-                    # Stop work nobody can record. A batch that still holds some leases runs
-                    # on; its lost messages are refused at settle (fencing).
-                    scope.cancel()
+            await trio.sleep(self.settings.lease / 3)
+            self.counters.lost += await keep_leases(
+                self.streams, self.stream, self.settings.lease, self._in_flight
+            )
 
     # -- settling ---------------------------------------------------------------------------
 
