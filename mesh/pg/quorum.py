@@ -17,6 +17,7 @@ from mesh.model.quorum import (
     validate_throttle,
 )
 from mesh.pg.database import Connection
+from mesh.pg.listener import notify
 from mesh.pg.queries import query
 
 
@@ -42,8 +43,7 @@ def publish(
         ).fetchone()
         assert row is not None
         body = encode_quorum(Ref(sender=message.sender, id=row[0]))
-    channel = quorum_channel(app, guid=guid, topic=topic)
-    conn.execute("SELECT pg_notify(%s, %s)", (channel, body.decode()))
+    notify(conn, quorum_channel(app, guid=guid, topic=topic), body.decode())
 
 
 def resolve(conn: Connection, app: str, message: QuorumMessage) -> QuorumMessage | None:
