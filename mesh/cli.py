@@ -118,6 +118,18 @@ def _parser() -> argparse.ArgumentParser:
     send.add_argument("--delay", type=float, default=0.0, help="seconds before it becomes visible")
     send.set_defaults(handler=_streams_send)
 
+    dead = stream_commands.add_parser("dead", help="list dead letters with their last error")
+    dead.add_argument("--topic", help="only this stream")
+    dead.add_argument("--limit", type=int, default=100)
+    dead.add_argument("--json", action="store_true", help="print JSON")
+    dead.set_defaults(handler=_streams_dead)
+    requeue = stream_commands.add_parser(
+        "requeue", help="put dead letters back on their streams with fresh attempts"
+    )
+    requeue.add_argument("--topic", help="only this stream")
+    requeue.add_argument("--id", type=int, action="append", help="only these dead letters")
+    requeue.set_defaults(handler=_streams_requeue)
+
     bench = commands.add_parser("bench", help="benchmarks that print JSON")
     bench_commands = bench.add_subparsers(dest="bench_command", metavar="COMMAND", required=True)
     bench_streams = bench_commands.add_parser(
@@ -301,6 +313,39 @@ def _streams_send(args: argparse.Namespace) -> int:
             }
         )
     )
+    return 0
+
+
+def _streams_dead(args: argparse.Namespace) -> int:
+    from mesh.model.ids import validate_stream
+    from mesh.pg.database import run_once
+    from mesh.pg.streams import list_dead_letters
+
+    config = _config(args)
+    if args.topic:
+        validate_stream(args.topic)
+    rows = run_once(_dsn(config), list_dead_letters, config.app, args.topic, args.limit)
+    if args.json:
+        print(msgspec.json.encode(rows).decode())
+    elif not rows:
+        print(f"no dead letters in app {config.app!r}")
+    for row in rows if not args.json else []:
+        print(
+            f"{row.id}  {row.stream}  attempts={row.attempts}/{row.max_attempts}  {row.dead_at:%Y-%m-%d %H:%M:%S}  {row.last_error}"
+        )
+    return 0
+
+
+def _streams_requeue(args: argparse.Namespace) -> int:
+    from mesh.model.ids import validate_stream
+    from mesh.pg.database import run_once
+    from mesh.pg.streams import requeue_dead_letters
+
+    config = _config(args)
+    if args.topic:
+        validate_stream(args.topic)
+    count = run_once(_dsn(config), requeue_dead_letters, config.app, args.topic, args.id)
+    print(f"requeued {count} dead letter(s) of app {config.app!r}")
     return 0
 
 

@@ -211,3 +211,23 @@ def test_bench_scale__runs_worker_processes_and_prints_json(tmp_path: Path, dsn:
 def test_bench_scale__refuses_bad_process_counts(tmp_path: Path, dsn: str) -> None:
     result = mesh("bench", "scale", "--processes", "1,zero", "--json", dsn=dsn, cwd=tmp_path)
     assert result.returncode == 2 and "--processes must list positive counts" in result.stderr
+
+
+def test_streams_dead_and_requeue(tmp_path: Path, dsn: str, conn: psycopg.Connection) -> None:
+    conn.execute(
+        "INSERT INTO mesh.dead_letters (id, app, stream, priority, enqueued_at, attempts, max_attempts, last_error, payload)"
+        ' VALUES (7, \'shop\', \'t\', 1, now(), 3, 3, \'ValueError: no stock\', \'{"type": "request", "id": "r", "app": "shop", "topic": "t"}\')'
+    )
+    listed = mesh("streams", "dead", dsn=dsn, cwd=tmp_path, MESH_APP="shop")
+    assert (
+        listed.returncode == 0
+        and "ValueError: no stock" in listed.stdout
+        and "attempts=3/3" in listed.stdout
+    )
+    requeued = mesh("streams", "requeue", "--topic", "t", dsn=dsn, cwd=tmp_path, MESH_APP="shop")
+    assert requeued.returncode == 0 and "requeued 1" in requeued.stdout
+    assert depth(conn) == 1
+    assert (
+        json.loads(mesh("streams", "dead", "--json", dsn=dsn, cwd=tmp_path, MESH_APP="shop").stdout)
+        == []
+    )

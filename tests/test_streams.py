@@ -277,3 +277,24 @@ def test_enqueue__refuses_unsafe_identifiers_before_touching_the_database(
             [Outgoing(app="x'; drop table mesh.stream_messages; --", stream="t", payload=b"{}")],
         )
     assert count(conn) == 0
+
+
+def test_dead_letters__listed_and_requeued_with_fresh_attempts(conn: psycopg.Connection) -> None:
+    streams.enqueue(conn, [request(1), request(2)])
+    claims = streams.claim(conn, app=APP, stream="inventory.check", owner="n1", limit=2, lease=30)
+    streams.settle(
+        conn,
+        owner="n1",
+        settlements=[Settlement(c, DeadLetter(error=f"boom {c.id}")) for c in claims],
+    )
+    dead = streams.list_dead_letters(conn, APP)
+    assert [d.last_error for d in dead] == [f"boom {c.id}" for c in claims]
+    assert streams.list_dead_letters(conn, APP, "inventory.reserve") == []
+
+    assert streams.requeue_dead_letters(conn, APP, ids=[claims[0].id]) == 1
+    assert [d.id for d in streams.list_dead_letters(conn, APP)] == [claims[1].id]
+    (again,) = streams.claim(conn, app=APP, stream="inventory.check", owner="n2", limit=5, lease=30)
+    assert again.attempt == 1 and again.id != claims[0].id
+    assert decode(again.payload) == decode(claims[0].payload)
+    assert streams.requeue_dead_letters(conn, APP) == 1
+    assert streams.list_dead_letters(conn, APP) == []

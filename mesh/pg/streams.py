@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from mesh.model.ids import validate_app_id, validate_stream
 from mesh.model.messages import compact_json
@@ -277,3 +278,30 @@ def oldest_transaction_age(conn: Connection) -> float:
     """Seconds since the oldest open transaction on this database began (vacuum's horizon)."""
     row = conn.execute(query("oldest_transaction_age")).fetchone()
     return float(row[0]) if row else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetterRow:
+    id: int
+    stream: str
+    attempts: int
+    max_attempts: int
+    dead_at: datetime
+    last_owner: str | None
+    last_error: str
+    payload: str
+
+
+def list_dead_letters(
+    conn: Connection, app: str, stream: str | None = None, limit: int = 100
+) -> list[DeadLetterRow]:
+    rows = conn.execute(query("list_dead_letters"), {"app": app, "stream": stream, "limit": limit})
+    return [DeadLetterRow(*row) for row in rows]
+
+
+def requeue_dead_letters(
+    conn: Connection, app: str, stream: str | None = None, ids: Sequence[int] | None = None
+) -> int:
+    """Put dead letters back on their streams with fresh attempts; returns how many."""
+    params = {"app": app, "stream": stream, "ids": list(ids) if ids else None}
+    return conn.execute(query("requeue_dead_letters"), params).rowcount

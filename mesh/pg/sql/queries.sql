@@ -233,3 +233,24 @@ SELECT extract(epoch FROM clock_timestamp())::float8;
 SELECT coalesce(extract(epoch FROM max(now() - xact_start)), 0)::float8
 FROM pg_stat_activity
 WHERE datname = current_database() AND xact_start IS NOT NULL AND pid <> pg_backend_pid();
+
+-- name: list_dead_letters
+SELECT id, stream, attempts, max_attempts, dead_at, last_owner, last_error, payload::text
+FROM mesh.dead_letters
+WHERE app = %(app)s AND (%(stream)s::text IS NULL OR stream = %(stream)s)
+ORDER BY dead_at, id
+LIMIT %(limit)s;
+
+-- name: requeue_dead_letters
+-- Move dead letters back to their streams as new messages with fresh attempts (the old id
+-- stays in no table: fencing tokens of the old message can never match the new one).
+WITH revived AS (
+    DELETE FROM mesh.dead_letters
+    WHERE app = %(app)s
+      AND (%(stream)s::text IS NULL OR stream = %(stream)s)
+      AND (%(ids)s::bigint[] IS NULL OR id = ANY(%(ids)s::bigint[]))
+    RETURNING app, stream, priority, max_attempts, payload
+)
+INSERT INTO mesh.stream_messages (app, stream, priority, max_attempts, payload)
+SELECT app, stream, priority, max_attempts, payload FROM revived
+RETURNING id;
