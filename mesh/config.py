@@ -33,6 +33,9 @@ class _Strict(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 class DatabaseConfig(_Strict, forbid_unknown_fields=True, frozen=True):
     url: str = ""
     """Empty: the embedded server under .mesh/pg."""
+    listen_url: str = ""
+    """A direct connection for LISTEN when ``url`` goes through a transaction-mode pooler
+    (pgbouncer), which cannot carry LISTEN. Empty: ``url``."""
     pool_size: int = 8
     statement_timeout: Duration = "30 seconds"
 
@@ -287,8 +290,13 @@ def _positive(source: str, key: str, value: int) -> None:
 
 def _apply_overrides(config: Config, env: dict[str, str]) -> Config:
     changes: dict[str, Any] = {}
+    database = config.database
     if env.get("MESH_DATABASE_URL"):
-        changes["database"] = msgspec.structs.replace(config.database, url=env["MESH_DATABASE_URL"])
+        database = msgspec.structs.replace(database, url=env["MESH_DATABASE_URL"])
+    if env.get("MESH_LISTEN_URL"):
+        database = msgspec.structs.replace(database, listen_url=env["MESH_LISTEN_URL"])
+    if database is not config.database:
+        changes["database"] = database
     if env.get("MESH_APP"):
         try:
             validate_app_id(env["MESH_APP"])

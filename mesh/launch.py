@@ -44,6 +44,7 @@ def build_node(config: Config, dsn: str) -> Node:
         listener_check_interval=config.seconds(config.node.listener_check_interval),
         statement_timeout=config.seconds(config.database.statement_timeout),
         quorum_secret=config.quorum.secret.encode() or None,
+        listen_dsn=config.database.listen_url or None,
     )
 
 

@@ -111,6 +111,20 @@ def test_environment_overrides_win(tmp_path: Path) -> None:
     )
 
 
+def test_listen_url__defaults_to_the_database_url_and_can_be_overridden(tmp_path: Path) -> None:
+    from mesh.launch import build_node
+
+    path = tmp_path / "mesh.yaml"
+    path.write_text("database:\n  url: postgresql://pooler:6432/db\n")
+    assert (
+        build_node(load_config(path, {}), "postgresql://pooler:6432/db").listener.dsn
+        == "postgresql://pooler:6432/db"
+    )
+    config = load_config(path, {"MESH_LISTEN_URL": "postgresql://direct:5432/db"})
+    assert config.database.listen_url == "postgresql://direct:5432/db"
+    assert build_node(config, config.database.url).listener.dsn == "postgresql://direct:5432/db"
+
+
 def test_environment_overrides_are_validated(tmp_path: Path) -> None:
     path = tmp_path / "mesh.yaml"
     path.write_text("app: fine\n")

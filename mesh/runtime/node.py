@@ -44,6 +44,7 @@ class Node:
         listener_check_interval: float = 5.0,
         statement_timeout: float = 30.0,
         quorum_secret: bytes | None = None,
+        listen_dsn: str | None = None,
     ) -> None:
         self.guid = new_guid()
         self.app = app
@@ -56,7 +57,9 @@ class Node:
             application_name=f"mesh:{app}:{self.guid}",
             statement_timeout=statement_timeout,
         )
-        self.listener = Listener(dsn, name=self.guid, check_interval=listener_check_interval)
+        self.listener = Listener(
+            listen_dsn or dsn, name=self.guid, check_interval=listener_check_interval
+        )
         self.streams = Streams(self.db, owner=self.guid)
         self.wakeups = StreamWakeups(self.listener)
         self.throttle = ThrottleState(self.guid)
