@@ -1,17 +1,21 @@
 """``@pipe``: HotMesh's data-mapping language, with JavaScript's value semantics.
 
 Pure (no I/O): ``resolve(mapping, data)`` evaluates a mapping value against the job's data.
-Families so far: array, bitwise, conditional, json, logical, math, number, object, string,
-symbol, unary. ``@date`` and ``@cron`` come with the engine.
+All 13 families: array, bitwise, conditional, cron, date, json, logical, math, number,
+object, string, symbol, unary: 197 functions, those of HotMesh's ``services/pipe/functions``
+sources (``@number`` has the four arithmetic helpers too; the reference's ``@date.yyyymmdd``
+is not in those sources, so it is absent).
 """
 
 from mesh.model.pipe.evaluator import FUNCTIONS, Pipe, PipeError, function_named, resolve
 from mesh.model.pipe.js import UNDEFINED, Undefined
+from mesh.model.pipe.jsdate import JSDate
 from mesh.model.pipe.text import to_json_compatible
 
 __all__ = [
     "FUNCTIONS",
     "UNDEFINED",
+    "JSDate",
     "Pipe",
     "PipeError",
     "Undefined",

@@ -17,6 +17,7 @@ from typing import Any
 
 from mesh.errors import MeshError
 from mesh.model.pipe.collections import ARRAY, OBJECT
+from mesh.model.pipe.dates import CRON, DATE
 from mesh.model.pipe.js import UNDEFINED, member
 from mesh.model.pipe.logic import BITWISE, CONDITIONAL, LOGICAL, SYMBOL, UNARY
 from mesh.model.pipe.numbers import MATH, NUMBER
@@ -26,6 +27,8 @@ FUNCTIONS: dict[str, dict[str, Callable[..., Any]]] = {
     "array": ARRAY,
     "bitwise": BITWISE,
     "conditional": CONDITIONAL,
+    "cron": CRON,
+    "date": DATE,
     "json": JSON,
     "logical": LOGICAL,
     "math": MATH,

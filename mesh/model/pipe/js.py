@@ -14,6 +14,8 @@ import re
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Final
 
+from mesh.model.pipe.jsdate import JSDate, full_string
+
 NAN: Final = float("nan")
 INF: Final = float("inf")
 
@@ -91,6 +93,8 @@ def to_number(value: Any) -> float:
         if re.fullmatch(r"0[bB][01]+", text):
             return float(int(text[2:], 2))
         return float(text) if _NUMERIC.fullmatch(text) else NAN
+    if isinstance(value, JSDate):
+        return value.ms
     if isinstance(value, list):
         return to_number(to_string(value))
     return NAN  # objects (ToPrimitive gives "[object Object]")
@@ -158,6 +162,8 @@ def to_string(value: Any) -> str:
         return number_to_string(float(value))
     if isinstance(value, list):
         return ",".join("" if is_nullish(item) else to_string(item) for item in value)
+    if isinstance(value, JSDate):
+        return full_string(value)
     return "[object Object]"
 
 
@@ -169,7 +175,7 @@ def js_number(number: float) -> int | float:
 
 
 def to_primitive(value: Any) -> Any:
-    if isinstance(value, list | dict):
+    if isinstance(value, list | dict | JSDate):
         return to_string(value)
     return value
 
@@ -188,7 +194,7 @@ def strict_equals(left: Any, right: Any) -> bool:
         return float(left) == float(right)  # NaN is never equal
     if isinstance(left, bool) or isinstance(right, bool):
         return left is right
-    if isinstance(left, list | dict) or isinstance(right, list | dict):
+    if isinstance(left, list | dict | JSDate) or isinstance(right, list | dict | JSDate):
         return left is right
     return type(left) is type(right) and left == right
 
@@ -215,9 +221,10 @@ def loose_equals(left: Any, right: Any) -> bool:
 
 
 def compare(left: Any, right: Any, operator: str) -> bool:
-    """``<``, ``>``, ``<=``, ``>=``: strings compare as strings, anything else as numbers;
-    any NaN makes the comparison false."""
-    left, right = to_primitive(left), to_primitive(right)
+    """``<``, ``>``, ``<=``, ``>=``: strings compare as strings, anything else as numbers
+    (Dates by their time value); any NaN makes the comparison false."""
+    left = left.ms if isinstance(left, JSDate) else to_primitive(left)
+    right = right.ms if isinstance(right, JSDate) else to_primitive(right)
     if isinstance(left, str) and isinstance(right, str):
         a: Any = left
         b: Any = right

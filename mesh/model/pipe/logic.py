@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 from mesh.model.pipe.js import (
@@ -20,6 +20,7 @@ from mesh.model.pipe.js import (
     to_uint32,
     truthy,
 )
+from mesh.model.pipe.jsdate import JSDate
 
 A = UNDEFINED  # default for every missing argument: JavaScript passes undefined
 
@@ -72,5 +73,5 @@ SYMBOL: dict[str, Callable[..., Any]] = {
     "posInfinity": lambda *_: INF,
     "negInfinity": lambda *_: -INF,
     "NaN": lambda *_: NAN,
-    "date": lambda *_: datetime.now(UTC),
+    "date": lambda *_: JSDate(time.time() * 1000),
 }

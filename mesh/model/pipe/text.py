@@ -22,6 +22,7 @@ from mesh.model.pipe.js import (
     to_string,
     truthy,
 )
+from mesh.model.pipe.jsdate import JSDate, iso_string
 
 
 def _text(value: Any, function: str) -> str:
@@ -174,6 +175,8 @@ def to_json_compatible(value: Any, in_array: bool = False) -> Any:
     NaN and Infinity as null, integral numbers without a fraction."""
     if value is UNDEFINED:
         return None if in_array else UNDEFINED
+    if isinstance(value, JSDate):
+        return iso_string(value) if value.valid else None  # Date.prototype.toJSON
     if is_number(value) and not isinstance(value, bool):
         return js_number(float(value)) if math.isfinite(value) else None
     if isinstance(value, list):
