@@ -2,9 +2,10 @@
 
 Pure (no I/O): ``resolve(mapping, data)`` evaluates a mapping value against the job's data.
 All 13 families: array, bitwise, conditional, cron, date, json, logical, math, number,
-object, string, symbol, unary: 197 functions, those of HotMesh's ``services/pipe/functions``
-sources (``@number`` has the four arithmetic helpers too; the reference's ``@date.yyyymmdd``
-is not in those sources, so it is absent).
+object, string, symbol, unary: 201 functions, the 197 of HotMesh's ``services/pipe/functions``
+sources (``@number`` has the four arithmetic helpers too) and four short aliases in
+``@conditional`` (gte, gt, lte, lt). The reference's ``@date.yyyymmdd`` is not in those
+sources, so it is absent.
 """
 
 from mesh.model.pipe.evaluator import FUNCTIONS, Pipe, PipeError, function_named, resolve

@@ -35,6 +35,11 @@ CONDITIONAL: dict[str, Callable[..., Any]] = {
     "greater_than_or_equal": lambda a=A, b=A: compare(a, b, ">="),
     "less_than_or_equal": lambda a=A, b=A: compare(a, b, "<="),
     "nullish": lambda a=A, b=A: b if is_nullish(a) else a,
+    # Short aliases (a mesh addition; the order example uses @conditional.gte).
+    "gte": lambda a=A, b=A: compare(a, b, ">="),
+    "gt": lambda a=A, b=A: compare(a, b, ">"),
+    "lte": lambda a=A, b=A: compare(a, b, "<="),
+    "lt": lambda a=A, b=A: compare(a, b, "<"),
 }
 
 LOGICAL: dict[str, Callable[..., Any]] = {

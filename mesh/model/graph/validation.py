@@ -1,0 +1,379 @@
+"""Manifest validation: every problem, with its path, before anything is stored.
+
+``validate_manifest(document)`` walks the parsed YAML (plain dicts and lists), collects all
+problems as ``path: what is wrong`` (``graphs[0].activities.price.input.maps.qty: unknown
+activity 'prise'``) and raises :class:`ManifestInvalid` listing them; a clean document comes
+back as a :class:`~mesh.model.graph.manifest.Manifest`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import msgspec
+
+from mesh.errors import InvalidIdentifier, MeshError
+from mesh.model.graph.manifest import Manifest
+from mesh.model.graph.schema import schema_definition_problems
+from mesh.model.ids import validate_app_id, validate_topic
+from mesh.model.pipe.evaluator import CONTEXT_VARIABLES, FUNCTIONS
+
+ACTIVITY_ID = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+SYSTEM_ROOTS = {"$self", "$job", "$app", "$graph", "$hook"}
+ACTIVITY_PARTS = {"input", "output", "hook", "settings", "errors"}
+COMMON_KEYS = {
+    "type",
+    "title",
+    "subtype",
+    "input",
+    "output",
+    "job",
+    "telemetry",
+    "emit",
+    "persist",
+    "statusThreshold",
+    "statusThresholdType",
+    "retry",
+}
+TYPE_KEYS = {
+    "trigger": {"stats", "entity"},
+    "worker": {"topic"},
+    "await": {"topic", "await"},
+    "hook": {"sleep", "hook", "escalation"},
+    "signal": {"topic", "signal", "resolver", "key_name", "key_value", "scrub", "status", "code"},
+    "cycle": {"ancestor"},
+    "interrupt": {"target", "topic", "reason", "throw", "code", "stack", "expire", "descend"},
+}
+GRAPH_KEYS = {
+    "subscribes",
+    "publishes",
+    "expire",
+    "persistent",
+    "input",
+    "output",
+    "activities",
+    "transitions",
+    "hooks",
+}
+
+
+class ManifestInvalid(MeshError):
+    """A manifest that cannot be deployed; ``problems`` lists every reason with its path."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        listing = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(
+            f"the manifest has {len(problems)} problem(s); nothing was deployed:\n{listing}"
+        )
+
+
+def validate_manifest(document: Any) -> Manifest:
+    problems = list(_problems(document))
+    if problems:
+        raise ManifestInvalid(problems)
+    app = dict(document["app"])
+    app["version"] = str(app["version"])
+    for graph in app["graphs"]:
+        for activity in graph["activities"].values():
+            if activity.get("type") == "activity":
+                activity["type"] = "hook"  # HotMesh's legacy name
+    try:
+        return msgspec.convert({"app": app}, Manifest)
+    except msgspec.ValidationError as error:  # a shape the walker did not anticipate
+        raise ManifestInvalid([str(error)]) from error
+
+
+def _problems(document: Any) -> Iterator[str]:
+    if not isinstance(document, dict) or not isinstance(document.get("app"), dict):
+        yield "(top level): a manifest starts with 'app:' (id, version, graphs)"
+        return
+    app = document["app"]
+    yield from _unknown_keys(app, {"id", "version", "settings", "graphs"}, "app")
+    try:
+        validate_app_id(app.get("id"))
+    except InvalidIdentifier as error:
+        yield f"app.id: {error}"
+    if (
+        not isinstance(app.get("version"), str | int | float)
+        or str(app.get("version")).strip() == ""
+    ):
+        yield "app.version: required, e.g. '1'"
+    graphs = app.get("graphs")
+    if not isinstance(graphs, list) or not graphs:
+        yield "app.graphs: required: a list of graphs"
+        return
+    seen_ids: dict[str, str] = {}
+    subscribed: dict[str, str] = {}
+    for index, graph in enumerate(graphs):
+        path = f"graphs[{index}]"
+        if not isinstance(graph, dict):
+            yield f"{path}: a graph is a mapping"
+            continue
+        topic = graph.get("subscribes")
+        if isinstance(topic, str) and topic in subscribed:
+            yield f"{path}.subscribes: topic {topic!r} is already subscribed by {subscribed[topic]}"
+        elif isinstance(topic, str):
+            subscribed[topic] = path
+        for aid in graph.get("activities") or {}:
+            if aid in seen_ids:
+                yield f"{path}.activities.{aid}: activity id already used in {seen_ids[aid]} (ids are unique across graphs)"
+            seen_ids.setdefault(aid, path)
+    for index, graph in enumerate(graphs):
+        if isinstance(graph, dict):
+            yield from _graph_problems(graph, f"graphs[{index}]", set(subscribed))
+
+
+def _graph_problems(graph: dict[str, Any], path: str, subscribed: set[str]) -> Iterator[str]:
+    yield from _unknown_keys(graph, GRAPH_KEYS, path)
+    for key in ("subscribes", "publishes"):
+        if key in graph or key == "subscribes":
+            try:
+                validate_topic(graph.get(key))  # type: ignore[arg-type]
+            except InvalidIdentifier as error:
+                yield f"{path}.{key}: {error}"
+    for key in ("input", "output"):
+        schema = (graph.get(key) or {}).get("schema") if isinstance(graph.get(key), dict) else None
+        if schema is not None:
+            yield from schema_definition_problems(schema, f"{path}.{key}.schema")
+    activities = graph.get("activities")
+    if not isinstance(activities, dict) or not activities:
+        yield f"{path}.activities: required: a mapping of activity id to activity"
+        return
+    triggers = [
+        aid for aid, a in activities.items() if isinstance(a, dict) and a.get("type") == "trigger"
+    ]
+    if len(triggers) != 1:
+        yield f"{path}.activities: a graph has exactly one trigger activity, found {len(triggers)}"
+    ids = set(activities)
+    for aid, activity in activities.items():
+        yield from _activity_problems(aid, activity, f"{path}.activities.{aid}", ids, subscribed)
+    yield from _mapping_problems(graph.get("expire"), f"{path}.expire", ids)
+    yield from _mapping_problems(graph.get("persistent"), f"{path}.persistent", ids)
+    transitions = graph.get("transitions") or {}
+    yield from _transition_problems(transitions, f"{path}.transitions", ids)
+    edges = _edges(transitions, ids)
+    yield from _flow_problems(activities, edges, triggers[0] if len(triggers) == 1 else None, path)
+    yield from _hook_problems(graph.get("hooks") or {}, f"{path}.hooks", activities)
+
+
+def _activity_problems(
+    aid: str, activity: Any, path: str, ids: set[str], subscribed: set[str]
+) -> Iterator[str]:
+    if not ACTIVITY_ID.fullmatch(aid):
+        yield f"{path}: activity ids are letters, digits and '_', not starting with a digit"
+    if not isinstance(activity, dict):
+        yield f"{path}: an activity is a mapping with a 'type'"
+        return
+    kind = "hook" if activity.get("type") == "activity" else activity.get("type")
+    if kind not in TYPE_KEYS:
+        yield f"{path}.type: unknown activity type {activity.get('type')!r} (use {', '.join(TYPE_KEYS)})"
+        return
+    yield from _unknown_keys(activity, COMMON_KEYS | TYPE_KEYS[kind], path)
+    if kind in ("worker", "await") and not activity.get("topic"):
+        yield f"{path}.topic: required for a{'n' if kind == 'await' else ''} {kind} activity"
+    topic = activity.get("topic")
+    if kind == "worker" and isinstance(topic, str) and not topic.startswith("{"):
+        try:
+            validate_topic(topic)
+        except InvalidIdentifier as error:
+            yield f"{path}.topic: {error}"
+        if topic in subscribed:
+            yield f"{path}.topic: {topic!r} is a graph's trigger topic; a worker topic must differ"
+    if (
+        kind == "await"
+        and isinstance(topic, str)
+        and not topic.startswith("{")
+        and topic not in subscribed
+    ):
+        yield f"{path}.topic: no graph of this app subscribes to {topic!r} (an await starts that graph)"
+    if kind == "cycle" and not activity.get("ancestor"):
+        yield f"{path}.ancestor: required: the activity to re-enter"
+    for key, value in activity.items():
+        if key not in ("type", "title", "ancestor"):
+            yield from _mapping_problems(value, f"{path}.{key}", ids)
+    for key in ("input", "output"):
+        section = activity.get(key)
+        if isinstance(section, dict) and isinstance(section.get("schema"), dict):
+            yield from schema_definition_problems(section["schema"], f"{path}.{key}.schema")
+
+
+def _mapping_problems(value: Any, path: str, ids: set[str]) -> Iterator[str]:
+    """References and functions inside a mapping value (recursively)."""
+    if isinstance(value, dict):
+        if "@pipe" in value or "@reduce" in value:
+            rows = value.get("@pipe", value.get("@reduce"))
+            if not isinstance(rows, list) or not rows:
+                yield f"{path}: a @pipe is a non-empty list of rows"
+                return
+        for key, item in value.items():
+            if key != "schema":  # JSON Schemas are not mappings
+                yield from _mapping_problems(item, f"{path}.{key}", ids)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _mapping_problems(item, f"{path}[{index}]", ids)
+    elif isinstance(value, str) and value.startswith("{") and value.endswith("}"):
+        yield from _reference_problems(value, path, ids)
+
+
+def _reference_problems(cell: str, path: str, ids: set[str]) -> Iterator[str]:
+    inner = cell[1:-1]
+    if inner.startswith("@"):
+        family, _, name = inner[1:].partition(".")
+        if family not in FUNCTIONS:
+            yield f"{path}: unknown function family '@{family}' (use {', '.join('@' + f for f in sorted(FUNCTIONS))})"
+        elif name not in FUNCTIONS[family]:
+            yield f"{path}: unknown function '@{family}.{name}'"
+        return
+    if cell in CONTEXT_VARIABLES:
+        return
+    root, _, rest = inner.partition(".")
+    if root in SYSTEM_ROOTS:
+        return
+    if root not in ids:
+        yield f"{path}: unknown activity {root!r}"
+    elif rest.split(".")[0] not in ACTIVITY_PARTS:
+        yield f"{path}: {cell} should read {{{root}.output.data...}} (or input, hook)"
+
+
+def _edges(transitions: Any, ids: set[str]) -> dict[str, list[str]]:
+    """from -> [to] for the well-formed transitions between known activities."""
+    edges: dict[str, list[str]] = {}
+    for source, targets in transitions.items() if isinstance(transitions, dict) else []:
+        for entry in targets if isinstance(targets, list) else []:
+            if isinstance(entry, dict) and entry.get("to") in ids and source in ids:
+                edges.setdefault(source, []).append(entry["to"])
+    return edges
+
+
+def _transition_problems(transitions: Any, path: str, ids: set[str]) -> Iterator[str]:
+    if not isinstance(transitions, dict):
+        yield f"{path}: a mapping of activity id to a list of {{to, conditions}}"
+        return
+    for source, targets in transitions.items():
+        where = f"{path}.{source}"
+        if source not in ids:
+            yield f"{where}: unknown activity {source!r}"
+        if not isinstance(targets, list):
+            yield f"{where}: a list of {{to: activity, conditions: ...}}"
+            continue
+        for index, entry in enumerate(targets):
+            at = f"{where}[{index}]"
+            if not isinstance(entry, dict) or "to" not in entry:
+                yield f"{at}: each transition needs 'to'"
+                continue
+            yield from _unknown_keys(entry, {"to", "conditions"}, at)
+            if entry["to"] not in ids:
+                yield f"{at}.to: unknown activity {entry['to']!r}"
+            yield from _conditions_problems(entry.get("conditions"), f"{at}.conditions", ids)
+
+
+def _conditions_problems(conditions: Any, path: str, ids: set[str]) -> Iterator[str]:
+    if conditions is None:
+        return
+    if not isinstance(conditions, dict):
+        yield f"{path}: a mapping with code, match and gate"
+        return
+    yield from _unknown_keys(conditions, {"code", "match", "gate"}, path)
+    if conditions.get("gate", "and") not in ("and", "or"):
+        yield f"{path}.gate: 'and' or 'or'"
+    code = conditions.get("code")
+    if code is not None and not (
+        isinstance(code, int) or (isinstance(code, list) and all(isinstance(c, int) for c in code))
+    ):
+        yield f"{path}.code: a status code or a list of them"
+    match = conditions.get("match", [])
+    if not isinstance(match, list):
+        yield f"{path}.match: a list of {{expected, actual}}"
+        return
+    for index, rule in enumerate(match):
+        if not isinstance(rule, dict) or "actual" not in rule:
+            yield f"{path}.match[{index}]: needs 'actual' (and 'expected')"
+            continue
+        yield from _unknown_keys(rule, {"expected", "actual"}, f"{path}.match[{index}]")
+        yield from _mapping_problems(rule, f"{path}.match[{index}]", ids)
+
+
+def _flow_problems(
+    activities: dict[str, Any], edges: dict[str, list[str]], trigger: str | None, path: str
+) -> Iterator[str]:
+    if trigger is None:
+        return
+    # A cycle in the transitions is a loop with no bound: loops go through a cycle activity.
+    state: dict[str, int] = {}
+
+    def visit(node: str, trail: list[str]) -> Iterator[str]:
+        state[node] = 1
+        for nxt in edges.get(node, []):
+            if state.get(nxt) == 1:
+                loop = " -> ".join([*trail[trail.index(nxt) :], nxt])
+                yield f"{path}.transitions: {loop} is a loop; re-enter with a 'cycle' activity instead"
+            elif nxt not in state:
+                yield from visit(nxt, [*trail, nxt])
+        state[node] = 2
+
+    yield from visit(trigger, [trigger])
+    for aid in activities:
+        if aid not in state:
+            yield f"{path}.activities.{aid}: never reached from the trigger {trigger!r}; add a transition to it or remove it"
+    ancestors = _ancestors(edges, trigger)
+    for aid, activity in activities.items():
+        if (
+            isinstance(activity, dict)
+            and activity.get("type") == "cycle"
+            and activity.get("ancestor")
+        ):
+            target = activity["ancestor"]
+            if target not in activities:
+                yield f"{path}.activities.{aid}.ancestor: unknown activity {target!r}"
+            elif target not in ancestors.get(aid, set()):
+                yield f"{path}.activities.{aid}.ancestor: {target!r} does not come before {aid!r} in the graph"
+
+
+def _ancestors(edges: dict[str, list[str]], trigger: str) -> dict[str, set[str]]:
+    """Every activity's ancestors on the paths from the trigger."""
+    result: dict[str, set[str]] = {trigger: set()}
+    changed = True
+    while changed:
+        changed = False
+        for node, targets in edges.items():
+            if node not in result:
+                continue
+            inherited = result[node] | {node}
+            for target in targets:
+                known = result.setdefault(target, set())
+                if not inherited <= known:
+                    known |= inherited
+                    changed = True
+    return result
+
+
+def _hook_problems(hooks: Any, path: str, activities: dict[str, Any]) -> Iterator[str]:
+    if not isinstance(hooks, dict):
+        yield f"{path}: a mapping of signal topic to a list of {{to, conditions}}"
+        return
+    for topic, rules in hooks.items():
+        try:
+            validate_topic(topic)
+        except InvalidIdentifier as error:
+            yield f"{path}.{topic}: {error}"
+        for index, rule in enumerate(rules if isinstance(rules, list) else []):
+            at = f"{path}.{topic}[{index}]"
+            target = rule.get("to") if isinstance(rule, dict) else None
+            activity = activities.get(target) if isinstance(target, str) else None
+            if activity is None:
+                yield f"{at}.to: unknown activity {target!r}"
+            elif isinstance(activity, dict) and activity.get("type") not in ("hook", "activity"):
+                yield f"{at}.to: {target!r} is a {activity.get('type')} activity; signals resume hook activities"
+            if isinstance(rule, dict):
+                yield from _conditions_problems(
+                    rule.get("conditions"), f"{at}.conditions", set(activities)
+                )
+
+
+def _unknown_keys(mapping: dict[str, Any], allowed: set[str], path: str) -> Iterator[str]:
+    for key in mapping:
+        if key not in allowed:
+            yield f"{path}.{key}: unknown key (allowed: {', '.join(sorted(allowed))})"
