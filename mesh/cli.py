@@ -167,6 +167,16 @@ def _parser() -> argparse.ArgumentParser:
 
     add_quorum_commands(commands)
 
+    deploy = commands.add_parser(
+        "deploy", help="validate and store a manifest version (not yet active)"
+    )
+    deploy.add_argument("path", help="the manifest YAML (its $refs are resolved)")
+    deploy.set_defaults(handler=_deploy)
+    activate = commands.add_parser("activate", help="make a deployed version the active one")
+    activate.add_argument("version")
+    activate.add_argument("--app", help="the app id (default: the config's)")
+    activate.set_defaults(handler=_activate)
+
     demo = commands.add_parser("demo", help="run the order demo on the embedded database")
     demo.add_argument("--orders", type=int, default=200)
     demo.set_defaults(handler=_demo)
@@ -346,6 +356,40 @@ def _streams_requeue(args: argparse.Namespace) -> int:
         validate_stream(args.topic)
     count = run_once(_dsn(config), requeue_dead_letters, config.app, args.topic, args.id)
     print(f"requeued {count} dead letter(s) of app {config.app!r}")
+    return 0
+
+
+def _deploy(args: argparse.Namespace) -> int:
+    from mesh.manifests import load_manifest
+    from mesh.pg.apps import deploy
+    from mesh.pg.database import run_once
+    from mesh.pg.migrations import check_schema
+
+    config = _config(args)
+    manifest = load_manifest(args.path)  # every problem is reported before anything is stored
+
+    def store(conn: Any) -> bool:
+        check_schema(conn)
+        return deploy(conn, manifest)
+
+    new = run_once(_dsn(config), store)
+    app, version = manifest.app.id, manifest.app.version
+    state = "deployed" if new else "already deployed (identical)"
+    print(
+        f"app {app!r} version {version!r}: {state}; activate it with `mesh activate {version} --app {app}`"
+    )
+    return 0
+
+
+def _activate(args: argparse.Namespace) -> int:
+    from mesh.pg.apps import activate
+    from mesh.pg.database import run_once
+
+    config = _config(args)
+    app = args.app or config.app
+    secret = config.quorum.secret.encode() or None
+    run_once(_dsn(config), activate, app, args.version, secret=secret, sender="cli")
+    print(f"app {app!r}: version {args.version!r} is active")
     return 0
 
 

@@ -254,3 +254,38 @@ WITH revived AS (
 INSERT INTO mesh.stream_messages (app, stream, priority, max_attempts, payload)
 SELECT app, stream, priority, max_attempts, payload FROM revived
 RETURNING id;
+
+-- name: deploy_version
+-- Store a validated manifest; returns the stored manifest (an existing one is left as is).
+WITH inserted AS (
+    INSERT INTO mesh.app_versions (app, version, manifest)
+    VALUES (%(app)s, %(version)s, %(manifest)s::jsonb)
+    ON CONFLICT (app, version) DO NOTHING
+    RETURNING manifest
+)
+SELECT manifest::text, true FROM inserted
+UNION ALL
+SELECT manifest::text, false FROM mesh.app_versions WHERE app = %(app)s AND version = %(version)s;
+
+-- name: activate_version
+-- Make a deployed version the active one (one commit switches every engine).
+WITH chosen AS (
+    UPDATE mesh.app_versions SET activated_at = now()
+    WHERE app = %(app)s AND version = %(version)s
+    RETURNING app, version
+)
+INSERT INTO mesh.apps (app, active_version)
+SELECT app, version FROM chosen
+ON CONFLICT (app) DO UPDATE SET active_version = EXCLUDED.active_version, updated_at = now()
+RETURNING active_version;
+
+-- name: app_versions
+SELECT v.version, v.deployed_at, v.activated_at, (a.active_version = v.version) AS active
+FROM mesh.app_versions v LEFT JOIN mesh.apps a ON a.app = v.app
+WHERE v.app = %(app)s
+ORDER BY v.deployed_at;
+
+-- name: active_manifest
+SELECT v.version, v.manifest::text
+FROM mesh.apps a JOIN mesh.app_versions v ON v.app = a.app AND v.version = a.active_version
+WHERE a.app = %(app)s;

@@ -1,0 +1,80 @@
+"""Deployed app versions and activation: ``deployed`` and ``active`` are distinct states.
+
+Deploying stores a validated manifest under its version (idempotent for the same content,
+refused for different content under a version already used). Activating switches the app's
+active version in one commit and tells the quorum in the same transaction.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+import msgspec
+
+from mesh.errors import MeshError
+from mesh.model.graph import Manifest
+from mesh.model.quorum import Activate
+from mesh.pg.database import Connection
+from mesh.pg.queries import query
+from mesh.pg.quorum import publish
+
+
+class VersionConflict(MeshError):
+    """A version that is already deployed with a different manifest."""
+
+
+class UnknownVersion(MeshError):
+    """Activation of a version that was never deployed."""
+
+
+@dataclass(frozen=True, slots=True)
+class AppVersion:
+    version: str
+    deployed_at: datetime
+    activated_at: datetime | None
+    active: bool
+
+
+def deploy(conn: Connection, manifest: Manifest) -> bool:
+    """Store ``manifest`` (already validated); True if new, False if that exact version was
+    already deployed. :class:`VersionConflict` if the version exists with other content."""
+    body = msgspec.json.encode(manifest).decode()
+    app, version = manifest.app.id, manifest.app.version
+    rows = conn.execute(
+        query("deploy_version"), {"app": app, "version": version, "manifest": body}
+    ).fetchall()
+    stored, inserted = rows[0]
+    if not inserted and json.loads(stored) != json.loads(body):
+        raise VersionConflict(
+            f"version {version!r} of app {app!r} is already deployed with a different manifest; "
+            "deployed versions never change: give this one a new app.version"
+        )
+    return bool(inserted)
+
+
+def activate(
+    conn: Connection, app: str, version: str, *, secret: bytes | None = None, sender: str = ""
+) -> None:
+    """Make ``version`` the active one and broadcast ``activate`` when that commits."""
+    with conn.transaction():
+        row = conn.execute(query("activate_version"), {"app": app, "version": version}).fetchone()
+        if row is None:
+            known = [v.version for v in versions(conn, app)]
+            raise UnknownVersion(
+                f"version {version!r} of app {app!r} is not deployed "
+                f"(deployed: {', '.join(known) or 'none'}); run `mesh deploy` first"
+            )
+        publish(conn, app, Activate(sender=sender, version=version), secret=secret)
+
+
+def versions(conn: Connection, app: str) -> list[AppVersion]:
+    return [AppVersion(*row) for row in conn.execute(query("app_versions"), {"app": app})]
+
+
+def active_manifest(conn: Connection, app: str) -> tuple[str, Manifest] | None:
+    row = conn.execute(query("active_manifest"), {"app": app}).fetchone()
+    if row is None:
+        return None
+    return row[0], msgspec.json.decode(row[1], type=Manifest)
