@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from mesh.errors import MeshError
-from mesh.model.pipe.collections import ARRAY, OBJECT
+from mesh.model.pipe.containers import ARRAY, OBJECT
 from mesh.model.pipe.dates import CRON, DATE
 from mesh.model.pipe.js import UNDEFINED, member
 from mesh.model.pipe.logic import BITWISE, CONDITIONAL, LOGICAL, SYMBOL, UNARY
