@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
-import time
 from collections.abc import Sequence
-from typing import Any
 
 import msgspec
 import trio
@@ -25,6 +22,8 @@ from mesh.errors import (
 )
 from mesh.logs import configure_logging
 from mesh.quorum_cli import add_commands as add_quorum_commands
+from mesh.streams_cli import add_commands as add_streams_commands
+from mesh.workflow_cli import add_commands as add_workflow_commands
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -103,32 +102,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.set_defaults(handler=_run)
 
-    streams = commands.add_parser(
-        "streams", help="show each stream's depth, lag, leases and dead letters"
-    )
-    streams.add_argument("--json", action="store_true", help="print JSON")
-    streams.add_argument(
-        "--all-apps", action="store_true", help="every app, not only the configured one"
-    )
-    streams.set_defaults(handler=_streams)
-    stream_commands = streams.add_subparsers(dest="streams_command", metavar="COMMAND")
-    send = stream_commands.add_parser("send", help="enqueue one activity request on a worker topic")
-    send.add_argument("topic")
-    send.add_argument("payload", metavar="JSON", help="the request data, as JSON")
-    send.add_argument("--delay", type=float, default=0.0, help="seconds before it becomes visible")
-    send.set_defaults(handler=_streams_send)
-
-    dead = stream_commands.add_parser("dead", help="list dead letters with their last error")
-    dead.add_argument("--topic", help="only this stream")
-    dead.add_argument("--limit", type=int, default=100)
-    dead.add_argument("--json", action="store_true", help="print JSON")
-    dead.set_defaults(handler=_streams_dead)
-    requeue = stream_commands.add_parser(
-        "requeue", help="put dead letters back on their streams with fresh attempts"
-    )
-    requeue.add_argument("--topic", help="only this stream")
-    requeue.add_argument("--id", type=int, action="append", help="only these dead letters")
-    requeue.set_defaults(handler=_streams_requeue)
+    add_streams_commands(commands)
 
     bench = commands.add_parser("bench", help="benchmarks that print JSON")
     bench_commands = bench.add_subparsers(dest="bench_command", metavar="COMMAND", required=True)
@@ -167,15 +141,7 @@ def _parser() -> argparse.ArgumentParser:
 
     add_quorum_commands(commands)
 
-    deploy = commands.add_parser(
-        "deploy", help="validate and store a manifest version (not yet active)"
-    )
-    deploy.add_argument("path", help="the manifest YAML (its $refs are resolved)")
-    deploy.set_defaults(handler=_deploy)
-    activate = commands.add_parser("activate", help="make a deployed version the active one")
-    activate.add_argument("version")
-    activate.add_argument("--app", help="the app id (default: the config's)")
-    activate.set_defaults(handler=_activate)
+    add_workflow_commands(commands)
 
     demo = commands.add_parser("demo", help="run the order demo on the embedded database")
     demo.add_argument("--orders", type=int, default=200)
@@ -228,168 +194,6 @@ def _run(args: argparse.Namespace) -> int:
                 server.shutdown()
 
     trio.run(main)
-    return 0
-
-
-def _streams(args: argparse.Namespace) -> int:
-    from mesh.pg.database import run_once
-    from mesh.pg.migrations import check_schema
-    from mesh.pg.streams import stream_stats
-
-    config = _config(args)
-
-    def read(conn: Any) -> Any:
-        check_schema(conn)
-        return stream_stats(conn, None if args.all_apps else config.app)
-
-    stats = run_once(_dsn(config), read)
-    rows = [
-        {
-            "app": s.app,
-            "stream": s.stream,
-            "depth": s.depth,
-            "ready": s.ready,
-            "delayed": s.delayed,
-            "leased": s.leased,
-            "lag_seconds": round(s.lag_seconds, 3),
-            "dead_lettered": s.dead_lettered,
-        }
-        for s in stats
-    ]
-    if args.json:
-        print(json.dumps(rows, indent=2))
-        return 0
-    if not rows:
-        print(f"no messages in any stream of app {config.app!r}")
-        return 0
-    headers = [
-        "app",
-        "stream",
-        "depth",
-        "ready",
-        "delayed",
-        "leased",
-        "lag_seconds",
-        "dead_lettered",
-    ]
-    widths = {h: max(len(h), *(len(str(r[h])) for r in rows)) for h in headers}
-    print("  ".join(h.ljust(widths[h]) for h in headers))
-    for row in rows:
-        print("  ".join(str(row[h]).ljust(widths[h]) for h in headers))
-    return 0
-
-
-def _streams_send(args: argparse.Namespace) -> int:
-    from mesh.model.ids import new_message_id, validate_topic
-    from mesh.model.messages import ActivityRequest, encode, parse_json
-    from mesh.model.outcomes import Outgoing
-    from mesh.pg.database import run_once
-    from mesh.pg.migrations import check_schema
-    from mesh.pg.streams import enqueue
-
-    config = _config(args)
-    validate_topic(args.topic)
-    data = parse_json(args.payload, "the JSON argument")
-    policy = config.retry_policy(next((w for w in config.workers if w.topic == args.topic), None))
-    request = ActivityRequest(
-        id=new_message_id(),
-        app=config.app,
-        topic=args.topic,
-        data=data,
-        retry=policy,
-        sent_at=time.time(),
-    )
-    outgoing = Outgoing(
-        app=config.app,
-        stream=args.topic,
-        payload=encode(request),
-        max_attempts=policy.maximum_attempts,
-        delay=args.delay,
-    )
-
-    def send(conn: Any) -> int:
-        check_schema(conn)
-        (message_id,) = enqueue(conn, [outgoing])
-        return message_id
-
-    message_id = run_once(_dsn(config), send)
-    print(
-        json.dumps(
-            {
-                "app": config.app,
-                "topic": args.topic,
-                "request_id": request.id,
-                "message_id": message_id,
-            }
-        )
-    )
-    return 0
-
-
-def _streams_dead(args: argparse.Namespace) -> int:
-    from mesh.model.ids import validate_stream
-    from mesh.pg.database import run_once
-    from mesh.pg.streams import list_dead_letters
-
-    config = _config(args)
-    if args.topic:
-        validate_stream(args.topic)
-    rows = run_once(_dsn(config), list_dead_letters, config.app, args.topic, args.limit)
-    if args.json:
-        print(msgspec.json.encode(rows).decode())
-    elif not rows:
-        print(f"no dead letters in app {config.app!r}")
-    for row in rows if not args.json else []:
-        print(
-            f"{row.id}  {row.stream}  attempts={row.attempts}/{row.max_attempts}  {row.dead_at:%Y-%m-%d %H:%M:%S}  {row.last_error}"
-        )
-    return 0
-
-
-def _streams_requeue(args: argparse.Namespace) -> int:
-    from mesh.model.ids import validate_stream
-    from mesh.pg.database import run_once
-    from mesh.pg.streams import requeue_dead_letters
-
-    config = _config(args)
-    if args.topic:
-        validate_stream(args.topic)
-    count = run_once(_dsn(config), requeue_dead_letters, config.app, args.topic, args.id)
-    print(f"requeued {count} dead letter(s) of app {config.app!r}")
-    return 0
-
-
-def _deploy(args: argparse.Namespace) -> int:
-    from mesh.manifests import load_manifest
-    from mesh.pg.apps import deploy
-    from mesh.pg.database import run_once
-    from mesh.pg.migrations import check_schema
-
-    config = _config(args)
-    manifest = load_manifest(args.path)  # every problem is reported before anything is stored
-
-    def store(conn: Any) -> bool:
-        check_schema(conn)
-        return deploy(conn, manifest)
-
-    new = run_once(_dsn(config), store)
-    app, version = manifest.app.id, manifest.app.version
-    state = "deployed" if new else "already deployed (identical)"
-    print(
-        f"app {app!r} version {version!r}: {state}; activate it with `mesh activate {version} --app {app}`"
-    )
-    return 0
-
-
-def _activate(args: argparse.Namespace) -> int:
-    from mesh.pg.apps import activate
-    from mesh.pg.database import run_once
-
-    config = _config(args)
-    app = args.app or config.app
-    secret = config.quorum.secret.encode() or None
-    run_once(_dsn(config), activate, app, args.version, secret=secret, sender="cli")
-    print(f"app {app!r}: version {args.version!r} is active")
     return 0
 
 
