@@ -11,7 +11,8 @@ import msgspec
 import trio
 
 from mesh import __version__
-from mesh.config import Config, load_config
+from mesh.cli_context import _config, _dsn
+from mesh.config import load_config
 from mesh.errors import (
     ConfigError,
     DatabaseUnavailable,
@@ -147,18 +148,6 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--orders", type=int, default=200)
     demo.set_defaults(handler=_demo)
     return parser
-
-
-def _config(args: argparse.Namespace) -> Config:
-    config = load_config(args.config)
-    configure_logging(config.log_level)
-    return config
-
-
-def _dsn(config: Config) -> str:
-    from mesh.launch import database_url
-
-    return database_url(config)
 
 
 def _db_url(args: argparse.Namespace) -> int:

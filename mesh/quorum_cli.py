@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import signal
 import sys
 from typing import Any
@@ -12,6 +11,7 @@ from typing import Any
 import msgspec
 import trio
 
+from mesh.cli_context import session
 from mesh.errors import ConfigError, InvalidPayload
 from mesh.model.messages import parse_json
 from mesh.model.quorum import Profile, User, decode_quorum, validate_throttle
@@ -51,21 +51,10 @@ def add_commands(commands: Any) -> None:
     listen.set_defaults(handler=_listen)
 
 
-def _session(args: argparse.Namespace) -> tuple[Any, str]:
-    from mesh.cli import _dsn
-    from mesh.config import load_config
-    from mesh.logs import configure_logging
-
-    config = load_config(args.config)
-    # A one-shot command's own connection chatter is noise: warnings and up, unless asked.
-    configure_logging(os.environ.get("MESH_LOG_LEVEL") or "warn")
-    return config, _dsn(config)
-
-
 def _rollcall(args: argparse.Namespace) -> int:
     from mesh.control import control_session
 
-    config, dsn = _session(args)
+    config, dsn = session(args, quiet=True)
 
     async def main() -> list[Profile]:
         async with control_session(config, dsn) as client:
@@ -111,7 +100,7 @@ def _throttle(args: argparse.Namespace) -> int:
         raise ConfigError("<command line>", "MS", str(error)) from error
     if args.topic:
         validate_stream(args.topic)
-    config, dsn = _session(args)
+    config, dsn = session(args, quiet=True)
 
     async def main() -> None:
         async with control_session(config, dsn) as client:
@@ -150,7 +139,7 @@ def _broadcast(args: argparse.Namespace) -> int:
     from mesh.control import control_session
 
     message = parse_json(args.payload, "the JSON argument")
-    config, dsn = _session(args)
+    config, dsn = session(args, quiet=True)
 
     async def main() -> None:
         async with control_session(config, dsn) as client:
@@ -164,7 +153,7 @@ def _broadcast(args: argparse.Namespace) -> int:
 def _listen(args: argparse.Namespace) -> int:
     from mesh.control import control_session
 
-    config, dsn = _session(args)
+    config, dsn = session(args, quiet=True)
     send, receive = trio.open_memory_channel[str](10_000)
 
     def enqueue(payload: str) -> None:

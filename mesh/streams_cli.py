@@ -9,6 +9,8 @@ from typing import Any
 
 import msgspec
 
+from mesh.cli_context import session
+
 
 def add_commands(commands: Any) -> None:
     streams = commands.add_parser(
@@ -39,19 +41,12 @@ def add_commands(commands: Any) -> None:
     requeue.set_defaults(handler=_streams_requeue)
 
 
-def _session(args: argparse.Namespace) -> tuple[Any, str]:
-    from mesh.cli import _config, _dsn
-
-    config = _config(args)
-    return config, _dsn(config)
-
-
 def _streams(args: argparse.Namespace) -> int:
     from mesh.pg.database import run_once
     from mesh.pg.migrations import check_schema
     from mesh.pg.streams import stream_stats
 
-    config, dsn = _session(args)
+    config, dsn = session(args)
 
     def read(conn: Any) -> Any:
         check_schema(conn)
@@ -95,7 +90,7 @@ def _streams(args: argparse.Namespace) -> int:
 
 
 def _streams_send(args: argparse.Namespace) -> int:
-    from mesh.cli import _config, _dsn
+    from mesh.cli_context import _config, _dsn
     from mesh.model.ids import new_message_id, validate_topic
     from mesh.model.messages import ActivityRequest, encode, parse_json
     from mesh.model.outcomes import Outgoing
@@ -147,7 +142,7 @@ def _streams_dead(args: argparse.Namespace) -> int:
     from mesh.pg.database import run_once
     from mesh.pg.streams import list_dead_letters
 
-    config, dsn = _session(args)
+    config, dsn = session(args)
     if args.topic:
         validate_stream(args.topic)
     rows = run_once(dsn, list_dead_letters, config.app, args.topic, args.limit)
@@ -167,7 +162,7 @@ def _streams_requeue(args: argparse.Namespace) -> int:
     from mesh.pg.database import run_once
     from mesh.pg.streams import requeue_dead_letters
 
-    config, dsn = _session(args)
+    config, dsn = session(args)
     if args.topic:
         validate_stream(args.topic)
     count = run_once(dsn, requeue_dead_letters, config.app, args.topic, args.id)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from mesh.cli_context import session
+
 
 def add_commands(commands: Any) -> None:
     deploy = commands.add_parser(
@@ -18,20 +20,13 @@ def add_commands(commands: Any) -> None:
     activate.set_defaults(handler=_activate)
 
 
-def _session(args: argparse.Namespace) -> tuple[Any, str]:
-    from mesh.cli import _config, _dsn
-
-    config = _config(args)
-    return config, _dsn(config)
-
-
 def _deploy(args: argparse.Namespace) -> int:
     from mesh.manifests import load_manifest
     from mesh.pg.apps import deploy
     from mesh.pg.database import run_once
     from mesh.pg.migrations import check_schema
 
-    _config, dsn = _session(args)
+    _config, dsn = session(args)
     manifest = load_manifest(args.path)  # every problem is reported before anything is stored
 
     def store(conn: Any) -> bool:
@@ -51,7 +46,7 @@ def _activate(args: argparse.Namespace) -> int:
     from mesh.pg.apps import activate
     from mesh.pg.database import run_once
 
-    config, dsn = _session(args)
+    config, dsn = session(args)
     app = args.app or config.app
     secret = config.quorum.secret.encode() or None
     run_once(dsn, activate, app, args.version, secret=secret, sender="cli")
