@@ -55,6 +55,7 @@ def build_actors(
 
     Unknown dotted paths and topics are refused here, before the node starts.
     """
+    from actors.engine import EngineActor
     from actors.maintenance import ReaperActor
     from actors.quorum import QuorumActor
     from actors.worker import WorkerActor
@@ -73,7 +74,15 @@ def build_actors(
         refresh_interval=config.seconds(config.quorum.refresh_interval),
     )
     reaper = ReaperActor(node.streams, interval=config.seconds(streams.reap_interval))
-    return [quorum, reaper, *workers]
+    engines: list[Actor[Any]] = []
+    if "engine" in roles:
+        settings = ConsumerSettings(
+            batch_size=streams.batch_size,
+            lease=config.seconds(streams.lease),
+            poll_interval=config.seconds(streams.poll_interval),
+        )
+        engines.append(EngineActor(node, settings=settings))
+    return [quorum, reaper, *engines, *workers]
 
 
 def _worker_actors(

@@ -18,7 +18,7 @@ from psycopg.conninfo import make_conninfo
 
 from mesh.pg.database import Database
 from mesh.pg.embedded import embedded_dsn
-from mesh.pg.migrations import migrate
+from mesh.pg.migrations import add_to_search_path, migrate
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = "mesh_test_template"
@@ -59,8 +59,11 @@ def dsn(server_dsn: str, template_dsn: str) -> Iterator[str]:
                 sql.Identifier(name), sql.Identifier(TEMPLATE)
             )
         )
+    url = make_conninfo(server_dsn, dbname=name)
+    with psycopg.connect(url, autocommit=True) as conn:
+        add_to_search_path(conn)  # a database setting: CREATE DATABASE ... TEMPLATE skips it
     try:
-        yield make_conninfo(server_dsn, dbname=name)
+        yield url
     finally:
         with _admin(server_dsn) as admin:
             admin.execute(

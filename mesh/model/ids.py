@@ -94,3 +94,26 @@ def quorum_channel(app_id: str, *, guid: str = "", topic: str = "") -> str:
     target = f"guid:{guid}" if guid else f"topic:{topic}" if topic else ""
     digest = hashlib.md5(f"{app_id}/{target}".encode(), usedforsecurity=False).hexdigest()
     return "mesh_q_" + digest[:24]
+
+
+def job_channel(app_id: str) -> str:
+    """The NOTIFY channel on which an app's job completions (and emits) are announced."""
+    digest = hashlib.md5(f"{app_id}/jobs".encode(), usedforsecurity=False).hexdigest()
+    return "mesh_j_" + digest[:24]
+
+
+MAX_JOB_ID_LENGTH = 255
+
+
+def validate_job_id(job_id: str) -> str:
+    """A job id users chose: any text without control characters, up to 255 characters."""
+    if not isinstance(job_id, str) or not job_id:
+        raise InvalidIdentifier("a job id is a non-empty string")
+    if len(job_id) > MAX_JOB_ID_LENGTH:
+        raise InvalidIdentifier(
+            f"job id {job_id[:40]!r}... is {len(job_id)} characters; the limit is "
+            f"{MAX_JOB_ID_LENGTH}"
+        )
+    if any(ord(c) < 32 or ord(c) == 127 for c in job_id):
+        raise InvalidIdentifier(f"job id {job_id!r} contains control characters; remove them")
+    return job_id

@@ -44,6 +44,10 @@ class ActivityRequest(msgspec.Struct, frozen=True, tag="request", tag_field="typ
     retry: RetryPolicy | None = None
     sent_at: float = 0.0
     """Wall-clock seconds when the sender enqueued it (latency accounting only)."""
+    job_gid: str = ""
+    """The generation of the job that asked (the engine refuses answers for an older run)."""
+    dimension: str = ""
+    """Where in the job's cycles the asking activity runs ('' before any re-entry)."""
 
 
 class ActivityResponse(msgspec.Struct, frozen=True, tag="response", tag_field="type"):
@@ -64,9 +68,69 @@ class ActivityResponse(msgspec.Struct, frozen=True, tag="response", tag_field="t
     activity_id: str = ""
     attempts: int = 1
     request_sent_at: float = 0.0
+    job_gid: str = ""
+    dimension: str = ""
 
 
-StreamMessage = ActivityRequest | ActivityResponse
+class ParentRef(msgspec.Struct, frozen=True):
+    """The await activity a child job reports its result to."""
+
+    job_id: str
+    gid: str
+    activity_id: str
+    dimension: str
+
+
+class StartJob(msgspec.Struct, frozen=True, tag="start", tag_field="type"):
+    """Start a job of the graph subscribed to ``topic`` (an await activity's child)."""
+
+    id: str
+    app: str
+    topic: str
+    data: Any = None
+    job_id: str = ""
+    parent: ParentRef | None = None
+    sent_at: float = 0.0
+
+
+ResumeKind = Literal["wake", "signal", "child", "reenter"]
+
+
+class Resume(msgspec.Struct, frozen=True, tag="resume", tag_field="type"):
+    """Continue one activity of a running job.
+
+    ``wake``: a hook's sleep ended; ``signal``: a hook received ``data``; ``child``: an awaited
+    child job finished with ``code`` and ``data``; ``reenter``: a cycle re-enters the ancestor
+    ``activity_id`` in the new ``dimension`` with ``data`` as its input.
+    """
+
+    id: str
+    app: str
+    kind: ResumeKind
+    job_id: str
+    gid: str
+    activity_id: str
+    dimension: str
+    code: int = 200
+    data: Any = None
+    sent_at: float = 0.0
+
+
+class InterruptJob(msgspec.Struct, frozen=True, tag="interrupt", tag_field="type"):
+    """Stop a running job: it ends ``interrupted`` (and its parent hears ``code``)."""
+
+    id: str
+    app: str
+    job_id: str
+    reason: str = "interrupted"
+    code: int = 410
+    descend: bool = False
+    """Interrupt the job's running children (and theirs) too."""
+    sent_at: float = 0.0
+
+
+StreamMessage = ActivityRequest | ActivityResponse | StartJob | Resume | InterruptJob
+EngineMessage = ActivityResponse | StartJob | Resume | InterruptJob
 
 
 class Codec(Generic[M]):
@@ -148,6 +212,8 @@ def _respond(
         activity_id=request.activity_id,
         attempts=attempts,
         request_sent_at=request.sent_at,
+        job_gid=request.job_gid,
+        dimension=request.dimension,
     )
 
 

@@ -61,13 +61,25 @@ def migrate(conn: Connection, *, use_schema_file: bool = True) -> list[int]:
             conn.execute(sql_text("schema.sql").encode())
             for number, name, _ in migrations:
                 conn.execute(query("record_migration"), {"version": number, "name": name})
-            return [number for number, _, _ in migrations]
-        for number, name, sql in migrations:
-            if number > version:
-                conn.execute(sql.encode())
-                conn.execute(query("record_migration"), {"version": number, "name": name})
-                applied.append(number)
+            applied = [number for number, _, _ in migrations]
+        else:
+            for number, name, sql in migrations:
+                if number > version:
+                    conn.execute(sql.encode())
+                    conn.execute(query("record_migration"), {"version": number, "name": name})
+                    applied.append(number)
+        add_to_search_path(conn)
     return applied
+
+
+def add_to_search_path(conn: Connection) -> None:
+    """Append ``mesh`` to the database's default search_path, so plain SQL can name the job
+    tables unqualified (``SELECT ... FROM jobs j JOIN jobs_attributes a ...``).
+
+    Applies to new sessions. Needs ownership of the database: without it a notice is logged
+    by the server and users qualify the names (``mesh.jobs``) or set search_path themselves.
+    """
+    conn.execute(query("add_mesh_to_search_path"), {})  # {}: so %% reads as %
 
 
 def check_schema(conn: Connection) -> None:

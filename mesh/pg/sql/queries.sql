@@ -289,3 +289,196 @@ ORDER BY v.deployed_at;
 SELECT v.version, v.manifest::text
 FROM mesh.apps a JOIN mesh.app_versions v ON v.app = a.app AND v.version = a.active_version
 WHERE a.app = %(app)s;
+
+-- name: add_mesh_to_search_path
+-- Idempotent: appends mesh to the database's default search_path unless already there.
+DO $$
+DECLARE
+    current_path text := coalesce(
+        (SELECT substring(setting FROM 'search_path=(.*)')
+         FROM pg_db_role_setting s, unnest(s.setconfig) AS setting
+         WHERE s.setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database())
+           AND s.setrole = 0 AND setting LIKE 'search_path=%%'),
+        '"$user", public');
+BEGIN
+    IF current_path !~ '(^|[ ,])mesh($|[ ,])' THEN
+        EXECUTE format('ALTER DATABASE %%I SET search_path = %%s, mesh',
+                       current_database(), current_path);
+    END IF;
+EXCEPTION WHEN insufficient_privilege THEN
+    RAISE NOTICE 'mesh: cannot set the search_path of database %% (not its owner); '
+                 'name the job tables mesh.jobs and mesh.jobs_attributes', current_database();
+END
+$$;
+
+-- name: take_claims
+-- The engine's fenced ack, first in its transaction: deletes (and so locks) the claimed
+-- messages still leased to this owner at their attempt. What it returns is handled; the rest
+-- was lost to another consumer and is left alone.
+DELETE FROM mesh.stream_messages AS m
+USING unnest(mesh.lines(%(ids)s)::bigint[], mesh.lines(%(attempts)s)::int[]) AS a(id, attempt)
+WHERE m.id = a.id AND m.attempts = a.attempt AND m.lease_owner = %(owner)s
+RETURNING m.id;
+
+-- name: active_version
+SELECT active_version FROM mesh.apps WHERE app = %(app)s;
+
+-- name: manifest_of_version
+SELECT manifest::text FROM mesh.app_versions WHERE app = %(app)s AND version = %(version)s;
+
+-- name: allocate_job_ids
+SELECT nextval(pg_get_serial_sequence('mesh.jobs', 'id')) FROM generate_series(1, %(n)s);
+
+-- name: lock_jobs
+-- The jobs a batch touches, locked in id order (so two engines never deadlock on them).
+SELECT j.id, j.key, j.gid, j.version, j.topic, j.entity, j.status, j.semaphore, j.threshold,
+       j.cycles, p.key, j.parent_gid, j.parent_activity, j.parent_dimension, j.error::text,
+       extract(epoch FROM j.created_at)::float8
+FROM mesh.jobs j LEFT JOIN mesh.jobs p ON p.id = j.parent_id
+WHERE j.app = %(app)s AND j.key = ANY(%(keys)s::text[])
+ORDER BY j.id
+FOR UPDATE OF j;
+
+-- name: load_attributes
+SELECT a.job_id, a.dimension, a.field, a.value::text
+FROM mesh.jobs_attributes a
+JOIN unnest(%(ids)s::bigint[], %(dims)s::text[]) AS w(job_id, dimension)
+  ON a.job_id = w.job_id AND a.dimension = w.dimension;
+
+-- name: load_steps
+SELECT s.job_id, s.dimension, s.activity, s.leg, s.code
+FROM mesh.job_steps s
+JOIN unnest(%(ids)s::bigint[], %(dims)s::text[]) AS w(job_id, dimension)
+  ON s.job_id = w.job_id AND s.dimension = w.dimension;
+
+-- name: insert_jobs
+-- New jobs with ids allocated earlier in the transaction. A key taken meanwhile by another
+-- transaction is skipped (the caller sees it missing from the result and retries).
+INSERT INTO mesh.jobs (id, app, key, gid, version, topic, entity, status, semaphore, threshold,
+                       cycles, parent_id, parent_gid, parent_activity, parent_dimension, error,
+                       completed_at, expires_at)
+SELECT r.id, r.app, r.key, r.gid, r.version, r.topic, r.entity, r.status, r.semaphore,
+       r.threshold, r.cycles, p.id, r.parent_gid, r.parent_activity, r.parent_dimension, r.error,
+       CASE WHEN r.status <> 'running' THEN now() END,
+       CASE WHEN r.status <> 'running' AND r.expire IS NOT NULL
+            THEN now() + r.expire * interval '1 second' END
+FROM jsonb_to_recordset(%(rows)s::jsonb) AS r(
+         id bigint, app text, key text, gid text, version text, topic text, entity text,
+         status text, semaphore int, threshold int, cycles int, parent_key text,
+         parent_gid text, parent_activity text, parent_dimension text, error jsonb,
+         expire float8)
+LEFT JOIN mesh.jobs p ON p.app = r.app AND p.key = r.parent_key
+ON CONFLICT (app, key) DO NOTHING
+RETURNING id;
+
+-- name: update_jobs
+UPDATE mesh.jobs AS j
+SET status = r.status, semaphore = r.semaphore, threshold = r.threshold, cycles = r.cycles,
+    error = r.error, updated_at = now(),
+    completed_at = CASE WHEN r.status <> 'running' THEN coalesce(j.completed_at, now()) END,
+    expires_at = CASE WHEN r.status <> 'running' AND r.expire IS NOT NULL
+                      THEN coalesce(j.completed_at, now()) + r.expire * interval '1 second' END
+FROM jsonb_to_recordset(%(rows)s::jsonb) AS r(
+         id bigint, status text, semaphore int, threshold int, cycles int, error jsonb,
+         expire float8)
+WHERE j.id = r.id;
+
+-- name: save_attributes
+INSERT INTO mesh.jobs_attributes (job_id, dimension, field, value)
+SELECT r.job_id, r.dimension, r.field, r.value
+FROM jsonb_to_recordset(%(rows)s::jsonb) AS r(job_id bigint, dimension text, field text, value jsonb)
+ON CONFLICT (job_id, dimension, field) DO UPDATE SET value = EXCLUDED.value;
+
+-- name: save_steps
+INSERT INTO mesh.job_steps (job_id, activity, dimension, leg, code)
+SELECT r.job_id, r.activity, r.dimension, r.leg, r.code
+FROM jsonb_to_recordset(%(rows)s::jsonb) AS r(job_id bigint, activity text, dimension text, leg smallint, code int)
+ON CONFLICT DO NOTHING;
+
+-- name: register_hooks
+-- Register waiting hooks and take, for each, the oldest unexpired signal that arrived before
+-- it (buffered); the caller turns those into resume messages in the same transaction.
+WITH r AS (
+    SELECT * FROM jsonb_to_recordset(%(rows)s::jsonb) AS r(
+        app text, topic text, match_key text, job_id bigint, gid text, activity text,
+        dimension text)
+), registered AS (
+    INSERT INTO mesh.hook_signals (app, topic, match_key, job_id, gid, activity, dimension)
+    SELECT app, topic, match_key, job_id, gid, activity, dimension FROM r
+    ON CONFLICT DO NOTHING
+), oldest AS (
+    SELECT min(b.id) AS id
+    FROM mesh.buffered_signals b JOIN r USING (app, topic, match_key)
+    WHERE b.expires_at > now()
+    GROUP BY b.app, b.topic, b.match_key
+), taken AS (
+    DELETE FROM mesh.buffered_signals b USING oldest WHERE b.id = oldest.id
+    RETURNING b.app, b.topic, b.match_key, b.data, b.code
+)
+SELECT r.job_id, r.gid, r.activity, r.dimension, taken.data::text, taken.code
+FROM taken JOIN r USING (app, topic, match_key);
+
+-- name: unregister_hooks
+DELETE FROM mesh.hook_signals h
+USING jsonb_to_recordset(%(rows)s::jsonb) AS r(job_id bigint, activity text, dimension text)
+WHERE h.job_id = r.job_id
+  AND (r.activity IS NULL OR (h.activity = r.activity AND h.dimension = r.dimension));
+
+-- name: find_hooks
+SELECT j.key, h.gid, h.activity, h.dimension
+FROM mesh.hook_signals h JOIN mesh.jobs j ON j.id = h.job_id
+WHERE h.app = %(app)s AND h.topic = %(topic)s
+  AND (%(match_key)s::text IS NULL OR h.match_key = %(match_key)s)
+  AND j.status = 'running';
+
+-- name: buffer_signal
+INSERT INTO mesh.buffered_signals (app, topic, match_key, data, code, expires_at)
+VALUES (%(app)s, %(topic)s, %(match_key)s, %(data)s::jsonb, %(code)s,
+        now() + %(ttl)s * interval '1 second');
+
+-- name: running_children
+SELECT key FROM mesh.jobs WHERE parent_id = %(id)s AND status = 'running';
+
+-- name: announce
+SELECT count(pg_notify(n.channel, n.payload))
+FROM unnest(%(channels)s::text[], %(payloads)s::text[]) AS n(channel, payload);
+
+-- name: job_summary
+SELECT j.id, j.key, j.gid, j.version, j.topic, j.entity, j.status, j.semaphore, j.error::text,
+       j.created_at, j.updated_at, j.completed_at, j.expires_at, p.key
+FROM mesh.jobs j LEFT JOIN mesh.jobs p ON p.id = j.parent_id
+WHERE j.app = %(app)s AND j.key = %(key)s;
+
+-- name: job_attributes
+SELECT dimension, field, value::text FROM mesh.jobs_attributes
+WHERE job_id = %(id)s ORDER BY dimension, field;
+
+-- name: job_timeline
+SELECT activity, dimension, leg, code, at FROM mesh.job_steps
+WHERE job_id = %(id)s ORDER BY at, dimension, leg, activity;
+
+-- name: list_jobs
+SELECT key, topic, version, status, created_at, completed_at FROM mesh.jobs
+WHERE app = %(app)s AND (%(status)s::text IS NULL OR status = %(status)s)
+ORDER BY created_at DESC, id DESC
+LIMIT %(limit)s;
+
+-- name: job_counts
+SELECT status, count(*) FROM mesh.jobs WHERE app = %(app)s GROUP BY status;
+
+-- name: scrub_job
+DELETE FROM mesh.jobs WHERE app = %(app)s AND key = %(key)s AND status <> 'running'
+RETURNING id;
+
+-- name: prune_jobs
+-- Finished jobs past their expiry, oldest first, with their data and steps (cascade);
+-- expired buffered signals go too.
+WITH doomed AS (
+    SELECT id FROM mesh.jobs WHERE expires_at < now()
+    ORDER BY expires_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED
+), jobs AS (
+    DELETE FROM mesh.jobs j USING doomed WHERE j.id = doomed.id RETURNING 1
+), signals AS (
+    DELETE FROM mesh.buffered_signals WHERE expires_at < now() RETURNING 1
+)
+SELECT (SELECT count(*) FROM jobs), (SELECT count(*) FROM signals);

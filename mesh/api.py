@@ -1,0 +1,347 @@
+"""The Mesh API: a point of presence in the mesh for trio applications.
+
+::
+
+    async with Mesh.open(dsn, app="orders", workers={"inventory.check": check}) as mesh:
+        await mesh.deploy("config/orders.yaml")
+        await mesh.activate("1")
+        result = await mesh.pubsub("order.placed", {"orderId": "o-1", "sku": "s", "qty": 1})
+
+``Mesh.open`` runs a node (an engine, the given workers, a quorum member and the reaper; each
+can be left out) for the lifetime of the ``async with``. Job completions arrive by NOTIFY on
+the app's job channel; ``pubsub`` and ``wait`` also re-read the job every ``recheck`` seconds,
+so a missed notification costs latency, never a result.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import trio
+
+from mesh.errors import MeshError
+from mesh.model.graph import Manifest
+from mesh.model.ids import job_channel
+from mesh.model.quorum import Profile, QuorumMessage
+from mesh.model.retry import RetryPolicy
+from mesh.pg import apps, job_queries, workflows
+from mesh.pg.job_queries import JobRecord
+from mesh.runtime.actor import Actor
+from mesh.runtime.consumer import ConsumerSettings
+from mesh.runtime.node import Node
+
+FINAL = frozenset({"done", "failed", "interrupted"})
+
+
+class JobFailed(MeshError):
+    """A job that ended ``failed`` or ``interrupted``; ``job`` holds its state and error."""
+
+    def __init__(self, job: JobRecord) -> None:
+        self.job = job
+        error = job.error or {}
+        super().__init__(
+            f"job {job.key!r} ended {job.status}: {error.get('message', 'no error recorded')}"
+        )
+
+
+class JobTimeout(MeshError):
+    """A job still running when a wait's time ran out (it goes on; wait again or interrupt)."""
+
+
+@dataclass(frozen=True, slots=True)
+class JobEvent:
+    topic: str
+    job_id: str
+    status: str
+    """done, failed, interrupted, or emitted (an interim result)."""
+
+
+Subscriber = Callable[[JobEvent], Any]
+
+
+class Mesh:
+    def __init__(self, node: Node, *, recheck: float = 2.0) -> None:
+        self.node = node
+        self.app = node.app
+        self.recheck = recheck
+        self.versions = workflows.AppVersions()
+        self._waiters: dict[str, list[trio.Event]] = {}
+        self._subscribers: list[tuple[str, Subscriber]] = []
+        node.listener.subscribe(job_channel(node.app), self._on_job_event)
+
+    @classmethod
+    @asynccontextmanager
+    async def open(
+        cls,
+        dsn: str,
+        *,
+        app: str,
+        engine: bool = True,
+        workers: Mapping[str, Callable[..., Any]] | None = None,
+        quorum: bool = True,
+        worker_settings: ConsumerSettings | None = None,
+        engine_settings: ConsumerSettings | None = None,
+        retry: RetryPolicy | None = None,
+        reap_interval: float = 2.0,
+    ) -> AsyncIterator[Mesh]:
+        """Run a node with an engine, ``workers`` (topic -> function), a quorum member and a
+        reaper for the duration of the block; it drains and stops on exit."""
+        from actors.engine import EngineActor
+        from actors.maintenance import ReaperActor
+        from actors.quorum import QuorumActor
+        from actors.worker import WorkerActor
+        from mesh.health import system_health
+
+        node = Node(dsn, app=app)
+        mesh = cls(node)
+        actors: list[Actor[Any]] = []
+        if engine:
+            actors.append(
+                EngineActor(node, settings=engine_settings or ConsumerSettings(poll_interval=1.0))
+            )
+        for topic, function in (workers or {}).items():
+            actors.append(
+                WorkerActor(
+                    node,
+                    topic=topic,
+                    function=function,
+                    settings=worker_settings or ConsumerSettings(poll_interval=1.0),
+                    retry=retry or RetryPolicy(),
+                )
+            )
+        if quorum:
+            roles = ["engine"] if engine else []
+            roles += ["worker"] if workers else []
+            actors.append(
+                QuorumActor(
+                    node, roles=roles, topics=list(workers or {}), system_health=system_health
+                )
+            )
+        actors.append(ReaperActor(node.streams, interval=reap_interval))
+        async with trio.open_nursery() as nursery:
+            await nursery.start(
+                lambda task_status: node.run(actors, handle_signals=False, task_status=task_status)
+            )
+            with trio.move_on_after(10):
+                await node.listener.wait_listening([job_channel(app)])
+            try:
+                yield mesh
+            finally:
+                node.request_stop()
+
+    # -- versions ----------------------------------------------------------------------------
+
+    async def deploy(self, source: str | Path | Manifest) -> bool:
+        """Validate and store a manifest (a path, inline YAML, or a Manifest); True if new.
+        Nothing is stored when it is invalid (:class:`ManifestInvalid` lists every problem)."""
+        from mesh.manifests import load_manifest
+
+        manifest = source if isinstance(source, Manifest) else load_manifest(source)
+        return await self.node.db.run(apps.deploy, manifest)
+
+    async def activate(self, version: str) -> None:
+        """Make a deployed version active for new jobs (in-flight jobs keep theirs)."""
+        await self.node.db.run(
+            apps.activate, self.app, version, secret=self.node.quorum.secret, sender=self.node.guid
+        )
+
+    # -- jobs --------------------------------------------------------------------------------
+
+    async def pub(self, topic: str, data: Any = None, *, job_id: str = "") -> str:
+        """Start a job of the graph subscribed to ``topic``; returns its id once committed."""
+        return await self.node.db.run(
+            workflows.pub, self.app, self.versions, topic, data, job_id=job_id
+        )
+
+    async def pubsub(
+        self, topic: str, data: Any = None, *, timeout: float = 60.0, job_id: str = ""
+    ) -> dict[str, Any]:
+        """Start a job and wait for it: returns its data, raises :class:`JobFailed` or
+        :class:`JobTimeout`."""
+        return (await self.wait(await self.pub(topic, data, job_id=job_id), timeout=timeout)).data
+
+    async def wait(self, job_id: str, *, timeout: float = 60.0) -> JobRecord:
+        """Wait until the job finishes; its record if ``done``, else :class:`JobFailed`."""
+        event = trio.Event()
+        self._waiters.setdefault(job_id, []).append(event)
+        try:
+            with trio.move_on_after(timeout) as scope:
+                while True:
+                    record = await self.get_job(job_id, details=False)
+                    if record.status in FINAL:
+                        break
+                    with trio.move_on_after(self.recheck):
+                        await event.wait()
+                    event = self._rearm(job_id, event)
+            if scope.cancelled_caught:
+                raise JobTimeout(f"job {job_id!r} is still running after {timeout:g} s")
+        finally:
+            self._drop_waiter(job_id, event)
+        record = await self.get_job(job_id)
+        if record.status != "done":
+            raise JobFailed(record)
+        return record
+
+    async def get_job(self, job_id: str, *, details: bool = True) -> JobRecord:
+        record = await self.node.db.run(job_queries.get_job, self.app, job_id, details=details)
+        if record is None:
+            raise workflows.UnknownJob(
+                f"no job {job_id!r} in app {self.app!r} (never started, or expired and pruned)"
+            )
+        return record
+
+    async def get_state(self, job_id: str) -> dict[str, Any]:
+        """``{"metadata": {...}, "data": {...}}`` of a job (HotMesh's job state shape)."""
+        record = await self.get_job(job_id)
+        return {
+            "metadata": {
+                "jid": record.key,
+                "gid": record.gid,
+                "app": self.app,
+                "vrs": record.version,
+                "tpc": record.topic,
+                "status": record.status,
+                "js": record.semaphore,
+                "err": record.error,
+                "jc": record.created_at.isoformat(),
+                "ju": record.updated_at.isoformat(),
+            },
+            "data": record.data,
+        }
+
+    async def get_status(self, job_id: str) -> str:
+        """running, done, failed or interrupted."""
+        return (await self.get_job(job_id, details=False)).status
+
+    async def get_query_state(self, job_id: str, fields: list[str]) -> dict[str, Any]:
+        """Chosen fields: job data names, or ``activity/part`` (``checkInventory/output``)."""
+        record = await self.get_job(job_id)
+        found: dict[str, Any] = {}
+        for name in fields:
+            activity, slash, part = name.partition("/")
+            if slash:
+                dims = record.activities.get(activity, {})
+                if dims:
+                    found[name] = dims[max(dims, key=len)].get(part)
+            elif name in record.data:
+                found[name] = record.data[name]
+        return found
+
+    async def get_raw(self, job_id: str) -> dict[str, Any]:
+        """The job's rows as stored: the job row and its attributes by dimension and field."""
+        return (await self.get_job(job_id)).as_dict()
+
+    async def export(self, job_id: str) -> dict[str, Any]:
+        """The job with its activity timeline (what ``mesh job ID --json`` prints)."""
+        return (await self.get_job(job_id)).as_dict()
+
+    async def interrupt(
+        self, job_id: str, *, reason: str = "interrupted", code: int = 410, descend: bool = False
+    ) -> bool:
+        """Interrupt a running job (and with ``descend`` its children); False if finished."""
+        return await self.node.db.run(
+            workflows.interrupt,
+            self.app,
+            self.versions,
+            job_id,
+            reason=reason,
+            code=code,
+            descend=descend,
+        )
+
+    async def scrub(self, job_id: str) -> bool:
+        """Delete a finished job and its data now (its id becomes free)."""
+        return await self.node.db.run(job_queries.scrub, self.app, job_id)
+
+    async def signal(self, topic: str, data: Any = None, *, code: int = 200) -> int:
+        """Resume the hooks waiting on ``topic`` that match ``data``; returns how many. A
+        signal whose hook has not registered yet is kept and delivered when it does (0)."""
+        return await self.node.db.run(workflows.signal, self.app, self.versions, topic, data, code)
+
+    # -- completions -------------------------------------------------------------------------
+
+    def sub(self, topic: str, callback: Subscriber) -> None:
+        """Call ``callback(JobEvent)`` when a job publishing to ``topic`` finishes or emits."""
+        self._subscribers.append((topic, callback))
+
+    def psub(self, pattern: str, callback: Subscriber) -> None:
+        """Like :meth:`sub` for every topic matching ``pattern`` (``order.*``)."""
+        self._subscribers.append((pattern, callback))
+
+    def unsub(self, topic: str) -> None:
+        """Remove every subscription made with ``topic`` (or pattern)."""
+        self._subscribers = [(t, c) for t, c in self._subscribers if t != topic]
+
+    punsub = unsub
+
+    @asynccontextmanager
+    async def events(
+        self, pattern: str = "*"
+    ) -> AsyncIterator[trio.MemoryReceiveChannel[JobEvent]]:
+        """``async with mesh.events("order.*") as events: async for event in events: ...``"""
+        send, receive = trio.open_memory_channel[JobEvent](math.inf)
+
+        def deliver(event: JobEvent) -> None:
+            send.send_nowait(event)
+
+        self._subscribers.append((pattern, deliver))
+        try:
+            yield receive
+        finally:
+            self._subscribers = [(t, c) for t, c in self._subscribers if c is not deliver]
+            send.close()
+
+    def _on_job_event(self, payload: str) -> None:
+        try:
+            raw = msgspec.json.decode(payload)
+            event = JobEvent(raw["topic"], raw["job_id"], raw["status"])
+        except (msgspec.DecodeError, KeyError, TypeError):
+            return
+        for waiter in self._waiters.get(event.job_id, []):
+            waiter.set()
+        for pattern, callback in list(self._subscribers):
+            if fnmatch.fnmatchcase(event.topic, pattern):
+                callback(event)
+
+    def _rearm(self, job_id: str, event: trio.Event) -> trio.Event:
+        if not event.is_set():
+            return event
+        self._drop_waiter(job_id, event)
+        fresh = trio.Event()
+        self._waiters.setdefault(job_id, []).append(fresh)
+        return fresh
+
+    def _drop_waiter(self, job_id: str, event: trio.Event) -> None:
+        waiters = self._waiters.get(job_id, [])
+        if event in waiters:
+            waiters.remove(event)
+        if not waiters:
+            self._waiters.pop(job_id, None)
+
+    # -- quorum ------------------------------------------------------------------------------
+
+    async def throttle(self, throttle_ms: int, *, topic: str = "", guid: str = "") -> None:
+        await self.node.quorum.set_throttle(throttle_ms, topic=topic, guid=guid)
+
+    async def roll_call(self, delay: float = 0.5) -> list[Profile]:
+        return await self.node.quorum.roll_call(delay)
+
+    async def pub_quorum(self, topic: str, message: Any) -> None:
+        await self.node.quorum.pub_quorum(topic, message)
+
+    def sub_quorum(self, callback: Callable[[QuorumMessage], Any]) -> None:
+        """Receive every quorum message the node's quorum member accepts."""
+        from actors.quorum import QuorumActor
+
+        for actor in self.node.actors:
+            if isinstance(actor, QuorumActor):
+                actor.sub_quorum(callback)
+                return
+        raise MeshError("this Mesh was opened with quorum=False; open it with quorum=True")

@@ -1,0 +1,754 @@
+"""What engine messages do to a job: HotMesh's activity legs, transitions and completion.
+
+Every activity runs in two legs. Leg 1 (entry) maps the activity's input and starts its work:
+a worker request, a child job, a timer, a hook registration. Leg 2 (completion) stores the
+result, applies the output and job maps, and enters the children whose transition conditions
+hold. Activities without outside work (passthrough hooks, signals, interrupts of other jobs,
+fire-and-forget awaits) complete within their Leg 1. Both legs are recorded as steps, so a
+duplicate delivery finds its step and changes nothing.
+
+The job's semaphore counts its open activities: entering adds one, completing subtracts one.
+When it falls to the threshold (0) after a message, the job is done, once: the caller holds
+the job's row lock, and a finished job accepts no more messages.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+
+from mesh.errors import InvalidIdentifier, MeshError
+from mesh.model.durations import parse_duration
+from mesh.model.engine.app import CompiledApp
+from mesh.model.engine.state import (
+    Announce,
+    DeliverSignal,
+    InterruptChildren,
+    JobState,
+    RegisterHook,
+    UnregisterHooks,
+    lineage,
+)
+from mesh.model.graph.manifest import Activity, Graph, Transition
+from mesh.model.graph.schema import schema_problems
+from mesh.model.ids import ENGINE_STREAM, validate_topic
+from mesh.model.messages import (
+    PRIORITY_REQUEST,
+    PRIORITY_RESPONSE,
+    ActivityRequest,
+    ActivityResponse,
+    EngineMessage,
+    InterruptJob,
+    ParentRef,
+    Resume,
+    StartJob,
+    encode,
+)
+from mesh.model.outcomes import Outgoing
+from mesh.model.pipe.evaluator import PipeError, resolve
+from mesh.model.pipe.js import UNDEFINED, strict_equals, to_number, truthy
+from mesh.model.pipe.text import to_json_compatible
+
+MAX_CYCLES = 10_000
+DEFAULT_EXPIRE_SECONDS = 86_400.0
+ENGINE_ATTEMPTS = 5
+"""Claims of an engine message before it is dead-lettered (each engine crash spends one)."""
+
+
+class WorkflowError(MeshError):
+    """A job cannot go on: a mapping failed, a result had the wrong shape, a cycle ran away.
+    The job ends ``failed`` with this message; ``code`` is what its parent hears."""
+
+    def __init__(self, message: str, code: int = 500) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class InputInvalid(MeshError):
+    """Job input that fails the graph's input schema; ``problems`` lists each reason."""
+
+    def __init__(self, topic: str, problems: list[str]) -> None:
+        self.problems = problems
+        listing = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(
+            f"input for {topic!r} does not match the graph's input schema; no job was "
+            f"started:\n{listing}"
+        )
+
+
+def signal_key(value: Any) -> str:
+    """The registry key of a resolved match value: JSON text, so 1 and '1' stay apart."""
+    value = to_json_compatible(value)
+    return "" if value is UNDEFINED else msgspec.json.encode(value).decode()
+
+
+class Engine:
+    """Applies messages to jobs of one app version. ``now`` is wall-clock seconds."""
+
+    def __init__(self, app: CompiledApp, *, now: float, new_id: Callable[[], str]) -> None:
+        self.app = app
+        self.now = now
+        self.new_id = new_id
+
+    # -- starting a job ----------------------------------------------------------------------
+
+    def check_input(self, graph: Graph, data: Any) -> None:
+        schema = graph.input.get("schema")
+        if schema is not None:
+            problems = schema_problems(schema, data)
+            if problems:
+                raise InputInvalid(graph.subscribes, problems)
+
+    def plan_start(self, graph: Graph, data: Any) -> tuple[str, str | None]:
+        """The job id and entity a new job of ``graph`` gets for ``data`` (trigger stats)."""
+        trigger = graph.activities[graph.trigger_id]
+        context = {"$self": {"input": {"data": data}, "output": {"data": data}}}
+        key: str | None = None
+        if "id" in trigger.stats:
+            resolved = self._resolve(trigger.stats["id"], context, graph.trigger_id, "stats.id")
+            if resolved not in (None, UNDEFINED, ""):
+                key = resolved if isinstance(resolved, str) else _text(resolved)
+        entity = None
+        if trigger.entity is not None:
+            resolved = self._resolve(trigger.entity, context, graph.trigger_id, "entity")
+            entity = None if resolved in (None, UNDEFINED) else _text(resolved)
+        return key or self.new_id(), entity
+
+    def start(self, job: JobState, graph: Graph, data: Any) -> None:
+        """Run the trigger of a new job: its data, then its first activities."""
+        trigger_id = graph.trigger_id
+        trigger = graph.activities[trigger_id]
+        job.add_step(trigger_id, "", 1)
+        job.set_part(trigger_id, "", "output", data)
+        context = self._context(job, graph, trigger_id, "")
+        if trigger.statusThreshold is not None:
+            job.threshold = int(
+                to_number(
+                    self._resolve(trigger.statusThreshold, context, trigger_id, "statusThreshold")
+                )
+            )
+        self._apply_job_maps(job, trigger, context, trigger_id)
+        job.add_step(trigger_id, "", 2)
+        children = self._children(trigger_id, context, 200)
+        job.semaphore = sum(self._enter(job, graph, child, "") for child in children)
+        job.changed = True
+        self._settle(job, graph)
+
+    # -- messages ----------------------------------------------------------------------------
+
+    def apply(self, job: JobState, message: EngineMessage) -> str:
+        """Apply one message to ``job`` (locked, loaded); returns what happened:
+        ``applied``, or ``duplicate``/``stale``/``finished`` when it changed nothing."""
+        if isinstance(message, InterruptJob):
+            if not job.running:
+                return "finished"
+            graph = self._graph(job)
+            self.interrupt(job, graph, message.reason, message.code, descend=message.descend)
+            return "applied"
+        gid = (
+            message.job_gid
+            if isinstance(message, ActivityResponse)
+            else getattr(message, "gid", "")
+        )
+        if gid and gid != job.gid:
+            return "stale"
+        if not job.running:
+            return "finished"
+        graph = self._graph(job)
+        snapshot = job.snapshot()
+        try:
+            outcome = self._dispatch(job, graph, message)
+        except WorkflowError as error:
+            job.restore(snapshot)
+            self.fail(job, graph, str(error), error.code)
+            return "applied"
+        self._settle(job, graph)
+        return outcome
+
+    def _dispatch(self, job: JobState, graph: Graph, message: EngineMessage) -> str:
+        if isinstance(message, ActivityResponse):
+            return self._worker_result(job, graph, message)
+        assert isinstance(message, Resume)
+        aid, dim = message.activity_id, message.dimension
+        if aid not in graph.activities:
+            raise WorkflowError(
+                f"message for unknown activity {aid!r} of graph {graph.subscribes!r}"
+            )
+        if message.kind == "reenter":
+            if job.has_step(aid, dim, 1):
+                return "duplicate"
+            self._enter(job, graph, aid, dim, reentry=message.data)
+            return "applied"
+        if not job.has_step(aid, dim, 1) or job.has_step(aid, dim, 2):
+            return "duplicate"
+        if message.kind == "wake":
+            job.commands.append(UnregisterHooks(aid, dim))
+            self._complete(job, graph, aid, dim, 200, hook=job.part(aid, dim, "hook") or {})
+        elif message.kind == "signal":
+            if message.code == 202:  # the hook stays open for more signals
+                job.set_part(aid, dim, "hook", message.data)
+                return "applied"
+            job.commands.append(UnregisterHooks(aid, dim))
+            self._complete(job, graph, aid, dim, message.code, hook=message.data)
+        else:  # child
+            self._complete(job, graph, aid, dim, message.code, output=message.data)
+        return "applied"
+
+    def _worker_result(self, job: JobState, graph: Graph, response: ActivityResponse) -> str:
+        aid, dim = response.activity_id, response.dimension
+        if aid not in graph.activities:
+            return "stale"
+        if not job.has_step(aid, dim, 1) or job.has_step(aid, dim, 2):
+            return "duplicate"
+        activity = graph.activities[aid]
+        if response.status == "error":
+            error = response.error
+            detail = {
+                "message": error.message if error else "the worker reported an error",
+                "type": error.type if error else "Error",
+                "code": response.code,
+            }
+            self._complete(job, graph, aid, dim, response.code, output={"error": detail})
+            return "applied"
+        data = response.data
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            raise WorkflowError(
+                f"activity {aid!r} (topic {response.topic!r}) returned "
+                f"{type(data).__name__} {_preview(data)}; an activity returns a JSON object "
+                f"(or nothing), read as {{{aid}.output.data.<field>}}"
+            )
+        schema = activity.output.get("schema")
+        if isinstance(schema, dict):
+            problems = schema_problems(schema, data)
+            if problems:
+                raise WorkflowError(
+                    f"activity {aid!r} (topic {response.topic!r}) returned data that does not "
+                    f"match its output schema: {'; '.join(problems)}"
+                )
+        if response.status == "pending":
+            self._store_output(job, graph, aid, dim, data)
+            if truthy(
+                self._resolve(activity.emit, self._context(job, graph, aid, dim), aid, "emit")
+            ):
+                job.commands.append(Announce(self._announce_topic(graph), "emitted"))
+            return "applied"
+        self._complete(job, graph, aid, dim, 200, output=data)
+        return "applied"
+
+    # -- legs --------------------------------------------------------------------------------
+
+    def _enter(
+        self, job: JobState, graph: Graph, aid: str, dim: str, *, reentry: Any = UNDEFINED
+    ) -> int:
+        """Leg 1 of ``aid`` in ``dim``; returns 1 if it entered, 0 if it had already."""
+        if job.has_step(aid, dim, 1):
+            return 0  # converging branches: an activity runs once per dimension
+        job.add_step(aid, dim, 1)
+        activity = graph.activities[aid]
+        context = self._context(job, graph, aid, dim)
+        if reentry is not UNDEFINED:
+            data = reentry if isinstance(reentry, dict) else {}
+        else:
+            data = self._map(activity.input.get("maps"), context, aid, "input.maps")
+        if data:
+            job.set_part(aid, dim, "input", data)
+            context["$self"]["input"] = {"data": data}
+        kind = activity.type
+        if kind == "worker":
+            self._request_work(job, activity, aid, dim, data, context)
+        elif kind == "await":
+            self._start_child(job, graph, activity, aid, dim, data, context)
+        elif kind == "hook":
+            self._hook(job, graph, activity, aid, dim, data, context)
+        elif kind == "signal":
+            self._signal(job, graph, activity, aid, dim, context)
+        elif kind == "cycle":
+            self._cycle(job, graph, activity, aid, dim, data)
+        elif kind == "interrupt":
+            self._interrupt_activity(job, graph, activity, aid, dim, context)
+        else:
+            raise WorkflowError(f"activity {aid!r}: a {kind} cannot be entered")
+        return 1
+
+    def _complete(
+        self,
+        job: JobState,
+        graph: Graph,
+        aid: str,
+        dim: str,
+        code: int,
+        *,
+        output: Any = None,
+        hook: Any = None,
+    ) -> None:
+        """Leg 2: store the result, apply maps, enter the children the transitions pick."""
+        job.add_step(aid, dim, 2, code)
+        if hook is not None:
+            job.set_part(aid, dim, "hook", hook)
+        if output is not None:
+            self._store_output(job, graph, aid, dim, output)
+        context = self._context(job, graph, aid, dim)
+        activity = graph.activities[aid]
+        self._apply_job_maps(job, activity, context, aid)
+        children = self._children(aid, context, code)
+        if code >= 400 and not children:
+            error = output.get("error") if isinstance(output, dict) else None
+            message = error.get("message") if isinstance(error, dict) else None
+            self.fail(
+                job,
+                graph,
+                f"activity {aid!r} failed with code {code}"
+                + (f": {message}" if message else "")
+                + f" (no transition from {aid!r} handles code {code})",
+                code,
+            )
+            return
+        entered = sum(self._enter(job, graph, child, dim) for child in children)
+        job.adjust(entered - 1)
+        if truthy(self._resolve(activity.emit, context, aid, "emit")):
+            job.commands.append(Announce(self._announce_topic(graph), "emitted"))
+
+    def _store_output(self, job: JobState, graph: Graph, aid: str, dim: str, data: Any) -> None:
+        activity = graph.activities[aid]
+        maps = activity.output.get("maps")
+        if maps:
+            job.set_part(aid, dim, "output", data)
+            context = self._context(job, graph, aid, dim)
+            data = {
+                **(data if isinstance(data, dict) else {}),
+                **self._map(maps, context, aid, "output.maps"),
+            }
+        job.set_part(aid, dim, "output", data)
+
+    # -- activity types ----------------------------------------------------------------------
+
+    def _request_work(
+        self,
+        job: JobState,
+        activity: Activity,
+        aid: str,
+        dim: str,
+        data: dict[str, Any],
+        context: dict[str, Any],
+    ) -> None:
+        topic = self._topic(activity, context, aid)
+        request = ActivityRequest(
+            id=self.new_id(),
+            app=job.app,
+            topic=topic,
+            data=data,
+            job_id=job.key,
+            activity_id=aid,
+            reply_to=ENGINE_STREAM,
+            sent_at=self.now,
+            job_gid=job.gid,
+            dimension=dim,
+        )
+        job.outgoing.append(Outgoing(job.app, topic, encode(request), PRIORITY_REQUEST))
+
+    def _start_child(
+        self,
+        job: JobState,
+        graph: Graph,
+        activity: Activity,
+        aid: str,
+        dim: str,
+        data: dict[str, Any],
+        context: dict[str, Any],
+    ) -> None:
+        topic = self._topic(activity, context, aid)
+        if self.app.graph(topic) is None:
+            raise WorkflowError(
+                f"activity {aid!r}: no graph of app {job.app!r} subscribes to {topic!r}"
+            )
+        wait = truthy(self._resolve(activity.await_, context, aid, "await"))
+        child_key = self.new_id()
+        parent = ParentRef(job.key, job.gid, aid, dim) if wait else None
+        start = StartJob(
+            id=self.new_id(),
+            app=job.app,
+            topic=topic,
+            data=data,
+            job_id=child_key,
+            parent=parent,
+            sent_at=self.now,
+        )
+        job.outgoing.append(self._to_engine(job, start))
+        if not wait:
+            self._complete(job, graph, aid, dim, 200, output={"job_id": child_key})
+
+    def _hook(
+        self,
+        job: JobState,
+        graph: Graph,
+        activity: Activity,
+        aid: str,
+        dim: str,
+        data: dict[str, Any],
+        context: dict[str, Any],
+    ) -> None:
+        topic = self.app.hook_topics.get(aid)
+        if topic is not None:
+            rule = self.app.rule_for(topic, aid)
+            expected: Any = UNDEFINED
+            if rule is not None and rule.conditions is not None and rule.conditions.match:
+                expected = self._resolve(
+                    rule.conditions.match[0].expected, context, aid, f"hooks.{topic}.expected"
+                )
+            job.commands.append(RegisterHook(topic, signal_key(expected), aid, dim))
+        if activity.sleep is not None:
+            seconds = self._seconds(self._resolve(activity.sleep, context, aid, "sleep"), aid)
+            wake = Resume(
+                id=self.new_id(),
+                app=job.app,
+                kind="wake",
+                job_id=job.key,
+                gid=job.gid,
+                activity_id=aid,
+                dimension=dim,
+                sent_at=self.now,
+            )
+            job.outgoing.append(self._to_engine(job, wake, delay=seconds))
+        if topic is None and activity.sleep is None:
+            self._complete(job, graph, aid, dim, 200, output=data)  # passthrough
+
+    def _signal(
+        self,
+        job: JobState,
+        graph: Graph,
+        activity: Activity,
+        aid: str,
+        dim: str,
+        context: dict[str, Any],
+    ) -> None:
+        topic = self._topic(activity, context, aid)
+        payload = self._map(activity.signal.get("maps"), context, aid, "signal.maps")
+        code = activity.code if activity.code is not None else activity.status
+        code = (
+            int(to_number(self._resolve(code, context, aid, "code"))) if code is not None else 200
+        )
+        if activity.subtype == "all":
+            key = None
+            if activity.key_value is not None:
+                key = signal_key(self._resolve(activity.key_value, context, aid, "key_value"))
+            job.commands.append(DeliverSignal(topic, key, payload, code, buffer=False))
+        else:
+            job.commands.extend(self.signal_deliveries(topic, payload, code))
+        self._complete(job, graph, aid, dim, 200, output=payload)
+
+    def signal_deliveries(self, topic: str, data: Any, code: int = 200) -> list[DeliverSignal]:
+        """Where a signal on ``topic`` goes: one delivery per distinct match key its hook
+        rules resolve from ``data``. Empty when no hook of this app listens to ``topic``."""
+        keys: list[str] = []
+        hook_context = {"$self": {"hook": {"data": data}}, "$hook": {"data": data}}
+        for rule in self.app.hook_rules.get(topic, []):
+            actual: Any = UNDEFINED
+            if rule.conditions is not None and rule.conditions.match:
+                actual = self._resolve(
+                    rule.conditions.match[0].actual, hook_context, rule.to, f"hooks.{topic}.actual"
+                )
+            key = signal_key(actual)
+            if key not in keys:
+                keys.append(key)
+        return [DeliverSignal(topic, key, data, code) for key in keys]
+
+    def _cycle(
+        self,
+        job: JobState,
+        graph: Graph,
+        activity: Activity,
+        aid: str,
+        dim: str,
+        data: dict[str, Any],
+    ) -> None:
+        ancestor = activity.ancestor
+        base = next((d for d in lineage(dim) if job.has_step(ancestor, d, 1)), "")
+        job.cycles += 1
+        job.changed = True
+        if job.cycles > MAX_CYCLES:
+            raise WorkflowError(
+                f"activity {aid!r} re-entered {ancestor!r} more than {MAX_CYCLES} times"
+            )
+        job.add_step(aid, dim, 2)
+        reenter = Resume(
+            id=self.new_id(),
+            app=job.app,
+            kind="reenter",
+            job_id=job.key,
+            gid=job.gid,
+            activity_id=ancestor,
+            dimension=f"{base}/{job.cycles}",
+            data=data,
+            sent_at=self.now,
+        )
+        job.outgoing.append(self._to_engine(job, reenter))
+        # The cycle closes and the re-entered ancestor opens: the semaphore stays.
+
+    def _interrupt_activity(
+        self,
+        job: JobState,
+        graph: Graph,
+        activity: Activity,
+        aid: str,
+        dim: str,
+        context: dict[str, Any],
+    ) -> None:
+        target = (
+            self._resolve(activity.target, context, aid, "target")
+            if activity.target is not None
+            else job.key
+        )
+        reason = (
+            self._resolve(activity.reason, context, aid, "reason")
+            if activity.reason is not None
+            else None
+        )
+        code = (
+            int(to_number(self._resolve(activity.code, context, aid, "code")))
+            if activity.code is not None
+            else 410
+        )
+        descend = truthy(self._resolve(activity.descend, context, aid, "descend"))
+        throw = truthy(self._resolve(activity.throw, context, aid, "throw"))
+        reason_text = (
+            _text(reason) if reason not in (None, UNDEFINED) else f"interrupted by activity {aid!r}"
+        )
+        if not isinstance(target, str) or target in ("", job.key):
+            job.add_step(aid, dim, 2, code)
+            self.interrupt(job, graph, reason_text, code, descend=descend, throw=throw)
+            return
+        message = InterruptJob(
+            id=self.new_id(),
+            app=job.app,
+            job_id=target,
+            reason=reason_text,
+            code=code,
+            descend=descend,
+            sent_at=self.now,
+        )
+        job.outgoing.append(self._to_engine(job, message))
+        self._complete(job, graph, aid, dim, 200, output={"job_id": target})
+
+    # -- ending a job ------------------------------------------------------------------------
+
+    def interrupt(
+        self,
+        job: JobState,
+        graph: Graph,
+        reason: str,
+        code: int,
+        *,
+        descend: bool,
+        throw: bool = True,
+    ) -> None:
+        job.error = {"message": reason, "type": "Interrupted", "code": code} if throw else None
+        if descend:
+            job.commands.append(InterruptChildren(reason, code))
+        self._finish(job, graph, "interrupted", code if throw else 200)
+
+    def fail(self, job: JobState, graph: Graph, message: str, code: int = 500) -> None:
+        job.error = {"message": message, "type": "WorkflowError", "code": code}
+        self._finish(job, graph, "failed", code)
+
+    def _settle(self, job: JobState, graph: Graph) -> None:
+        if job.running and job.semaphore <= job.threshold:
+            self._finish(job, graph, "done", 200)
+
+    def _finish(self, job: JobState, graph: Graph, status: str, code: int) -> None:
+        job.status = status
+        job.changed = True
+        job.expire_seconds = self._expire(job, graph)
+        job.commands.append(UnregisterHooks())
+        if job.parent is not None:
+            data = job.data if code < 400 else {"error": job.error}
+            result = Resume(
+                id=self.new_id(),
+                app=job.app,
+                kind="child",
+                job_id=job.parent.job_id,
+                gid=job.parent.gid,
+                activity_id=job.parent.activity_id,
+                dimension=job.parent.dimension,
+                code=code,
+                data=data,
+                sent_at=self.now,
+            )
+            job.outgoing.append(self._to_engine(job, result, priority=PRIORITY_RESPONSE))
+        job.commands.append(Announce(self._announce_topic(graph), status))
+
+    def _expire(self, job: JobState, graph: Graph) -> float | None:
+        if graph.expire is None:
+            return DEFAULT_EXPIRE_SECONDS
+        try:
+            value = self._resolve(
+                graph.expire,
+                self._context(job, graph, graph.trigger_id, ""),
+                graph.trigger_id,
+                "expire",
+            )
+            seconds = self._seconds(value, graph.trigger_id)
+        except WorkflowError:
+            return DEFAULT_EXPIRE_SECONDS
+        return seconds if seconds > 0 else None
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _graph(self, job: JobState) -> Graph:
+        graph = self.app.graph(job.topic)
+        if graph is None:
+            raise WorkflowError(
+                f"version {job.version} of app {job.app!r} has no graph for {job.topic!r}"
+            )
+        return graph
+
+    def _announce_topic(self, graph: Graph) -> str:
+        return graph.publishes or graph.subscribes
+
+    def _to_engine(
+        self, job: JobState, message: Any, *, delay: float = 0.0, priority: int = PRIORITY_REQUEST
+    ) -> Outgoing:
+        return Outgoing(
+            job.app,
+            ENGINE_STREAM,
+            encode(message),
+            priority,
+            max_attempts=ENGINE_ATTEMPTS,
+            delay=delay,
+        )
+
+    def _children(self, aid: str, context: dict[str, Any], code: int) -> list[str]:
+        return [
+            t.to for t in self.app.transitions.get(aid, []) if self._taken(t, context, code, aid)
+        ]
+
+    def _taken(self, transition: Transition, context: dict[str, Any], code: int, aid: str) -> bool:
+        conditions = transition.conditions
+        codes = conditions.code if conditions is not None else None
+        if codes is None:
+            codes = [200]
+        elif isinstance(codes, int):
+            codes = [codes]
+        if code not in codes:
+            return False  # errors follow only transitions that name their code
+        if conditions is None or not conditions.match:
+            return True
+        results = (
+            strict_equals(
+                self._resolve(rule.actual, context, aid, f"transitions.{aid}.conditions"),
+                rule.expected,
+            )
+            for rule in conditions.match
+        )
+        return all(results) if conditions.gate == "and" else any(results)
+
+    def _topic(self, activity: Activity, context: dict[str, Any], aid: str) -> str:
+        topic = activity.topic
+        if not isinstance(topic, str) or topic.startswith("{") or isinstance(activity.topic, dict):
+            topic = self._resolve(activity.topic, context, aid, "topic")
+        try:
+            return validate_topic(topic)
+        except InvalidIdentifier as error:
+            raise WorkflowError(f"activity {aid!r}: topic: {error}") from error
+
+    def _seconds(self, value: Any, aid: str) -> float:
+        if isinstance(value, str) and not value.strip().lstrip("-").replace(".", "", 1).isdigit():
+            try:
+                return parse_duration(value)
+            except (ValueError, MeshError) as error:
+                raise WorkflowError(f"activity {aid!r}: {error}") from error
+        seconds = to_number(value)
+        if math.isnan(seconds):
+            raise WorkflowError(f"activity {aid!r}: {value!r} is not a number of seconds")
+        return max(0.0, seconds)
+
+    def _apply_job_maps(
+        self, job: JobState, activity: Activity, context: dict[str, Any], aid: str
+    ) -> None:
+        maps = activity.job.get("maps")
+        if not maps:
+            return
+        for name, value in self._map(maps, context, aid, "job.maps").items():
+            if name.endswith(("[-]", "[_]")) and isinstance(value, dict):
+                prefix = "-" if name.endswith("[-]") else "_"
+                for inner, item in value.items():
+                    job.set_data(prefix + inner, item)
+            else:
+                job.set_data(name.split("[", 1)[0] if name.endswith("]") else name, value)
+        context["$job"]["data"] = job.data
+
+    def _map(self, maps: Any, context: dict[str, Any], aid: str, where: str) -> dict[str, Any]:
+        if not isinstance(maps, dict):
+            return {}
+        result: dict[str, Any] = {}
+        for name, rule in maps.items():
+            value = to_json_compatible(self._resolve(rule, context, aid, f"{where}.{name}"))
+            if value is not UNDEFINED:
+                result[name] = value
+        return result
+
+    def _resolve(self, rule: Any, context: dict[str, Any], aid: str, where: str) -> Any:
+        try:
+            return resolve(rule, context)
+        except PipeError as error:
+            raise WorkflowError(f"activity {aid!r} {where}: {error}") from error
+
+    def _context(self, job: JobState, graph: Graph, aid: str, dim: str) -> dict[str, Any]:
+        """The data a mapping of ``aid`` in ``dim`` reads: every activity's parts as seen
+        from ``dim`` (its own round first, then the rounds it descends from), ``$self``,
+        ``$job``, ``$app`` and ``$graph``."""
+        context: dict[str, Any] = {}
+        for other in graph.activities:
+            for d in lineage(dim):
+                parts = job.activities.get((other, d))
+                if parts is not None:
+                    context[other] = {name: {"data": value} for name, value in parts.items()}
+                    break
+        own = job.activities.get((aid, dim), {})
+        context["$self"] = {name: {"data": value} for name, value in own.items()}
+        context["$hook"] = context["$self"].get("hook")
+        context["$job"] = {"data": job.data, "metadata": self.metadata(job)}
+        context["$app"] = {"id": job.app, "version": job.version}
+        context["$graph"] = {"subscribes": graph.subscribes, "publishes": graph.publishes}
+        return context
+
+    def metadata(self, job: JobState) -> dict[str, Any]:
+        """HotMesh's job metadata names (jid, gid, key, app, vrs, tpc, ts, js)."""
+        return {
+            "jid": job.key,
+            "gid": job.gid,
+            "key": job.key,
+            "app": job.app,
+            "vrs": job.version,
+            "tpc": job.topic,
+            "ts": job.created_at,
+            "js": job.semaphore,
+            "pj": job.parent.job_id if job.parent else None,
+            "pa": job.parent.activity_id if job.parent else None,
+        }
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    converted = to_json_compatible(value)
+    if isinstance(converted, float) and converted.is_integer():
+        converted = int(converted)
+    return converted if isinstance(converted, str) else msgspec.json.encode(converted).decode()
+
+
+def _preview(value: Any) -> str:
+    text = msgspec.json.encode(value).decode() if _encodable(value) else repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _encodable(value: Any) -> bool:
+    try:
+        msgspec.json.encode(value)
+    except (TypeError, ValueError):
+        return False
+    return True

@@ -1,0 +1,309 @@
+"""Job rows in and out: lock and load jobs into :class:`JobState`, save what changed, and
+carry out the deferred commands (hooks, signals, child interrupts, announcements).
+
+Every function runs inside the caller's transaction. Batches travel as one JSON parameter
+read by ``jsonb_to_recordset``: one round trip whatever the batch size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import msgspec
+
+from mesh.model.engine.state import (
+    Announce,
+    DeliverSignal,
+    InterruptChildren,
+    JobState,
+    RegisterHook,
+    UnregisterHooks,
+)
+from mesh.model.ids import ENGINE_STREAM, job_channel
+from mesh.model.messages import InterruptJob, ParentRef, Resume, encode
+from mesh.model.outcomes import Outgoing
+from mesh.pg.database import Connection
+from mesh.pg.queries import query
+
+BUFFERED_SIGNAL_SECONDS = 600.0
+"""How long a signal waits for its hook to register (HotMesh: HMSH_PENDING_SIGNAL_EXPIRE)."""
+
+_encode = msgspec.json.Encoder().encode
+
+
+def _rows(rows: list[dict[str, Any]]) -> str:
+    return _encode(rows).decode()
+
+
+def lock_jobs(conn: Connection, app: str, keys: Iterable[str]) -> dict[str, JobState]:
+    """The existing jobs among ``keys``, locked for this transaction (without their data)."""
+    wanted = sorted(set(keys))
+    if not wanted:
+        return {}
+    found: dict[str, JobState] = {}
+    for row in conn.execute(query("lock_jobs"), {"app": app, "keys": wanted}):
+        (
+            id_,
+            key,
+            gid,
+            version,
+            topic,
+            entity,
+            status,
+            semaphore,
+            threshold,
+            cycles,
+            parent_key,
+            parent_gid,
+            parent_activity,
+            parent_dimension,
+            error,
+            created_at,
+        ) = row
+        parent = None
+        if parent_key is not None and parent_gid is not None:
+            parent = ParentRef(parent_key, parent_gid, parent_activity, parent_dimension)
+        found[key] = JobState(
+            id=id_,
+            app=app,
+            key=key,
+            gid=gid,
+            version=version,
+            topic=topic,
+            entity=entity,
+            status=status,
+            semaphore=semaphore,
+            threshold=threshold,
+            cycles=cycles,
+            parent=parent,
+            error=msgspec.json.decode(error) if error else None,
+            created_at=created_at,
+        )
+    return found
+
+
+def load_details(conn: Connection, wanted: Sequence[tuple[JobState, Iterable[str]]]) -> None:
+    """Fill the data, activity parts and steps of each job in the given dimensions."""
+    pairs = [(job.id, dim) for job, dims in wanted for dim in set(dims)]
+    if not pairs:
+        return
+    by_id = {job.id: job for job, _ in wanted}
+    params = {"ids": [p[0] for p in pairs], "dims": [p[1] for p in pairs]}
+    with conn.pipeline():
+        attributes = conn.execute(query("load_attributes"), params)
+        steps = conn.execute(query("load_steps"), params)
+    decode = msgspec.json.decode
+    for job_id, dimension, field, value in attributes.fetchall():
+        job = by_id[job_id]
+        activity, slash, part = field.partition("/")
+        if slash:
+            job.activities.setdefault((activity, dimension), {})[part] = decode(value)
+        else:
+            job.data[field] = decode(value)
+    for job_id, dimension, activity, leg, code in steps.fetchall():
+        by_id[job_id].steps[(activity, dimension, leg)] = code
+
+
+def allocate_ids(conn: Connection, count: int) -> list[int]:
+    if count <= 0:
+        return []
+    return [row[0] for row in conn.execute(query("allocate_job_ids"), {"n": count})]
+
+
+def insert_jobs(conn: Connection, jobs: Sequence[JobState]) -> set[int]:
+    """Insert new jobs; returns the ids inserted (a key taken concurrently is missing)."""
+    if not jobs:
+        return set()
+    rows = [
+        {
+            **_job_row(job),
+            "app": job.app,
+            "key": job.key,
+            "gid": job.gid,
+            "version": job.version,
+            "topic": job.topic,
+            "entity": job.entity,
+            "parent_key": job.parent.job_id if job.parent else None,
+            "parent_gid": job.parent.gid if job.parent else None,
+            "parent_activity": job.parent.activity_id if job.parent else None,
+            "parent_dimension": job.parent.dimension if job.parent else None,
+        }
+        for job in jobs
+    ]
+    return {row[0] for row in conn.execute(query("insert_jobs"), {"rows": _rows(rows)})}
+
+
+def save_jobs(conn: Connection, jobs: Sequence[JobState]) -> None:
+    """Write what changed in ``jobs`` (rows, data, parts, steps); new jobs must be inserted."""
+    updates = [_job_row(job) for job in jobs if job.changed and not job.created]
+    attributes: list[dict[str, Any]] = []
+    steps: list[dict[str, Any]] = []
+    for job in jobs:
+        for name in job.dirty_data:
+            attributes.append(
+                {"job_id": job.id, "dimension": "", "field": name, "value": job.data.get(name)}
+            )
+        for activity, dimension, part in job.dirty_parts:
+            value = job.activities.get((activity, dimension), {}).get(part)
+            attributes.append(
+                {
+                    "job_id": job.id,
+                    "dimension": dimension,
+                    "field": f"{activity}/{part}",
+                    "value": value,
+                }
+            )
+        steps.extend(
+            {
+                "job_id": job.id,
+                "activity": s.activity,
+                "dimension": s.dimension,
+                "leg": s.leg,
+                "code": s.code,
+            }
+            for s in job.new_steps
+        )
+    with conn.pipeline():
+        if updates:
+            conn.execute(query("update_jobs"), {"rows": _rows(updates)})
+        if attributes:
+            conn.execute(query("save_attributes"), {"rows": _rows(attributes)})
+        if steps:
+            conn.execute(query("save_steps"), {"rows": _rows(steps)})
+
+
+def _job_row(job: JobState) -> dict[str, Any]:
+    return {
+        "id": job.id,
+        "status": job.status,
+        "semaphore": job.semaphore,
+        "threshold": job.threshold,
+        "cycles": job.cycles,
+        "error": job.error,
+        "expire": job.expire_seconds,
+    }
+
+
+def run_commands(
+    conn: Connection, jobs: Sequence[JobState], new_id: Callable[[], str], now: float
+) -> list[Outgoing]:
+    """Carry out the jobs' deferred commands; returns the messages they cause."""
+    outgoing: list[Outgoing] = []
+    registrations: list[dict[str, Any]] = []
+    unregistrations: list[dict[str, Any]] = []
+    channels: list[str] = []
+    payloads: list[str] = []
+    for job in jobs:
+        for command in job.commands:
+            if isinstance(command, RegisterHook):
+                registrations.append(
+                    {
+                        "app": job.app,
+                        "topic": command.topic,
+                        "match_key": command.match_key,
+                        "job_id": job.id,
+                        "gid": job.gid,
+                        "activity": command.activity,
+                        "dimension": command.dimension,
+                    }
+                )
+            elif isinstance(command, UnregisterHooks):
+                unregistrations.append(
+                    {"job_id": job.id, "activity": command.activity, "dimension": command.dimension}
+                )
+            elif isinstance(command, DeliverSignal):
+                outgoing.extend(deliver_signal(conn, job.app, command, new_id, now))
+            elif isinstance(command, InterruptChildren):
+                for (child,) in conn.execute(query("running_children"), {"id": job.id}).fetchall():
+                    message = InterruptJob(
+                        id=new_id(),
+                        app=job.app,
+                        job_id=child,
+                        reason=command.reason,
+                        code=command.code,
+                        descend=True,
+                        sent_at=now,
+                    )
+                    outgoing.append(
+                        Outgoing(job.app, ENGINE_STREAM, encode(message), max_attempts=5)
+                    )
+            elif isinstance(command, Announce):
+                channels.append(job_channel(job.app))
+                payloads.append(
+                    _encode(
+                        {"topic": command.topic, "job_id": job.key, "status": command.status}
+                    ).decode()
+                )
+    if unregistrations:
+        conn.execute(query("unregister_hooks"), {"rows": _rows(unregistrations)})
+    if registrations:
+        app = jobs[0].app
+        keys = {job.id: job.key for job in jobs}
+        for job_id, gid, activity, dimension, data, code in conn.execute(
+            query("register_hooks"), {"rows": _rows(registrations)}
+        ).fetchall():
+            resume = Resume(
+                id=new_id(),
+                app=app,
+                kind="signal",
+                job_id=keys[job_id],
+                gid=gid,
+                activity_id=activity,
+                dimension=dimension,
+                code=code,
+                data=msgspec.json.decode(data),
+                sent_at=now,
+            )
+            outgoing.append(Outgoing(app, ENGINE_STREAM, encode(resume), max_attempts=5))
+    if channels:
+        conn.execute(query("announce"), {"channels": channels, "payloads": payloads})
+    return outgoing
+
+
+def deliver_signal(
+    conn: Connection, app: str, signal: DeliverSignal, new_id: Callable[[], str], now: float
+) -> list[Outgoing]:
+    """Resume messages for the hooks waiting on the signal; none waiting and ``buffer``:
+    keep it for the hook that registers next (for ``BUFFERED_SIGNAL_SECONDS``)."""
+    waiting = conn.execute(
+        query("find_hooks"), {"app": app, "topic": signal.topic, "match_key": signal.match_key}
+    ).fetchall()
+    if not waiting and signal.buffer and signal.match_key is not None:
+        ttl = BUFFERED_SIGNAL_SECONDS
+        if isinstance(signal.data, dict) and isinstance(signal.data.get("$expire"), int | float):
+            ttl = float(signal.data["$expire"])
+        conn.execute(
+            query("buffer_signal"),
+            {
+                "app": app,
+                "topic": signal.topic,
+                "match_key": signal.match_key,
+                "data": _encode(signal.data).decode(),
+                "code": signal.code,
+                "ttl": ttl,
+            },
+        )
+        return []
+    return [
+        Outgoing(
+            app,
+            ENGINE_STREAM,
+            encode(
+                Resume(
+                    id=new_id(),
+                    app=app,
+                    kind="signal",
+                    job_id=key,
+                    gid=gid,
+                    activity_id=activity,
+                    dimension=dimension,
+                    code=signal.code,
+                    data=signal.data,
+                    sent_at=now,
+                )
+            ),
+            max_attempts=5,
+        )
+        for key, gid, activity, dimension in waiting
+    ]

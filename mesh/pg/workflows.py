@@ -1,0 +1,411 @@
+"""Engine transactions: a batch of engine messages handled in one commit.
+
+``process`` takes the batch's claims (the fenced ack comes first, so a lost lease means no
+effects), locks the jobs the messages name in id order, loads their state, applies each
+message with the pure :class:`~mesh.model.engine.executor.Engine`, saves what changed,
+enqueues what it caused and, optionally, claims the next batch, all in one transaction. A
+crash at any point commits all of it or none of it. ``pub``, ``signal`` and ``interrupt``
+are the same transaction for one message sent by a client.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+import psycopg
+
+from mesh.errors import InvalidIdentifier, MeshError
+from mesh.model.engine.app import CompiledApp
+from mesh.model.engine.executor import Engine, InputInvalid, WorkflowError
+from mesh.model.engine.state import JobState, lineage
+from mesh.model.graph.manifest import Manifest
+from mesh.model.ids import ENGINE_STREAM, new_guid, new_message_id, validate_job_id
+from mesh.model.messages import (
+    PRIORITY_RESPONSE,
+    ActivityResponse,
+    EngineMessage,
+    InterruptJob,
+    Resume,
+    StartJob,
+    encode,
+)
+from mesh.model.outcomes import Outgoing
+from mesh.pg import jobs as rows
+from mesh.pg.database import Connection
+from mesh.pg.queries import query
+from mesh.pg.streams import StreamClaim, claim, enqueue, lines
+
+
+class UnknownTopic(MeshError):
+    """``pub`` to a topic no graph of the active version subscribes to."""
+
+
+class DuplicateJob(MeshError):
+    """A job id that is already taken (until that job expires and is pruned)."""
+
+
+class UnknownHook(MeshError):
+    """A signal on a topic no hook of the active version listens to."""
+
+
+class UnknownJob(MeshError):
+    """A job id with no job (never started, or expired and pruned)."""
+
+
+class NoActiveVersion(MeshError):
+    """An app with nothing activated yet."""
+
+
+class AppVersions:
+    """Compiled app versions, loaded from ``mesh.app_versions`` once each (they never change)."""
+
+    def __init__(self) -> None:
+        self._compiled: dict[tuple[str, str], CompiledApp] = {}
+
+    def get(self, conn: Connection, app: str, version: str) -> CompiledApp:
+        key = (app, version)
+        compiled = self._compiled.get(key)
+        if compiled is None:
+            row = conn.execute(
+                query("manifest_of_version"), {"app": app, "version": version}
+            ).fetchone()
+            if row is None:
+                raise WorkflowError(f"version {version!r} of app {app!r} is not deployed")
+            compiled = CompiledApp(msgspec.json.decode(row[0], type=Manifest))
+            self._compiled[key] = compiled
+        return compiled
+
+    def active(self, conn: Connection, app: str) -> CompiledApp:
+        """The version active now, read in the caller's transaction."""
+        row = conn.execute(query("active_version"), {"app": app}).fetchone()
+        if row is None:
+            raise NoActiveVersion(
+                f"app {app!r} has no active version: run `mesh deploy PATH` and "
+                "`mesh activate VERSION` first"
+            )
+        return self.get(conn, app, row[0])
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    message: EngineMessage
+    claim: StreamClaim | None = None
+
+
+@dataclass(slots=True)
+class Result:
+    outcome: str
+    """applied, duplicate, stale, finished, or refused (see ``error``)."""
+    job_id: str = ""
+    error: MeshError | None = None
+
+
+@dataclass(slots=True)
+class BatchReport:
+    results: list[Result] = field(default_factory=list)
+    lost: int = 0
+    """Claims whose lease was gone when the batch ran (another consumer has them)."""
+    next_claims: list[StreamClaim] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class NextClaim:
+    stream: str
+    limit: int
+    lease: float
+
+
+class _KeyTaken(Exception):
+    """A new job's key was inserted by a concurrent transaction: run the batch again."""
+
+
+def process(
+    conn: Connection,
+    app: str,
+    versions: AppVersions,
+    deliveries: Sequence[Delivery],
+    *,
+    owner: str = "",
+    next_claim: NextClaim | None = None,
+    new_id: Callable[[], str] = new_message_id,
+) -> BatchReport:
+    """Handle ``deliveries`` in one transaction (retried whole on a deadlock or a key race)."""
+    for attempt in range(5):
+        try:
+            with conn.transaction():
+                return _process(conn, app, versions, deliveries, owner, next_claim, new_id)
+        except (_KeyTaken, psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure):
+            if attempt == 4:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _process(
+    conn: Connection,
+    app: str,
+    versions: AppVersions,
+    deliveries: Sequence[Delivery],
+    owner: str,
+    next_claim: NextClaim | None,
+    new_id: Callable[[], str],
+) -> BatchReport:
+    report = BatchReport()
+    now = time.time()
+    claimed = [d.claim for d in deliveries if d.claim is not None]
+    taken: set[int] = set()
+    if claimed:
+        taken = {
+            row[0]
+            for row in conn.execute(
+                query("take_claims"),
+                {
+                    "owner": owner,
+                    "ids": lines(c.id for c in claimed),
+                    "attempts": lines(c.attempt for c in claimed),
+                },
+            )
+        }
+        report.lost = len(claimed) - len(taken)
+    live = [d for d in deliveries if d.claim is None or d.claim.id in taken]
+
+    starts = [d for d in live if isinstance(d.message, StartJob)]
+    active: CompiledApp | None = None
+    planned: dict[int, tuple[str, str | None]] = {}
+    refused: dict[int, MeshError] = {}
+    if starts:
+        active = versions.active(conn, app)
+        engine = Engine(active, now=now, new_id=new_id)
+        for index, delivery in enumerate(live):
+            message = delivery.message
+            if not isinstance(message, StartJob):
+                continue
+            try:
+                graph = active.graph(message.topic)
+                if graph is None:
+                    raise UnknownTopic(
+                        f"no graph of app {app!r} (version {active.version}) subscribes to "
+                        f"{message.topic!r}; subscribed: {', '.join(sorted(active.graphs))}"
+                    )
+                engine.check_input(graph, message.data)
+                key, entity = engine.plan_start(graph, message.data)
+                if message.job_id:
+                    key = message.job_id
+                validate_job_id(key)
+                planned[index] = (key, entity)
+            except (UnknownTopic, InputInvalid, WorkflowError, InvalidIdentifier) as error:
+                refused[index] = error
+
+    keys = {_job_key(d.message) for d in live if not isinstance(d.message, StartJob)}
+    keys |= {key for key, _ in planned.values()}
+    jobs = rows.lock_jobs(conn, app, keys)
+    wanted: dict[str, set[str]] = {}
+    for delivery in live:
+        message = delivery.message
+        if isinstance(message, ActivityResponse | Resume):
+            wanted.setdefault(message.job_id, set()).update(lineage(message.dimension))
+        elif isinstance(message, InterruptJob):
+            wanted.setdefault(message.job_id, set()).add("")
+    rows.load_details(conn, [(jobs[k], dims) for k, dims in wanted.items() if k in jobs])
+
+    ids = iter(rows.allocate_ids(conn, len(planned)))
+    created: list[JobState] = []
+    outgoing: list[Outgoing] = []
+    for index, delivery in enumerate(live):
+        message = delivery.message
+        if isinstance(message, StartJob):
+            result = _start(
+                jobs,
+                created,
+                message,
+                planned.get(index),
+                refused.get(index),
+                active,
+                ids,
+                now,
+                new_id,
+            )
+            if result.outcome == "refused" and message.parent is not None:
+                outgoing.append(_refusal_to_parent(message, result.error, new_id, now))
+            report.results.append(result)
+            continue
+        key = _job_key(message)
+        job = jobs.get(key)
+        if job is None:
+            if delivery.claim is None and isinstance(message, InterruptJob):
+                report.results.append(
+                    Result("refused", key, UnknownJob(f"no job {key!r} in app {app!r}"))
+                )
+            else:
+                report.results.append(Result("stale", key))
+            continue
+        engine = Engine(versions.get(conn, app, job.version), now=now, new_id=new_id)
+        report.results.append(Result(engine.apply(job, message), key))
+
+    if created:
+        inserted = rows.insert_jobs(conn, created)
+        if len(inserted) != len(created):
+            raise _KeyTaken()
+    touched = list(jobs.values())
+    rows.save_jobs(conn, touched)
+    outgoing.extend(o for job in touched for o in job.outgoing)
+    outgoing.extend(rows.run_commands(conn, touched, new_id, now))
+    enqueue(conn, outgoing)
+    if next_claim is not None:
+        report.next_claims = claim(
+            conn,
+            app=app,
+            stream=next_claim.stream,
+            owner=owner,
+            limit=next_claim.limit,
+            lease=next_claim.lease,
+        )
+    return report
+
+
+def _start(
+    jobs: dict[str, JobState],
+    created: list[JobState],
+    message: StartJob,
+    plan: tuple[str, str | None] | None,
+    error: MeshError | None,
+    active: CompiledApp | None,
+    ids: Any,
+    now: float,
+    new_id: Callable[[], str],
+) -> Result:
+    if error is not None or plan is None or active is None:
+        return Result("refused", message.job_id, error)
+    key, entity = plan
+    if key in jobs:
+        return Result(
+            "refused",
+            key,
+            DuplicateJob(
+                f"job id {key!r} is taken by a job of app {message.app!r} (it stays taken "
+                "until that job expires); choose another id or scrub the old job"
+            ),
+        )
+    graph = active.graph(message.topic)
+    assert graph is not None
+    job = JobState(
+        id=next(ids),
+        app=message.app,
+        key=key,
+        gid=new_guid(),
+        version=active.version,
+        topic=message.topic,
+        entity=entity,
+        status="running",
+        semaphore=0,
+        parent=message.parent,
+        created_at=now,
+        created=True,
+        changed=True,
+    )
+    try:
+        Engine(active, now=now, new_id=new_id).start(job, graph, message.data)
+    except WorkflowError as failure:
+        return Result("refused", key, failure)
+    jobs[key] = job
+    created.append(job)
+    return Result("applied", key)
+
+
+def _refusal_to_parent(
+    message: StartJob, error: MeshError | None, new_id: Callable[[], str], now: float
+) -> Outgoing:
+    parent = message.parent
+    assert parent is not None
+    code = (
+        409 if isinstance(error, DuplicateJob) else 400 if isinstance(error, InputInvalid) else 500
+    )
+    resume = Resume(
+        id=new_id(),
+        app=message.app,
+        kind="child",
+        job_id=parent.job_id,
+        gid=parent.gid,
+        activity_id=parent.activity_id,
+        dimension=parent.dimension,
+        code=code,
+        data={"error": {"message": str(error), "type": type(error).__name__, "code": code}},
+        sent_at=now,
+    )
+    return Outgoing(message.app, ENGINE_STREAM, encode(resume), PRIORITY_RESPONSE, max_attempts=5)
+
+
+def _job_key(message: EngineMessage) -> str:
+    return message.job_id
+
+
+# -- client operations ------------------------------------------------------------------------
+
+
+def pub(
+    conn: Connection, app: str, versions: AppVersions, topic: str, data: Any, *, job_id: str = ""
+) -> str:
+    """Start a job of the graph subscribed to ``topic``; returns its id. Raises
+    :class:`UnknownTopic`, :class:`InputInvalid`, :class:`DuplicateJob`, or
+    :class:`NoActiveVersion`, having stored nothing."""
+    message = StartJob(id=new_message_id(), app=app, topic=topic, data=data, job_id=job_id)
+    report = process(conn, app, versions, [Delivery(message)])
+    result = report.results[0]
+    if result.error is not None:
+        raise result.error
+    return result.job_id
+
+
+def signal(
+    conn: Connection, app: str, versions: AppVersions, topic: str, data: Any, code: int = 200
+) -> int:
+    """Deliver ``data`` to the hooks waiting on ``topic``; returns how many were resumed now
+    (0: buffered until the hook registers). :class:`UnknownHook` if no hook listens there."""
+    with conn.transaction():
+        active = versions.active(conn, app)
+        deliveries = Engine(active, now=time.time(), new_id=new_message_id).signal_deliveries(
+            topic, data, code
+        )
+        if not deliveries:
+            listening = sorted(active.hook_rules)
+            raise UnknownHook(
+                f"no hook of app {app!r} (version {active.version}) listens to signal topic "
+                f"{topic!r}; hook topics: {', '.join(listening) or 'none'}"
+            )
+        outgoing = [
+            o
+            for d in deliveries
+            for o in rows.deliver_signal(conn, app, d, new_message_id, time.time())
+        ]
+        enqueue(conn, outgoing)
+        return len(outgoing)
+
+
+def interrupt(
+    conn: Connection,
+    app: str,
+    versions: AppVersions,
+    job_id: str,
+    *,
+    reason: str = "interrupted",
+    code: int = 410,
+    descend: bool = False,
+) -> bool:
+    """Interrupt a running job now; False if it had already finished. :class:`UnknownJob` if
+    there is no such job."""
+    message = InterruptJob(
+        id=new_message_id(),
+        app=app,
+        job_id=job_id,
+        reason=reason,
+        code=code,
+        descend=descend,
+        sent_at=time.time(),
+    )
+    result = process(conn, app, versions, [Delivery(message)]).results[0]
+    if result.error is not None:
+        raise result.error
+    return result.outcome == "applied"
