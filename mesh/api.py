@@ -26,7 +26,7 @@ from typing import Any
 import msgspec
 import trio
 
-from mesh.errors import MeshError
+from mesh.errors import MeshError, lone_error
 from mesh.model.graph import Manifest
 from mesh.model.ids import job_channel
 from mesh.model.quorum import Profile, QuorumMessage
@@ -125,16 +125,24 @@ class Mesh:
                 )
             )
         actors.append(ReaperActor(node.streams, interval=reap_interval))
-        async with trio.open_nursery() as nursery:
-            await nursery.start(
-                lambda task_status: node.run(actors, handle_signals=False, task_status=task_status)
-            )
-            with trio.move_on_after(10):
-                await node.listener.wait_listening([job_channel(app)])
-            try:
-                yield mesh
-            finally:
-                node.request_stop()
+        try:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(
+                    lambda task_status: node.run(
+                        actors, handle_signals=False, task_status=task_status
+                    )
+                )
+                with trio.move_on_after(10):
+                    await node.listener.wait_listening([job_channel(app)])
+                try:
+                    yield mesh
+                finally:
+                    node.request_stop()
+        except BaseExceptionGroup as group:
+            lone = lone_error(group)  # an error from the block comes out as itself
+            if lone is not None and not isinstance(lone, trio.Cancelled):
+                raise lone from None
+            raise
 
     # -- versions ----------------------------------------------------------------------------
 

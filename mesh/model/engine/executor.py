@@ -54,6 +54,8 @@ from mesh.model.pipe.text import to_json_compatible
 
 MAX_CYCLES = 10_000
 DEFAULT_EXPIRE_SECONDS = 86_400.0
+REENTERED = 100
+"""The code of a Leg 1 step entered by a cycle's re-entry (a plain entry records 200)."""
 ENGINE_ATTEMPTS = 5
 """Claims of an engine message before it is dead-lettered (each engine crash spends one)."""
 
@@ -133,7 +135,9 @@ class Engine:
         self._apply_job_maps(job, trigger, context, trigger_id)
         job.add_step(trigger_id, "", 2)
         children = self._children(trigger_id, context, 200)
-        job.semaphore = sum(self._enter(job, graph, child, "") for child in children)
+        # Adjust, not assign: children that complete at once (passthrough hooks, detached
+        # awaits) have already subtracted themselves.
+        job.adjust(sum(self._enter(job, graph, child, "") for child in children))
         job.changed = True
         self._settle(job, graph)
 
@@ -248,7 +252,7 @@ class Engine:
         """Leg 1 of ``aid`` in ``dim``; returns 1 if it entered, 0 if it had already."""
         if job.has_step(aid, dim, 1):
             return 0  # converging branches: an activity runs once per dimension
-        job.add_step(aid, dim, 1)
+        job.add_step(aid, dim, 1, REENTERED if reentry is not UNDEFINED else 200)
         activity = graph.activities[aid]
         context = self._context(job, graph, aid, dim)
         if reentry is not UNDEFINED:
@@ -467,7 +471,12 @@ class Engine:
         data: dict[str, Any],
     ) -> None:
         ancestor = activity.ancestor
-        base = next((d for d in lineage(dim) if job.has_step(ancestor, d, 1)), "")
+        # New rounds hang off the round the loop started in, not off the previous round, so
+        # dimensions stay as deep as the loops are nested however often they turn.
+        base = next(
+            (d for d in lineage(dim) if job.steps.get((ancestor, d, 1), REENTERED) != REENTERED),
+            "",
+        )
         job.cycles += 1
         job.changed = True
         if job.cycles > MAX_CYCLES:

@@ -1,0 +1,537 @@
+"""The engine with real workflows on real Postgres: every activity type and transition
+feature, through the Mesh API (an in-process node with an engine and workers)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import psycopg
+import pytest
+import trio
+
+from mesh.api import JobFailed, Mesh
+from mesh.examples import inventory
+from mesh.model.engine.executor import InputInvalid
+from mesh.model.graph import ManifestInvalid
+from mesh.pg.workflows import DuplicateJob, UnknownHook, UnknownTopic
+from mesh.runtime.consumer import ConsumerSettings
+
+FAST = ConsumerSettings(poll_interval=0.2)
+
+
+@asynccontextmanager
+async def mesh_with(
+    dsn: str, manifest: str, workers: dict[str, Callable[..., Any]] | None = None, app: str = "t"
+) -> AsyncIterator[Mesh]:
+    async with Mesh.open(
+        dsn, app=app, workers=workers or {}, worker_settings=FAST, engine_settings=FAST
+    ) as mesh:
+        await mesh.deploy(manifest)
+        await mesh.activate("1")
+        yield mesh
+
+
+async def double(data: dict[str, Any]) -> dict[str, Any]:
+    return {"value": data["value"] * 2}
+
+
+ORDER_WORKERS = {
+    "inventory.check": inventory.check_inventory,
+    "inventory.reserve": inventory.reserve_item,
+    "inventory.backorder.notify": inventory.notify_backorder,
+}
+
+
+async def test_order_workflow_both_branches_and_the_seeds_query(dsn: str) -> None:
+    async with Mesh.open(dsn, app="orders", workers=ORDER_WORKERS, engine_settings=FAST) as mesh:
+        await mesh.deploy("config/orders.yaml")
+        await mesh.activate("1")
+        reserved = await mesh.pubsub(
+            "order.placed", {"orderId": "order-456", "sku": "sku-100", "qty": 2}, timeout=20
+        )
+        backordered = await mesh.pubsub(
+            "order.placed", {"orderId": "order-458", "sku": "sku-300", "qty": 2}, timeout=20
+        )
+    assert reserved["status"] == "reserved" and reserved["reserved"] == 2
+    assert backordered["status"] == "backordered"
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute(
+            "SELECT j.key, j.status, j.entity, a.field, a.value FROM jobs j "
+            "JOIN jobs_attributes a ON a.job_id = j.id WHERE j.key = 'order-456'"
+        ).fetchall()
+        fields = {field: value for _, _, _, field, value in rows}
+        assert {row[1] for row in rows} == {"done"} and {row[2] for row in rows} == {"order"}
+        assert fields["availableQty"] == 12 and fields["requestedQty"] == 2
+        assert fields["status"] == "reserved"
+        assert fields["checkInventory/output"]["availableQty"] == 12
+        steps = conn.execute(
+            "SELECT activity FROM mesh.job_steps s JOIN mesh.jobs j ON j.id = s.job_id "
+            "WHERE j.key = 'order-458' AND leg = 2 ORDER BY at"
+        ).fetchall()
+        assert [s[0] for s in steps] == ["placed", "checkInventory", "notifyBackorder"]
+
+
+SEQUENCE = """
+app:
+  id: t
+  version: '1'
+  graphs:
+    - subscribes: calc
+      input:
+        schema: {type: object, properties: {value: {type: number}}, required: [value]}
+      activities:
+        start:
+          type: trigger
+          job: {maps: {first: '{$self.output.data.value}'}}
+        a:
+          type: worker
+          topic: t.double
+          input: {maps: {value: '{start.output.data.value}'}}
+        b:
+          type: worker
+          topic: t.double
+          input: {maps: {value: '{a.output.data.value}'}}
+          output:
+            maps:
+              plusOne:
+                '@pipe':
+                  - ['{$self.output.data.value}', 1]
+                  - ['{@math.add}']
+          job: {maps: {result: '{$self.output.data.plusOne}'}}
+      transitions:
+        start: [{to: a}]
+        a: [{to: b}]
+"""
+
+
+async def test_sequential_workers_map_outputs_into_job_data(dsn: str) -> None:
+    async with mesh_with(dsn, SEQUENCE, {"t.double": double}) as mesh:
+        data = await mesh.pubsub("calc", {"value": 5}, timeout=20)
+        state = await mesh.get_state(await mesh.pub("calc", {"value": 1}))
+    assert data == {"first": 5, "result": 21}
+    assert state["metadata"]["tpc"] == "calc"
+
+
+async def test_refusals_leave_no_job(dsn: str) -> None:
+    async with mesh_with(dsn, SEQUENCE, {"t.double": double}) as mesh:
+        with pytest.raises(UnknownTopic, match="no graph of app 't'"):
+            await mesh.pub("nope", {"value": 1})
+        with pytest.raises(InputInvalid, match="value"):
+            await mesh.pub("calc", {"value": "five"})
+        await mesh.pub("calc", {"value": 1}, job_id="fixed")
+        with pytest.raises(DuplicateJob, match="'fixed' is taken"):
+            await mesh.pub("calc", {"value": 2}, job_id="fixed")
+        with pytest.raises(UnknownHook, match="no hook of app 't'"):
+            await mesh.signal("no.such.hook", {"id": 1})
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute("SELECT count(*) FROM mesh.jobs").fetchone() == (1,)
+
+
+async def test_invalid_manifest_is_refused_before_anything_is_stored(dsn: str) -> None:
+    broken = SEQUENCE.replace("{a.output.data.value}", "{aa.output.data.value}").replace(
+        "to: b", "to: c"
+    )
+    async with Mesh.open(dsn, app="t") as mesh:
+        with pytest.raises(ManifestInvalid) as caught:
+            await mesh.deploy(broken)
+    assert any("unknown activity 'aa'" in p for p in caught.value.problems)
+    assert any("unknown activity 'c'" in p for p in caught.value.problems)
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute("SELECT count(*) FROM mesh.app_versions").fetchone() == (0,)
+
+
+async def returns_a_list(data: Any) -> Any:
+    return [1, 2, 3]
+
+
+async def fails(data: Any) -> Any:
+    from mesh.errors import NonRetryableError
+
+    raise NonRetryableError("out of stock", code=503)
+
+
+ERRORS = """
+app:
+  id: t
+  version: '1'
+  graphs:
+    - subscribes: shape
+      activities:
+        s1: {type: trigger}
+        w1: {type: worker, topic: t.list}
+      transitions:
+        s1: [{to: w1}]
+    - subscribes: handled
+      activities:
+        s2: {type: trigger}
+        w2: {type: worker, topic: t.fail}
+        recover:
+          type: hook
+          job: {maps: {recovered: true, why: '{w2.output.data.error.message}'}}
+      transitions:
+        s2: [{to: w2}]
+        w2: [{to: recover, conditions: {code: 503}}]
+    - subscribes: unhandled
+      activities:
+        s3: {type: trigger}
+        w3: {type: worker, topic: t.fail}
+      transitions:
+        s3: [{to: w3}]
+"""
+
+
+async def test_worker_errors_fail_the_job_unless_a_transition_handles_the_code(dsn: str) -> None:
+    async with mesh_with(dsn, ERRORS, {"t.list": returns_a_list, "t.fail": fails}) as mesh:
+        with pytest.raises(JobFailed, match="returned list") as shape:
+            await mesh.pubsub("shape", {}, timeout=20)
+        handled = await mesh.pubsub("handled", {}, timeout=20)
+        with pytest.raises(JobFailed, match="code 503") as unhandled:
+            await mesh.pubsub("unhandled", {}, timeout=20)
+    assert shape.value.job.status == "failed"
+    assert "an activity returns a JSON object" in shape.value.job.error["message"]
+    assert handled["recovered"] is True and "out of stock" in handled["why"]
+    assert unhandled.value.job.error["code"] == 503
+
+
+AWAIT = """
+app:
+  id: t
+  version: '1'
+  graphs:
+    - subscribes: parent
+      activities:
+        p: {type: trigger}
+        child:
+          type: await
+          topic: kid
+          input: {maps: {value: '{p.output.data.value}'}}
+          job: {maps: {fromChild: '{$self.output.data.doubled}'}}
+        detached:
+          type: await
+          topic: kid
+          await: false
+          input: {maps: {value: 100}}
+          job: {maps: {detachedId: '{$self.output.data.job_id}'}}
+      transitions:
+        p: [{to: child}, {to: detached}]
+    - subscribes: kid
+      activities:
+        k: {type: trigger}
+        d:
+          type: worker
+          topic: t.double
+          input: {maps: {value: '{k.output.data.value}'}}
+          job: {maps: {doubled: '{$self.output.data.value}'}}
+      transitions:
+        k: [{to: d}]
+"""
+
+
+async def test_await_child_and_fire_and_forget(dsn: str) -> None:
+    async with mesh_with(dsn, AWAIT, {"t.double": double}) as mesh:
+        data = await mesh.pubsub("parent", {"value": 4}, timeout=20)
+        detached = await mesh.wait(data["detachedId"], timeout=20)
+        child = await mesh.get_job(data["detachedId"])
+    assert data["fromChild"] == 8
+    assert detached.data == {"doubled": 200}
+    assert child.parent is None  # fire-and-forget: not linked
+
+
+HOOKS = """
+app:
+  id: t
+  version: '1'
+  graphs:
+    - subscribes: nap
+      activities:
+        n: {type: trigger}
+        sleep: {type: hook, sleep: 0.3}
+        after: {type: hook, job: {maps: {woke: true}}}
+      transitions:
+        n: [{to: sleep}]
+        sleep: [{to: after}]
+    - subscribes: approval
+      activities:
+        ap:
+          type: trigger
+          stats: {id: '{$self.input.data.id}'}
+        wait:
+          type: hook
+          job: {maps: {approved: '{$self.hook.data.approved}'}}
+      transitions:
+        ap: [{to: wait}]
+      hooks:
+        approve:
+          - to: wait
+            conditions:
+              match:
+                - expected: '{$job.metadata.jid}'
+                  actual: '{$self.hook.data.id}'
+    - subscribes: race
+      activities:
+        r:
+          type: trigger
+          stats: {id: '{$self.input.data.id}'}
+        timed:
+          type: hook
+          sleep: '{r.output.data.timeout}'
+          job: {maps: {answer: '{$self.hook.data.answer}'}}
+      transitions:
+        r: [{to: timed}]
+      hooks:
+        answer:
+          - to: timed
+            conditions:
+              match:
+                - expected: '{$job.metadata.jid}'
+                  actual: '{$self.hook.data.id}'
+    - subscribes: relay
+      activities:
+        rl: {type: trigger}
+        send:
+          type: signal
+          topic: approve
+          signal: {maps: {id: '{rl.output.data.target}', approved: 'yes'}}
+        broadcast:
+          type: signal
+          subtype: all
+          topic: answer
+          signal: {maps: {answer: 'to all'}}
+      transitions:
+        rl: [{to: send}, {to: broadcast}]
+"""
+
+
+async def test_durable_sleep(dsn: str) -> None:
+    async with mesh_with(dsn, HOOKS) as mesh:
+        started = trio.current_time()
+        data = await mesh.pubsub("nap", {}, timeout=20)
+        elapsed = trio.current_time() - started
+    assert data == {"woke": True}
+    assert elapsed >= 0.3
+
+
+async def test_signal_resumes_a_hook_and_is_buffered_when_early(dsn: str) -> None:
+    async with mesh_with(dsn, HOOKS) as mesh:
+        # Early: nobody waits for 'early' yet, so the signal is kept.
+        assert await mesh.signal("approve", {"id": "early", "approved": "later"}) == 0
+        job = await mesh.pub("approval", {"id": "on-time"})
+        early = await mesh.pub("approval", {"id": "early"})
+        await _wait_registered(dsn, "on-time")
+        assert await mesh.signal("approve", {"id": "on-time", "approved": True}) == 1
+        assert (await mesh.wait(job, timeout=20)).data == {"approved": True}
+        assert (await mesh.wait(early, timeout=20)).data == {"approved": "later"}
+        # A second signal to a finished hook changes nothing (buffered, then expires).
+        assert await mesh.signal("approve", {"id": "on-time", "approved": False}) == 0
+        assert (await mesh.get_job(job)).data == {"approved": True}
+
+
+async def test_signal_with_timeout_race(dsn: str) -> None:
+    async with mesh_with(dsn, HOOKS) as mesh:
+        fast = await mesh.pub("race", {"id": "fast", "timeout": 30})
+        slow = await mesh.pub("race", {"id": "slow", "timeout": 0.2})
+        await _wait_registered(dsn, "fast")
+        assert await mesh.signal("answer", {"id": "fast", "answer": 42}) == 1
+        assert (await mesh.wait(fast, timeout=20)).data == {"answer": 42}
+        timed_out = await mesh.wait(slow, timeout=20)
+        steps = [(s.activity, s.leg) for s in timed_out.timeline]
+    assert timed_out.data == {}  # the timer won: no hook data
+    assert steps.count(("timed", 2)) == 1
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute("SELECT count(*) FROM mesh.hook_signals").fetchone() == (0,)
+
+
+async def test_signal_activity_one_and_all(dsn: str) -> None:
+    async with mesh_with(dsn, HOOKS) as mesh:
+        waiting = await mesh.pub("approval", {"id": "relay-target"})
+        racers = [await mesh.pub("race", {"id": f"r{i}", "timeout": 60}) for i in range(3)]
+        for key in [waiting, *racers]:
+            await _wait_registered(dsn, key)
+        await mesh.pubsub("relay", {"target": "relay-target"}, timeout=20)
+        assert (await mesh.wait(waiting, timeout=20)).data == {"approved": "yes"}
+        for key in racers:
+            assert (await mesh.wait(key, timeout=20)).data == {"answer": "to all"}
+
+
+async def _wait_registered(dsn: str, key: str) -> None:
+    while True:
+        with psycopg.connect(dsn) as conn:
+            row = conn.execute(
+                "SELECT count(*) FROM mesh.hook_signals h JOIN mesh.jobs j ON j.id = h.job_id "
+                "WHERE j.key = %s",
+                (key,),
+            ).fetchone()
+        if row and row[0]:
+            return
+        await trio.sleep(0.02)
+
+
+CYCLE = """
+app:
+  id: t
+  version: '1'
+  graphs:
+    - subscribes: loop
+      activities:
+        l:
+          type: trigger
+          job: {maps: {count: 0}}
+        pivot: {type: hook}
+        step:
+          type: worker
+          topic: t.double
+          input: {maps: {value: '{$job.data.count}'}}
+          job:
+            maps:
+              count:
+                '@pipe':
+                  - ['{$job.data.count}', 1]
+                  - ['{@math.add}']
+              last: '{$self.output.data.value}'
+        again:
+          type: cycle
+          ancestor: pivot
+      transitions:
+        l: [{to: pivot}]
+        pivot: [{to: step}]
+        step:
+          - to: again
+            conditions:
+              match:
+                - expected: true
+                  actual:
+                    '@pipe':
+                      - ['{$job.data.count}', 3]
+                      - ['{@conditional.less_than}']
+"""
+
+
+async def test_cycle_re_enters_its_ancestor_in_new_dimensions(dsn: str) -> None:
+    async with mesh_with(dsn, CYCLE, {"t.double": double}) as mesh:
+        key = await mesh.pub("loop", {})
+        record = await mesh.wait(key, timeout=20)
+    assert record.data == {"count": 3, "last": 4}
+    dims = sorted(d for d in record.activities["step"])
+    assert dims == ["", "/1", "/2"]
+    assert record.activities["step"]["/2"]["input"] == {"value": 2}
+
+
+INTERRUPTS = """
+app:
+  id: t
+  version: '1'
+  graphs:
+    - subscribes: stop.self
+      activities:
+        s: {type: trigger}
+        halt: {type: interrupt, reason: 'not needed'}
+      transitions:
+        s: [{to: halt}]
+    - subscribes: stop.other
+      activities:
+        o: {type: trigger}
+        kill:
+          type: interrupt
+          target: '{o.output.data.victim}'
+          descend: true
+      transitions:
+        o: [{to: kill}]
+    - subscribes: long.parent
+      activities:
+        lp:
+          type: trigger
+          stats: {id: '{$self.input.data.id}'}
+        kid:
+          type: await
+          topic: long.child
+          input: {maps: {id: '{lp.output.data.id}'}}
+      transitions:
+        lp: [{to: kid}]
+    - subscribes: long.child
+      activities:
+        lc: {type: trigger}
+        forever: {type: hook, sleep: 3600}
+      transitions:
+        lc: [{to: forever}]
+"""
+
+
+async def test_interrupt_self_other_and_descend(dsn: str) -> None:
+    async with mesh_with(dsn, INTERRUPTS) as mesh:
+        with pytest.raises(JobFailed, match="interrupted: not needed") as own:
+            await mesh.pubsub("stop.self", {}, timeout=20)
+        parent = await mesh.pub("long.parent", {"id": "victim"})
+        child = await _child_of(dsn, parent)
+        await mesh.pubsub("stop.other", {"victim": parent}, timeout=20)
+        with pytest.raises(JobFailed):
+            await mesh.wait(parent, timeout=20)
+        with pytest.raises(JobFailed):
+            await mesh.wait(child, timeout=20)
+        assert await mesh.get_status(child) == "interrupted"
+        # The API interrupt; a finished job reports False.
+        other = await mesh.pub("long.child", {})
+        assert await mesh.interrupt(other, reason="operator") is True
+        assert await mesh.interrupt(other) is False
+    assert own.value.job.status == "interrupted"
+
+
+async def _child_of(dsn: str, parent: str) -> str:
+    while True:
+        with psycopg.connect(dsn) as conn:
+            row = conn.execute(
+                "SELECT c.key FROM mesh.jobs c JOIN mesh.jobs p ON p.id = c.parent_id "
+                "WHERE p.key = %s",
+                (parent,),
+            ).fetchone()
+        if row:
+            return str(row[0])
+        await trio.sleep(0.02)
+
+
+async def test_duplicate_and_stale_deliveries_change_nothing(dsn: str) -> None:
+    from mesh.model.ids import new_message_id
+    from mesh.model.messages import ActivityResponse, encode
+    from mesh.model.outcomes import Outgoing
+    from mesh.pg import streams
+
+    async with mesh_with(dsn, SEQUENCE, {"t.double": double}) as mesh:
+        key = await mesh.pub("calc", {"value": 1}, job_id="dup")
+        record = await mesh.wait(key, timeout=20)
+        gid = record.gid
+        late = [
+            ActivityResponse(
+                request_id=new_message_id(),
+                app="t",
+                topic="t.double",
+                status="success",
+                code=200,
+                data={"value": 999},
+                job_id="dup",
+                activity_id="a",
+                job_gid=gid,
+            ),
+            ActivityResponse(
+                request_id=new_message_id(),
+                app="t",
+                topic="t.double",
+                status="success",
+                code=200,
+                data={"value": 999},
+                job_id="dup",
+                activity_id="a",
+                job_gid="old-gen",
+            ),
+        ]
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            streams.enqueue(conn, [Outgoing("t", "engine", encode(m)) for m in late])
+        while True:
+            with psycopg.connect(dsn) as conn:
+                row = conn.execute("SELECT count(*) FROM mesh.stream_messages").fetchone()
+            if row == (0,):
+                break
+            await trio.sleep(0.05)
+        after = await mesh.get_job(key)
+    assert after.data == record.data
+    assert len(after.timeline) == len(record.timeline)
