@@ -32,27 +32,12 @@ from mesh.model.ids import job_channel
 from mesh.model.quorum import Profile, QuorumMessage
 from mesh.model.retry import RetryPolicy
 from mesh.pg import apps, job_queries, workflows
-from mesh.pg.job_queries import JobRecord
+from mesh.pg.job_queries import FINAL, JobFailed, JobRecord, JobTimeout
 from mesh.runtime.actor import Actor
 from mesh.runtime.consumer import ConsumerSettings
 from mesh.runtime.node import Node
 
-FINAL = frozenset({"done", "failed", "interrupted"})
-
-
-class JobFailed(MeshError):
-    """A job that ended ``failed`` or ``interrupted``; ``job`` holds its state and error."""
-
-    def __init__(self, job: JobRecord) -> None:
-        self.job = job
-        error = job.error or {}
-        super().__init__(
-            f"job {job.key!r} ended {job.status}: {error.get('message', 'no error recorded')}"
-        )
-
-
-class JobTimeout(MeshError):
-    """A job still running when a wait's time ran out (it goes on; wait again or interrupt)."""
+__all__ = ["JobEvent", "JobFailed", "JobTimeout", "Mesh"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,4 @@
-"""The workflow commands of ``mesh``: deploy, activate."""
+"""The workflow commands of ``mesh``: deploy, activate, pub, job, jobs."""
 
 from __future__ import annotations
 
@@ -18,6 +18,24 @@ def add_commands(commands: Any) -> None:
     activate.add_argument("version")
     activate.add_argument("--app", help="the app id (default: the config's)")
     activate.set_defaults(handler=_activate)
+    pub = commands.add_parser("pub", help="start a job: publish JSON data to a graph's topic")
+    pub.add_argument("topic", help="the topic a graph subscribes to")
+    pub.add_argument("data", nargs="?", default="{}", help="the job's input as JSON")
+    pub.add_argument("--job-id", default="", help="the job id (default: the trigger's, or new)")
+    pub.add_argument("--wait", action="store_true", help="wait for the job and print its data")
+    pub.add_argument("--timeout", type=float, default=60.0, help="seconds --wait waits")
+    pub.add_argument("--app", help="the app id (default: the config's)")
+    pub.set_defaults(handler=_pub)
+    job = commands.add_parser("job", help="one job: state, status and activity timeline")
+    job.add_argument("job_id")
+    job.add_argument("--json", action="store_true", help="print JSON")
+    job.add_argument("--app", help="the app id (default: the config's)")
+    job.set_defaults(handler=_job)
+    jobs = commands.add_parser("jobs", help="recent jobs of the app")
+    jobs.add_argument("--status", choices=["running", "done", "failed", "interrupted"])
+    jobs.add_argument("--limit", type=int, default=50)
+    jobs.add_argument("--app", help="the app id (default: the config's)")
+    jobs.set_defaults(handler=_jobs)
 
 
 def _deploy(args: argparse.Namespace) -> int:
@@ -51,4 +69,77 @@ def _activate(args: argparse.Namespace) -> int:
     secret = config.quorum.secret.encode() or None
     run_once(dsn, activate, app, args.version, secret=secret, sender="cli")
     print(f"app {app!r}: version {args.version!r} is active")
+    return 0
+
+
+def _pub(args: argparse.Namespace) -> int:
+    import json
+
+    from mesh.model.messages import parse_json
+    from mesh.pg.client import MeshClient
+    from mesh.pg.job_queries import JobFailed
+
+    config, dsn = session(args, quiet=True)
+    data = parse_json(args.data, "the job data")
+    with MeshClient(dsn, app=args.app or config.app) as client:
+        job_id = client.pub(args.topic, data, job_id=args.job_id)
+        if not args.wait:
+            print(job_id)
+            return 0
+        try:
+            record = client.wait(job_id, timeout=args.timeout)
+        except JobFailed as failure:
+            print(
+                json.dumps(
+                    {"job_id": job_id, "status": failure.job.status, "error": failure.job.error}
+                )
+            )
+            return 1
+    print(json.dumps({"job_id": job_id, "status": record.status, "data": record.data}))
+    return 0
+
+
+def _job(args: argparse.Namespace) -> int:
+    import json
+
+    from mesh.pg.database import run_once
+    from mesh.pg.job_queries import get_job
+    from mesh.pg.workflows import UnknownJob
+
+    config, dsn = session(args, quiet=True)
+    app = args.app or config.app
+    record = run_once(dsn, get_job, app, args.job_id)
+    if record is None:
+        raise UnknownJob(f"no job {args.job_id!r} in app {app!r} (never started, or pruned)")
+    if args.json:
+        print(json.dumps(record.as_dict(), indent=2, default=str))
+        return 0
+    print(f"job {record.key}  ({record.topic}, app {app} version {record.version})")
+    print(f"  status   {record.status}" + (f": {record.error['message']}" if record.error else ""))
+    print(f"  created  {record.created_at:%Y-%m-%d %H:%M:%S.%f}"[:-3])
+    if record.completed_at:
+        took = (record.completed_at - record.created_at).total_seconds() * 1000
+        print(f"  finished {record.completed_at:%Y-%m-%d %H:%M:%S} ({took:.0f} ms)")
+    print("  data")
+    for name, value in sorted(record.data.items()):
+        print(f"    {name} = {json.dumps(value)}")
+    print("  timeline")
+    for step in record.timeline:
+        offset = (step.at - record.created_at).total_seconds() * 1000
+        what = "entered" if step.leg == 1 else f"completed {step.code}"
+        where = f" [{step.dimension}]" if step.dimension else ""
+        print(f"    +{offset:7.1f} ms  {step.activity}{where} {what}")
+    return 0
+
+
+def _jobs(args: argparse.Namespace) -> int:
+    from mesh.pg.database import run_once
+    from mesh.pg.job_queries import list_jobs
+
+    config, dsn = session(args, quiet=True)
+    listing = run_once(dsn, list_jobs, args.app or config.app, status=args.status, limit=args.limit)
+    for job in listing:
+        print(f"{job.created_at:%Y-%m-%d %H:%M:%S}  {job.status:<11} {job.topic:<24} {job.key}")
+    if not listing:
+        print("no jobs" + (f" with status {args.status}" if args.status else ""))
     return 0

@@ -184,6 +184,9 @@ def test_demo__runs_the_orders_to_completion(
     assert result.returncode == 0, result.stdout + result.stderr
     assert "40/40 finished" in result.stdout
     assert "nothing pending, leased or dead-lettered" in result.stdout
+    # Both branches ran, and the seeds' query printed order-456's data.
+    assert "reserved" in result.stdout and "backordered" in result.stdout
+    assert "order-456 | done | order | availableQty | 12" in result.stdout
     assert "level=error" not in result.stderr and "Traceback" not in result.stderr
     assert depth(conn) == 0
 

@@ -8,8 +8,11 @@ from typing import Any
 
 import msgspec
 
+from mesh.errors import MeshError
 from mesh.pg.database import Connection
 from mesh.pg.queries import query
+
+FINAL = frozenset({"done", "failed", "interrupted"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,3 +153,18 @@ def prune(conn: Connection, limit: int = 1000) -> tuple[int, int]:
     """Delete expired jobs (and expired buffered signals); returns both counts."""
     row = conn.execute(query("prune_jobs"), {"limit": limit}).fetchone()
     return (int(row[0]), int(row[1])) if row else (0, 0)
+
+
+class JobFailed(MeshError):
+    """A job that ended ``failed`` or ``interrupted``; ``job`` holds its state and error."""
+
+    def __init__(self, job: JobRecord) -> None:
+        self.job = job
+        error = job.error or {}
+        super().__init__(
+            f"job {job.key!r} ended {job.status}: {error.get('message', 'no error recorded')}"
+        )
+
+
+class JobTimeout(MeshError):
+    """A job still running when a wait's time ran out (it goes on; wait again or interrupt)."""
