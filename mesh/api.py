@@ -58,6 +58,9 @@ class Mesh:
         self.recheck = recheck
         self.versions = workflows.AppVersions()
         self._waiters: dict[str, list[trio.Event]] = {}
+        self._finished: dict[str, str] = {}
+        self._published: dict[str, None] = {}
+        """Recently finished job ids and their status, as announced (bounded)."""
         self._subscribers: list[tuple[str, Subscriber]] = []
         node.listener.subscribe(job_channel(node.app), self._on_job_event)
 
@@ -149,9 +152,13 @@ class Mesh:
 
     async def pub(self, topic: str, data: Any = None, *, job_id: str = "") -> str:
         """Start a job of the graph subscribed to ``topic``; returns its id once committed."""
-        return await self.node.db.run(
+        job_id = await self.node.db.run(
             workflows.pub, self.app, self.versions, topic, data, job_id=job_id
         )
+        self._published[job_id] = None
+        if len(self._published) > 10_000:
+            del self._published[next(iter(self._published))]
+        return job_id
 
     async def pubsub(
         self, topic: str, data: Any = None, *, timeout: float = 60.0, job_id: str = ""
@@ -161,26 +168,39 @@ class Mesh:
         return (await self.wait(await self.pub(topic, data, job_id=job_id), timeout=timeout)).data
 
     async def wait(self, job_id: str, *, timeout: float = 60.0) -> JobRecord:
-        """Wait until the job finishes; its record if ``done``, else :class:`JobFailed`."""
-        event = trio.Event()
-        self._waiters.setdefault(job_id, []).append(event)
-        try:
-            with trio.move_on_after(timeout) as scope:
-                while True:
-                    record = await self.get_job(job_id, details=False)
-                    if record.status in FINAL:
-                        break
-                    with trio.move_on_after(self.recheck):
-                        await event.wait()
-                    event = self._rearm(job_id, event)
-            if scope.cancelled_caught:
-                raise JobTimeout(f"job {job_id!r} is still running after {timeout:g} s")
-        finally:
-            self._drop_waiter(job_id, event)
+        """Wait until the job finishes; its record if ``done``, else :class:`JobFailed`;
+        :class:`JobTimeout` if it still runs after ``timeout`` seconds."""
+        await self.wait_status(job_id, timeout=timeout)
         record = await self.get_job(job_id)
         if record.status != "done":
             raise JobFailed(record)
         return record
+
+    async def wait_status(self, job_id: str, *, timeout: float = 60.0) -> str:
+        """Wait until the job finishes and return its status (done, failed, interrupted),
+        reading nothing when the completion notice arrives (it is sent in the job's commit).
+        The job is re-read every ``recheck`` seconds without news, and at once for a job
+        this Mesh did not start (it may have finished before we listened)."""
+        event = trio.Event()
+        self._waiters.setdefault(job_id, []).append(event)
+        check_now = job_id not in self._published
+        try:
+            with trio.move_on_after(timeout):
+                while True:
+                    status = self._finished.get(job_id)
+                    if status is not None:
+                        return status
+                    if check_now:
+                        status = (await self.get_job(job_id, details=False)).status
+                        if status in FINAL:
+                            return status
+                    with trio.move_on_after(self.recheck) as nap:
+                        await event.wait()
+                    check_now = nap.cancelled_caught
+                    event = self._rearm(job_id, event)
+            raise JobTimeout(f"job {job_id!r} is still running after {timeout:g} s")
+        finally:
+            self._drop_waiter(job_id, event)
 
     async def get_job(self, job_id: str, *, details: bool = True) -> JobRecord:
         record = await self.node.db.run(job_queries.get_job, self.app, job_id, details=details)
@@ -297,6 +317,10 @@ class Mesh:
             event = JobEvent(raw["topic"], raw["job_id"], raw["status"])
         except (msgspec.DecodeError, KeyError, TypeError):
             return
+        if event.status in FINAL:
+            self._finished[event.job_id] = event.status
+            if len(self._finished) > 10_000:
+                del self._finished[next(iter(self._finished))]
         for waiter in self._waiters.get(event.job_id, []):
             waiter.set()
         for pattern, callback in list(self._subscribers):

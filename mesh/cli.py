@@ -139,6 +139,15 @@ def _parser() -> argparse.ArgumentParser:
     bench_scale.add_argument("--batch", type=int, default=50)
     bench_scale.add_argument("--json", action="store_true", help="print JSON (the only format)")
     bench_scale.set_defaults(handler=_bench_scale)
+    bench_wf = bench_commands.add_parser(
+        "workflows", help="end-to-end workflows per second: a trigger and S worker steps"
+    )
+    bench_wf.add_argument("--workflows", type=int, default=2000)
+    bench_wf.add_argument("--steps", type=int, default=1, help="sequential worker activities")
+    bench_wf.add_argument("--in-flight", type=int, default=50, help="jobs running at once")
+    bench_wf.add_argument("--nodes", type=int, default=1, help="node processes (engine+worker)")
+    bench_wf.add_argument("--json", action="store_true", help="print JSON (the only format)")
+    bench_wf.set_defaults(handler=_bench_workflows)
 
     add_quorum_commands(commands)
 
@@ -183,6 +192,21 @@ def _run(args: argparse.Namespace) -> int:
                 server.shutdown()
 
     trio.run(main)
+    return 0
+
+
+def _bench_workflows(args: argparse.Namespace) -> int:
+    from mesh.bench_workflows import bench_workflows
+
+    config = _config(args, quiet=True)
+    report = bench_workflows(
+        _dsn(config),
+        workflows=args.workflows,
+        steps=args.steps,
+        in_flight=args.in_flight,
+        nodes=args.nodes,
+    )
+    print(msgspec.json.encode(report).decode())
     return 0
 
 

@@ -62,6 +62,8 @@ def test_metrics__documented_and_moving_with_work(
         tmp_path / "mesh.yaml",
         f"""
 app: {APP}
+node:
+  roles: [quorum, worker]  # the test reads the responses off the engine stream itself
 metrics:
   port: {port}
 workers:

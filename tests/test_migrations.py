@@ -31,6 +31,7 @@ ORDER BY 1, 2
 
 
 def _catalog(conn: psycopg.Connection) -> list[tuple[str, str]]:
+    conn.execute("SET search_path = pg_catalog")  # so both print names schema-qualified
     return conn.execute(CATALOG).fetchall()
 
 

@@ -66,6 +66,7 @@ def test_postgres_restart__the_node_recovers_then_stops_in_bounded_time(
         f"""
 app: {APP}
 node:
+  roles: [quorum, worker]  # the test reads the responses off the engine stream itself
   listener_check_interval: 1 second
   drain_timeout: 5 seconds
 streams:

@@ -27,6 +27,7 @@ def config(
         f"""
 app: {APP}
 node:
+  roles: [quorum, worker]  # the test reads the responses off the engine stream itself
   drain_timeout: 20 seconds
 streams:
   lease: {lease}

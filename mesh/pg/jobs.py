@@ -105,16 +105,11 @@ def load_details(conn: Connection, wanted: Sequence[tuple[JobState, Iterable[str
         by_id[job_id].steps[(activity, dimension, leg)] = code
 
 
-def allocate_ids(conn: Connection, count: int) -> list[int]:
-    if count <= 0:
-        return []
-    return [row[0] for row in conn.execute(query("allocate_job_ids"), {"n": count})]
-
-
-def insert_jobs(conn: Connection, jobs: Sequence[JobState]) -> set[int]:
-    """Insert new jobs; returns the ids inserted (a key taken concurrently is missing)."""
+def insert_jobs(conn: Connection, jobs: Sequence[JobState]) -> dict[str, int]:
+    """Insert new jobs with their data and steps; returns key -> id of those inserted (a key
+    already taken is missing, and nothing of that job was written)."""
     if not jobs:
-        return set()
+        return {}
     rows = [
         {
             **_job_row(job),
@@ -131,7 +126,13 @@ def insert_jobs(conn: Connection, jobs: Sequence[JobState]) -> set[int]:
         }
         for job in jobs
     ]
-    return {row[0] for row in conn.execute(query("insert_jobs"), {"rows": _rows(rows)})}
+    attributes, steps = _details(jobs, key=True)
+    params = {"rows": _rows(rows), "attributes": _rows(attributes), "steps": _rows(steps)}
+    inserted = {key: id_ for id_, key in conn.execute(query("insert_jobs"), params)}
+    for job in jobs:
+        if job.key in inserted:
+            job.id = inserted[job.key]
+    return inserted
 
 
 def save_jobs(conn: Connection, jobs: Sequence[JobState]) -> None:
@@ -166,11 +167,43 @@ def save_jobs(conn: Connection, jobs: Sequence[JobState]) -> None:
         )
     with conn.pipeline():
         if updates:
-            conn.execute(query("update_jobs"), {"rows": _rows(updates)})
+            ids = [row["id"] for row in updates]
+            conn.execute(query("update_jobs"), {"rows": _rows(updates), "ids": ids})
         if attributes:
             conn.execute(query("save_attributes"), {"rows": _rows(attributes)})
         if steps:
             conn.execute(query("save_steps"), {"rows": _rows(steps)})
+
+
+def _details(
+    jobs: Sequence[JobState], *, key: bool
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The changed attribute rows and new step rows of ``jobs``, naming each job by its
+    key (new jobs, whose ids the insert assigns) or by its id."""
+    attributes: list[dict[str, Any]] = []
+    steps: list[dict[str, Any]] = []
+    for job in jobs:
+        owner: dict[str, Any] = {"key": job.key} if key else {"job_id": job.id}
+        for name in job.dirty_data:
+            attributes.append(
+                {**owner, "dimension": "", "field": name, "value": job.data.get(name)}
+            )
+        for activity, dimension, part in job.dirty_parts:
+            value = job.activities.get((activity, dimension), {}).get(part)
+            attributes.append(
+                {**owner, "dimension": dimension, "field": f"{activity}/{part}", "value": value}
+            )
+        steps.extend(
+            {
+                **owner,
+                "activity": s.activity,
+                "dimension": s.dimension,
+                "leg": s.leg,
+                "code": s.code,
+            }
+            for s in job.new_steps
+        )
+    return attributes, steps
 
 
 def _job_row(job: JobState) -> dict[str, Any]:

@@ -174,10 +174,11 @@ def _process(
 
     starts = [d for d in live if isinstance(d.message, StartJob)]
     active: CompiledApp | None = None
-    planned: dict[int, tuple[str, str | None]] = {}
+    planned: dict[int, tuple[str, bool]] = {}
+    entities: dict[int, str | None] = {}
     refused: dict[int, MeshError] = {}
     if starts:
-        active = versions.active(conn, app)
+        active = versions.active(conn, app)  # read in this transaction: activation is one commit
         engine = Engine(active, now=now, new_id=new_id)
         for index, delivery in enumerate(live):
             message = delivery.message
@@ -191,16 +192,18 @@ def _process(
                         f"{message.topic!r}; subscribed: {', '.join(sorted(active.graphs))}"
                     )
                 engine.check_input(graph, message.data)
-                key, entity = engine.plan_start(graph, message.data)
+                key, entity, chosen = engine.plan_start(graph, message.data)
                 if message.job_id:
-                    key = message.job_id
+                    key, chosen = message.job_id, bool(message.parent is None)
                 validate_job_id(key)
-                planned[index] = (key, entity)
+                planned[index] = (key, chosen)
+                entities[index] = entity
             except (UnknownTopic, InputInvalid, WorkflowError, InvalidIdentifier) as error:
                 refused[index] = error
 
     keys = {_job_key(d.message) for d in live if not isinstance(d.message, StartJob)}
-    keys |= {key for key, _ in planned.values()}
+    # Chosen ids may be taken: lock them to know. Fresh random ids cannot be.
+    keys |= {key for index, (key, chosen) in planned.items() if chosen}
     jobs = rows.lock_jobs(conn, app, keys)
     wanted: dict[str, set[str]] = {}
     for delivery in live:
@@ -211,20 +214,19 @@ def _process(
             wanted.setdefault(message.job_id, set()).add("")
     rows.load_details(conn, [(jobs[k], dims) for k, dims in wanted.items() if k in jobs])
 
-    ids = iter(rows.allocate_ids(conn, len(planned)))
     created: list[JobState] = []
     outgoing: list[Outgoing] = []
     for index, delivery in enumerate(live):
         message = delivery.message
         if isinstance(message, StartJob):
+            plan = planned.get(index)
             result = _start(
                 jobs,
                 created,
                 message,
-                planned.get(index),
+                (plan[0], entities[index]) if plan else None,
                 refused.get(index),
                 active,
-                ids,
                 now,
                 new_id,
             )
@@ -248,7 +250,7 @@ def _process(
     if created:
         inserted = rows.insert_jobs(conn, created)
         if len(inserted) != len(created):
-            raise _KeyTaken()
+            raise _KeyTaken()  # taken since we looked: run again (it is a duplicate then)
     touched = list(jobs.values())
     rows.save_jobs(conn, touched)
     outgoing.extend(o for job in touched for o in job.outgoing)
@@ -273,7 +275,6 @@ def _start(
     plan: tuple[str, str | None] | None,
     error: MeshError | None,
     active: CompiledApp | None,
-    ids: Any,
     now: float,
     new_id: Callable[[], str],
 ) -> Result:
@@ -292,7 +293,7 @@ def _start(
     graph = active.graph(message.topic)
     assert graph is not None
     job = JobState(
-        id=next(ids),
+        id=0,  # assigned by the insert
         app=message.app,
         key=key,
         gid=new_guid(),

@@ -104,8 +104,9 @@ class Engine:
             if problems:
                 raise InputInvalid(graph.subscribes, problems)
 
-    def plan_start(self, graph: Graph, data: Any) -> tuple[str, str | None]:
-        """The job id and entity a new job of ``graph`` gets for ``data`` (trigger stats)."""
+    def plan_start(self, graph: Graph, data: Any) -> tuple[str, str | None, bool]:
+        """The job id and entity a new job of ``graph`` gets for ``data`` (trigger stats),
+        and whether the id was chosen (by the mapping) rather than freshly made."""
         trigger = graph.activities[graph.trigger_id]
         context = {"$self": {"input": {"data": data}, "output": {"data": data}}}
         key: str | None = None
@@ -117,7 +118,7 @@ class Engine:
         if trigger.entity is not None:
             resolved = self._resolve(trigger.entity, context, graph.trigger_id, "entity")
             entity = None if resolved in (None, UNDEFINED) else _text(resolved)
-        return key or self.new_id(), entity
+        return key or self.new_id(), entity, key is not None
 
     def start(self, job: JobState, graph: Graph, data: Any) -> None:
         """Run the trigger of a new job: its data, then its first activities."""
@@ -572,7 +573,8 @@ class Engine:
         job.status = status
         job.changed = True
         job.expire_seconds = self._expire(job, graph)
-        job.commands.append(UnregisterHooks())
+        if any(aid in graph.activities for aid in self.app.hook_topics):
+            job.commands.append(UnregisterHooks())  # hooks of this job may still wait
         if job.parent is not None:
             data = job.data if code < 400 else {"error": job.error}
             result = Resume(

@@ -326,16 +326,14 @@ SELECT active_version FROM mesh.apps WHERE app = %(app)s;
 -- name: manifest_of_version
 SELECT manifest::text FROM mesh.app_versions WHERE app = %(app)s AND version = %(version)s;
 
--- name: allocate_job_ids
-SELECT nextval(pg_get_serial_sequence('mesh.jobs', 'id')) FROM generate_series(1, %(n)s);
-
 -- name: lock_jobs
 -- The jobs a batch touches, locked in id order (so two engines never deadlock on them).
 SELECT j.id, j.key, j.gid, j.version, j.topic, j.entity, j.status, j.semaphore, j.threshold,
        j.cycles, p.key, j.parent_gid, j.parent_activity, j.parent_dimension, j.error::text,
        extract(epoch FROM j.created_at)::float8
-FROM mesh.jobs j LEFT JOIN mesh.jobs p ON p.id = j.parent_id
-WHERE j.app = %(app)s AND j.key = ANY(%(keys)s::text[])
+FROM unnest(%(keys)s::text[]) AS wanted(key)
+JOIN mesh.jobs j ON j.app = %(app)s AND j.key = wanted.key  -- one (app, key) lookup each
+LEFT JOIN mesh.jobs p ON p.id = j.parent_id
 ORDER BY j.id
 FOR UPDATE OF j;
 
@@ -352,24 +350,40 @@ JOIN unnest(%(ids)s::bigint[], %(dims)s::text[]) AS w(job_id, dimension)
   ON s.job_id = w.job_id AND s.dimension = w.dimension;
 
 -- name: insert_jobs
--- New jobs with ids allocated earlier in the transaction. A key taken meanwhile by another
--- transaction is skipped (the caller sees it missing from the result and retries).
-INSERT INTO mesh.jobs (id, app, key, gid, version, topic, entity, status, semaphore, threshold,
-                       cycles, parent_id, parent_gid, parent_activity, parent_dimension, error,
-                       completed_at, expires_at)
-SELECT r.id, r.app, r.key, r.gid, r.version, r.topic, r.entity, r.status, r.semaphore,
-       r.threshold, r.cycles, p.id, r.parent_gid, r.parent_activity, r.parent_dimension, r.error,
-       CASE WHEN r.status <> 'running' THEN now() END,
-       CASE WHEN r.status <> 'running' AND r.expire IS NOT NULL
-            THEN now() + r.expire * interval '1 second' END
-FROM jsonb_to_recordset(%(rows)s::jsonb) AS r(
-         id bigint, app text, key text, gid text, version text, topic text, entity text,
-         status text, semaphore int, threshold int, cycles int, parent_key text,
-         parent_gid text, parent_activity text, parent_dimension text, error jsonb,
-         expire float8)
-LEFT JOIN mesh.jobs p ON p.app = r.app AND p.key = r.parent_key
-ON CONFLICT (app, key) DO NOTHING
-RETURNING id;
+-- New jobs with their data and steps in one statement (rows keyed by job key). A key that
+-- is taken (by an older job or a concurrent transaction) inserts nothing at all; the
+-- caller sees it missing from the result.
+WITH r AS (
+    SELECT * FROM jsonb_to_recordset(%(rows)s::jsonb) AS r(
+        app text, key text, gid text, version text, topic text, entity text, status text,
+        semaphore int, threshold int, cycles int, parent_key text, parent_gid text,
+        parent_activity text, parent_dimension text, error jsonb, expire float8)
+), inserted AS (
+    INSERT INTO mesh.jobs (app, key, gid, version, topic, entity, status, semaphore, threshold,
+                           cycles, parent_id, parent_gid, parent_activity, parent_dimension,
+                           error, completed_at, expires_at)
+    SELECT r.app, r.key, r.gid, r.version, r.topic, r.entity, r.status, r.semaphore,
+           r.threshold, r.cycles,
+           (SELECT p.id FROM mesh.jobs p WHERE p.app = r.app AND p.key = r.parent_key),
+           r.parent_gid, r.parent_activity, r.parent_dimension, r.error,
+           CASE WHEN r.status <> 'running' THEN now() END,
+           CASE WHEN r.status <> 'running' AND r.expire IS NOT NULL
+                THEN now() + r.expire * interval '1 second' END
+    FROM r
+    ON CONFLICT (app, key) DO NOTHING
+    RETURNING id, key
+), attributes AS (
+    INSERT INTO mesh.jobs_attributes (job_id, dimension, field, value)
+    SELECT inserted.id, x.dimension, x.field, x.value
+    FROM jsonb_to_recordset(%(attributes)s::jsonb) AS x(key text, dimension text, field text, value jsonb)
+    JOIN inserted ON inserted.key = x.key
+), steps AS (
+    INSERT INTO mesh.job_steps (job_id, activity, dimension, leg, code)
+    SELECT inserted.id, x.activity, x.dimension, x.leg, x.code
+    FROM jsonb_to_recordset(%(steps)s::jsonb) AS x(key text, activity text, dimension text, leg smallint, code int)
+    JOIN inserted ON inserted.key = x.key
+)
+SELECT id, key FROM inserted;
 
 -- name: update_jobs
 UPDATE mesh.jobs AS j
@@ -381,7 +395,9 @@ SET status = r.status, semaphore = r.semaphore, threshold = r.threshold, cycles 
 FROM jsonb_to_recordset(%(rows)s::jsonb) AS r(
          id bigint, status text, semaphore int, threshold int, cycles int, error jsonb,
          expire float8)
-WHERE j.id = r.id;
+WHERE j.id = r.id
+  AND j.id = ANY(%(ids)s::bigint[]);  -- lets the planner use the primary key (the function's
+                                      -- row estimate is fixed at 100, so it would scan jobs)
 
 -- name: save_attributes
 INSERT INTO mesh.jobs_attributes (job_id, dimension, field, value)

@@ -1,0 +1,136 @@
+"""``mesh bench workflows``: end-to-end workflows per second and latency percentiles.
+
+Each workflow is a trigger followed by ``steps`` sequential worker activities (async echo).
+The mesh runs in ``nodes`` separate processes started with ``mesh run`` (engine and worker
+roles), confirmed live by roll call; this process is the client: ``in_flight`` tasks each
+``pub`` a job and wait for its completion notice, until ``workflows`` have finished. Latency
+is pub-to-completion as the client sees it; throughput is workflows over the time from the
+first pub to the last completion.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from mesh.api import Mesh
+from mesh.bench import _percentile, _vacuum
+from mesh.bench_scale import _wait_for_members
+from mesh.config import parse_config
+from mesh.model.graph import validate_manifest
+from mesh.model.ids import new_guid
+from mesh.pg.apps import activate, deploy
+from mesh.pg.baseline import server_facts
+from mesh.pg.database import redact, run_once
+from mesh.pg.migrations import migrate
+
+TOPIC = "bench.step"
+
+
+def bench_manifest(app: str, steps: int) -> dict[str, Any]:
+    activities: dict[str, Any] = {"start": {"type": "trigger"}}
+    transitions: dict[str, Any] = {}
+    previous = "start"
+    for index in range(1, steps + 1):
+        name = f"step{index}"
+        activities[name] = {
+            "type": "worker",
+            "topic": TOPIC,
+            "input": {"maps": {"n": index, "seed": "{start.output.data.seed}"}},
+            "job": {"maps": {name: "{$self.output.data.n}"}},
+        }
+        transitions[previous] = [{"to": name}]
+        previous = name
+    graph = {"subscribes": "bench.run", "activities": activities, "transitions": transitions}
+    return {"app": {"id": app, "version": "1", "graphs": [graph]}}
+
+
+def bench_workflows(
+    dsn: str, *, workflows: int, steps: int, in_flight: int, nodes: int
+) -> dict[str, Any]:
+    run_once(dsn, migrate)
+    facts = run_once(dsn, server_facts)
+    app = f"wf-{new_guid()[:8].lower()}"
+    _vacuum(dsn)
+    manifest = validate_manifest(bench_manifest(app, steps))
+    run_once(dsn, deploy, manifest)
+    run_once(dsn, activate, app, "1")
+    with tempfile.TemporaryDirectory() as folder:
+        config_path = Path(folder) / "mesh.yaml"
+        config_path.write_text(
+            f"app: {app}\n"
+            "streams: {poll_interval: 0.5 seconds, batch_size: 50}\n"
+            f"workers:\n  - {{topic: {TOPIC}, function: 'mesh.bench:echo', concurrency: 100}}\n"
+            "log_level: warn\n"
+        )
+        config = parse_config(config_path.read_text(), str(config_path))
+        env = {**os.environ, "MESH_DATABASE_URL": dsn, "PORT": ""}
+        command = [sys.executable, "-m", "mesh.cli", "--config", str(config_path), "run"]
+        roles = ["--role", "engine", "--role", "worker", "--role", "quorum"]
+        processes = [
+            subprocess.Popen([*command, *roles], env=env, stdin=subprocess.DEVNULL)
+            for _ in range(nodes)
+        ]
+        try:
+            trio.run(_wait_for_members, config, dsn, nodes)
+            result = trio.run(_measure, dsn, app, workflows, in_flight)
+        finally:
+            for process in processes:
+                process.send_signal(signal.SIGTERM)
+            for process in processes:
+                process.wait(timeout=60)
+    return {
+        "workflows": workflows,
+        "steps": steps,
+        **result,
+        "settings": {
+            "in_flight": in_flight,
+            "nodes": nodes,
+            "node_roles": "engine+worker+quorum",
+            "engine_batch": 50,
+            "function": "async echo",
+            "cpus": os.cpu_count(),
+            "database": redact(dsn),
+            **facts,
+        },
+        "measured": "client pub to completion notice; node processes started with `mesh run`",
+    }
+
+
+async def _measure(dsn: str, app: str, workflows: int, in_flight: int) -> dict[str, Any]:
+    latencies: list[float] = []
+    failures = 0
+    remaining = workflows
+
+    async with Mesh.open(dsn, app=app, engine=False, quorum=False) as mesh:
+
+        async def client() -> None:
+            nonlocal remaining, failures
+            while remaining > 0:
+                remaining -= 1
+                begun = time.perf_counter()
+                job_id = await mesh.pub("bench.run", {"seed": remaining})
+                if await mesh.wait_status(job_id, timeout=120) != "done":
+                    failures += 1
+                latencies.append(time.perf_counter() - begun)
+
+        started = time.perf_counter()
+        async with trio.open_nursery() as nursery:
+            for _ in range(in_flight):
+                nursery.start_soon(client)
+        elapsed = time.perf_counter() - started
+    ordered = sorted(x * 1000 for x in latencies)
+    return {
+        "workflows_per_s": round(len(latencies) / elapsed, 1),
+        "elapsed_s": round(elapsed, 3),
+        "failed": failures,
+        "latency_ms": {f"p{p}": round(_percentile(ordered, p), 1) for p in (50, 90, 99)},
+    }
