@@ -1,4 +1,5 @@
-"""The reaper: returns expired leases to their streams and dead-letters poison messages.
+"""The reaper: returns expired leases to their streams, dead-letters poison messages, and
+prunes finished jobs past their expiry (with their data and steps).
 
 Every node runs one; ``FOR UPDATE SKIP LOCKED`` keeps several reapers from colliding. A
 message whose attempts are spent when its lease expires (its handler killed the process, or
@@ -28,6 +29,7 @@ class ReaperActor(Actor[None]):
         self.interval = interval
         self.released = 0
         self.dead_lettered = 0
+        self.pruned = 0
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
@@ -43,6 +45,12 @@ class ReaperActor(Actor[None]):
             return
         self.released += released
         self.dead_lettered += len(dead)
+        try:
+            pruned, _signals = await self.streams.prune_jobs()
+        except DatabaseError as error:
+            log.warning("event=prune_failed error=%r", str(error))
+        else:
+            self.pruned += pruned
         if released:
             log.info("event=leases_reclaimed count=%d", released)
         for message in dead:
@@ -55,4 +63,5 @@ class ReaperActor(Actor[None]):
             **super().statistics(),
             "released": self.released,
             "dead_lettered": self.dead_lettered,
+            "pruned_jobs": self.pruned,
         }

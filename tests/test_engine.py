@@ -535,3 +535,29 @@ async def test_duplicate_and_stale_deliveries_change_nothing(dsn: str) -> None:
         after = await mesh.get_job(key)
     assert after.data == record.data
     assert len(after.timeline) == len(record.timeline)
+
+
+async def test_finished_jobs_are_pruned_after_their_expiry(dsn: str) -> None:
+    from mesh.pg.workflows import UnknownJob
+
+    short = SEQUENCE.replace(
+        "    - subscribes: calc\n", "    - subscribes: calc\n      expire: 0.2\n"
+    )
+    async with Mesh.open(
+        dsn, app="t", workers={"t.double": double}, engine_settings=FAST, reap_interval=0.1
+    ) as mesh:
+        await mesh.deploy(short)
+        await mesh.activate("1")
+        key = await mesh.pub("calc", {"value": 1})
+        record = await mesh.wait(key, timeout=20)
+        assert record.expires_at is not None and record.completed_at is not None
+        assert 0.1 < (record.expires_at - record.completed_at).total_seconds() < 0.5
+        with trio.fail_after(20):
+            while True:
+                try:
+                    await mesh.get_job(key, details=False)
+                except UnknownJob:
+                    break
+                await trio.sleep(0.05)
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute("SELECT count(*) FROM mesh.jobs_attributes").fetchone() == (0,)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from mesh.model.outcomes import Outgoing
-from mesh.pg import streams
+from mesh.pg import job_queries, streams
 from mesh.pg.database import Database
 from mesh.pg.streams import DeadMessage, Settlement, StreamClaim, StreamStats
 
@@ -47,6 +47,10 @@ class Streams:
             limit=limit,
             lease=lease,
         )
+
+    async def prune_jobs(self, limit: int = 1000) -> tuple[int, int]:
+        """Delete finished jobs past their expiry and expired buffered signals."""
+        return await self.db.run(job_queries.prune, limit)
 
     async def reap(self, limit: int = 1000) -> tuple[int, list[DeadMessage]]:
         return await self.db.run(streams.reap, limit=limit)
