@@ -13,6 +13,8 @@ import signal
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -52,42 +54,38 @@ def bench_scale(dsn: str, *, processes: list[int], messages: int, batch: int) ->
 def _one_round(dsn: str, count: int, *, messages: int, batch: int) -> dict[str, Any]:
     app = f"scale-{new_guid()[:8].lower()}"
     _vacuum(dsn)
+    config_text = (
+        f"app: {app}\n"
+        "streams: {poll_interval: 0.5 seconds}\n"
+        f"workers:\n  - {{topic: {TOPIC}, function: 'mesh.bench:echo', concurrency: {batch}, batch_size: {batch}}}\n"
+        "log_level: warn\n"
+    )
+    with node_processes(dsn, config_text, count, roles=["worker"]):
+        result = trio.run(_measure, dsn, app, messages, batch)
+    return {"processes": count, **result}
+
+
+@contextmanager
+def node_processes(dsn: str, config_text: str, count: int, *, roles: list[str]) -> Iterator[None]:
+    """``count`` nodes started with ``mesh run`` on ``config_text``, live by roll call when
+    the block starts, drained with SIGTERM when it ends."""
     with tempfile.TemporaryDirectory() as folder:
         config_path = Path(folder) / "mesh.yaml"
-        config_path.write_text(
-            f"app: {app}\n"
-            "streams: {poll_interval: 0.5 seconds}\n"
-            f"workers:\n  - {{topic: {TOPIC}, function: 'mesh.bench:echo', concurrency: {batch}, batch_size: {batch}}}\n"
-            "log_level: warn\n"
-        )
-        config = parse_config(config_path.read_text(), str(config_path))
+        config_path.write_text(config_text)
+        config = parse_config(config_text, str(config_path))
         env = {**os.environ, "MESH_DATABASE_URL": dsn, "PORT": ""}
-        nodes = [
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "mesh.cli",
-                    "--config",
-                    str(config_path),
-                    "run",
-                    "--role",
-                    "worker",
-                ],
-                env=env,
-                stdin=subprocess.DEVNULL,
-            )
-            for _ in range(count)
-        ]
+        command = [sys.executable, "-m", "mesh.cli", "--config", str(config_path), "run"]
+        for role in roles:
+            command += ["--role", role]
+        nodes = [subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL) for _ in range(count)]
         try:
             trio.run(_wait_for_members, config, dsn, count)
-            result = trio.run(_measure, dsn, app, messages, batch)
+            yield
         finally:
             for node in nodes:
                 node.send_signal(signal.SIGTERM)
             for node in nodes:
                 node.wait(timeout=60)
-    return {"processes": count, **result}
 
 
 async def _wait_for_members(config: Config, dsn: str, count: int) -> None:

@@ -11,20 +11,14 @@ first pub to the last completion.
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import trio
 
 from mesh.api import Mesh
 from mesh.bench import _percentile, _vacuum
-from mesh.bench_scale import _wait_for_members
-from mesh.config import parse_config
+from mesh.bench_scale import node_processes
 from mesh.model.graph import validate_manifest
 from mesh.model.ids import new_guid
 from mesh.pg.apps import activate, deploy
@@ -63,30 +57,14 @@ def bench_workflows(
     manifest = validate_manifest(bench_manifest(app, steps))
     run_once(dsn, deploy, manifest)
     run_once(dsn, activate, app, "1")
-    with tempfile.TemporaryDirectory() as folder:
-        config_path = Path(folder) / "mesh.yaml"
-        config_path.write_text(
-            f"app: {app}\n"
-            "streams: {poll_interval: 0.5 seconds, batch_size: 50}\n"
-            f"workers:\n  - {{topic: {TOPIC}, function: 'mesh.bench:echo', concurrency: 100}}\n"
-            "log_level: warn\n"
-        )
-        config = parse_config(config_path.read_text(), str(config_path))
-        env = {**os.environ, "MESH_DATABASE_URL": dsn, "PORT": ""}
-        command = [sys.executable, "-m", "mesh.cli", "--config", str(config_path), "run"]
-        roles = ["--role", "engine", "--role", "worker", "--role", "quorum"]
-        processes = [
-            subprocess.Popen([*command, *roles], env=env, stdin=subprocess.DEVNULL)
-            for _ in range(nodes)
-        ]
-        try:
-            trio.run(_wait_for_members, config, dsn, nodes)
-            result = trio.run(_measure, dsn, app, workflows, in_flight)
-        finally:
-            for process in processes:
-                process.send_signal(signal.SIGTERM)
-            for process in processes:
-                process.wait(timeout=60)
+    config_text = (
+        f"app: {app}\n"
+        "streams: {poll_interval: 0.5 seconds, batch_size: 50}\n"
+        f"workers:\n  - {{topic: {TOPIC}, function: 'mesh.bench:echo', concurrency: 100}}\n"
+        "log_level: warn\n"
+    )
+    with node_processes(dsn, config_text, nodes, roles=["engine", "worker", "quorum"]):
+        result = trio.run(_measure, dsn, app, workflows, in_flight)
     return {
         "workflows": workflows,
         "steps": steps,

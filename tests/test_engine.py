@@ -355,17 +355,23 @@ async def test_signal_activity_one_and_all(dsn: str) -> None:
             assert (await mesh.wait(key, timeout=20)).data == {"answer": "to all"}
 
 
-async def _wait_registered(dsn: str, key: str) -> None:
+async def _first_value(dsn: str, sql: str, key: str) -> object:
+    """Poll ``sql`` (one %s parameter) until its first row's first value is truthy."""
     while True:
         with psycopg.connect(dsn) as conn:
-            row = conn.execute(
-                "SELECT count(*) FROM mesh.hook_signals h JOIN mesh.jobs j ON j.id = h.job_id "
-                "WHERE j.key = %s",
-                (key,),
-            ).fetchone()
+            row = conn.execute(sql, (key,)).fetchone()
         if row and row[0]:
-            return
+            return row[0]
         await trio.sleep(0.02)
+
+
+async def _wait_registered(dsn: str, key: str) -> None:
+    await _first_value(
+        dsn,
+        "SELECT count(*) FROM mesh.hook_signals h JOIN mesh.jobs j ON j.id = h.job_id "
+        "WHERE j.key = %s",
+        key,
+    )
 
 
 CYCLE = """
@@ -478,16 +484,12 @@ async def test_interrupt_self_other_and_descend(dsn: str) -> None:
 
 
 async def _child_of(dsn: str, parent: str) -> str:
-    while True:
-        with psycopg.connect(dsn) as conn:
-            row = conn.execute(
-                "SELECT c.key FROM mesh.jobs c JOIN mesh.jobs p ON p.id = c.parent_id "
-                "WHERE p.key = %s",
-                (parent,),
-            ).fetchone()
-        if row:
-            return str(row[0])
-        await trio.sleep(0.02)
+    child = await _first_value(
+        dsn,
+        "SELECT c.key FROM mesh.jobs c JOIN mesh.jobs p ON p.id = c.parent_id WHERE p.key = %s",
+        parent,
+    )
+    return str(child)
 
 
 async def test_duplicate_and_stale_deliveries_change_nothing(dsn: str) -> None:

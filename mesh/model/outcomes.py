@@ -10,11 +10,13 @@ from __future__ import annotations
 import msgspec
 
 from mesh.errors import InvalidPayload
+from mesh.model.ids import ENGINE_STREAM
 from mesh.model.messages import (
     PRIORITY_REQUEST,
     PRIORITY_RESPONSE,
     ActivityRequest,
     ActivityResponse,
+    EngineMessage,
     ErrorInfo,
     decode,
     encode,
@@ -56,6 +58,23 @@ class DeadLetter(msgspec.Struct, frozen=True):
 
 
 Outcome = Ack | Retry | DeadLetter
+
+ENGINE_ATTEMPTS = 5
+"""Claims of an engine message before it is dead-lettered (each engine crash spends one)."""
+
+
+def to_engine(
+    message: EngineMessage, *, delay: float = 0.0, priority: int = PRIORITY_REQUEST
+) -> Outgoing:
+    """The message that carries ``message`` to its app's engine stream."""
+    return Outgoing(
+        message.app,
+        ENGINE_STREAM,
+        encode(message),
+        priority,
+        max_attempts=ENGINE_ATTEMPTS,
+        delay=delay,
+    )
 
 
 def reply(request: ActivityRequest, response: ActivityResponse) -> Outgoing:

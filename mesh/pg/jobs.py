@@ -20,9 +20,9 @@ from mesh.model.engine.state import (
     RegisterHook,
     UnregisterHooks,
 )
-from mesh.model.ids import ENGINE_STREAM, job_channel
-from mesh.model.messages import InterruptJob, ParentRef, Resume, encode
-from mesh.model.outcomes import Outgoing
+from mesh.model.ids import job_channel
+from mesh.model.messages import InterruptJob, ParentRef, Resume
+from mesh.model.outcomes import Outgoing, to_engine
 from mesh.pg.database import Connection
 from mesh.pg.queries import query
 
@@ -258,9 +258,7 @@ def run_commands(
                         descend=True,
                         sent_at=now,
                     )
-                    outgoing.append(
-                        Outgoing(job.app, ENGINE_STREAM, encode(message), max_attempts=5)
-                    )
+                    outgoing.append(to_engine(message))
             elif isinstance(command, Announce):
                 channels.append(job_channel(job.app))
                 payloads.append(
@@ -288,7 +286,7 @@ def run_commands(
                 data=msgspec.json.decode(data),
                 sent_at=now,
             )
-            outgoing.append(Outgoing(app, ENGINE_STREAM, encode(resume), max_attempts=5))
+            outgoing.append(to_engine(resume))
     if channels:
         conn.execute(query("announce"), {"channels": channels, "payloads": payloads})
     return outgoing
@@ -319,24 +317,19 @@ def deliver_signal(
         )
         return []
     return [
-        Outgoing(
-            app,
-            ENGINE_STREAM,
-            encode(
-                Resume(
-                    id=new_id(),
-                    app=app,
-                    kind="signal",
-                    job_id=key,
-                    gid=gid,
-                    activity_id=activity,
-                    dimension=dimension,
-                    code=signal.code,
-                    data=signal.data,
-                    sent_at=now,
-                )
-            ),
-            max_attempts=5,
+        to_engine(
+            Resume(
+                id=new_id(),
+                app=app,
+                kind="signal",
+                job_id=key,
+                gid=gid,
+                activity_id=activity,
+                dimension=dimension,
+                code=signal.code,
+                data=signal.data,
+                sent_at=now,
+            )
         )
         for key, gid, activity, dimension in waiting
     ]

@@ -20,10 +20,11 @@ import psycopg
 
 from mesh.errors import InvalidIdentifier, MeshError
 from mesh.model.engine.app import CompiledApp
-from mesh.model.engine.executor import Engine, InputInvalid, WorkflowError
+from mesh.model.engine.executor import Engine, InputInvalid
+from mesh.model.engine.mapping import WorkflowError
 from mesh.model.engine.state import JobState, lineage
 from mesh.model.graph.manifest import Manifest
-from mesh.model.ids import ENGINE_STREAM, new_guid, new_message_id, validate_job_id
+from mesh.model.ids import new_guid, new_message_id, validate_job_id
 from mesh.model.messages import (
     PRIORITY_RESPONSE,
     ActivityResponse,
@@ -31,9 +32,8 @@ from mesh.model.messages import (
     InterruptJob,
     Resume,
     StartJob,
-    encode,
 )
-from mesh.model.outcomes import Outgoing
+from mesh.model.outcomes import Outgoing, to_engine
 from mesh.pg import jobs as rows
 from mesh.pg.database import Connection
 from mesh.pg.queries import query
@@ -201,7 +201,7 @@ def _process(
             except (UnknownTopic, InputInvalid, WorkflowError, InvalidIdentifier) as error:
                 refused[index] = error
 
-    keys = {_job_key(d.message) for d in live if not isinstance(d.message, StartJob)}
+    keys = {d.message.job_id for d in live if not isinstance(d.message, StartJob)}
     # Chosen ids may be taken: lock them to know. Fresh random ids cannot be.
     keys |= {key for index, (key, chosen) in planned.items() if chosen}
     jobs = rows.lock_jobs(conn, app, keys)
@@ -234,7 +234,7 @@ def _process(
                 outgoing.append(_refusal_to_parent(message, result.error, new_id, now))
             report.results.append(result)
             continue
-        key = _job_key(message)
+        key = message.job_id
         job = jobs.get(key)
         if job is None:
             if delivery.claim is None and isinstance(message, InterruptJob):
@@ -336,11 +336,7 @@ def _refusal_to_parent(
         data={"error": {"message": str(error), "type": type(error).__name__, "code": code}},
         sent_at=now,
     )
-    return Outgoing(message.app, ENGINE_STREAM, encode(resume), PRIORITY_RESPONSE, max_attempts=5)
-
-
-def _job_key(message: EngineMessage) -> str:
-    return message.job_id
+    return to_engine(resume, priority=PRIORITY_RESPONSE)
 
 
 # -- client operations ------------------------------------------------------------------------

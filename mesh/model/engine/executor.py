@@ -14,15 +14,23 @@ the job's row lock, and a finished job accepts no more messages.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any
 
-import msgspec
-
-from mesh.errors import InvalidIdentifier, MeshError
-from mesh.model.durations import parse_duration
+from mesh.errors import MeshError
 from mesh.model.engine.app import CompiledApp
+from mesh.model.engine.mapping import (
+    WorkflowError,
+    apply_job_maps,
+    context_for,
+    map_values,
+    preview,
+    resolve_rule,
+    signal_key,
+    text,
+    to_seconds,
+    topic_of,
+)
 from mesh.model.engine.state import (
     Announce,
     DeliverSignal,
@@ -34,7 +42,7 @@ from mesh.model.engine.state import (
 )
 from mesh.model.graph.manifest import Activity, Graph, Transition
 from mesh.model.graph.schema import schema_problems
-from mesh.model.ids import ENGINE_STREAM, validate_topic
+from mesh.model.ids import ENGINE_STREAM
 from mesh.model.messages import (
     PRIORITY_REQUEST,
     PRIORITY_RESPONSE,
@@ -47,26 +55,13 @@ from mesh.model.messages import (
     StartJob,
     encode,
 )
-from mesh.model.outcomes import Outgoing
-from mesh.model.pipe.evaluator import PipeError, resolve
+from mesh.model.outcomes import Outgoing, to_engine
 from mesh.model.pipe.js import UNDEFINED, strict_equals, to_number, truthy
-from mesh.model.pipe.text import to_json_compatible
 
 MAX_CYCLES = 10_000
 DEFAULT_EXPIRE_SECONDS = 86_400.0
 REENTERED = 100
 """The code of a Leg 1 step entered by a cycle's re-entry (a plain entry records 200)."""
-ENGINE_ATTEMPTS = 5
-"""Claims of an engine message before it is dead-lettered (each engine crash spends one)."""
-
-
-class WorkflowError(MeshError):
-    """A job cannot go on: a mapping failed, a result had the wrong shape, a cycle ran away.
-    The job ends ``failed`` with this message; ``code`` is what its parent hears."""
-
-    def __init__(self, message: str, code: int = 500) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 class InputInvalid(MeshError):
@@ -79,12 +74,6 @@ class InputInvalid(MeshError):
             f"input for {topic!r} does not match the graph's input schema; no job was "
             f"started:\n{listing}"
         )
-
-
-def signal_key(value: Any) -> str:
-    """The registry key of a resolved match value: JSON text, so 1 and '1' stay apart."""
-    value = to_json_compatible(value)
-    return "" if value is UNDEFINED else msgspec.json.encode(value).decode()
 
 
 class Engine:
@@ -111,13 +100,13 @@ class Engine:
         context = {"$self": {"input": {"data": data}, "output": {"data": data}}}
         key: str | None = None
         if "id" in trigger.stats:
-            resolved = self._resolve(trigger.stats["id"], context, graph.trigger_id, "stats.id")
+            resolved = resolve_rule(trigger.stats["id"], context, graph.trigger_id, "stats.id")
             if resolved not in (None, UNDEFINED, ""):
-                key = resolved if isinstance(resolved, str) else _text(resolved)
+                key = resolved if isinstance(resolved, str) else text(resolved)
         entity = None
         if trigger.entity is not None:
-            resolved = self._resolve(trigger.entity, context, graph.trigger_id, "entity")
-            entity = None if resolved in (None, UNDEFINED) else _text(resolved)
+            resolved = resolve_rule(trigger.entity, context, graph.trigger_id, "entity")
+            entity = None if resolved in (None, UNDEFINED) else text(resolved)
         return key or self.new_id(), entity, key is not None
 
     def start(self, job: JobState, graph: Graph, data: Any) -> None:
@@ -126,14 +115,14 @@ class Engine:
         trigger = graph.activities[trigger_id]
         job.add_step(trigger_id, "", 1)
         job.set_part(trigger_id, "", "output", data)
-        context = self._context(job, graph, trigger_id, "")
+        context = context_for(job, graph, trigger_id, "")
         if trigger.statusThreshold is not None:
             job.threshold = int(
                 to_number(
-                    self._resolve(trigger.statusThreshold, context, trigger_id, "statusThreshold")
+                    resolve_rule(trigger.statusThreshold, context, trigger_id, "statusThreshold")
                 )
             )
-        self._apply_job_maps(job, trigger, context, trigger_id)
+        apply_job_maps(job, trigger, context, trigger_id)
         job.add_step(trigger_id, "", 2)
         children = self._children(trigger_id, context, 200)
         # Adjust, not assign: children that complete at once (passthrough hooks, detached
@@ -224,7 +213,7 @@ class Engine:
         if not isinstance(data, dict):
             raise WorkflowError(
                 f"activity {aid!r} (topic {response.topic!r}) returned "
-                f"{type(data).__name__} {_preview(data)}; an activity returns a JSON object "
+                f"{type(data).__name__} {preview(data)}; an activity returns a JSON object "
                 f"(or nothing), read as {{{aid}.output.data.<field>}}"
             )
         schema = activity.output.get("schema")
@@ -237,9 +226,7 @@ class Engine:
                 )
         if response.status == "pending":
             self._store_output(job, graph, aid, dim, data)
-            if truthy(
-                self._resolve(activity.emit, self._context(job, graph, aid, dim), aid, "emit")
-            ):
+            if truthy(resolve_rule(activity.emit, context_for(job, graph, aid, dim), aid, "emit")):
                 job.commands.append(Announce(self._announce_topic(graph), "emitted"))
             return "applied"
         self._complete(job, graph, aid, dim, 200, output=data)
@@ -255,11 +242,11 @@ class Engine:
             return 0  # converging branches: an activity runs once per dimension
         job.add_step(aid, dim, 1, REENTERED if reentry is not UNDEFINED else 200)
         activity = graph.activities[aid]
-        context = self._context(job, graph, aid, dim)
+        context = context_for(job, graph, aid, dim)
         if reentry is not UNDEFINED:
             data = reentry if isinstance(reentry, dict) else {}
         else:
-            data = self._map(activity.input.get("maps"), context, aid, "input.maps")
+            data = map_values(activity.input.get("maps"), context, aid, "input.maps")
         if data:
             job.set_part(aid, dim, "input", data)
             context["$self"]["input"] = {"data": data}
@@ -297,9 +284,9 @@ class Engine:
             job.set_part(aid, dim, "hook", hook)
         if output is not None:
             self._store_output(job, graph, aid, dim, output)
-        context = self._context(job, graph, aid, dim)
+        context = context_for(job, graph, aid, dim)
         activity = graph.activities[aid]
-        self._apply_job_maps(job, activity, context, aid)
+        apply_job_maps(job, activity, context, aid)
         children = self._children(aid, context, code)
         if code >= 400 and not children:
             error = output.get("error") if isinstance(output, dict) else None
@@ -315,7 +302,7 @@ class Engine:
             return
         entered = sum(self._enter(job, graph, child, dim) for child in children)
         job.adjust(entered - 1)
-        if truthy(self._resolve(activity.emit, context, aid, "emit")):
+        if truthy(resolve_rule(activity.emit, context, aid, "emit")):
             job.commands.append(Announce(self._announce_topic(graph), "emitted"))
 
     def _store_output(self, job: JobState, graph: Graph, aid: str, dim: str, data: Any) -> None:
@@ -323,10 +310,10 @@ class Engine:
         maps = activity.output.get("maps")
         if maps:
             job.set_part(aid, dim, "output", data)
-            context = self._context(job, graph, aid, dim)
+            context = context_for(job, graph, aid, dim)
             data = {
                 **(data if isinstance(data, dict) else {}),
-                **self._map(maps, context, aid, "output.maps"),
+                **map_values(maps, context, aid, "output.maps"),
             }
         job.set_part(aid, dim, "output", data)
 
@@ -341,7 +328,7 @@ class Engine:
         data: dict[str, Any],
         context: dict[str, Any],
     ) -> None:
-        topic = self._topic(activity, context, aid)
+        topic = topic_of(activity, context, aid)
         request = ActivityRequest(
             id=self.new_id(),
             app=job.app,
@@ -366,12 +353,12 @@ class Engine:
         data: dict[str, Any],
         context: dict[str, Any],
     ) -> None:
-        topic = self._topic(activity, context, aid)
+        topic = topic_of(activity, context, aid)
         if self.app.graph(topic) is None:
             raise WorkflowError(
                 f"activity {aid!r}: no graph of app {job.app!r} subscribes to {topic!r}"
             )
-        wait = truthy(self._resolve(activity.await_, context, aid, "await"))
+        wait = truthy(resolve_rule(activity.await_, context, aid, "await"))
         child_key = self.new_id()
         parent = ParentRef(job.key, job.gid, aid, dim) if wait else None
         start = StartJob(
@@ -383,7 +370,7 @@ class Engine:
             parent=parent,
             sent_at=self.now,
         )
-        job.outgoing.append(self._to_engine(job, start))
+        job.outgoing.append(to_engine(start))
         if not wait:
             self._complete(job, graph, aid, dim, 200, output={"job_id": child_key})
 
@@ -402,12 +389,12 @@ class Engine:
             rule = self.app.rule_for(topic, aid)
             expected: Any = UNDEFINED
             if rule is not None and rule.conditions is not None and rule.conditions.match:
-                expected = self._resolve(
+                expected = resolve_rule(
                     rule.conditions.match[0].expected, context, aid, f"hooks.{topic}.expected"
                 )
             job.commands.append(RegisterHook(topic, signal_key(expected), aid, dim))
         if activity.sleep is not None:
-            seconds = self._seconds(self._resolve(activity.sleep, context, aid, "sleep"), aid)
+            seconds = to_seconds(resolve_rule(activity.sleep, context, aid, "sleep"), aid)
             wake = Resume(
                 id=self.new_id(),
                 app=job.app,
@@ -418,7 +405,7 @@ class Engine:
                 dimension=dim,
                 sent_at=self.now,
             )
-            job.outgoing.append(self._to_engine(job, wake, delay=seconds))
+            job.outgoing.append(to_engine(wake, delay=seconds))
         if topic is None and activity.sleep is None:
             self._complete(job, graph, aid, dim, 200, output=data)  # passthrough
 
@@ -431,16 +418,14 @@ class Engine:
         dim: str,
         context: dict[str, Any],
     ) -> None:
-        topic = self._topic(activity, context, aid)
-        payload = self._map(activity.signal.get("maps"), context, aid, "signal.maps")
+        topic = topic_of(activity, context, aid)
+        payload = map_values(activity.signal.get("maps"), context, aid, "signal.maps")
         code = activity.code if activity.code is not None else activity.status
-        code = (
-            int(to_number(self._resolve(code, context, aid, "code"))) if code is not None else 200
-        )
+        code = int(to_number(resolve_rule(code, context, aid, "code"))) if code is not None else 200
         if activity.subtype == "all":
             key = None
             if activity.key_value is not None:
-                key = signal_key(self._resolve(activity.key_value, context, aid, "key_value"))
+                key = signal_key(resolve_rule(activity.key_value, context, aid, "key_value"))
             job.commands.append(DeliverSignal(topic, key, payload, code, buffer=False))
         else:
             job.commands.extend(self.signal_deliveries(topic, payload, code))
@@ -454,7 +439,7 @@ class Engine:
         for rule in self.app.hook_rules.get(topic, []):
             actual: Any = UNDEFINED
             if rule.conditions is not None and rule.conditions.match:
-                actual = self._resolve(
+                actual = resolve_rule(
                     rule.conditions.match[0].actual, hook_context, rule.to, f"hooks.{topic}.actual"
                 )
             key = signal_key(actual)
@@ -496,7 +481,7 @@ class Engine:
             data=data,
             sent_at=self.now,
         )
-        job.outgoing.append(self._to_engine(job, reenter))
+        job.outgoing.append(to_engine(reenter))
         # The cycle closes and the re-entered ancestor opens: the semaphore stays.
 
     def _interrupt_activity(
@@ -509,24 +494,24 @@ class Engine:
         context: dict[str, Any],
     ) -> None:
         target = (
-            self._resolve(activity.target, context, aid, "target")
+            resolve_rule(activity.target, context, aid, "target")
             if activity.target is not None
             else job.key
         )
         reason = (
-            self._resolve(activity.reason, context, aid, "reason")
+            resolve_rule(activity.reason, context, aid, "reason")
             if activity.reason is not None
             else None
         )
         code = (
-            int(to_number(self._resolve(activity.code, context, aid, "code")))
+            int(to_number(resolve_rule(activity.code, context, aid, "code")))
             if activity.code is not None
             else 410
         )
-        descend = truthy(self._resolve(activity.descend, context, aid, "descend"))
-        throw = truthy(self._resolve(activity.throw, context, aid, "throw"))
+        descend = truthy(resolve_rule(activity.descend, context, aid, "descend"))
+        throw = truthy(resolve_rule(activity.throw, context, aid, "throw"))
         reason_text = (
-            _text(reason) if reason not in (None, UNDEFINED) else f"interrupted by activity {aid!r}"
+            text(reason) if reason not in (None, UNDEFINED) else f"interrupted by activity {aid!r}"
         )
         if not isinstance(target, str) or target in ("", job.key):
             job.add_step(aid, dim, 2, code)
@@ -541,7 +526,7 @@ class Engine:
             descend=descend,
             sent_at=self.now,
         )
-        job.outgoing.append(self._to_engine(job, message))
+        job.outgoing.append(to_engine(message))
         self._complete(job, graph, aid, dim, 200, output={"job_id": target})
 
     # -- ending a job ------------------------------------------------------------------------
@@ -589,20 +574,20 @@ class Engine:
                 data=data,
                 sent_at=self.now,
             )
-            job.outgoing.append(self._to_engine(job, result, priority=PRIORITY_RESPONSE))
+            job.outgoing.append(to_engine(result, priority=PRIORITY_RESPONSE))
         job.commands.append(Announce(self._announce_topic(graph), status))
 
     def _expire(self, job: JobState, graph: Graph) -> float | None:
         if graph.expire is None:
             return DEFAULT_EXPIRE_SECONDS
         try:
-            value = self._resolve(
+            value = resolve_rule(
                 graph.expire,
-                self._context(job, graph, graph.trigger_id, ""),
+                context_for(job, graph, graph.trigger_id, ""),
                 graph.trigger_id,
                 "expire",
             )
-            seconds = self._seconds(value, graph.trigger_id)
+            seconds = to_seconds(value, graph.trigger_id)
         except WorkflowError:
             return DEFAULT_EXPIRE_SECONDS
         return seconds if seconds > 0 else None
@@ -619,18 +604,6 @@ class Engine:
 
     def _announce_topic(self, graph: Graph) -> str:
         return graph.publishes or graph.subscribes
-
-    def _to_engine(
-        self, job: JobState, message: Any, *, delay: float = 0.0, priority: int = PRIORITY_REQUEST
-    ) -> Outgoing:
-        return Outgoing(
-            job.app,
-            ENGINE_STREAM,
-            encode(message),
-            priority,
-            max_attempts=ENGINE_ATTEMPTS,
-            delay=delay,
-        )
 
     def _children(self, aid: str, context: dict[str, Any], code: int) -> list[str]:
         return [
@@ -650,116 +623,9 @@ class Engine:
             return True
         results = (
             strict_equals(
-                self._resolve(rule.actual, context, aid, f"transitions.{aid}.conditions"),
+                resolve_rule(rule.actual, context, aid, f"transitions.{aid}.conditions"),
                 rule.expected,
             )
             for rule in conditions.match
         )
         return all(results) if conditions.gate == "and" else any(results)
-
-    def _topic(self, activity: Activity, context: dict[str, Any], aid: str) -> str:
-        topic = activity.topic
-        if not isinstance(topic, str) or topic.startswith("{") or isinstance(activity.topic, dict):
-            topic = self._resolve(activity.topic, context, aid, "topic")
-        try:
-            return validate_topic(topic)
-        except InvalidIdentifier as error:
-            raise WorkflowError(f"activity {aid!r}: topic: {error}") from error
-
-    def _seconds(self, value: Any, aid: str) -> float:
-        if isinstance(value, str) and not value.strip().lstrip("-").replace(".", "", 1).isdigit():
-            try:
-                return parse_duration(value)
-            except (ValueError, MeshError) as error:
-                raise WorkflowError(f"activity {aid!r}: {error}") from error
-        seconds = to_number(value)
-        if math.isnan(seconds):
-            raise WorkflowError(f"activity {aid!r}: {value!r} is not a number of seconds")
-        return max(0.0, seconds)
-
-    def _apply_job_maps(
-        self, job: JobState, activity: Activity, context: dict[str, Any], aid: str
-    ) -> None:
-        maps = activity.job.get("maps")
-        if not maps:
-            return
-        for name, value in self._map(maps, context, aid, "job.maps").items():
-            if name.endswith(("[-]", "[_]")) and isinstance(value, dict):
-                prefix = "-" if name.endswith("[-]") else "_"
-                for inner, item in value.items():
-                    job.set_data(prefix + inner, item)
-            else:
-                job.set_data(name.split("[", 1)[0] if name.endswith("]") else name, value)
-        context["$job"]["data"] = job.data
-
-    def _map(self, maps: Any, context: dict[str, Any], aid: str, where: str) -> dict[str, Any]:
-        if not isinstance(maps, dict):
-            return {}
-        result: dict[str, Any] = {}
-        for name, rule in maps.items():
-            value = to_json_compatible(self._resolve(rule, context, aid, f"{where}.{name}"))
-            if value is not UNDEFINED:
-                result[name] = value
-        return result
-
-    def _resolve(self, rule: Any, context: dict[str, Any], aid: str, where: str) -> Any:
-        try:
-            return resolve(rule, context)
-        except PipeError as error:
-            raise WorkflowError(f"activity {aid!r} {where}: {error}") from error
-
-    def _context(self, job: JobState, graph: Graph, aid: str, dim: str) -> dict[str, Any]:
-        """The data a mapping of ``aid`` in ``dim`` reads: every activity's parts as seen
-        from ``dim`` (its own round first, then the rounds it descends from), ``$self``,
-        ``$job``, ``$app`` and ``$graph``."""
-        context: dict[str, Any] = {}
-        for other in graph.activities:
-            for d in lineage(dim):
-                parts = job.activities.get((other, d))
-                if parts is not None:
-                    context[other] = {name: {"data": value} for name, value in parts.items()}
-                    break
-        own = job.activities.get((aid, dim), {})
-        context["$self"] = {name: {"data": value} for name, value in own.items()}
-        context["$hook"] = context["$self"].get("hook")
-        context["$job"] = {"data": job.data, "metadata": self.metadata(job)}
-        context["$app"] = {"id": job.app, "version": job.version}
-        context["$graph"] = {"subscribes": graph.subscribes, "publishes": graph.publishes}
-        return context
-
-    def metadata(self, job: JobState) -> dict[str, Any]:
-        """HotMesh's job metadata names (jid, gid, key, app, vrs, tpc, ts, js)."""
-        return {
-            "jid": job.key,
-            "gid": job.gid,
-            "key": job.key,
-            "app": job.app,
-            "vrs": job.version,
-            "tpc": job.topic,
-            "ts": job.created_at,
-            "js": job.semaphore,
-            "pj": job.parent.job_id if job.parent else None,
-            "pa": job.parent.activity_id if job.parent else None,
-        }
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    converted = to_json_compatible(value)
-    if isinstance(converted, float) and converted.is_integer():
-        converted = int(converted)
-    return converted if isinstance(converted, str) else msgspec.json.encode(converted).decode()
-
-
-def _preview(value: Any) -> str:
-    text = msgspec.json.encode(value).decode() if _encodable(value) else repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _encodable(value: Any) -> bool:
-    try:
-        msgspec.json.encode(value)
-    except (TypeError, ValueError):
-        return False
-    return True
