@@ -105,3 +105,8 @@ def counts_concurrency_in_threads(data: Any) -> Any:
     with _running_lock:
         running -= 1
     return data
+
+
+async def add_one(data: Any) -> Any:
+    await trio.sleep(0.02)  # simulated work, not synchronisation
+    return {"value": data.get("value", 0) + 1}

@@ -121,6 +121,20 @@ class NodeProcess:
         self._log.close()
 
 
+def mesh(
+    *args: str, dsn: str, cwd: Path, timeout: float = 120, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """Run the real ``mesh`` command line to the end."""
+    return subprocess.run(
+        [MESH, *args],
+        env=node_env(dsn, **env),
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 def write_config(path: Path, text: str) -> Path:
     path.write_text(text)
     return path

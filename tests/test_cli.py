@@ -4,28 +4,14 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
 from pathlib import Path
 
 import psycopg
 import pytest
 
-from tests.helpers import MESH, NodeProcess, node_env, wait_until_sync, write_config
+from tests.helpers import NodeProcess, mesh, wait_until_sync, write_config
 
 pytestmark = pytest.mark.slow
-
-
-def mesh(
-    *args: str, dsn: str, cwd: Path, timeout: float = 120, **env: str
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [MESH, *args],
-        env=node_env(dsn, **env),
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 def depth(conn: psycopg.Connection) -> int:

@@ -22,7 +22,7 @@ from mesh.errors import InvalidIdentifier, MeshError
 from mesh.model.engine.app import CompiledApp
 from mesh.model.engine.executor import Engine, InputInvalid
 from mesh.model.engine.mapping import WorkflowError
-from mesh.model.engine.state import JobState, lineage
+from mesh.model.engine.state import DeliverSignal, JobState, lineage
 from mesh.model.graph.manifest import Manifest
 from mesh.model.ids import new_guid, new_message_id, validate_job_id
 from mesh.model.messages import (
@@ -360,22 +360,37 @@ def signal(
     conn: Connection, app: str, versions: AppVersions, topic: str, data: Any, code: int = 200
 ) -> int:
     """Deliver ``data`` to the hooks waiting on ``topic``; returns how many were resumed now
-    (0: buffered until the hook registers). :class:`UnknownHook` if no hook listens there."""
+    (0: buffered until the hook registers). :class:`UnknownHook` if no hook listens there.
+
+    The hook rules of every deployed version apply, not only the active one's: a job keeps
+    the graph it started with, so a job of an older version may wait on a hook the active
+    version changed or dropped."""
     with conn.transaction():
-        active = versions.active(conn, app)
-        deliveries = Engine(active, now=time.time(), new_id=new_message_id).signal_deliveries(
-            topic, data, code
-        )
+        deployed = conn.execute(query("signal_versions"), {"app": app}).fetchall()
+        if not deployed or not deployed[0][1]:
+            raise NoActiveVersion(
+                f"app {app!r} has no active version: run `mesh deploy PATH` and "
+                "`mesh activate VERSION` first"
+            )
+        now = time.time()
+        deliveries: dict[str | None, DeliverSignal] = {}
+        for version, _ in deployed:
+            compiled = versions.get(conn, app, version)
+            for delivery in Engine(compiled, now=now, new_id=new_message_id).signal_deliveries(
+                topic, data, code
+            ):
+                deliveries.setdefault(delivery.match_key, delivery)
         if not deliveries:
-            listening = sorted(active.hook_rules)
+            active = versions.get(conn, app, deployed[0][0])
             raise UnknownHook(
-                f"no hook of app {app!r} (version {active.version}) listens to signal topic "
-                f"{topic!r}; hook topics: {', '.join(listening) or 'none'}"
+                f"no hook of app {app!r} listens to signal topic {topic!r} (in any deployed "
+                f"version); hook topics of the active version {active.version}: "
+                f"{', '.join(sorted(active.hook_rules)) or 'none'}"
             )
         outgoing = [
             o
-            for d in deliveries
-            for o in rows.deliver_signal(conn, app, d, new_message_id, time.time())
+            for d in deliveries.values()
+            for o in rows.deliver_signal(conn, app, d, new_message_id, now)
         ]
         enqueue(conn, outgoing)
         return len(outgoing)

@@ -323,6 +323,14 @@ RETURNING m.id;
 -- name: active_version
 SELECT active_version FROM mesh.apps WHERE app = %(app)s;
 
+-- name: signal_versions
+-- Where a signal may go: the active version first, then every other deployed one (jobs of
+-- older versions may still wait on their hooks).
+SELECT v.version, v.version = a.active_version
+FROM mesh.apps a JOIN mesh.app_versions v ON v.app = a.app
+WHERE a.app = %(app)s
+ORDER BY v.version = a.active_version DESC, v.deployed_at DESC;
+
 -- name: manifest_of_version
 SELECT manifest::text FROM mesh.app_versions WHERE app = %(app)s AND version = %(version)s;
 
