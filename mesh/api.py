@@ -28,7 +28,8 @@ import trio
 
 from mesh.errors import MeshError, lone_error
 from mesh.model.graph import Manifest
-from mesh.model.ids import job_channel
+from mesh.model.ids import job_channel, new_message_id
+from mesh.model.messages import StartJob
 from mesh.model.quorum import Profile, QuorumMessage
 from mesh.model.retry import RetryPolicy
 from mesh.pg import apps, job_queries, workflows
@@ -36,6 +37,7 @@ from mesh.pg.job_queries import FINAL, JobFailed, JobRecord, JobTimeout
 from mesh.runtime.actor import Actor
 from mesh.runtime.consumer import ConsumerSettings
 from mesh.runtime.node import Node
+from mesh.runtime.publisher import Publisher
 
 __all__ = ["JobEvent", "JobFailed", "JobTimeout", "Mesh"]
 
@@ -57,6 +59,7 @@ class Mesh:
         self.app = node.app
         self.recheck = recheck
         self.versions = workflows.AppVersions()
+        self._publisher = Publisher(node.db, self.app, self.versions)
         self._waiters: dict[str, list[trio.Event]] = {}
         self._finished: dict[str, str] = {}
         self._published: dict[str, None] = {}
@@ -152,9 +155,11 @@ class Mesh:
 
     async def pub(self, topic: str, data: Any = None, *, job_id: str = "") -> str:
         """Start a job of the graph subscribed to ``topic``; returns its id once committed."""
-        job_id = await self.node.db.run(
-            workflows.pub, self.app, self.versions, topic, data, job_id=job_id
-        )
+        message = StartJob(id=new_message_id(), app=self.app, topic=topic, data=data, job_id=job_id)
+        result = await self._publisher.start(message)
+        if result.error is not None:
+            raise result.error
+        job_id = result.job_id
         self._published[job_id] = None
         if len(self._published) > 10_000:
             del self._published[next(iter(self._published))]

@@ -12,6 +12,7 @@ import pytest
 import trio
 
 from mesh.api import JobFailed, Mesh
+from mesh.errors import DatabaseError, MeshError
 from mesh.examples import inventory
 from mesh.model.engine.executor import InputInvalid
 from mesh.model.graph import ManifestInvalid
@@ -127,6 +128,40 @@ async def test_refusals_leave_no_job(dsn: str) -> None:
             await mesh.signal("no.such.hook", {"id": 1})
     with psycopg.connect(dsn) as conn:
         assert conn.execute("SELECT count(*) FROM mesh.jobs").fetchone() == (1,)
+
+
+async def test_concurrent_pubs_share_commits_and_each_keeps_its_own_outcome(dsn: str) -> None:
+    outcomes: dict[int, str | Exception] = {}
+
+    async def pub(index: int, data: dict[str, Any], job_id: str = "") -> None:
+        try:
+            outcomes[index] = await mesh.pub("calc", data, job_id=job_id)
+        except MeshError as error:
+            outcomes[index] = error
+
+    async with mesh_with(dsn, SEQUENCE, {"t.double": double}) as mesh:
+        async with trio.open_nursery() as nursery:
+            for index in range(50):
+                value: Any = "five" if index % 10 == 3 else index
+                job_id = "twin" if index in (20, 21) else ""
+                nursery.start_soon(pub, index, {"value": value}, job_id)
+        grouped = mesh._publisher.batches
+        # A start the database itself refuses (jsonb has no NUL) fails alone.
+        async with trio.open_nursery() as nursery:
+            for index in range(50, 60):
+                nursery.start_soon(
+                    pub, index, {"value": 1, "note": "a\u0000b" if index == 55 else ""}
+                )
+    assert grouped < 10, f"{grouped} commits for 50 concurrent starts"
+    refused = {i for i, o in outcomes.items() if isinstance(o, Exception)}
+    assert {i for i in refused if isinstance(outcomes[i], InputInvalid)} == {3, 13, 23, 33, 43}
+    assert sum(isinstance(outcomes[i], DuplicateJob) for i in (20, 21)) == 1
+    assert isinstance(outcomes[55], DatabaseError) and "\\u0000" in str(outcomes[55])
+    assert len(refused) == 7
+    started = {o for o in outcomes.values() if isinstance(o, str)}
+    with psycopg.connect(dsn) as conn:
+        keys = {row[0] for row in conn.execute("SELECT key FROM mesh.jobs")}
+    assert keys == started and len(started) == 53
 
 
 async def test_invalid_manifest_is_refused_before_anything_is_stored(dsn: str) -> None:

@@ -137,7 +137,8 @@ def insert_jobs(conn: Connection, jobs: Sequence[JobState]) -> dict[str, int]:
 
 def save_jobs(conn: Connection, jobs: Sequence[JobState]) -> None:
     """Write what changed in ``jobs`` (rows, data, parts, steps); new jobs must be inserted."""
-    updates = [_job_row(job) for job in jobs if job.changed and not job.created]
+    jobs = [job for job in jobs if not job.created]  # inserted whole by insert_jobs
+    updates = [_job_row(job) for job in jobs if job.changed]
     attributes: list[dict[str, Any]] = []
     steps: list[dict[str, Any]] = []
     for job in jobs:
