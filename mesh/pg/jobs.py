@@ -166,14 +166,14 @@ def save_jobs(conn: Connection, jobs: Sequence[JobState]) -> None:
             }
             for s in job.new_steps
         )
-    with conn.pipeline():
-        if updates:
-            ids = [row["id"] for row in updates]
-            conn.execute(query("update_jobs"), {"rows": _rows(updates), "ids": ids})
-        if attributes:
-            conn.execute(query("save_attributes"), {"rows": _rows(attributes)})
-        if steps:
-            conn.execute(query("save_steps"), {"rows": _rows(steps)})
+    # No results to wait for: in the caller's pipeline these travel with what follows.
+    if updates:
+        ids = [row["id"] for row in updates]
+        conn.execute(query("update_jobs"), {"rows": _rows(updates), "ids": ids})
+    if attributes:
+        conn.execute(query("save_attributes"), {"rows": _rows(attributes)})
+    if steps:
+        conn.execute(query("save_steps"), {"rows": _rows(steps)})
 
 
 def _details(

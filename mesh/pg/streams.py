@@ -89,21 +89,23 @@ def enqueue(conn: Connection, messages: Sequence[Outgoing]) -> list[int]:
     """
     if not messages:
         return []
+    return [row[0] for row in conn.execute(query("enqueue"), enqueue_params(messages)).fetchall()]
+
+
+def enqueue_params(messages: Sequence[Outgoing]) -> dict[str, str]:
+    """The ``enqueue`` query's parameters (to send it without waiting for its ids, as in a
+    pipeline)."""
     for app, stream in {(m.app, m.stream) for m in messages}:
         validate_app_id(app)
         validate_stream(stream)
-    rows = conn.execute(
-        query("enqueue"),
-        {
-            "apps": lines(m.app for m in messages),
-            "streams": lines(m.stream for m in messages),
-            "priorities": lines(m.priority for m in messages),
-            "max_attempts": lines(m.max_attempts for m in messages),
-            "delays": lines(m.delay for m in messages),
-            "payloads": json_lines([m.payload for m in messages]),
-        },
-    ).fetchall()
-    return [row[0] for row in rows]
+    return {
+        "apps": lines(m.app for m in messages),
+        "streams": lines(m.stream for m in messages),
+        "priorities": lines(m.priority for m in messages),
+        "max_attempts": lines(m.max_attempts for m in messages),
+        "delays": lines(m.delay for m in messages),
+        "payloads": json_lines([m.payload for m in messages]),
+    }
 
 
 def claim(

@@ -37,7 +37,7 @@ from mesh.model.outcomes import Outgoing, to_engine
 from mesh.pg import jobs as rows
 from mesh.pg.database import Connection
 from mesh.pg.queries import query
-from mesh.pg.streams import StreamClaim, claim, enqueue, lines
+from mesh.pg.streams import StreamClaim, claim, enqueue, enqueue_params, lines
 
 
 class UnknownTopic(MeshError):
@@ -81,7 +81,12 @@ class AppVersions:
 
     def active(self, conn: Connection, app: str) -> CompiledApp:
         """The version active now, read in the caller's transaction."""
-        row = conn.execute(query("active_version"), {"app": app}).fetchone()
+        return self.active_from(
+            conn, app, conn.execute(query("active_version"), {"app": app}).fetchone()
+        )
+
+    def active_from(self, conn: Connection, app: str, row: Any) -> CompiledApp:
+        """The version named by a row of the ``active_version`` query (None: no active one)."""
         if row is None:
             raise NoActiveVersion(
                 f"app {app!r} has no active version: run `mesh deploy PATH` and "
@@ -156,11 +161,11 @@ def _process(
     report = BatchReport()
     now = time.time()
     claimed = [d.claim for d in deliveries if d.claim is not None]
-    taken: set[int] = set()
-    if claimed:
-        taken = {
-            row[0]
-            for row in conn.execute(
+    # One round trip: the fenced ack, the active version (for starts) and the locks of the
+    # jobs the messages name. A lost claim's job gets locked too, and is left alone.
+    with conn.pipeline():
+        taking = (
+            conn.execute(
                 query("take_claims"),
                 {
                     "owner": owner,
@@ -168,7 +173,20 @@ def _process(
                     "attempts": lines(c.attempt for c in claimed),
                 },
             )
-        }
+            if claimed
+            else None
+        )
+        reading = (
+            conn.execute(query("active_version"), {"app": app})
+            if any(isinstance(d.message, StartJob) for d in deliveries)
+            else None
+        )
+        jobs = rows.lock_jobs(
+            conn, app, {d.message.job_id for d in deliveries if not isinstance(d.message, StartJob)}
+        )
+    taken: set[int] = set()
+    if taking is not None:
+        taken = {row[0] for row in taking.fetchall()}
         report.lost = len(claimed) - len(taken)
     live = [d for d in deliveries if d.claim is None or d.claim.id in taken]
 
@@ -178,7 +196,9 @@ def _process(
     entities: dict[int, str | None] = {}
     refused: dict[int, MeshError] = {}
     if starts:
-        active = versions.active(conn, app)  # read in this transaction: activation is one commit
+        assert reading is not None
+        # Read in this transaction: activation is one commit.
+        active = versions.active_from(conn, app, reading.fetchone())
         engine = Engine(active, now=now, new_id=new_id)
         for index, delivery in enumerate(live):
             message = delivery.message
@@ -201,10 +221,12 @@ def _process(
             except (UnknownTopic, InputInvalid, WorkflowError, InvalidIdentifier) as error:
                 refused[index] = error
 
-    keys = {d.message.job_id for d in live if not isinstance(d.message, StartJob)}
     # Chosen ids may be taken: lock them to know. Fresh random ids cannot be.
-    keys |= {key for index, (key, chosen) in planned.items() if chosen}
-    jobs = rows.lock_jobs(conn, app, keys)
+    jobs.update(
+        rows.lock_jobs(
+            conn, app, {key for key, chosen in planned.values() if chosen and key not in jobs}
+        )
+    )
     wanted: dict[str, set[str]] = {}
     for delivery in live:
         message = delivery.message
@@ -252,19 +274,22 @@ def _process(
         if len(inserted) != len(created):
             raise _KeyTaken()  # taken since we looked: run again (it is a duplicate then)
     touched = list(jobs.values())
-    rows.save_jobs(conn, touched)
-    outgoing.extend(o for job in touched for o in job.outgoing)
-    outgoing.extend(rows.run_commands(conn, touched, new_id, now))
-    enqueue(conn, outgoing)
-    if next_claim is not None:
-        report.next_claims = claim(
-            conn,
-            app=app,
-            stream=next_claim.stream,
-            owner=owner,
-            limit=next_claim.limit,
-            lease=next_claim.lease,
-        )
+    # Sent together: only statements whose results are needed wait for the round trip.
+    with conn.pipeline():
+        rows.save_jobs(conn, touched)
+        outgoing.extend(o for job in touched for o in job.outgoing)
+        outgoing.extend(rows.run_commands(conn, touched, new_id, now))
+        if outgoing:
+            conn.execute(query("enqueue"), enqueue_params(outgoing))
+        if next_claim is not None:
+            report.next_claims = claim(
+                conn,
+                app=app,
+                stream=next_claim.stream,
+                owner=owner,
+                limit=next_claim.limit,
+                lease=next_claim.lease,
+            )
     return report
 
 

@@ -336,12 +336,20 @@ SELECT manifest::text FROM mesh.app_versions WHERE app = %(app)s AND version = %
 
 -- name: lock_jobs
 -- The jobs a batch touches, locked in id order (so two engines never deadlock on them).
+-- Shaped so the plan cannot change as jobs grow: one (app, key) index probe per key (the
+-- LIMIT keeps the lateral join a nested loop), then the rows by primary key. A join the
+-- planner may choose freely hashes every job of the app when its statistics lag (a new app).
 SELECT j.id, j.key, j.gid, j.version, j.topic, j.entity, j.status, j.semaphore, j.threshold,
        j.cycles, p.key, j.parent_gid, j.parent_activity, j.parent_dimension, j.error::text,
        extract(epoch FROM j.created_at)::float8
-FROM unnest(%(keys)s::text[]) AS wanted(key)
-JOIN mesh.jobs j ON j.app = %(app)s AND j.key = wanted.key  -- one (app, key) lookup each
+FROM mesh.jobs j
 LEFT JOIN mesh.jobs p ON p.id = j.parent_id
+WHERE j.id = ANY(ARRAY(
+    SELECT found.id
+    FROM unnest(%(keys)s::text[]) AS wanted(key)
+    CROSS JOIN LATERAL (
+        SELECT id FROM mesh.jobs WHERE app = %(app)s AND key = wanted.key LIMIT 1
+    ) AS found))
 ORDER BY j.id
 FOR UPDATE OF j;
 
