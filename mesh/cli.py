@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import msgspec
 import trio
@@ -148,6 +149,14 @@ def _parser() -> argparse.ArgumentParser:
     bench_wf.add_argument("--nodes", type=int, default=1, help="node processes (engine+worker)")
     bench_wf.add_argument("--json", action="store_true", help="print JSON (the only format)")
     bench_wf.set_defaults(handler=_bench_workflows)
+    bench_hm = bench_commands.add_parser(
+        "hotmesh", help="bench workflows side by side with HotMesh 0.3.32 (needs Node.js)"
+    )
+    bench_hm.add_argument("--workflows", type=int, default=2000)
+    bench_hm.add_argument("--steps", type=int, nargs="+", default=[1, 3], help="e.g. 1 3")
+    bench_hm.add_argument("--in-flight", type=int, default=50, help="jobs running at once")
+    bench_hm.add_argument("--json", action="store_true", help="print JSON (the only format)")
+    bench_hm.set_defaults(handler=_bench_hotmesh)
 
     add_quorum_commands(commands)
 
@@ -205,6 +214,21 @@ def _bench_workflows(args: argparse.Namespace) -> int:
         steps=args.steps,
         in_flight=args.in_flight,
         nodes=args.nodes,
+    )
+    print(msgspec.json.encode(report).decode())
+    return 0
+
+
+def _bench_hotmesh(args: argparse.Namespace) -> int:
+    from mesh.bench_hotmesh import bench_hotmesh
+
+    config = _config(args, quiet=True)
+    report = bench_hotmesh(
+        _dsn(config),
+        workflows=args.workflows,
+        steps=args.steps,
+        in_flight=args.in_flight,
+        workdir=Path(".mesh") / "hotmesh",
     )
     print(msgspec.json.encode(report).decode())
     return 0

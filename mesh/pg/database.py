@@ -45,6 +45,14 @@ def redact(dsn: str) -> str:
     return make_conninfo(**{k: str(v) for k, v in params.items()})
 
 
+def url_parts(dsn: str) -> dict[str, str]:
+    """A libpq URL or key=value string as its parts (host, port, user, password, dbname ...)."""
+    try:
+        return {k: str(v) for k, v in conninfo_to_dict(dsn).items()}
+    except psycopg.Error as error:
+        raise translate(error) from error
+
+
 def connection_settings(application_name: str, statement_timeout: float) -> dict[str, Any]:
     """Connection keywords every mesh connection gets (pool and listener alike)."""
     timeout_ms = int(statement_timeout * 1000)

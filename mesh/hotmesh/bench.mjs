@@ -5,7 +5,7 @@
 //   node bench.mjs --workflows 2000 --steps 1 --in-flight 50
 //
 // The database comes from MESH_BENCH_PG (a JSON object of node-postgres client options);
-// bench/compare_hotmesh.py sets it from the same URL the mesh side uses.
+// `mesh bench hotmesh` (mesh/bench_hotmesh.py) sets it from the URL the mesh side uses.
 import yaml from 'js-yaml';
 import pg from 'pg';
 import { HotMesh } from '@hotmeshio/hotmesh';

@@ -1,0 +1,116 @@
+"""``mesh bench hotmesh``: this mesh and the HotMesh TypeScript SDK side by side, one Postgres.
+
+Both run the workload of ``mesh bench workflows`` (a trigger followed by S sequential worker
+activities, an async echo; ``in_flight`` callers each publishing a job and waiting for it)
+against the same database, one after the other, for each step count. The HotMesh side is npm
+``@hotmeshio/hotmesh`` 0.3.32 driven by ``mesh/hotmesh/bench.mjs``; its pinned lock file is
+copied to ``.mesh/hotmesh`` of the current directory and installed there with ``npm ci`` from
+the npm registry (once; again when the lock changes). Needs Node.js 18 or later.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from mesh.bench_workflows import bench_workflows
+from mesh.errors import MeshError
+from mesh.pg.database import url_parts
+
+KIT = Path(__file__).resolve().parent / "hotmesh"
+KIT_FILES = ("package.json", "package-lock.json", "bench.mjs")
+HOTMESH_VERSION = "0.3.32"
+
+
+class ComparisonUnavailable(MeshError):
+    """node or npm is missing, or installing or running the HotMesh side failed."""
+
+
+def bench_hotmesh(
+    dsn: str, *, workflows: int, steps: list[int], in_flight: int, workdir: Path
+) -> dict[str, Any]:
+    kit = install_kit(workdir)
+    runs: list[dict[str, Any]] = []
+    for count in steps:
+        ours = bench_workflows(dsn, workflows=workflows, steps=count, in_flight=in_flight, nodes=1)
+        theirs = run_hotmesh(kit, dsn, workflows=workflows, steps=count, in_flight=in_flight)
+        runs.append(
+            {
+                "steps": count,
+                "mesh": ours,
+                "hotmesh": theirs,
+                "throughput_ratio": round(ours["workflows_per_s"] / theirs["workflows_per_s"], 1),
+                "p50_latency_ratio": round(
+                    theirs["latency_ms"]["p50"] / ours["latency_ms"]["p50"], 1
+                ),
+            }
+        )
+    return {
+        "workflows": workflows,
+        "in_flight": in_flight,
+        "hotmesh_version": HOTMESH_VERSION,
+        "runs": runs,
+        "ratios": "throughput: mesh / HotMesh workflows per second; p50: HotMesh / mesh",
+    }
+
+
+def install_kit(workdir: Path) -> Path:
+    """The HotMesh kit under ``workdir``, installed; reinstalled when the lock file changed."""
+    for tool in ("node", "npm"):
+        if shutil.which(tool) is None:
+            raise ComparisonUnavailable(
+                f"{tool} is not installed: install Node.js 18 or later to run the HotMesh side"
+            )
+    workdir = workdir.resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    installed_lock = workdir / "package-lock.json"
+    lock_changed = (
+        not installed_lock.exists()
+        or installed_lock.read_bytes() != (KIT / "package-lock.json").read_bytes()
+    )
+    for name in KIT_FILES:
+        shutil.copyfile(KIT / name, workdir / name)
+    if lock_changed or not (workdir / "node_modules" / "@hotmeshio" / "hotmesh").is_dir():
+        done = subprocess.run(
+            ["npm", "ci", "--no-audit", "--no-fund"], cwd=workdir, capture_output=True, text=True
+        )
+        if done.returncode != 0:
+            raise ComparisonUnavailable(
+                f"`npm ci` in {workdir} failed (is the npm registry reachable?):\n"
+                f"{done.stderr[-2000:]}"
+            )
+    return workdir
+
+
+def run_hotmesh(
+    kit: Path, dsn: str, *, workflows: int, steps: int, in_flight: int
+) -> dict[str, Any]:
+    command = ["node", str(kit / "bench.mjs"), "--workflows", str(workflows)]
+    command += ["--steps", str(steps), "--in-flight", str(in_flight)]
+    env = {**os.environ, "MESH_BENCH_PG": json.dumps(node_postgres_options(dsn))}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=kit)
+    # HotMesh logs JSON lines to stdout too: the result is the line with the figures.
+    results = [line for line in done.stdout.splitlines() if '"workflows_per_s"' in line]
+    if done.returncode != 0 or not results:
+        raise ComparisonUnavailable(
+            f"the HotMesh benchmark failed (exit {done.returncode}):\n"
+            f"{(done.stderr + done.stdout)[-2000:]}"
+        )
+    result: dict[str, Any] = json.loads(results[-1])
+    return result
+
+
+def node_postgres_options(dsn: str) -> dict[str, Any]:
+    """A libpq URL or key=value string as node-postgres client options."""
+    parts = url_parts(dsn)
+    options: dict[str, Any] = {
+        key: parts[key] for key in ("host", "user", "password") if key in parts
+    }
+    if "port" in parts:
+        options["port"] = int(parts["port"])
+    options["database"] = parts.get("dbname", "postgres")
+    return options
