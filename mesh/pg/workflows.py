@@ -79,20 +79,19 @@ class AppVersions:
             self._compiled[key] = compiled
         return compiled
 
-    def active(self, conn: Connection, app: str) -> CompiledApp:
-        """The version active now, read in the caller's transaction."""
-        return self.active_from(
-            conn, app, conn.execute(query("active_version"), {"app": app}).fetchone()
-        )
-
     def active_from(self, conn: Connection, app: str, row: Any) -> CompiledApp:
-        """The version named by a row of the ``active_version`` query (None: no active one)."""
+        """The version named by a row of the ``active_version`` query, read in the caller's
+        transaction (activation is one commit); None: there is no active version."""
         if row is None:
-            raise NoActiveVersion(
-                f"app {app!r} has no active version: run `mesh deploy PATH` and "
-                "`mesh activate VERSION` first"
-            )
+            raise no_active_version(app)
         return self.get(conn, app, row[0])
+
+
+def no_active_version(app: str) -> NoActiveVersion:
+    return NoActiveVersion(
+        f"app {app!r} has no active version: run `mesh deploy PATH` and "
+        "`mesh activate VERSION` first"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,7 +196,6 @@ def _process(
     refused: dict[int, MeshError] = {}
     if starts:
         assert reading is not None
-        # Read in this transaction: activation is one commit.
         active = versions.active_from(conn, app, reading.fetchone())
         engine = Engine(active, now=now, new_id=new_id)
         for index, delivery in enumerate(live):
@@ -393,10 +391,7 @@ def signal(
     with conn.transaction():
         deployed = conn.execute(query("signal_versions"), {"app": app}).fetchall()
         if not deployed or not deployed[0][1]:
-            raise NoActiveVersion(
-                f"app {app!r} has no active version: run `mesh deploy PATH` and "
-                "`mesh activate VERSION` first"
-            )
+            raise no_active_version(app)
         now = time.time()
         deliveries: dict[str | None, DeliverSignal] = {}
         for version, _ in deployed:
