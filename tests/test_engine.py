@@ -10,6 +10,7 @@ from typing import Any
 import psycopg
 import pytest
 import trio
+import trio.testing
 
 from mesh.api import JobFailed, Mesh
 from mesh.errors import DatabaseError, MeshError
@@ -162,6 +163,32 @@ async def test_concurrent_pubs_share_commits_and_each_keeps_its_own_outcome(dsn:
     with psycopg.connect(dsn) as conn:
         keys = {row[0] for row in conn.execute("SELECT key FROM mesh.jobs")}
     assert keys == started and len(started) == 53
+
+
+async def test_a_pub_returns_once_its_own_start_commits_however_busy_the_queue(
+    dsn: str,
+) -> None:
+    from mesh.model.ids import new_message_id
+    from mesh.model.messages import StartJob
+    from mesh.runtime.publisher import Publisher
+
+    returned: list[int] = []
+    async with mesh_with(dsn, SEQUENCE, {"t.double": double}) as mesh:
+        publisher = Publisher(mesh.node.db, "t", mesh.versions, max_batch=1)
+
+        async def pub(index: int) -> None:
+            message = StartJob(id=new_message_id(), app="t", topic="calc", data={"value": index})
+            await publisher.start(message)
+            returned.append(index)
+
+        async with trio.open_nursery() as nursery:
+            for index in range(6):
+                nursery.start_soon(pub, index)
+                await trio.testing.wait_all_tasks_blocked()  # queued in this order
+    # One start per commit, oldest first, and each caller back as soon as its own committed
+    # (the first caller leads, but does not stay to commit everyone else's).
+    assert returned == list(range(6))
+    assert publisher.batches == 6
 
 
 async def test_invalid_manifest_is_refused_before_anything_is_stored(dsn: str) -> None:

@@ -9,8 +9,9 @@ Each caller still gets its own outcome: a refused start (unknown topic, invalid 
 taken id) refuses only that start. If the database refuses a whole batch, its starts are
 retried one by one, so one bad start cannot fail the others.
 
-There is no background task: the first caller to find no batch running leads, committing
-batches until the queue is empty; if it leaves early, a waiting caller takes over.
+There is no background task: a caller that finds no batch running commits the next batch
+(the oldest queued starts, its own among them or not); when that commit ends, every waiter
+wakes and the first to run leads the next one.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ class Publisher:
         self._queue: list[_Start] = []
         self._leading = False
         self._progress = trio.Event()
-        """Set (then replaced) after each batch and when a leader stops."""
+        """Set (then replaced) after each batch: a waiter may lead the next."""
 
     async def start(self, message: StartJob) -> Result:
         """Commit the start of one job (with whatever other starts are queued)."""
@@ -67,16 +68,16 @@ class Publisher:
         return start.result
 
     async def _lead(self) -> None:
+        """Commit one batch (the oldest queued starts), then let the next waiter lead: a
+        leader whose own start is done returns at once, however busy the queue stays."""
         self._leading = True
         try:
-            while self._queue:
-                batch = self._queue[: self.max_batch]
-                del self._queue[: self.max_batch]
-                # Shielded: the batch holds other callers' starts and may already be
-                # committing; every caller in it must hear how it ended.
-                with trio.CancelScope(shield=True):
-                    await self._commit(batch)
-                self._wake()
+            batch = self._queue[: self.max_batch]
+            del self._queue[: self.max_batch]
+            # Shielded: the batch holds other callers' starts and may already be
+            # committing; every caller in it must hear how it ended.
+            with trio.CancelScope(shield=True):
+                await self._commit(batch)
         finally:
             self._leading = False
             self._wake()
