@@ -140,7 +140,9 @@ def process(
     """Handle ``deliveries`` in one transaction (retried whole on a deadlock or a key race)."""
     for attempt in range(5):
         try:
-            with conn.transaction():
+            # In pipeline mode BEGIN and COMMIT travel with the first and last statements
+            # instead of taking a round trip each.
+            with conn.pipeline(), conn.transaction():
                 return _process(conn, app, versions, deliveries, owner, next_claim, new_id)
         except (_KeyTaken, psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure):
             if attempt == 4:
