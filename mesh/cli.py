@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
-import msgspec
 import trio
 
 from mesh import __version__
+from mesh.bench_cli import add_commands as add_bench_commands
 from mesh.cli_context import _config, _dsn
-from mesh.config import load_config
 from mesh.errors import (
     ConfigError,
     DatabaseUnavailable,
@@ -22,7 +19,6 @@ from mesh.errors import (
     SupervisorGaveUp,
     lone_error,
 )
-from mesh.logs import configure_logging
 from mesh.quorum_cli import add_commands as add_quorum_commands
 from mesh.streams_cli import add_commands as add_streams_commands
 from mesh.workflow_cli import add_commands as add_workflow_commands
@@ -106,57 +102,7 @@ def _parser() -> argparse.ArgumentParser:
 
     add_streams_commands(commands)
 
-    bench = commands.add_parser("bench", help="benchmarks that print JSON")
-    bench_commands = bench.add_subparsers(dest="bench_command", metavar="COMMAND", required=True)
-    bench_streams = bench_commands.add_parser(
-        "streams", help="end-to-end stream throughput and latency"
-    )
-    bench_streams.add_argument("--messages", type=int, default=20000)
-    bench_streams.add_argument("--batch", type=int, default=50)
-    bench_streams.add_argument("--workers", type=int, default=4, help="consumers on the topic")
-    bench_streams.add_argument(
-        "--concurrency",
-        type=int,
-        default=0,
-        help="in flight per consumer (default: the batch size)",
-    )
-    bench_streams.add_argument(
-        "--rounds", type=int, default=1, help="repeat and report the median round (default 1)"
-    )
-    bench_streams.add_argument(
-        "--baseline",
-        action="store_true",
-        help="also run raw SQL doing the same work and report the ratio",
-    )
-    bench_streams.add_argument("--json", action="store_true", help="print JSON (the only format)")
-    bench_streams.set_defaults(handler=_bench_streams)
-    bench_scale = bench_commands.add_parser(
-        "scale", help="the stream workload with 1, 2, 4 ... worker processes (`mesh run`)"
-    )
-    bench_scale.add_argument(
-        "--processes", default="1,2,4", help="comma-separated process counts (default 1,2,4)"
-    )
-    bench_scale.add_argument("--messages", type=int, default=20000)
-    bench_scale.add_argument("--batch", type=int, default=50)
-    bench_scale.add_argument("--json", action="store_true", help="print JSON (the only format)")
-    bench_scale.set_defaults(handler=_bench_scale)
-    bench_wf = bench_commands.add_parser(
-        "workflows", help="end-to-end workflows per second: a trigger and S worker steps"
-    )
-    bench_wf.add_argument("--workflows", type=int, default=2000)
-    bench_wf.add_argument("--steps", type=int, default=1, help="sequential worker activities")
-    bench_wf.add_argument("--in-flight", type=int, default=50, help="jobs running at once")
-    bench_wf.add_argument("--nodes", type=int, default=1, help="node processes (engine+worker)")
-    bench_wf.add_argument("--json", action="store_true", help="print JSON (the only format)")
-    bench_wf.set_defaults(handler=_bench_workflows)
-    bench_hm = bench_commands.add_parser(
-        "hotmesh", help="bench workflows side by side with HotMesh 0.3.32 (needs Node.js)"
-    )
-    bench_hm.add_argument("--workflows", type=int, default=2000)
-    bench_hm.add_argument("--steps", type=int, nargs="+", default=[1, 3], help="e.g. 1 3")
-    bench_hm.add_argument("--in-flight", type=int, default=50, help="jobs running at once")
-    bench_hm.add_argument("--json", action="store_true", help="print JSON (the only format)")
-    bench_hm.set_defaults(handler=_bench_hotmesh)
+    add_bench_commands(commands)
 
     add_quorum_commands(commands)
 
@@ -201,82 +147,6 @@ def _run(args: argparse.Namespace) -> int:
                 server.shutdown()
 
     trio.run(main)
-    return 0
-
-
-def _bench_workflows(args: argparse.Namespace) -> int:
-    from mesh.bench_workflows import bench_workflows
-
-    config = _config(args, quiet=True)
-    report = bench_workflows(
-        _dsn(config),
-        workflows=args.workflows,
-        steps=args.steps,
-        in_flight=args.in_flight,
-        nodes=args.nodes,
-    )
-    print(msgspec.json.encode(report).decode())
-    return 0
-
-
-def _bench_hotmesh(args: argparse.Namespace) -> int:
-    from mesh.bench_hotmesh import bench_hotmesh
-
-    config = _config(args, quiet=True)
-    report = bench_hotmesh(
-        _dsn(config),
-        workflows=args.workflows,
-        steps=args.steps,
-        in_flight=args.in_flight,
-        workdir=Path(".mesh") / "hotmesh",
-    )
-    print(msgspec.json.encode(report).decode())
-    return 0
-
-
-def _bench_streams(args: argparse.Namespace) -> int:
-    from mesh.bench import bench_streams
-
-    config = load_config(args.config)
-    configure_logging(os.environ.get("MESH_LOG_LEVEL") or "warn")
-    if min(args.messages, args.batch, args.workers, args.rounds) < 1:
-        raise ConfigError(
-            "<command line>",
-            "bench streams",
-            "--messages, --batch, --workers and --rounds must be at least 1",
-        )
-    result = bench_streams(
-        _dsn(config),
-        messages=args.messages,
-        batch=args.batch,
-        workers=args.workers,
-        concurrency=args.concurrency or args.batch,
-        baseline=args.baseline,
-        rounds=args.rounds,
-    )
-    print(msgspec.json.encode(result).decode())
-    return 0
-
-
-def _bench_scale(args: argparse.Namespace) -> int:
-    from mesh.bench_scale import bench_scale
-
-    config = load_config(args.config)
-    configure_logging(os.environ.get("MESH_LOG_LEVEL") or "warn")
-    try:
-        processes = [int(p) for p in args.processes.split(",")]
-    except ValueError:
-        processes = []
-    if not processes or min(processes) < 1 or min(args.messages, args.batch) < 1:
-        raise ConfigError(
-            "<command line>",
-            "bench scale",
-            "--processes must list positive counts (e.g. 1,2,4); --messages and --batch at least 1",
-        )
-    result = bench_scale(
-        _dsn(config), processes=processes, messages=args.messages, batch=args.batch
-    )
-    print(msgspec.json.encode(result).decode())
     return 0
 
 

@@ -202,6 +202,43 @@ def test_bench_scale__refuses_bad_process_counts(tmp_path: Path, dsn: str) -> No
     assert result.returncode == 2 and "--processes must list positive counts" in result.stderr
 
 
+def test_bench_workflows__runs_rounds_on_a_node_process_and_prints_json(
+    tmp_path: Path, dsn: str, conn: psycopg.Connection
+) -> None:
+    result = mesh(
+        "bench",
+        "workflows",
+        "--workflows",
+        "60",
+        "--steps",
+        "2",
+        "--in-flight",
+        "10",
+        "--rounds",
+        "2",
+        "--json",
+        dsn=dsn,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["failed"] == 0 and report["steps"] == 2
+    assert len(report["rounds"]) == 2 and report["workflows_per_s"] in report["rounds"]
+    assert report["latency_ms"]["p50"] > 0
+    # 2 rounds of 60 workflows, each a trigger and two worker steps, all done.
+    row = conn.execute(
+        "SELECT count(*), count(*) FILTER (WHERE status = 'done') FROM mesh.jobs"
+    ).fetchone()
+    assert row == (120, 120)
+
+
+def test_bench_workflows__refuses_bad_counts(tmp_path: Path, dsn: str) -> None:
+    result = mesh("bench", "workflows", "--in-flight", "0", "--json", dsn=dsn, cwd=tmp_path)
+    assert (
+        result.returncode == 2 and "--in-flight" in result.stderr and "at least 1" in result.stderr
+    )
+
+
 def test_streams_dead_and_requeue(tmp_path: Path, dsn: str, conn: psycopg.Connection) -> None:
     conn.execute(
         "INSERT INTO mesh.dead_letters (id, app, stream, priority, enqueued_at, attempts, max_attempts, last_error, payload)"
