@@ -253,8 +253,12 @@ class Mesh:
         return found
 
     async def get_raw(self, job_id: str) -> dict[str, Any]:
-        """The job's rows as stored: the job row and its attributes by dimension and field."""
-        return (await self.get_job(job_id)).as_dict()
+        """The job exactly as stored: ``{"job": its mesh.jobs row, "attributes": its
+        mesh.jobs_attributes rows, "steps": its mesh.job_steps rows}``."""
+        raw: dict[str, Any] | None = await self.node.db.run(job_queries.get_raw, self.app, job_id)
+        if raw is None:
+            raise workflows.UnknownJob(f"no job {job_id!r} in app {self.app!r}")
+        return raw
 
     async def export(self, job_id: str) -> dict[str, Any]:
         """The job with its activity timeline (what ``mesh job ID --json`` prints)."""

@@ -110,10 +110,18 @@ app:
 
 async def test_sequential_workers_map_outputs_into_job_data(dsn: str) -> None:
     async with mesh_with(dsn, SEQUENCE, {"t.double": double}) as mesh:
-        data = await mesh.pubsub("calc", {"value": 5}, timeout=20)
+        data = await mesh.pubsub("calc", {"value": 5}, timeout=20, job_id="five")
         state = await mesh.get_state(await mesh.pub("calc", {"value": 1}))
+        raw = await mesh.get_raw("five")
     assert data == {"first": 5, "result": 21}
     assert state["metadata"]["tpc"] == "calc"
+    # get_raw: the rows as stored.
+    assert raw["job"]["key"] == "five" and raw["job"]["status"] == "done"
+    assert raw["job"]["semaphore"] == 0 and "id" in raw["job"]
+    attributes = {(a["dimension"], a["field"]): a["value"] for a in raw["attributes"]}
+    assert attributes[("", "result")] == 21 and attributes[("", "b/output")]["plusOne"] == 21
+    legs = [(s["activity"], s["leg"]) for s in raw["steps"]]
+    assert legs.count(("a", 1)) == legs.count(("a", 2)) == 1 and ("b", 2) in legs
 
 
 async def test_refusals_leave_no_job(dsn: str) -> None:

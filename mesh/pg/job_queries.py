@@ -123,6 +123,15 @@ def get_job(conn: Connection, app: str, key: str, *, details: bool = True) -> Jo
     return record
 
 
+def get_raw(conn: Connection, app: str, key: str) -> dict[str, Any] | None:
+    """The job exactly as stored: ``{"job": row, "attributes": [rows], "steps": [rows]}``."""
+    row = conn.execute(query("job_raw"), {"app": app, "key": key}).fetchone()
+    if row is None:
+        return None
+    job, attributes, steps = (msgspec.json.decode(part) for part in row)
+    return {"job": job, "attributes": attributes, "steps": steps}
+
+
 @dataclass(frozen=True, slots=True)
 class JobListing:
     key: str

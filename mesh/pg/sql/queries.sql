@@ -485,6 +485,17 @@ WHERE j.app = %(app)s AND j.key = %(key)s;
 SELECT dimension, field, value::text FROM mesh.jobs_attributes
 WHERE job_id = %(id)s ORDER BY dimension, field;
 
+-- name: job_raw
+-- A job exactly as stored: its row, its attribute rows and its step rows, as JSON.
+SELECT to_jsonb(j)::text,
+       coalesce((SELECT jsonb_agg(to_jsonb(a) - 'job_id' ORDER BY a.dimension, a.field)
+                 FROM mesh.jobs_attributes a WHERE a.job_id = j.id), '[]')::text,
+       coalesce((SELECT jsonb_agg(to_jsonb(s) - 'job_id'
+                                  ORDER BY s.at, s.dimension, s.leg, s.activity)
+                 FROM mesh.job_steps s WHERE s.job_id = j.id), '[]')::text
+FROM mesh.jobs j
+WHERE j.app = %(app)s AND j.key = %(key)s;
+
 -- name: job_timeline
 SELECT activity, dimension, leg, code, at FROM mesh.job_steps
 WHERE job_id = %(id)s ORDER BY at, dimension, leg, activity;
