@@ -32,7 +32,7 @@ from mesh.model.ids import job_channel, new_message_id
 from mesh.model.messages import StartJob
 from mesh.model.quorum import Profile, QuorumMessage
 from mesh.model.retry import RetryPolicy
-from mesh.pg import apps, job_queries, workflows
+from mesh.pg import apps, job_queries, operations, workflows
 from mesh.pg.job_queries import FINAL, JobFailed, JobRecord, JobTimeout
 from mesh.runtime.actor import Actor
 from mesh.runtime.consumer import ConsumerSettings
@@ -269,7 +269,7 @@ class Mesh:
     ) -> bool:
         """Interrupt a running job (and with ``descend`` its children); False if finished."""
         return await self.node.db.run(
-            workflows.interrupt,
+            operations.interrupt,
             self.app,
             self.versions,
             job_id,
@@ -285,7 +285,7 @@ class Mesh:
     async def signal(self, topic: str, data: Any = None, *, code: int = 200) -> int:
         """Resume the hooks waiting on ``topic`` that match ``data``; returns how many. A
         signal whose hook has not registered yet is kept and delivered when it does (0)."""
-        return await self.node.db.run(workflows.signal, self.app, self.versions, topic, data, code)
+        return await self.node.db.run(operations.signal, self.app, self.versions, topic, data, code)
 
     # -- completions -------------------------------------------------------------------------
 

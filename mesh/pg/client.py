@@ -21,7 +21,7 @@ import psycopg_pool
 from psycopg import sql
 
 from mesh.model.ids import job_channel
-from mesh.pg import job_queries, workflows
+from mesh.pg import job_queries, operations, workflows
 from mesh.pg.database import connection_settings, translate
 from mesh.pg.job_queries import FINAL, JobFailed, JobRecord, JobTimeout
 
@@ -56,8 +56,8 @@ class MeshClient:
             raise translate(error) from error
 
     def pub(self, topic: str, data: Any = None, *, job_id: str = "") -> str:
-        """Start a job; returns its id once committed (see :func:`workflows.pub`)."""
-        return str(self._run(workflows.pub, self.app, self.versions, topic, data, job_id=job_id))
+        """Start a job; returns its id once committed (see :func:`operations.pub`)."""
+        return str(self._run(operations.pub, self.app, self.versions, topic, data, job_id=job_id))
 
     def pubsub(
         self, topic: str, data: Any = None, *, timeout: float = 60.0, job_id: str = ""
@@ -65,12 +65,17 @@ class MeshClient:
         return self.wait(self.pub(topic, data, job_id=job_id), timeout=timeout).data
 
     def signal(self, topic: str, data: Any = None, *, code: int = 200) -> int:
-        return int(self._run(workflows.signal, self.app, self.versions, topic, data, code))
+        return int(self._run(operations.signal, self.app, self.versions, topic, data, code))
 
     def interrupt(self, job_id: str, *, reason: str = "interrupted", descend: bool = False) -> bool:
         return bool(
             self._run(
-                workflows.interrupt, self.app, self.versions, job_id, reason=reason, descend=descend
+                operations.interrupt,
+                self.app,
+                self.versions,
+                job_id,
+                reason=reason,
+                descend=descend,
             )
         )
 

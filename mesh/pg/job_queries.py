@@ -79,37 +79,8 @@ def get_job(conn: Connection, app: str, key: str, *, details: bool = True) -> Jo
     row = conn.execute(query("job_summary"), {"app": app, "key": key}).fetchone()
     if row is None:
         return None
-    (
-        id_,
-        key,
-        gid,
-        version,
-        topic,
-        entity,
-        status,
-        semaphore,
-        error,
-        created,
-        updated,
-        completed,
-        expires,
-        parent,
-    ) = row
-    record = JobRecord(
-        key,
-        gid,
-        version,
-        topic,
-        entity,
-        status,
-        semaphore,
-        msgspec.json.decode(error) if error else None,
-        created,
-        updated,
-        completed,
-        expires,
-        parent,
-    )
+    id_, *columns = row
+    record = JobRecord(*columns)
     if not details:
         return record
     for dimension, name, value in conn.execute(query("job_attributes"), {"id": id_}):

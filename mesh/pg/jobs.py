@@ -139,33 +139,7 @@ def save_jobs(conn: Connection, jobs: Sequence[JobState]) -> None:
     """Write what changed in ``jobs`` (rows, data, parts, steps); new jobs must be inserted."""
     jobs = [job for job in jobs if not job.created]  # inserted whole by insert_jobs
     updates = [_job_row(job) for job in jobs if job.changed]
-    attributes: list[dict[str, Any]] = []
-    steps: list[dict[str, Any]] = []
-    for job in jobs:
-        for name in job.dirty_data:
-            attributes.append(
-                {"job_id": job.id, "dimension": "", "field": name, "value": job.data.get(name)}
-            )
-        for activity, dimension, part in job.dirty_parts:
-            value = job.activities.get((activity, dimension), {}).get(part)
-            attributes.append(
-                {
-                    "job_id": job.id,
-                    "dimension": dimension,
-                    "field": f"{activity}/{part}",
-                    "value": value,
-                }
-            )
-        steps.extend(
-            {
-                "job_id": job.id,
-                "activity": s.activity,
-                "dimension": s.dimension,
-                "leg": s.leg,
-                "code": s.code,
-            }
-            for s in job.new_steps
-        )
+    attributes, steps = _details(jobs, key=False)
     # No results to wait for: in the caller's pipeline these travel with what follows.
     if updates:
         ids = [row["id"] for row in updates]

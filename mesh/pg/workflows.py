@@ -4,8 +4,8 @@
 effects), locks the jobs the messages name in id order, loads their state, applies each
 message with the pure :class:`~mesh.model.engine.executor.Engine`, saves what changed,
 enqueues what it caused and, optionally, claims the next batch, all in one transaction. A
-crash at any point commits all of it or none of it. ``pub``, ``signal`` and ``interrupt``
-are the same transaction for one message sent by a client.
+crash at any point commits all of it or none of it. What clients ask directly (``pub``,
+``signal``, ``interrupt``) is in :mod:`mesh.pg.operations`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from mesh.errors import InvalidIdentifier, MeshError
 from mesh.model.engine.app import CompiledApp
 from mesh.model.engine.executor import Engine, InputInvalid
 from mesh.model.engine.mapping import WorkflowError
-from mesh.model.engine.state import DeliverSignal, JobState, lineage
+from mesh.model.engine.state import JobState, lineage
 from mesh.model.graph.manifest import Manifest
 from mesh.model.ids import new_guid, new_message_id, validate_job_id
 from mesh.model.messages import (
@@ -37,7 +37,7 @@ from mesh.model.outcomes import Outgoing, to_engine
 from mesh.pg import jobs as rows
 from mesh.pg.database import Connection
 from mesh.pg.queries import query
-from mesh.pg.streams import StreamClaim, claim, enqueue, enqueue_params, lines
+from mesh.pg.streams import StreamClaim, claim, enqueue_params, lines
 
 
 class UnknownTopic(MeshError):
@@ -362,84 +362,3 @@ def _refusal_to_parent(
         sent_at=now,
     )
     return to_engine(resume, priority=PRIORITY_RESPONSE)
-
-
-# -- client operations ------------------------------------------------------------------------
-
-
-def pub(
-    conn: Connection, app: str, versions: AppVersions, topic: str, data: Any, *, job_id: str = ""
-) -> str:
-    """Start a job of the graph subscribed to ``topic``; returns its id. Raises
-    :class:`UnknownTopic`, :class:`InputInvalid`, :class:`DuplicateJob`, or
-    :class:`NoActiveVersion`, having stored nothing."""
-    message = StartJob(id=new_message_id(), app=app, topic=topic, data=data, job_id=job_id)
-    report = process(conn, app, versions, [Delivery(message)])
-    result = report.results[0]
-    if result.error is not None:
-        raise result.error
-    return result.job_id
-
-
-def signal(
-    conn: Connection, app: str, versions: AppVersions, topic: str, data: Any, code: int = 200
-) -> int:
-    """Deliver ``data`` to the hooks waiting on ``topic``; returns how many were resumed now
-    (0: buffered until the hook registers). :class:`UnknownHook` if no hook listens there.
-
-    The hook rules of every deployed version apply, not only the active one's: a job keeps
-    the graph it started with, so a job of an older version may wait on a hook the active
-    version changed or dropped."""
-    with conn.transaction():
-        deployed = conn.execute(query("signal_versions"), {"app": app}).fetchall()
-        if not deployed or not deployed[0][1]:
-            raise no_active_version(app)
-        now = time.time()
-        deliveries: dict[str | None, DeliverSignal] = {}
-        for version, _ in deployed:
-            compiled = versions.get(conn, app, version)
-            for delivery in Engine(compiled, now=now, new_id=new_message_id).signal_deliveries(
-                topic, data, code
-            ):
-                deliveries.setdefault(delivery.match_key, delivery)
-        if not deliveries:
-            active = versions.get(conn, app, deployed[0][0])
-            raise UnknownHook(
-                f"no hook of app {app!r} listens to signal topic {topic!r} (in any deployed "
-                f"version); hook topics of the active version {active.version}: "
-                f"{', '.join(sorted(active.hook_rules)) or 'none'}"
-            )
-        outgoing = [
-            o
-            for d in deliveries.values()
-            for o in rows.deliver_signal(conn, app, d, new_message_id, now)
-        ]
-        enqueue(conn, outgoing)
-        return len(outgoing)
-
-
-def interrupt(
-    conn: Connection,
-    app: str,
-    versions: AppVersions,
-    job_id: str,
-    *,
-    reason: str = "interrupted",
-    code: int = 410,
-    descend: bool = False,
-) -> bool:
-    """Interrupt a running job now; False if it had already finished. :class:`UnknownJob` if
-    there is no such job."""
-    message = InterruptJob(
-        id=new_message_id(),
-        app=app,
-        job_id=job_id,
-        reason=reason,
-        code=code,
-        descend=descend,
-        sent_at=time.time(),
-    )
-    result = process(conn, app, versions, [Delivery(message)]).results[0]
-    if result.error is not None:
-        raise result.error
-    return result.outcome == "applied"

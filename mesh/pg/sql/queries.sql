@@ -476,7 +476,8 @@ SELECT count(pg_notify(n.channel, n.payload))
 FROM unnest(%(channels)s::text[], %(payloads)s::text[]) AS n(channel, payload);
 
 -- name: job_summary
-SELECT j.id, j.key, j.gid, j.version, j.topic, j.entity, j.status, j.semaphore, j.error::text,
+-- Columns in JobRecord's order after the id (error comes back decoded: jsonb).
+SELECT j.id, j.key, j.gid, j.version, j.topic, j.entity, j.status, j.semaphore, j.error,
        j.created_at, j.updated_at, j.completed_at, j.expires_at, p.key
 FROM mesh.jobs j LEFT JOIN mesh.jobs p ON p.id = j.parent_id
 WHERE j.app = %(app)s AND j.key = %(key)s;
