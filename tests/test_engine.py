@@ -425,6 +425,55 @@ async def test_signal_activity_one_and_all(dsn: str) -> None:
             assert (await mesh.wait(key, timeout=20)).data == {"answer": "to all"}
 
 
+def test_a_signal_and_the_registration_of_its_hook_cannot_miss_each_other(dsn: str) -> None:
+    """The engine registers a hook in a transaction that has not committed yet, and a signal
+    for it arrives meanwhile: the signal waits for that commit and resumes the hook, instead
+    of finding no hook, being buffered, and leaving the job waiting forever."""
+    import threading
+    import time as clock
+
+    from mesh.manifests import load_manifest
+    from mesh.model.engine.mapping import signal_key
+    from mesh.model.engine.state import RegisterHook
+    from mesh.pg import apps, operations
+    from mesh.pg import jobs as rows
+    from mesh.pg.workflows import AppVersions
+
+    with psycopg.connect(dsn, autocommit=True) as setup:
+        apps.deploy(setup, load_manifest(HOOKS))
+        apps.activate(setup, "t", "1")
+        key = operations.pub(setup, "t", AppVersions(), "nap", {})  # any job will do
+    outcome: list[int] = []
+    with psycopg.connect(dsn, autocommit=True) as engine, engine.transaction():
+        job = rows.lock_jobs(engine, "t", [key])[key]
+        job.commands.append(RegisterHook("approve", signal_key(key), "wait", ""))
+        rows.run_commands(engine, [job], lambda: "m", clock.time())  # registered, not committed
+
+        def signal() -> None:
+            with psycopg.connect(dsn, autocommit=True) as client:
+                outcome.append(
+                    operations.signal(client, "t", AppVersions(), "approve", {"id": key})
+                )
+
+        sender = threading.Thread(target=signal)
+        sender.start()
+        with psycopg.connect(dsn, autocommit=True) as watch:
+            deadline = clock.monotonic() + 15
+            while not outcome and clock.monotonic() < deadline:
+                blocked = watch.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND wait_event_type = 'Lock' AND wait_event = 'advisory'"
+                ).fetchone()
+                if blocked == (1,):
+                    break
+                clock.sleep(0.01)
+        assert not outcome, "the signal did not wait for the registration to commit"
+    sender.join(timeout=15)
+    assert outcome == [1]  # it found the hook once the registration committed
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute("SELECT count(*) FROM mesh.buffered_signals").fetchone() == (0,)
+
+
 async def _first_value(dsn: str, sql: str, key: str) -> object:
     """Poll ``sql`` (one %s parameter) until its first row's first value is truthy."""
     while True:

@@ -197,6 +197,15 @@ def run_commands(
     conn: Connection, jobs: Sequence[JobState], new_id: Callable[[], str], now: float
 ) -> list[Outgoing]:
     """Carry out the jobs' deferred commands; returns the messages they cause."""
+    lock_signal_keys(
+        conn,
+        (
+            (job.app, command.topic, command.match_key)
+            for job in jobs
+            for command in job.commands
+            if isinstance(command, RegisterHook | DeliverSignal)
+        ),
+    )
     outgoing: list[Outgoing] = []
     registrations: list[dict[str, Any]] = []
     unregistrations: list[dict[str, Any]] = []
@@ -267,11 +276,22 @@ def run_commands(
     return outgoing
 
 
+def lock_signal_keys(conn: Connection, keys: Iterable[tuple[str, str, str | None]]) -> None:
+    """Serialise delivering signals and registering hooks per (app, topic, match key); call
+    before either, with every key the transaction will touch (taken in one sorted order, so
+    two transactions never wait on each other in a cycle). A None match key (a signal to
+    every waiting hook) needs no lock: it is never buffered."""
+    wanted = sorted({_encode(list(key)).decode() for key in keys if key[2] is not None})
+    if wanted:
+        conn.execute(query("lock_signal_keys"), {"keys": wanted})
+
+
 def deliver_signal(
     conn: Connection, app: str, signal: DeliverSignal, new_id: Callable[[], str], now: float
 ) -> list[Outgoing]:
     """Resume messages for the hooks waiting on the signal; none waiting and ``buffer``:
-    keep it for the hook that registers next (for ``BUFFERED_SIGNAL_SECONDS``)."""
+    keep it for the hook that registers next (for ``BUFFERED_SIGNAL_SECONDS``). The caller
+    holds the signal's key lock (:func:`lock_signal_keys`)."""
     waiting = conn.execute(
         query("find_hooks"), {"app": app, "topic": signal.topic, "match_key": signal.match_key}
     ).fetchall()

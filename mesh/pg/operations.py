@@ -63,6 +63,7 @@ def signal(
                 f"version); hook topics of the active version {active.version}: "
                 f"{', '.join(sorted(active.hook_rules)) or 'none'}"
             )
+        rows.lock_signal_keys(conn, ((app, d.topic, d.match_key) for d in deliveries.values()))
         outgoing = [
             o
             for d in deliveries.values()

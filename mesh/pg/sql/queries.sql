@@ -427,6 +427,14 @@ SELECT r.job_id, r.activity, r.dimension, r.leg, r.code
 FROM jsonb_to_recordset(%(rows)s::jsonb) AS r(job_id bigint, activity text, dimension text, leg smallint, code int)
 ON CONFLICT DO NOTHING;
 
+-- name: lock_signal_keys
+-- Transaction-scoped advisory locks on (app, topic, match key), taken in the given order.
+-- Delivering a signal and registering the hook it is for both take it first, so one of the
+-- two commits before the other looks: otherwise a signal could find no hook (and be
+-- buffered) while the registration finds no buffered signal, and the job would wait forever.
+SELECT count(pg_advisory_xact_lock(hashtextextended(k.key, 0)))
+FROM (SELECT u.key FROM unnest(%(keys)s::text[]) WITH ORDINALITY AS u(key, n) ORDER BY u.n) AS k;
+
 -- name: register_hooks
 -- Register waiting hooks and take, for each, the oldest unexpired signal that arrived before
 -- it (buffered); the caller turns those into resume messages in the same transaction.
