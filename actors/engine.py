@@ -4,7 +4,9 @@ Each loop claims a batch of engine messages (worker responses, child starts, tim
 signals, re-entries, interrupts) and hands the whole batch to one database transaction
 (:class:`mesh.runtime.engine.BatchRunner`): fenced ack, job locks, state changes, follow-up
 messages, and the claim of the next batch commit together. Several loops overlap one
-batch's Python work with another's database round trips.
+batch's Python work with another's database round trips. Throttles on the engine stream
+(``mesh throttle MS --topic engine``, a node's guid, or the whole mesh) act here as in every
+claim loop: paused, nothing is claimed; N ms, one message per N ms.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ class EngineActor(Actor[None]):
         self._group = node.wakeups.group(node.app, ENGINE_STREAM)
         self._wakeups = [self._group.join() for _ in range(loops)]
         self._stopping = False
+        self._stopped = trio.Event()
+        self._paused_loops = 0
         self._busy = 0
         self._idle = trio.Event()
         self._idle.set()
@@ -51,14 +55,26 @@ class EngineActor(Actor[None]):
         settings = self.settings
         claims: list[Any] = []
         backoff = 0.1
+        throttle = self.node.throttle
         while not self._stopping:
+            throttle_ms = throttle.effective(ENGINE_STREAM)
+            if throttle_ms < 0 and not claims:
+                # Paused (once a batch already claimed is done): the messages wait durably; a
+                # throttle change or the drain wakes us.
+                self._paused_loops += 1
+                try:
+                    await throttle.wait(None, self._stopped)
+                finally:
+                    self._paused_loops -= 1
+                continue
+            batch_size = 1 if throttle_ms > 0 else settings.batch_size
             if not claims:
                 wakeup.clear()
                 try:
                     claims = await self.node.streams.claim(
                         self.node.app,
                         ENGINE_STREAM,
-                        limit=settings.batch_size,
+                        limit=batch_size,
                         lease=settings.lease,
                     )
                 except DatabaseError as error:
@@ -76,7 +92,7 @@ class EngineActor(Actor[None]):
             try:
                 claims = await self.runner.run(
                     claims,
-                    claim_next=0 if self._stopping else settings.batch_size,
+                    claim_next=0 if self._stopping or throttle_ms else settings.batch_size,
                     lease=settings.lease,
                 )
             except DatabaseUnavailable as error:
@@ -91,7 +107,9 @@ class EngineActor(Actor[None]):
                 continue
             finally:
                 self._leave()
-            if len(claims) == settings.batch_size:
+            if throttle_ms > 0:
+                await throttle.wait(throttle_ms / 1000, self._stopped)
+            elif len(claims) == settings.batch_size:
                 self._group.wake_one()  # more may be waiting: let a sibling loop claim too
 
     def _enter(self) -> None:
@@ -106,6 +124,7 @@ class EngineActor(Actor[None]):
 
     def begin_drain(self) -> None:
         self._stopping = True
+        self._stopped.set()
         for wakeup in self._wakeups:
             wakeup.set()
 
@@ -116,4 +135,9 @@ class EngineActor(Actor[None]):
         return self._busy
 
     def statistics(self) -> dict[str, Any]:
-        return {**super().statistics(), **self.counters.snapshot(), "busy_loops": self._busy}
+        return {
+            **super().statistics(),
+            **self.counters.snapshot(),
+            "busy_loops": self._busy,
+            "paused": self._paused_loops == self.loops,
+        }

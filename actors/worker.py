@@ -2,11 +2,13 @@
 
 Async functions run in trio; plain functions run in a worker thread (at most ``concurrency``
 at once). The function receives the request's ``data`` and its return value becomes the
-``success`` response, written to the request's ``reply_to`` stream in the same statement that
-acks the request. ``Pending(data)`` sends a 202 response and keeps the activity open. An
-exception is retried per the message's retry policy (falling back to the worker's); after the
-last attempt, or at once for :class:`mesh.errors.NonRetryableError`, the request is
-dead-lettered together with an ``error`` response.
+``success`` response. A response for this app's engine is applied to its job in the
+transaction that acks the request (:class:`mesh.runtime.engine.ApplyingSettler`); any other is
+written to the request's ``reply_to`` stream in the statement that acks it. ``Pending(data)``
+sends a 202 response and keeps the activity open. An exception is retried per the message's
+retry policy (falling back to the worker's); after the last attempt, or at once for
+:class:`mesh.errors.NonRetryableError`, the request is dead-lettered together with an
+``error`` response.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from mesh.model.messages import (
 from mesh.model.outcomes import Ack, DeadLetter, Outcome, Retry, reply
 from mesh.model.retry import GiveUp, RetryPolicy, decide_failure
 from mesh.runtime.consumer import ConsumerSettings
+from mesh.runtime.engine import ApplyingSettler
 from mesh.runtime.node import Node
 from mesh.runtime.stream_actor import StreamActor
 from mesh.runtime.streams import StreamClaim
@@ -49,7 +52,10 @@ class WorkerActor(StreamActor):
         settings: ConsumerSettings,
         retry: RetryPolicy,
     ) -> None:
-        super().__init__(node, stream=topic, handler=self.handle, settings=settings)
+        self.applier = ApplyingSettler(node)
+        super().__init__(
+            node, stream=topic, handler=self.handle, settings=settings, settler=self.applier
+        )
         self.name = f"worker:{topic}"
         self.topic = topic
         self.function = function
@@ -131,7 +137,11 @@ class WorkerActor(StreamActor):
         return f"{self.function.__module__}:{getattr(self.function, '__qualname__', self.function)}"
 
     def statistics(self) -> dict[str, Any]:
-        return {**super().statistics(), "failures": self.failures}
+        return {
+            **super().statistics(),
+            "failures": self.failures,
+            "responses_applied": self.applier.counters.messages,
+        }
 
 
 def _describe(error: BaseException) -> str:

@@ -81,16 +81,18 @@ class Mesh:
         engine_settings: ConsumerSettings | None = None,
         retry: RetryPolicy | None = None,
         reap_interval: float = 2.0,
+        statement_timeout: float = 30.0,
     ) -> AsyncIterator[Mesh]:
         """Run a node with an engine, ``workers`` (topic -> function), a quorum member and a
-        reaper for the duration of the block; it drains and stops on exit."""
+        reaper for the duration of the block; it drains and stops on exit.
+        ``statement_timeout`` (seconds) bounds every statement the node runs."""
         from actors.engine import EngineActor
         from actors.maintenance import ReaperActor
         from actors.quorum import QuorumActor
         from actors.worker import WorkerActor
         from mesh.health import system_health
 
-        node = Node(dsn, app=app)
+        node = Node(dsn, app=app, statement_timeout=statement_timeout)
         mesh = cls(node)
         actors: list[Actor[Any]] = []
         if engine:

@@ -2,8 +2,8 @@
 
 The workload: a producer enqueues ``messages`` activity requests in batches of ``batch``;
 ``workers`` consumers on the topic claim them in batches, run an async echo function and
-settle each (ack + response to the engine stream, one statement per batch); a collector on
-the engine stream claims and acks the responses and records each one's latency from the
+settle each (ack + response to a reply stream, one statement per batch); a collector on
+the reply stream claims and acks the responses and records each one's latency from the
 moment its request was enqueued. The clock runs from the first enqueue to the last response.
 """
 
@@ -16,7 +16,7 @@ from typing import Any
 
 import trio
 
-from mesh.model.ids import ENGINE_STREAM, new_guid, new_message_id
+from mesh.model.ids import new_guid, new_message_id
 from mesh.model.messages import ActivityRequest, ActivityResponse, decode, encode
 from mesh.model.outcomes import Ack, Outcome, Outgoing
 from mesh.model.retry import DEFAULT_RETRY_POLICY
@@ -30,6 +30,9 @@ from mesh.runtime.stream_actor import StreamActor
 from mesh.runtime.streams import StreamClaim
 
 TOPIC = "bench"
+REPLIES = "bench.replies"
+"""Where the requests want their responses. Not the engine stream: a worker applies a
+response for the engine to its job at the ack, and these requests have no job."""
 
 
 async def echo(data: Any) -> Any:
@@ -37,12 +40,12 @@ async def echo(data: Any) -> Any:
 
 
 class _Collector(StreamActor):
-    """Consumes the engine stream and records each response's end-to-end latency."""
+    """Consumes the reply stream and records each response's end-to-end latency."""
 
     name = "bench-collector"
 
     def __init__(self, node: Node, expected: int, settings: ConsumerSettings) -> None:
-        super().__init__(node, stream=ENGINE_STREAM, handler=self._record, settings=settings)
+        super().__init__(node, stream=REPLIES, handler=self._record, settings=settings)
         self.expected = expected
         self.latencies: list[float] = []
         self.finished_at = 0.0
@@ -67,7 +70,12 @@ def _requests(app: str, count: int) -> list[Outgoing]:
             stream=TOPIC,
             payload=encode(
                 ActivityRequest(
-                    id=new_message_id(), app=app, topic=TOPIC, data={"n": i}, sent_at=now
+                    id=new_message_id(),
+                    app=app,
+                    topic=TOPIC,
+                    data={"n": i},
+                    sent_at=now,
+                    reply_to=REPLIES,
                 )
             ),
             max_attempts=DEFAULT_RETRY_POLICY.maximum_attempts,

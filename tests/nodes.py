@@ -22,6 +22,9 @@ from mesh.runtime.node import Node
 
 APP = "shop"
 TOPIC = "work"
+REPLIES = "replies"
+"""Where the test requests want their responses: a plain stream, so they can be read back
+(a response for the engine stream is applied to its job when the request is acked)."""
 
 
 @asynccontextmanager
@@ -60,7 +63,9 @@ def send(
 ) -> list[str]:
     """Enqueue one request per ``data`` item; returns the request ids."""
     requests = [
-        ActivityRequest(id=new_message_id(), app=APP, topic=topic, data=d, retry=retry)
+        ActivityRequest(
+            id=new_message_id(), app=APP, topic=topic, data=d, retry=retry, reply_to=REPLIES
+        )
         for d in data
     ]
     streams.enqueue(
@@ -80,8 +85,8 @@ def send(
 
 def responses(conn: psycopg.Connection) -> list[ActivityResponse]:
     rows = conn.execute(
-        "SELECT payload::text FROM mesh.stream_messages WHERE app = %s AND stream = 'engine' ORDER BY id",
-        (APP,),
+        "SELECT payload::text FROM mesh.stream_messages WHERE app = %s AND stream = %s ORDER BY id",
+        (APP, REPLIES),
     ).fetchall()
     found = [decode(row[0]) for row in rows]
     assert all(isinstance(r, ActivityResponse) for r in found)

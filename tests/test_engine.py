@@ -19,6 +19,7 @@ from mesh.model.engine.executor import InputInvalid
 from mesh.model.graph import ManifestInvalid
 from mesh.pg.workflows import DuplicateJob, UnknownHook, UnknownTopic
 from mesh.runtime.consumer import ConsumerSettings
+from tests.helpers import wait_until
 
 FAST = ConsumerSettings(poll_interval=0.2)
 
@@ -609,6 +610,103 @@ async def _child_of(dsn: str, parent: str) -> str:
         parent,
     )
     return str(child)
+
+
+def engine_messages(dsn: str) -> int:
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM mesh.stream_messages WHERE app = 't' AND stream = 'engine'"
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def workers_of(mesh: Mesh) -> list[Any]:
+    from actors.worker import WorkerActor
+
+    return [actor for actor in mesh.node.actors if isinstance(actor, WorkerActor)]
+
+
+async def test_a_response_is_applied_to_its_job_in_the_transaction_that_acks_its_request(
+    dsn: str,
+) -> None:
+    # No engine in this node: the trigger runs in pub's transaction, each response in the one
+    # that acks its request, so the workflow needs no engine stream message at all.
+    async with Mesh.open(
+        dsn, app="t", engine=False, workers={"t.double": double}, worker_settings=FAST
+    ) as mesh:
+        await mesh.deploy(SEQUENCE)
+        await mesh.activate("1")
+        data = await mesh.pubsub("calc", {"value": 5}, timeout=20)
+        (worker,) = workers_of(mesh)
+        applied = worker.statistics()["responses_applied"]
+    assert data == {"first": 5, "result": 21}
+    assert applied == 2
+    assert engine_messages(dsn) == 0
+
+
+async def test_a_response_that_cannot_be_applied_at_the_ack_goes_through_the_engine_stream(
+    dsn: str,
+) -> None:
+    gates = {100: trio.Event(), 300: trio.Event()}
+
+    async def gated_double(data: dict[str, Any]) -> dict[str, Any]:
+        gate = gates.get(data["value"])
+        if gate is not None:
+            await gate.wait()
+        return await double(data)
+
+    async with Mesh.open(
+        dsn,
+        app="t",
+        engine=False,
+        workers={"t.double": gated_double},
+        worker_settings=FAST,
+        statement_timeout=0.5,
+    ) as mesh:
+        await mesh.deploy(SEQUENCE)
+        await mesh.activate("1")
+        # The engine stream is paused: the response waits on it like any engine message.
+        await mesh.throttle(-1, topic="engine")
+        await wait_until(lambda: mesh.node.throttle.effective("engine") == -1, what="the pause")
+        paused = await mesh.pub("calc", {"value": 100})
+        gates[100].set()
+        await wait_until(lambda: engine_messages(dsn) == 1, what="the response on the stream")
+        await mesh.throttle(0)
+        await wait_until(lambda: mesh.node.throttle.effective("engine") == 0, what="the resume")
+        # The job is locked past the statement timeout: the database refuses the applying
+        # transaction, and the ack goes through with the response on the engine stream.
+        locked = await mesh.pub("calc", {"value": 300})
+        with psycopg.connect(dsn) as holder:
+            holder.execute("SELECT 1 FROM mesh.jobs WHERE key = %s FOR UPDATE", (locked,))
+            gates[300].set()
+            await wait_until(lambda: engine_messages(dsn) == 2, what="the refused response")
+            holder.rollback()
+        assert [await mesh.get_status(key) for key in (paused, locked)] == ["running"] * 2
+        # An engine takes them from the stream; the second steps are applied at their acks.
+        async with Mesh.open(dsn, app="t", workers={}, engine_settings=FAST) as engine:
+            results = [(await engine.wait(key, timeout=20)).data for key in (paused, locked)]
+    assert results == [{"first": 100, "result": 401}, {"first": 300, "result": 1201}]
+    assert engine_messages(dsn) == 0
+
+
+async def test_a_paused_engine_stream_holds_its_messages_until_resumed(dsn: str) -> None:
+    from actors.engine import EngineActor
+
+    async with mesh_with(dsn, SEQUENCE, {"t.double": double}) as mesh:
+        (engine,) = [a for a in mesh.node.actors if isinstance(a, EngineActor)]
+        await mesh.throttle(-1, topic="engine")
+        await wait_until(lambda: engine.statistics()["paused"], what="every engine loop paused")
+        key = await mesh.pub("calc", {"value": 1})
+        await wait_until(lambda: engine_messages(dsn) == 1, what="the response on the stream")
+        with psycopg.connect(dsn) as conn:
+            leased = conn.execute(
+                "SELECT count(*) FROM mesh.stream_messages WHERE lease_owner IS NOT NULL"
+            ).fetchone()
+        assert leased == (0,) and await mesh.get_status(key) == "running"
+        await mesh.throttle(0)
+        assert (await mesh.wait(key, timeout=20)).data == {"first": 1, "result": 5}
+    assert engine_messages(dsn) == 0
 
 
 async def test_duplicate_and_stale_deliveries_change_nothing(dsn: str) -> None:

@@ -13,7 +13,7 @@ import pytest
 from mesh.model.histogram import DurationHistogram
 from mesh.model.ids import quorum_channel
 from tests.helpers import NodeProcess, wait_until_sync, write_config
-from tests.nodes import APP, TOPIC, send
+from tests.nodes import APP, REPLIES, TOPIC, send
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -63,7 +63,7 @@ def test_metrics__documented_and_moving_with_work(
         f"""
 app: {APP}
 node:
-  roles: [quorum, worker]  # the test reads the responses off the engine stream itself
+  roles: [quorum, worker]  # the test reads the responses off their stream itself
 metrics:
   port: {port}
 workers:
@@ -97,7 +97,7 @@ workers:
     assert sample(after, "mesh_handler_duration_seconds_count", **labels) == 25
     assert sample(after, "mesh_messages_in_flight", **labels) == 0
     assert (
-        sample(after, "mesh_stream_depth", app=APP, stream="engine", role="engine") == 25
+        sample(after, "mesh_stream_depth", app=APP, stream=REPLIES, role="worker") == 25
     )  # the responses
     assert sample(after, "mesh_throttle_milliseconds", **labels) == 0
     assert sample(after, "mesh_listener_healthy", app=APP) == 1

@@ -49,7 +49,7 @@ def own_server() -> Iterator[Any]:
 def count_responses(dsn: str) -> int:
     with psycopg.connect(dsn, autocommit=True) as conn:
         row = conn.execute(
-            "SELECT count(*) FROM mesh.stream_messages WHERE stream = 'engine'"
+            "SELECT count(*) FROM mesh.stream_messages WHERE stream = 'replies'"
         ).fetchone()
         return int(row[0]) if row else 0
 
@@ -66,7 +66,7 @@ def test_postgres_restart__the_node_recovers_then_stops_in_bounded_time(
         f"""
 app: {APP}
 node:
-  roles: [quorum, worker]  # the test reads the responses off the engine stream itself
+  roles: [quorum, worker]  # the test reads the responses off their stream itself
   listener_check_interval: 1 second
   drain_timeout: 5 seconds
 streams:

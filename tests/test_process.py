@@ -27,7 +27,7 @@ def config(
         f"""
 app: {APP}
 node:
-  roles: [quorum, worker]  # the test reads the responses off the engine stream itself
+  roles: [quorum, worker]  # the test reads the responses off their stream itself
   drain_timeout: 20 seconds
 streams:
   lease: {lease}
@@ -54,7 +54,7 @@ def one(conn: psycopg.Connection, query: str) -> object:
 
 def response_counts(conn: psycopg.Connection) -> tuple[int, int]:
     row = conn.execute(
-        "SELECT count(*), count(DISTINCT payload->>'request_id') FROM mesh.stream_messages WHERE stream = 'engine'"
+        "SELECT count(*), count(DISTINCT payload->>'request_id') FROM mesh.stream_messages WHERE stream = 'replies'"
     ).fetchone()
     assert row is not None
     return row[0], row[1]
@@ -91,7 +91,7 @@ def test_sigkill__a_second_node_finishes_the_work_exactly_once(
     answered = {
         r[0]
         for r in conn.execute(
-            "SELECT payload->>'request_id' FROM mesh.stream_messages WHERE stream = 'engine'"
+            "SELECT payload->>'request_id' FROM mesh.stream_messages WHERE stream = 'replies'"
         )
     }
     assert answered == request_ids
@@ -171,7 +171,7 @@ def test_poison__a_message_that_kills_its_node_is_dead_lettered_after_n_claims(
     ).fetchone()
     assert row is not None and row[0] == 3 and row[2] == request_id and "claimed 3 times" in row[1]
     error = conn.execute(
-        "SELECT payload->>'status', payload->'error'->>'type' FROM mesh.stream_messages WHERE stream = 'engine'"
+        "SELECT payload->>'status', payload->'error'->>'type' FROM mesh.stream_messages WHERE stream = 'replies'"
     ).fetchall()
     assert error == [("error", "DeadLettered")]
 

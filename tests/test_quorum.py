@@ -130,7 +130,7 @@ def mesh_listen(mesh: Mesh, log: Path) -> Iterator[None]:
 def responses(dsn: str, topic: str = TOPIC) -> int:
     with psycopg.connect(dsn, autocommit=True) as conn:
         row = conn.execute(
-            "SELECT count(*) FROM mesh.stream_messages WHERE stream = 'engine' AND payload->>'topic' = %s",
+            "SELECT count(*) FROM mesh.stream_messages WHERE stream = 'replies' AND payload->>'topic' = %s",
             (topic,),
         ).fetchone()
         return int(row[0]) if row else 0

@@ -113,6 +113,8 @@ class BatchReport:
     results: list[Result] = field(default_factory=list)
     lost: int = 0
     """Claims whose lease was gone when the batch ran (another consumer has them)."""
+    taken: set[int] = field(default_factory=set)
+    """Ids of the claims this batch acked (the rest were lost)."""
     next_claims: list[StreamClaim] = field(default_factory=list)
 
 
@@ -187,7 +189,7 @@ def _process(
         )
     taken: set[int] = set()
     if taking is not None:
-        taken = {row[0] for row in taking.fetchall()}
+        taken = report.taken = {row[0] for row in taking.fetchall()}
         report.lost = len(claimed) - len(taken)
     live = [d for d in deliveries if d.claim is None or d.claim.id in taken]
 

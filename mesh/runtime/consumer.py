@@ -26,7 +26,7 @@ import math
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import trio
 
@@ -42,6 +42,17 @@ from mesh.runtime.wakeup import StreamWakeups
 log = logging.getLogger(__name__)
 
 Handler = Callable[[StreamClaim], Coroutine[Any, Any, Outcome]]
+
+
+class Settler(Protocol):
+    """How outcomes are persisted: :class:`Streams` itself, or one that does more in the same
+    transaction (:class:`mesh.runtime.engine.ApplyingSettler`)."""
+
+    async def settle(self, settlements: list[Settlement]) -> set[int]: ...
+
+    async def settle_and_claim(
+        self, settlements: list[Settlement], app: str, stream: str, *, limit: int, lease: float
+    ) -> tuple[set[int], list[StreamClaim]]: ...
 
 
 @dataclass(frozen=True)
@@ -80,8 +91,10 @@ class StreamConsumer:
         handler: Handler,
         settings: ConsumerSettings,
         throttle: ThrottleState | None = None,
+        settler: Settler | None = None,
     ) -> None:
         self.streams = streams
+        self.settler: Settler = settler or streams
         self.throttle = throttle
         self.app = app
         self.stream = stream
@@ -308,11 +321,11 @@ class StreamConsumer:
             try:
                 if piggyback:
                     self._reserved += limit
-                    done, claims = await self.streams.settle_and_claim(
+                    done, claims = await self.settler.settle_and_claim(
                         pending, self.app, self.stream, limit=limit, lease=self.settings.lease
                     )
                 else:
-                    done = await self.streams.settle(pending)
+                    done = await self.settler.settle(pending)
             except DatabaseUnavailable as error:
                 # Settling is fenced, so retrying the same batch is safe; leases stay
                 # heartbeated meanwhile.
@@ -348,7 +361,7 @@ class StreamConsumer:
         done: set[int] = set()
         for settlement in batch:
             try:
-                done |= await self.streams.settle([settlement])
+                done |= await self.settler.settle([settlement])
             except DatabaseError as single_error:
                 log.error(
                     "event=settle_refused stream=%s id=%s error=%r (left leased; the reaper "

@@ -3,6 +3,9 @@
 
 A batch the database refuses as a whole is retried message by message, so one bad message
 cannot hold up the others; a message refused alone is dead-lettered with the reason.
+
+:class:`ApplyingSettler` runs the same transaction for a worker's settles: the ack of a
+request and its response's effect on the job commit together, without the engine stream.
 """
 
 from __future__ import annotations
@@ -14,9 +17,9 @@ from typing import Any
 from mesh.errors import DatabaseError, DatabaseUnavailable, InvalidPayload
 from mesh.model.histogram import DurationHistogram
 from mesh.model.ids import ENGINE_STREAM
-from mesh.model.messages import ActivityRequest, decode
-from mesh.model.outcomes import DeadLetter
-from mesh.pg.workflows import AppVersions, BatchReport, Delivery, NextClaim, process
+from mesh.model.messages import ActivityRequest, ActivityResponse, decode
+from mesh.model.outcomes import Ack, DeadLetter
+from mesh.pg.workflows import BatchReport, Delivery, NextClaim, process
 from mesh.runtime.node import Node
 from mesh.runtime.streams import Settlement, StreamClaim
 
@@ -55,7 +58,7 @@ class BatchRunner:
     def __init__(self, node: Node, counters: EngineCounters) -> None:
         self.node = node
         self.counters = counters
-        self.versions = AppVersions()
+        self.versions = node.versions
 
     async def run(
         self, claims: list[StreamClaim], *, claim_next: int, lease: float
@@ -117,3 +120,101 @@ class BatchRunner:
                     [Settlement(delivery.claim, DeadLetter(error=f"engine refused it: {error}"))]
                 )
                 self.counters.dead_lettered += 1
+
+
+class ApplyingSettler:
+    """A worker's settles, each response applied to its job in the transaction of its ack.
+
+    Through the engine stream, a worker's response costs one more insert, claim, delete and
+    commit, and waits for the next engine batch. Here an ack whose one follow-up is a
+    response for this app's engine becomes a :class:`Delivery` whose claim is the worker's
+    request: :func:`process` deletes the request fenced by its attempt (a lost lease means
+    no effect, as for engine messages) and applies the response, and the job's next step is
+    enqueued in the same commit. Retries, dead letters, other follow-ups, and everything
+    while the engine stream is throttled settle as usual. So does a batch the database
+    refuses or the engine cannot apply: its responses go through the engine stream, whose
+    batches isolate and dead-letter a bad message, and which waits out a locked job.
+    """
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self.counters = EngineCounters()
+
+    async def settle(self, settlements: list[Settlement]) -> set[int]:
+        done, _ = await self._settle(settlements, None)
+        return done
+
+    async def settle_and_claim(
+        self, settlements: list[Settlement], app: str, stream: str, *, limit: int, lease: float
+    ) -> tuple[set[int], list[StreamClaim]]:
+        return await self._settle(settlements, NextClaim(stream, limit, lease))
+
+    async def _settle(
+        self, settlements: list[Settlement], next_claim: NextClaim | None
+    ) -> tuple[set[int], list[StreamClaim]]:
+        streams = self.node.streams
+        plain, applying = self._split(settlements)
+        if not applying:
+            if next_claim is None:
+                return await streams.settle(plain), []
+            return await streams.settle_and_claim(
+                plain,
+                self.node.app,
+                next_claim.stream,
+                limit=next_claim.limit,
+                lease=next_claim.lease,
+            )
+        done = await streams.settle(plain) if plain else set()
+        try:
+            report = await self.node.db.run(
+                process,
+                self.node.app,
+                self.node.versions,
+                [delivery for _, delivery in applying],
+                owner=self.node.guid,
+                next_claim=next_claim,
+            )
+        except Exception as error:
+            # Refused, timed out (a job locked for long), an engine bug, or the database gone
+            # (then the plain settle fails too, and the consumer retries it). Settling is
+            # fenced, so a batch that did commit before its connection died is not redone.
+            log.warning(
+                "event=inline_apply_failed size=%d error=%r (settling through the engine stream)",
+                len(applying),
+                str(error),
+            )
+            return done | await streams.settle([settlement for settlement, _ in applying]), []
+        self.counters.record(report)
+        return done | report.taken, report.next_claims
+
+    def _split(
+        self, settlements: list[Settlement]
+    ) -> tuple[list[Settlement], list[tuple[Settlement, Delivery]]]:
+        """The settlements to settle as usual, and the acks to apply here."""
+        node = self.node
+        if node.throttle.effective(ENGINE_STREAM) != 0:
+            return settlements, []
+        plain: list[Settlement] = []
+        applying: list[tuple[Settlement, Delivery]] = []
+        for settlement in settlements:
+            response = _engine_response(node.app, settlement)
+            if response is None:
+                plain.append(settlement)
+            else:
+                applying.append((settlement, Delivery(response, settlement.claim)))
+        return plain, applying
+
+
+def _engine_response(app: str, settlement: Settlement) -> ActivityResponse | None:
+    """The response an ack sends to ``app``'s engine, when that is its only follow-up."""
+    outcome = settlement.outcome
+    if not isinstance(outcome, Ack) or len(outcome.follow_ups) != 1:
+        return None
+    follow_up = outcome.follow_ups[0]
+    if follow_up.app != app or follow_up.stream != ENGINE_STREAM or follow_up.delay:
+        return None
+    try:
+        message = decode(follow_up.payload)
+    except InvalidPayload:
+        return None
+    return message if isinstance(message, ActivityResponse) else None

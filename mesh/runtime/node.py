@@ -23,6 +23,7 @@ from mesh.model.ids import new_guid
 from mesh.pg.database import Database
 from mesh.pg.listener import Listener
 from mesh.pg.migrations import check_schema
+from mesh.pg.workflows import AppVersions
 from mesh.runtime.actor import Actor
 from mesh.runtime.quorum_client import QuorumClient
 from mesh.runtime.streams import Streams
@@ -63,6 +64,8 @@ class Node:
         self.streams = Streams(self.db, owner=self.guid)
         self.wakeups = StreamWakeups(self.listener)
         self.throttle = ThrottleState(self.guid)
+        self.versions = AppVersions()
+        """Compiled app versions, shared by the engine and the workers that apply responses."""
         self.quorum = QuorumClient(
             self.db, self.listener, app=app, guid=self.guid, secret=quorum_secret
         )

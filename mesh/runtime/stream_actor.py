@@ -7,7 +7,7 @@ from typing import Any
 import trio
 
 from mesh.runtime.actor import Actor
-from mesh.runtime.consumer import ConsumerSettings, Handler, StreamConsumer
+from mesh.runtime.consumer import ConsumerSettings, Handler, Settler, StreamConsumer
 from mesh.runtime.node import Node
 
 
@@ -15,7 +15,13 @@ class StreamActor(Actor[None]):
     """Consumes ``stream`` of the node's app with ``handler`` (see :class:`StreamConsumer`)."""
 
     def __init__(
-        self, node: Node, *, stream: str, handler: Handler, settings: ConsumerSettings
+        self,
+        node: Node,
+        *,
+        stream: str,
+        handler: Handler,
+        settings: ConsumerSettings,
+        settler: Settler | None = None,
     ) -> None:
         super().__init__()
         self.consumer = StreamConsumer(
@@ -26,6 +32,7 @@ class StreamActor(Actor[None]):
             handler=handler,
             settings=settings,
             throttle=node.throttle,
+            settler=settler,
         )
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
