@@ -25,6 +25,7 @@ from mesh.model.messages import InterruptJob, ParentRef, Resume
 from mesh.model.outcomes import Outgoing, to_engine
 from mesh.pg.database import Connection
 from mesh.pg.queries import query
+from mesh.pg.streams import lines
 
 BUFFERED_SIGNAL_SECONDS = 600.0
 """How long a signal waits for its hook to register (HotMesh: HMSH_PENDING_SIGNAL_EXPIRE)."""
@@ -89,7 +90,8 @@ def load_details(conn: Connection, wanted: Sequence[tuple[JobState, Iterable[str
     if not pairs:
         return
     by_id = {job.id: job for job, _ in wanted}
-    params = {"ids": [p[0] for p in pairs], "dims": [p[1] for p in pairs]}
+    # Dimensions may be empty strings, which a joined text cannot carry: a binary array.
+    params = {"ids": lines(p[0] for p in pairs), "dims": [p[1] for p in pairs]}
     with conn.pipeline():
         attributes = conn.execute(query("load_attributes"), params)
         steps = conn.execute(query("load_steps"), params)
@@ -142,7 +144,7 @@ def save_jobs(conn: Connection, jobs: Sequence[JobState]) -> None:
     attributes, steps = _details(jobs, key=False)
     # No results to wait for: in the caller's pipeline these travel with what follows.
     if updates:
-        ids = [row["id"] for row in updates]
+        ids = lines(row["id"] for row in updates)
         conn.execute(query("update_jobs"), {"rows": _rows(updates), "ids": ids})
     if attributes:
         conn.execute(query("save_attributes"), {"rows": _rows(attributes)})

@@ -346,7 +346,7 @@ FROM mesh.jobs j
 LEFT JOIN mesh.jobs p ON p.id = j.parent_id
 WHERE j.id = ANY(ARRAY(
     SELECT found.id
-    FROM unnest(%(keys)s::text[]) AS wanted(key)
+    FROM unnest(%(keys)b::text[]) AS wanted(key)
     CROSS JOIN LATERAL (
         SELECT id FROM mesh.jobs WHERE app = %(app)s AND key = wanted.key LIMIT 1
     ) AS found))
@@ -356,13 +356,13 @@ FOR UPDATE OF j;
 -- name: load_attributes
 SELECT a.job_id, a.dimension, a.field, a.value::text
 FROM mesh.jobs_attributes a
-JOIN unnest(%(ids)s::bigint[], %(dims)s::text[]) AS w(job_id, dimension)
+JOIN unnest(mesh.lines(%(ids)s)::bigint[], %(dims)b::text[]) AS w(job_id, dimension)
   ON a.job_id = w.job_id AND a.dimension = w.dimension;
 
 -- name: load_steps
 SELECT s.job_id, s.dimension, s.activity, s.leg, s.code
 FROM mesh.job_steps s
-JOIN unnest(%(ids)s::bigint[], %(dims)s::text[]) AS w(job_id, dimension)
+JOIN unnest(mesh.lines(%(ids)s)::bigint[], %(dims)b::text[]) AS w(job_id, dimension)
   ON s.job_id = w.job_id AND s.dimension = w.dimension;
 
 -- name: insert_jobs
@@ -412,8 +412,9 @@ FROM jsonb_to_recordset(%(rows)s::jsonb) AS r(
          id bigint, status text, semaphore int, threshold int, cycles int, error jsonb,
          expire float8)
 WHERE j.id = r.id
-  AND j.id = ANY(%(ids)s::bigint[]);  -- lets the planner use the primary key (the function's
-                                      -- row estimate is fixed at 100, so it would scan jobs)
+  -- Lets the planner use the primary key (the function's row estimate is fixed at 100, so
+  -- it would scan jobs).
+  AND j.id = ANY(mesh.lines(%(ids)s)::bigint[]);
 
 -- name: save_attributes
 INSERT INTO mesh.jobs_attributes (job_id, dimension, field, value)
@@ -433,7 +434,7 @@ ON CONFLICT DO NOTHING;
 -- two commits before the other looks: otherwise a signal could find no hook (and be
 -- buffered) while the registration finds no buffered signal, and the job would wait forever.
 SELECT count(pg_advisory_xact_lock(hashtextextended(k.key, 0)))
-FROM (SELECT u.key FROM unnest(%(keys)s::text[]) WITH ORDINALITY AS u(key, n) ORDER BY u.n) AS k;
+FROM (SELECT u.key FROM unnest(%(keys)b::text[]) WITH ORDINALITY AS u(key, n) ORDER BY u.n) AS k;
 
 -- name: register_hooks
 -- Register waiting hooks and take, for each, the oldest unexpired signal that arrived before
@@ -481,7 +482,7 @@ SELECT key FROM mesh.jobs WHERE parent_id = %(id)s AND status = 'running';
 
 -- name: announce
 SELECT count(pg_notify(n.channel, n.payload))
-FROM unnest(%(channels)s::text[], %(payloads)s::text[]) AS n(channel, payload);
+FROM unnest(%(channels)b::text[], %(payloads)b::text[]) AS n(channel, payload);
 
 -- name: job_summary
 -- Columns in JobRecord's order after the id (error comes back decoded: jsonb).
