@@ -28,8 +28,7 @@ import trio
 
 from mesh.errors import MeshError, lone_error
 from mesh.model.graph import Manifest
-from mesh.model.ids import job_channel, new_message_id
-from mesh.model.messages import StartJob
+from mesh.model.ids import job_channel
 from mesh.model.quorum import Profile, QuorumMessage
 from mesh.model.retry import RetryPolicy
 from mesh.pg import apps, job_queries, operations, workflows
@@ -41,13 +40,17 @@ from mesh.runtime.publisher import Publisher
 
 __all__ = ["JobEvent", "JobFailed", "JobTimeout", "Mesh"]
 
+ANSWERS = FINAL | {"persisted"}
+"""Job events a waiter waits for."""
+
 
 @dataclass(frozen=True, slots=True)
 class JobEvent:
     topic: str
     job_id: str
     status: str
-    """done, failed, interrupted, or emitted (an interim result)."""
+    """done, failed, interrupted; emitted (an interim result); persisted (answered, and still
+    running: ``persist``, ``persistent``)."""
 
 
 Subscriber = Callable[[JobEvent], Any]
@@ -58,7 +61,7 @@ class Mesh:
         self.node = node
         self.app = node.app
         self.recheck = recheck
-        self.versions = workflows.AppVersions()
+        self.versions = node.versions
         self._publisher = Publisher(node.db, self.app, self.versions)
         self._waiters: dict[str, list[trio.Event]] = {}
         self._finished: dict[str, str] = {}
@@ -155,9 +158,19 @@ class Mesh:
 
     # -- jobs --------------------------------------------------------------------------------
 
-    async def pub(self, topic: str, data: Any = None, *, job_id: str = "") -> str:
-        """Start a job of the graph subscribed to ``topic``; returns its id once committed."""
-        message = StartJob(id=new_message_id(), app=self.app, topic=topic, data=data, job_id=job_id)
+    async def pub(
+        self,
+        topic: str,
+        data: Any = None,
+        *,
+        job_id: str = "",
+        pending: float | str | None = None,
+    ) -> str:
+        """Start a job of the graph subscribed to ``topic``; returns its id once committed.
+        With ``pending`` (seconds, or a duration such as '10 minutes') the job is reserved
+        instead: its trigger's data is written, nothing runs, and it is pruned after that
+        long (status ``pending``; interrupt or scrub it to release the id sooner)."""
+        message = operations.start_message(self.app, topic, data, job_id=job_id, pending=pending)
         result = await self._publisher.start(message)
         if result.error is not None:
             raise result.error
@@ -175,17 +188,18 @@ class Mesh:
         return (await self.wait(await self.pub(topic, data, job_id=job_id), timeout=timeout)).data
 
     async def wait(self, job_id: str, *, timeout: float = 60.0) -> JobRecord:
-        """Wait until the job finishes; its record if ``done``, else :class:`JobFailed`;
-        :class:`JobTimeout` if it still runs after ``timeout`` seconds."""
+        """Wait until the job finishes or persists; its record if ``done`` or persisted, else
+        :class:`JobFailed`; :class:`JobTimeout` if it still runs after ``timeout`` seconds."""
         await self.wait_status(job_id, timeout=timeout)
         record = await self.get_job(job_id)
-        if record.status != "done":
+        if record.status != "done" and not record.persisted:
             raise JobFailed(record)
         return record
 
     async def wait_status(self, job_id: str, *, timeout: float = 60.0) -> str:
-        """Wait until the job finishes and return its status (done, failed, interrupted),
-        reading nothing when the completion notice arrives (it is sent in the job's commit).
+        """Wait until the job finishes or persists and return its status (done, failed,
+        interrupted, or persisted), reading nothing when the notice arrives (it is sent in the
+        job's commit).
         The job is re-read every ``recheck`` seconds without news, and at once for a job
         this Mesh did not start (it may have finished before we listened)."""
         event = trio.Event()
@@ -198,9 +212,9 @@ class Mesh:
                     if status is not None:
                         return status
                     if check_now:
-                        status = (await self.get_job(job_id, details=False)).status
-                        if status in FINAL:
-                            return status
+                        record = await self.get_job(job_id, details=False)
+                        if record.answered:
+                            return "persisted" if record.persisted else record.status
                     with trio.move_on_after(self.recheck) as nap:
                         await event.wait()
                     check_now = nap.cancelled_caught
@@ -328,7 +342,7 @@ class Mesh:
             event = JobEvent(raw["topic"], raw["job_id"], raw["status"])
         except (msgspec.DecodeError, KeyError, TypeError):
             return
-        if event.status in FINAL:
+        if event.status in ANSWERS:
             self._finished[event.job_id] = event.status
             if len(self._finished) > 10_000:
                 del self._finished[next(iter(self._finished))]

@@ -22,6 +22,11 @@ def add_commands(commands: Any) -> None:
     pub.add_argument("topic", help="the topic a graph subscribes to")
     pub.add_argument("data", nargs="?", default="{}", help="the job's input as JSON")
     pub.add_argument("--job-id", default="", help="the job id (default: the trigger's, or new)")
+    pub.add_argument(
+        "--pending",
+        metavar="SECONDS",
+        help="only reserve the job (its data written, nothing run) for SECONDS or a duration",
+    )
     pub.add_argument("--wait", action="store_true", help="wait for the job and print its data")
     pub.add_argument("--timeout", type=float, default=60.0, help="seconds --wait waits")
     pub.add_argument("--app", help="the app id (default: the config's)")
@@ -32,7 +37,7 @@ def add_commands(commands: Any) -> None:
     job.add_argument("--app", help="the app id (default: the config's)")
     job.set_defaults(handler=_job)
     jobs = commands.add_parser("jobs", help="recent jobs of the app")
-    jobs.add_argument("--status", choices=["running", "done", "failed", "interrupted"])
+    jobs.add_argument("--status", choices=["running", "pending", "done", "failed", "interrupted"])
     jobs.add_argument("--limit", type=int, default=50)
     jobs.add_argument("--app", help="the app id (default: the config's)")
     jobs.set_defaults(handler=_jobs)
@@ -82,7 +87,7 @@ def _pub(args: argparse.Namespace) -> int:
     config, dsn = session(args, quiet=True)
     data = parse_json(args.data, "the job data")
     with MeshClient(dsn, app=args.app or config.app) as client:
-        job_id = client.pub(args.topic, data, job_id=args.job_id)
+        job_id = client.pub(args.topic, data, job_id=args.job_id, pending=args.pending)
         if not args.wait:
             print(job_id)
             return 0
@@ -95,7 +100,8 @@ def _pub(args: argparse.Namespace) -> int:
                 )
             )
             return 1
-    print(json.dumps({"job_id": job_id, "status": record.status, "data": record.data}))
+    status = "persisted" if record.persisted else record.status
+    print(json.dumps({"job_id": job_id, "status": status, "data": record.data}))
     return 0
 
 
@@ -117,6 +123,11 @@ def _job(args: argparse.Namespace) -> int:
     print(f"job {record.key}  ({record.topic}, app {app} version {record.version})")
     print(f"  status   {record.status}" + (f": {record.error['message']}" if record.error else ""))
     print(f"  created  {record.created_at:%Y-%m-%d %H:%M:%S.%f}"[:-3])
+    if record.persisted_at:
+        took = (record.persisted_at - record.created_at).total_seconds() * 1000
+        print(f"  answered {record.persisted_at:%Y-%m-%d %H:%M:%S} ({took:.0f} ms; still open)")
+    if record.status == "pending" and record.expires_at:
+        print(f"  reserved until {record.expires_at:%Y-%m-%d %H:%M:%S} (pending: nothing runs)")
     if record.completed_at:
         took = (record.completed_at - record.created_at).total_seconds() * 1000
         print(f"  finished {record.completed_at:%Y-%m-%d %H:%M:%S} ({took:.0f} ms)")

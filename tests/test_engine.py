@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -707,6 +708,183 @@ async def test_a_paused_engine_stream_holds_its_messages_until_resumed(dsn: str)
         await mesh.throttle(0)
         assert (await mesh.wait(key, timeout=20)).data == {"first": 1, "result": 5}
     assert engine_messages(dsn) == 0
+
+
+LIFECYCLE = """
+app:
+  id: t
+  version: '1'
+  graphs:
+    - subscribes: parent
+      activities:
+        p: {type: trigger}
+        child:
+          type: await
+          topic: kid
+          input: {maps: {value: '{p.output.data.value}'}}
+          job: {maps: {fromChild: '{$self.output.data.doubled}'}}
+      transitions:
+        p: [{to: child}]
+    - subscribes: kid
+      activities:
+        k: {type: trigger}
+        d:
+          type: worker
+          topic: t.double
+          input: {maps: {value: '{k.output.data.value}'}}
+          job: {maps: {doubled: '{$self.output.data.value}'}}
+          persist: true
+        close:
+          type: hook
+          job: {maps: {closedBy: '{$self.hook.data.by}'}}
+      transitions:
+        k: [{to: d}]
+        d: [{to: close}]
+      hooks:
+        close.kid:
+          - to: close
+            conditions:
+              match:
+                - expected: '{$job.metadata.jid}'
+                  actual: '{$self.hook.data.id}'
+    - subscribes: session
+      persistent: true
+      activities:
+        s:
+          type: trigger
+          stats: {id: '{$self.input.data.id}'}
+          statusThreshold: 1
+          job: {maps: {value: '{$self.output.data.value}'}}
+        first:
+          type: worker
+          topic: t.double
+          input: {maps: {value: '{s.output.data.value}'}}
+          job: {maps: {first: '{$self.output.data.value}'}}
+        inbox:
+          type: hook
+          job: {maps: {last: '{$self.hook.data.note}'}}
+      transitions:
+        s: [{to: first}, {to: inbox}]
+      hooks:
+        note:
+          - to: inbox
+            conditions:
+              match:
+                - expected: '{$job.metadata.jid}'
+                  actual: '{$self.hook.data.id}'
+"""
+
+
+async def test_persist_answers_waiters_and_the_parent_while_the_job_stays_open(
+    dsn: str,
+) -> None:
+    events: list[tuple[str, str]] = []
+    async with mesh_with(dsn, LIFECYCLE, {"t.double": double}) as mesh:
+        mesh.sub("kid", lambda event: events.append((event.job_id, event.status)))
+        parent = await mesh.pub("parent", {"value": 4})
+        # The parent's await completes with the child's data as it was when it persisted.
+        assert (await mesh.wait(parent, timeout=20)).data == {"fromChild": 8}
+        with psycopg.connect(dsn) as conn:
+            row = conn.execute("SELECT key FROM mesh.jobs WHERE topic = 'kid'").fetchone()
+        assert row is not None
+        kid = row[0]
+        child = await mesh.wait(kid, timeout=20)  # answers at once: it persisted
+        assert child.status == "running" and child.persisted and child.data == {"doubled": 8}
+        await _wait_registered(dsn, kid)
+        assert await mesh.signal("close.kid", {"id": kid, "by": "test"}) == 1
+        await wait_until(lambda: (kid, "done") in events, what="the child to finish")
+        closed = await mesh.get_job(kid)
+        parent_steps = [(s.activity, s.leg) for s in (await mesh.get_job(parent)).timeline]
+    assert closed.status == "done" and closed.data == {"doubled": 8, "closedBy": "test"}
+    assert closed.persisted_at is not None and closed.completed_at is not None
+    assert closed.persisted_at < closed.completed_at
+    assert [status for key, status in events if key == kid] == ["persisted", "done"]
+    # One answer for the parent: finishing after persisting sends it nothing more.
+    assert parent_steps.count(("child", 2)) == 1
+    assert engine_messages(dsn) == 0
+
+
+async def test_a_persistent_job_answers_at_its_threshold_and_finishes_when_nothing_is_open(
+    dsn: str,
+) -> None:
+    async with mesh_with(dsn, LIFECYCLE, {"t.double": double}) as mesh:
+        key = await mesh.pub("session", {"id": "s1", "value": 3})
+        # 'first' done, 'inbox' still open: at the threshold (1), so it persists.
+        answered = await mesh.wait(key, timeout=20)
+        assert answered.persisted and answered.semaphore == 1
+        assert answered.data == {"value": 3, "first": 6}
+        await _wait_registered(dsn, "s1")
+        assert await mesh.signal("note", {"id": "s1", "note": "bye"}) == 1
+        await wait_until(lambda: status_is(mesh, key, "done"), what="the session to finish")
+        done = await mesh.get_job(key)
+    assert done.data == {"value": 3, "first": 6, "last": "bye"}
+
+
+async def status_is(mesh: Mesh, key: str, status: str) -> bool:
+    return await mesh.get_status(key) == status
+
+
+async def test_a_pending_start_reserves_the_job_and_runs_nothing(dsn: str) -> None:
+    from mesh.errors import InvalidPayload
+    from mesh.pg.workflows import UnknownJob
+
+    async with Mesh.open(
+        dsn, app="t", workers={"t.double": double}, engine_settings=FAST, reap_interval=0.1
+    ) as mesh:
+        await mesh.deploy(SEQUENCE)
+        await mesh.activate("1")
+        for bad in (-1, 0, "soon", float("inf")):
+            with pytest.raises(InvalidPayload, match="pending"):
+                await mesh.pub("calc", {"value": 1}, job_id="bad", pending=bad)
+        held = await mesh.pub("calc", {"value": 7}, job_id="held", pending=60)
+        brief = await mesh.pub("calc", {"value": 8}, job_id="brief", pending="200 ms")
+        record = await mesh.get_job(held)
+        # The trigger ran (its job maps wrote the data); nothing after it did.
+        assert record.status == "pending" and record.data == {"first": 7}
+        assert [(s.activity, s.leg) for s in record.timeline] == [("start", 1), ("start", 2)]
+        assert record.completed_at is None and record.expires_at is not None
+        with pytest.raises(DuplicateJob):
+            await mesh.pub("calc", {"value": 9}, job_id="held")
+        assert await mesh.interrupt(held, reason="not needed")
+        assert await mesh.get_status(held) == "interrupted"
+        # Pruned once its reservation ends; the id is free again.
+        with trio.fail_after(20):
+            while True:
+                try:
+                    await mesh.get_job(brief, details=False)
+                except UnknownJob:
+                    break
+                await trio.sleep(0.05)
+        assert (await mesh.pubsub("calc", {"value": 1}, job_id="brief", timeout=20)) == {
+            "first": 1,
+            "result": 5,
+        }
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute("SELECT count(*) FROM mesh.jobs WHERE key = 'bad'").fetchone() == (0,)
+
+
+async def test_the_cli_reserves_a_pending_job_and_lists_it(dsn: str, tmp_path: Path) -> None:
+    from tests.helpers import mesh as run_mesh
+
+    async with mesh_with(dsn, SEQUENCE) as mesh:
+
+        def cli(*args: str) -> Any:
+            return run_mesh("pub", "calc", *args, "--app", "t", dsn=dsn, cwd=tmp_path)
+
+        refused = await trio.to_thread.run_sync(cli, '{"value": 2}', "--pending", "soon")
+        reserved = await trio.to_thread.run_sync(
+            cli, '{"value": 2}', "--job-id", "cli-held", "--pending", "10 minutes"
+        )
+        listed = await trio.to_thread.run_sync(
+            lambda: run_mesh("jobs", "--status", "pending", "--app", "t", dsn=dsn, cwd=tmp_path)
+        )
+        record = await mesh.get_job("cli-held")
+    assert refused.returncode != 0 and "pending='soon'" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert reserved.returncode == 0 and reserved.stdout.strip() == "cli-held", reserved.stderr
+    assert "cli-held" in listed.stdout and "pending" in listed.stdout
+    assert record.status == "pending" and record.expires_at is not None
+    assert 590 < (record.expires_at - record.created_at).total_seconds() < 610
 
 
 async def test_duplicate_and_stale_deliveries_change_nothing(dsn: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 from mesh.errors import InvalidPayload
@@ -49,3 +50,15 @@ def parse_duration(value: str | int | float) -> float:
         )
     unit = _UNITS.get(match.group(2), 1.0)
     return float(match.group(1)) * unit
+
+
+def pending_seconds(value: str | int | float) -> float:
+    """How long a pending start reserves its job: a positive duration (see ``pub``)."""
+    fix = "a pending job is reserved for a positive duration, e.g. 60 or '10 minutes'"
+    try:
+        seconds = parse_duration(value)
+    except InvalidPayload as error:
+        raise InvalidPayload(f"pending={value!r}: {error}; {fix}") from None
+    if not 0 < seconds < math.inf:
+        raise InvalidPayload(f"pending={value!r}: {fix}")
+    return seconds

@@ -91,6 +91,8 @@ class StartJob(msgspec.Struct, frozen=True, tag="start", tag_field="type"):
     job_id: str = ""
     parent: ParentRef | None = None
     sent_at: float = 0.0
+    pending: float | None = None
+    """Reserve the job for this many seconds instead of running it (see ``pub``)."""
 
 
 ResumeKind = Literal["wake", "signal", "child", "reenter"]

@@ -23,7 +23,7 @@ from psycopg import sql
 from mesh.model.ids import job_channel
 from mesh.pg import job_queries, operations, workflows
 from mesh.pg.database import connection_settings, translate
-from mesh.pg.job_queries import FINAL, JobFailed, JobRecord, JobTimeout
+from mesh.pg.job_queries import JobFailed, JobRecord, JobTimeout
 
 
 class MeshClient:
@@ -55,9 +55,27 @@ class MeshClient:
         except (psycopg.Error, psycopg_pool.PoolTimeout) as error:
             raise translate(error) from error
 
-    def pub(self, topic: str, data: Any = None, *, job_id: str = "") -> str:
-        """Start a job; returns its id once committed (see :func:`operations.pub`)."""
-        return str(self._run(operations.pub, self.app, self.versions, topic, data, job_id=job_id))
+    def pub(
+        self,
+        topic: str,
+        data: Any = None,
+        *,
+        job_id: str = "",
+        pending: float | str | None = None,
+    ) -> str:
+        """Start a job (or reserve it, with ``pending``); returns its id once committed (see
+        :func:`operations.pub`)."""
+        return str(
+            self._run(
+                operations.pub,
+                self.app,
+                self.versions,
+                topic,
+                data,
+                job_id=job_id,
+                pending=pending,
+            )
+        )
 
     def pubsub(
         self, topic: str, data: Any = None, *, timeout: float = 60.0, job_id: str = ""
@@ -93,8 +111,9 @@ class MeshClient:
         return {"metadata": {"jid": record.key, "status": record.status}, "data": record.data}
 
     def wait(self, job_id: str, *, timeout: float = 60.0) -> JobRecord:
-        """Block until the job finishes: its record if done, else :class:`JobFailed`;
-        :class:`JobTimeout` if it is still running after ``timeout`` seconds."""
+        """Block until the job finishes or persists: its record if done or persisted, else
+        :class:`JobFailed`; :class:`JobTimeout` if it is still running after ``timeout``
+        seconds."""
         deadline = time.monotonic() + timeout
         try:
             with self._pool.connection() as conn:
@@ -104,7 +123,7 @@ class MeshClient:
                         record = job_queries.get_job(conn, self.app, job_id, details=False)
                         if record is None:
                             raise workflows.UnknownJob(f"no job {job_id!r} in app {self.app!r}")
-                        if record.status in FINAL:
+                        if record.answered:
                             break
                         left = deadline - time.monotonic()
                         if left <= 0:
@@ -116,6 +135,6 @@ class MeshClient:
         except (psycopg.Error, psycopg_pool.PoolTimeout) as error:
             raise translate(error) from error
         record = self.get_job(job_id)
-        if record.status != "done":
+        if record.status != "done" and not record.persisted:
             raise JobFailed(record)
         return record

@@ -39,10 +39,22 @@ class JobRecord:
     completed_at: datetime | None
     expires_at: datetime | None
     parent: str | None
+    persisted_at: datetime | None = None
+    """When the job answered while staying open (``persist``, ``persistent``)."""
     data: dict[str, Any] = field(default_factory=dict)
     activities: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     """activity -> dimension -> part (input, output, hook) -> data."""
     timeline: list[StepRecord] = field(default_factory=list)
+
+    @property
+    def persisted(self) -> bool:
+        """Running, having answered its waiters (``persist``, ``persistent``)."""
+        return self.status == "running" and self.persisted_at is not None
+
+    @property
+    def answered(self) -> bool:
+        """What a waiter waits for: the job finished, or persisted."""
+        return self.status in FINAL or self.persisted
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready: what ``mesh job ID --json`` prints."""
@@ -60,6 +72,7 @@ class JobRecord:
             "updated_at": self.updated_at.isoformat(),
             "completed_at": self.completed_at.isoformat() if self.completed_at else None,
             "expires_at": self.expires_at.isoformat() if self.expires_at else None,
+            "persisted_at": self.persisted_at.isoformat() if self.persisted_at else None,
             "data": self.data,
             "activities": self.activities,
             "timeline": [

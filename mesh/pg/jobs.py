@@ -61,6 +61,7 @@ def lock_jobs(conn: Connection, app: str, keys: Iterable[str]) -> dict[str, JobS
             parent_dimension,
             error,
             created_at,
+            persisted,
         ) = row
         parent = None
         if parent_key is not None and parent_gid is not None:
@@ -80,6 +81,7 @@ def lock_jobs(conn: Connection, app: str, keys: Iterable[str]) -> dict[str, JobS
             parent=parent,
             error=msgspec.json.decode(error) if error else None,
             created_at=created_at,
+            persisted=persisted,
         )
     return found
 
@@ -192,6 +194,7 @@ def _job_row(job: JobState) -> dict[str, Any]:
         "cycles": job.cycles,
         "error": job.error,
         "expire": job.expire_seconds,
+        "persisted": job.persisted,
     }
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from mesh.model.durations import pending_seconds
 from mesh.model.engine.executor import Engine
 from mesh.model.engine.state import DeliverSignal
 from mesh.model.ids import new_message_id
@@ -22,17 +23,41 @@ from mesh.pg.workflows import AppVersions, Delivery, UnknownHook, no_active_vers
 
 
 def pub(
-    conn: Connection, app: str, versions: AppVersions, topic: str, data: Any, *, job_id: str = ""
+    conn: Connection,
+    app: str,
+    versions: AppVersions,
+    topic: str,
+    data: Any,
+    *,
+    job_id: str = "",
+    pending: float | str | None = None,
 ) -> str:
     """Start a job of the graph subscribed to ``topic``; returns its id. Raises
     :class:`UnknownTopic`, :class:`InputInvalid`, :class:`DuplicateJob`, or
-    :class:`NoActiveVersion`, having stored nothing."""
-    message = StartJob(id=new_message_id(), app=app, topic=topic, data=data, job_id=job_id)
+    :class:`NoActiveVersion`, having stored nothing. With ``pending`` (seconds, or a duration
+    such as '10 minutes') the job is only reserved: see :func:`start_message`."""
+    message = start_message(app, topic, data, job_id=job_id, pending=pending)
     report = process(conn, app, versions, [Delivery(message)])
     result = report.results[0]
     if result.error is not None:
         raise result.error
     return result.job_id
+
+
+def start_message(
+    app: str, topic: str, data: Any, *, job_id: str = "", pending: float | str | None = None
+) -> StartJob:
+    """The message that starts a job. A ``pending`` start writes the trigger's data and runs
+    nothing: the job, status ``pending``, holds its id and data until it is pruned
+    ``pending`` after its start (or interrupted, or scrubbed, before that)."""
+    return StartJob(
+        id=new_message_id(),
+        app=app,
+        topic=topic,
+        data=data,
+        job_id=job_id,
+        pending=None if pending is None else pending_seconds(pending),
+    )
 
 
 def signal(

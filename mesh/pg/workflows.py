@@ -335,7 +335,9 @@ def _start(
         changed=True,
     )
     try:
-        Engine(active, now=now, new_id=new_id).start(job, graph, message.data)
+        Engine(active, now=now, new_id=new_id).start(
+            job, graph, message.data, pending=message.pending
+        )
     except WorkflowError as failure:
         return Result("refused", key, failure)
     jobs[key] = job

@@ -10,6 +10,13 @@ duplicate delivery finds its step and changes nothing.
 The job's semaphore counts its open activities: entering adds one, completing subtracts one.
 When it falls to the threshold (0) after a message, the job is done, once: the caller holds
 the job's row lock, and a finished job accepts no more messages.
+
+A job *persists* when an activity's ``persist`` holds as it completes, or when a
+``persistent`` graph's job falls to its threshold with activities still open: its waiters and
+its parent get its data as its answer, and it keeps running (signals and cycles can still
+re-enter it) until its last activity closes or it is interrupted. A *pending* start
+(``pub(..., pending=S)``) writes the trigger's data and runs nothing: a reservation, pruned
+after S seconds unless interrupted first.
 """
 
 from __future__ import annotations
@@ -109,8 +116,11 @@ class Engine:
             entity = None if resolved in (None, UNDEFINED) else text(resolved)
         return key or self.new_id(), entity, key is not None
 
-    def start(self, job: JobState, graph: Graph, data: Any) -> None:
-        """Run the trigger of a new job: its data, then its first activities."""
+    def start(
+        self, job: JobState, graph: Graph, data: Any, *, pending: float | None = None
+    ) -> None:
+        """Run the trigger of a new job: its data, then its first activities (none for a
+        ``pending`` start: the job is reserved, with its data, for ``pending`` seconds)."""
         trigger_id = graph.trigger_id
         trigger = graph.activities[trigger_id]
         job.add_step(trigger_id, "", 1)
@@ -124,11 +134,15 @@ class Engine:
             )
         apply_job_maps(job, trigger, context, trigger_id)
         job.add_step(trigger_id, "", 2)
+        job.changed = True
+        if pending is not None:
+            job.status = "pending"
+            job.expire_seconds = pending
+            return
         children = self._children(trigger_id, context, 200)
         # Adjust, not assign: children that complete at once (passthrough hooks, detached
         # awaits) have already subtracted themselves.
         job.adjust(sum(self._enter(job, graph, child, "") for child in children))
-        job.changed = True
         self._settle(job, graph)
 
     # -- messages ----------------------------------------------------------------------------
@@ -137,7 +151,7 @@ class Engine:
         """Apply one message to ``job`` (locked, loaded); returns what happened:
         ``applied``, or ``duplicate``/``stale``/``finished`` when it changed nothing."""
         if isinstance(message, InterruptJob):
-            if not job.running:
+            if not job.running and job.status != "pending":
                 return "finished"
             graph = self._graph(job)
             self.interrupt(job, graph, message.reason, message.code, descend=message.descend)
@@ -304,6 +318,8 @@ class Engine:
         job.adjust(entered - 1)
         if truthy(resolve_rule(activity.emit, context, aid, "emit")):
             job.commands.append(Announce(self._announce_topic(graph), "emitted"))
+        if job.running and truthy(resolve_rule(activity.persist, context, aid, "persist")):
+            self._persist(job, graph)
 
     def _store_output(self, job: JobState, graph: Graph, aid: str, dim: str, data: Any) -> None:
         activity = graph.activities[aid]
@@ -551,8 +567,26 @@ class Engine:
         self._finish(job, graph, "failed", code)
 
     def _settle(self, job: JobState, graph: Graph) -> None:
-        if job.running and job.semaphore <= job.threshold:
-            self._finish(job, graph, "done", 200)
+        if not job.running or job.semaphore > job.threshold:
+            return
+        if job.semaphore > 0 and self._persistent(job, graph):
+            if not job.persisted:
+                self._persist(job, graph)
+            return
+        self._finish(job, graph, "done", 200)
+
+    def _persistent(self, job: JobState, graph: Graph) -> bool:
+        context = context_for(job, graph, graph.trigger_id, "")
+        return truthy(resolve_rule(graph.persistent, context, graph.trigger_id, "persistent"))
+
+    def _persist(self, job: JobState, graph: Graph) -> None:
+        """Answer now and stay open: waiters hear ``persisted`` and read the job's data; the
+        parent's await completes with it (once: the parent takes one answer)."""
+        if not job.persisted and job.parent is not None:
+            job.outgoing.append(self._result_for_parent(job, 200))
+        job.persisted = True
+        job.changed = True
+        job.commands.append(Announce(self._announce_topic(graph), "persisted"))
 
     def _finish(self, job: JobState, graph: Graph, status: str, code: int) -> None:
         job.status = status
@@ -560,22 +594,26 @@ class Engine:
         job.expire_seconds = self._expire(job, graph)
         if any(aid in graph.activities for aid in self.app.hook_topics):
             job.commands.append(UnregisterHooks())  # hooks of this job may still wait
-        if job.parent is not None:
-            data = job.data if code < 400 else {"error": job.error}
-            result = Resume(
-                id=self.new_id(),
-                app=job.app,
-                kind="child",
-                job_id=job.parent.job_id,
-                gid=job.parent.gid,
-                activity_id=job.parent.activity_id,
-                dimension=job.parent.dimension,
-                code=code,
-                data=data,
-                sent_at=self.now,
-            )
-            job.outgoing.append(to_engine(result, priority=PRIORITY_RESPONSE))
+        if job.parent is not None and not job.persisted:  # a persisted job has answered
+            job.outgoing.append(self._result_for_parent(job, code))
         job.commands.append(Announce(self._announce_topic(graph), status))
+
+    def _result_for_parent(self, job: JobState, code: int) -> Outgoing:
+        parent = job.parent
+        assert parent is not None
+        result = Resume(
+            id=self.new_id(),
+            app=job.app,
+            kind="child",
+            job_id=parent.job_id,
+            gid=parent.gid,
+            activity_id=parent.activity_id,
+            dimension=parent.dimension,
+            code=code,
+            data=job.data if code < 400 else {"error": job.error},
+            sent_at=self.now,
+        )
+        return to_engine(result, priority=PRIORITY_RESPONSE)
 
     def _expire(self, job: JobState, graph: Graph) -> float | None:
         if graph.expire is None:

@@ -13,7 +13,7 @@ from typing import Any, Literal
 from mesh.model.messages import ParentRef
 from mesh.model.outcomes import Outgoing
 
-JobStatus = Literal["running", "done", "failed", "interrupted"]
+JobStatus = Literal["running", "pending", "done", "failed", "interrupted"]
 FINAL = frozenset({"done", "failed", "interrupted"})
 PARTS = ("input", "output", "hook")
 
@@ -93,7 +93,10 @@ class JobState:
     error: dict[str, Any] | None = None
     created_at: float = 0.0
     expire_seconds: float | None = None
-    """Set at completion: seconds until the finished job may be pruned (None: never)."""
+    """Set at completion (or a pending start): seconds until the job may be pruned (None:
+    never)."""
+    persisted: bool = False
+    """The job answered its waiters and its parent and stays open (persist, persistent)."""
     data: dict[str, Any] = field(default_factory=dict)
     activities: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     """(activity, dimension) -> {"input": ..., "output": ..., "hook": ...} data."""
@@ -138,6 +141,7 @@ class JobState:
     def snapshot(self) -> _Snapshot:
         return _Snapshot(
             status=self.status,
+            persisted=self.persisted,
             semaphore=self.semaphore,
             cycles=self.cycles,
             error=self.error,
@@ -155,6 +159,7 @@ class JobState:
     def restore(self, snapshot: _Snapshot) -> None:
         """Undo everything since ``snapshot`` (a message whose handling failed midway)."""
         self.status = snapshot.status
+        self.persisted = snapshot.persisted
         self.semaphore = snapshot.semaphore
         self.cycles = snapshot.cycles
         self.error = snapshot.error
@@ -171,6 +176,7 @@ class JobState:
 @dataclass(frozen=True, slots=True)
 class _Snapshot:
     status: str
+    persisted: bool
     semaphore: int
     cycles: int
     error: dict[str, Any] | None

@@ -341,7 +341,7 @@ SELECT manifest::text FROM mesh.app_versions WHERE app = %(app)s AND version = %
 -- planner may choose freely hashes every job of the app when its statistics lag (a new app).
 SELECT j.id, j.key, j.gid, j.version, j.topic, j.entity, j.status, j.semaphore, j.threshold,
        j.cycles, p.key, j.parent_gid, j.parent_activity, j.parent_dimension, j.error::text,
-       extract(epoch FROM j.created_at)::float8
+       extract(epoch FROM j.created_at)::float8, j.persisted_at IS NOT NULL
 FROM mesh.jobs j
 LEFT JOIN mesh.jobs p ON p.id = j.parent_id
 WHERE j.id = ANY(ARRAY(
@@ -373,18 +373,20 @@ WITH r AS (
     SELECT * FROM jsonb_to_recordset(%(rows)s::jsonb) AS r(
         app text, key text, gid text, version text, topic text, entity text, status text,
         semaphore int, threshold int, cycles int, parent_key text, parent_gid text,
-        parent_activity text, parent_dimension text, error jsonb, expire float8)
+        parent_activity text, parent_dimension text, error jsonb, expire float8,
+        persisted boolean)
 ), inserted AS (
     INSERT INTO mesh.jobs (app, key, gid, version, topic, entity, status, semaphore, threshold,
                            cycles, parent_id, parent_gid, parent_activity, parent_dimension,
-                           error, completed_at, expires_at)
+                           error, completed_at, expires_at, persisted_at)
     SELECT r.app, r.key, r.gid, r.version, r.topic, r.entity, r.status, r.semaphore,
            r.threshold, r.cycles,
            (SELECT p.id FROM mesh.jobs p WHERE p.app = r.app AND p.key = r.parent_key),
            r.parent_gid, r.parent_activity, r.parent_dimension, r.error,
-           CASE WHEN r.status <> 'running' THEN now() END,
+           CASE WHEN r.status NOT IN ('running', 'pending') THEN now() END,
            CASE WHEN r.status <> 'running' AND r.expire IS NOT NULL
-                THEN now() + r.expire * interval '1 second' END
+                THEN now() + r.expire * interval '1 second' END,
+           CASE WHEN r.persisted THEN now() END
     FROM r
     ON CONFLICT (app, key) DO NOTHING
     RETURNING id, key
@@ -394,9 +396,12 @@ WITH r AS (
     FROM jsonb_to_recordset(%(attributes)s::jsonb) AS x(key text, dimension text, field text, value jsonb)
     JOIN inserted ON inserted.key = x.key
 ), steps AS (
-    INSERT INTO mesh.job_steps (job_id, activity, dimension, leg, code)
-    SELECT inserted.id, x.activity, x.dimension, x.leg, x.code
-    FROM jsonb_to_recordset(%(steps)s::jsonb) AS x(key text, activity text, dimension text, leg smallint, code int)
+    INSERT INTO mesh.job_steps (job_id, activity, dimension, leg, code, at)
+    SELECT inserted.id, x.activity, x.dimension, x.leg, x.code,
+           statement_timestamp() + x.n * interval '1 microsecond'
+    FROM ROWS FROM (jsonb_to_recordset(%(steps)s::jsonb)
+                    AS (key text, activity text, dimension text, leg smallint, code int))
+         WITH ORDINALITY AS x(key, activity, dimension, leg, code, n)
     JOIN inserted ON inserted.key = x.key
 )
 SELECT id, key FROM inserted;
@@ -405,12 +410,14 @@ SELECT id, key FROM inserted;
 UPDATE mesh.jobs AS j
 SET status = r.status, semaphore = r.semaphore, threshold = r.threshold, cycles = r.cycles,
     error = r.error, updated_at = now(),
-    completed_at = CASE WHEN r.status <> 'running' THEN coalesce(j.completed_at, now()) END,
+    completed_at = CASE WHEN r.status NOT IN ('running', 'pending')
+                        THEN coalesce(j.completed_at, now()) END,
     expires_at = CASE WHEN r.status <> 'running' AND r.expire IS NOT NULL
-                      THEN coalesce(j.completed_at, now()) + r.expire * interval '1 second' END
+                      THEN coalesce(j.completed_at, now()) + r.expire * interval '1 second' END,
+    persisted_at = CASE WHEN r.persisted THEN coalesce(j.persisted_at, now()) END
 FROM jsonb_to_recordset(%(rows)s::jsonb) AS r(
          id bigint, status text, semaphore int, threshold int, cycles int, error jsonb,
-         expire float8)
+         expire float8, persisted boolean)
 WHERE j.id = r.id
   -- Lets the planner use the primary key (the function's row estimate is fixed at 100, so
   -- it would scan jobs).
@@ -423,9 +430,14 @@ FROM jsonb_to_recordset(%(rows)s::jsonb) AS r(job_id bigint, dimension text, fie
 ON CONFLICT (job_id, dimension, field) DO UPDATE SET value = EXCLUDED.value;
 
 -- name: save_steps
-INSERT INTO mesh.job_steps (job_id, activity, dimension, leg, code)
-SELECT r.job_id, r.activity, r.dimension, r.leg, r.code
-FROM jsonb_to_recordset(%(rows)s::jsonb) AS r(job_id bigint, activity text, dimension text, leg smallint, code int)
+-- Steps of one statement are stamped a microsecond apart in the order the engine took them,
+-- so the timeline (ordered by at) shows that order.
+INSERT INTO mesh.job_steps (job_id, activity, dimension, leg, code, at)
+SELECT r.job_id, r.activity, r.dimension, r.leg, r.code,
+       statement_timestamp() + r.n * interval '1 microsecond'
+FROM ROWS FROM (jsonb_to_recordset(%(rows)s::jsonb)
+                AS (job_id bigint, activity text, dimension text, leg smallint, code int))
+     WITH ORDINALITY AS r(job_id, activity, dimension, leg, code, n)
 ON CONFLICT DO NOTHING;
 
 -- name: lock_signal_keys
@@ -487,7 +499,7 @@ FROM unnest(%(channels)b::text[], %(payloads)b::text[]) AS n(channel, payload);
 -- name: job_summary
 -- Columns in JobRecord's order after the id (error comes back decoded: jsonb).
 SELECT j.id, j.key, j.gid, j.version, j.topic, j.entity, j.status, j.semaphore, j.error,
-       j.created_at, j.updated_at, j.completed_at, j.expires_at, p.key
+       j.created_at, j.updated_at, j.completed_at, j.expires_at, p.key, j.persisted_at
 FROM mesh.jobs j LEFT JOIN mesh.jobs p ON p.id = j.parent_id
 WHERE j.app = %(app)s AND j.key = %(key)s;
 
