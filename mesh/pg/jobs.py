@@ -7,7 +7,7 @@ read by ``jsonb_to_recordset``: one round trip whatever the batch size.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import msgspec
@@ -23,7 +23,7 @@ from mesh.model.engine.state import (
 from mesh.model.ids import job_channel
 from mesh.model.messages import InterruptJob, ParentRef, Resume
 from mesh.model.outcomes import Outgoing, to_engine
-from mesh.pg.database import Connection
+from mesh.pg.database import Connection, Cursor
 from mesh.pg.queries import query
 from mesh.pg.streams import lines
 
@@ -39,11 +39,23 @@ def _rows(rows: list[dict[str, Any]]) -> str:
 
 def lock_jobs(conn: Connection, app: str, keys: Iterable[str]) -> dict[str, JobState]:
     """The existing jobs among ``keys``, locked for this transaction (without their data)."""
+    return read_locked_jobs(app, send_lock_jobs(conn, app, keys))
+
+
+def send_lock_jobs(conn: Connection, app: str, keys: Iterable[str]) -> Cursor | None:
+    """Send the lock of ``keys``' jobs (read it with :func:`read_locked_jobs`): in a
+    pipeline, it travels with what follows."""
     wanted = sorted(set(keys))
     if not wanted:
-        return {}
+        return None
+    return conn.execute(query("lock_jobs"), {"app": app, "keys": wanted})
+
+
+def read_locked_jobs(app: str, cursor: Cursor | None) -> dict[str, JobState]:
     found: dict[str, JobState] = {}
-    for row in conn.execute(query("lock_jobs"), {"app": app, "keys": wanted}):
+    if cursor is None:
+        return found
+    for row in cursor.fetchall():
         (
             id_,
             key,
@@ -86,27 +98,45 @@ def lock_jobs(conn: Connection, app: str, keys: Iterable[str]) -> dict[str, JobS
     return found
 
 
-def load_details(conn: Connection, wanted: Sequence[tuple[JobState, Iterable[str]]]) -> None:
-    """Fill the data, activity parts and steps of each job in the given dimensions."""
-    pairs = [(job.id, dim) for job, dims in wanted for dim in set(dims)]
+Details = tuple[Cursor, Cursor]
+
+
+def send_load_details(
+    conn: Connection, app: str, wanted: Mapping[str, Iterable[str]]
+) -> Details | None:
+    """Send the reads of the data, activity parts and steps of jobs (by key) in the given
+    dimensions; read them with :func:`read_details`. Sent after :func:`send_lock_jobs` in
+    one pipeline, they run after the locks are held, so they see the jobs' latest commits."""
+    pairs = [(key, dim) for key, dims in wanted.items() for dim in set(dims)]
     if not pairs:
+        return None
+    # Dimensions may be empty strings, which a joined text cannot carry: binary arrays.
+    params = {"app": app, "keys": [p[0] for p in pairs], "dims": [p[1] for p in pairs]}
+    return (
+        conn.execute(query("load_attributes"), params),
+        conn.execute(query("load_steps"), params),
+    )
+
+
+def read_details(jobs: Mapping[str, JobState], details: Details | None) -> None:
+    """Fill the jobs' data, activity parts and steps from :func:`send_load_details`."""
+    if details is None:
         return
-    by_id = {job.id: job for job, _ in wanted}
-    # Dimensions may be empty strings, which a joined text cannot carry: a binary array.
-    params = {"ids": lines(p[0] for p in pairs), "dims": [p[1] for p in pairs]}
-    with conn.pipeline():
-        attributes = conn.execute(query("load_attributes"), params)
-        steps = conn.execute(query("load_steps"), params)
+    attributes, steps = details
     decode = msgspec.json.decode
-    for job_id, dimension, field, value in attributes.fetchall():
-        job = by_id[job_id]
+    for key, dimension, field, value in attributes.fetchall():
+        job = jobs.get(key)
+        if job is None:
+            continue
         activity, slash, part = field.partition("/")
         if slash:
             job.activities.setdefault((activity, dimension), {})[part] = decode(value)
         else:
             job.data[field] = decode(value)
-    for job_id, dimension, activity, leg, code in steps.fetchall():
-        by_id[job_id].steps[(activity, dimension, leg)] = code
+    for key, dimension, activity, leg, code in steps.fetchall():
+        job = jobs.get(key)
+        if job is not None:
+            job.steps[(activity, dimension, leg)] = code
 
 
 def insert_jobs(conn: Connection, jobs: Sequence[JobState]) -> dict[str, int]:

@@ -17,6 +17,7 @@ from typing import Any
 
 import msgspec
 import psycopg
+from psycopg.pq import TransactionStatus
 
 from mesh.errors import InvalidIdentifier, MeshError
 from mesh.model.engine.app import CompiledApp
@@ -35,9 +36,9 @@ from mesh.model.messages import (
 )
 from mesh.model.outcomes import Outgoing, to_engine
 from mesh.pg import jobs as rows
-from mesh.pg.database import Connection
+from mesh.pg.database import Connection, Cursor
 from mesh.pg.queries import query
-from mesh.pg.streams import StreamClaim, claim, enqueue_params, lines
+from mesh.pg.streams import StreamClaim, enqueue_params, lines
 
 
 class UnknownTopic(MeshError):
@@ -139,17 +140,37 @@ def process(
     next_claim: NextClaim | None = None,
     new_id: Callable[[], str] = new_message_id,
 ) -> BatchReport:
-    """Handle ``deliveries`` in one transaction (retried whole on a deadlock or a key race)."""
+    """Handle ``deliveries`` in one transaction (retried whole on a deadlock or a key race).
+
+    The transaction is pipelined: BEGIN travels with the first statements and COMMIT with the
+    last, so a batch of responses takes two round trips (ack, locks and reads; then writes,
+    next claim and commit) and a batch of starts three (the insert's ids are read between).
+    """
     for attempt in range(5):
         try:
-            # In pipeline mode BEGIN and COMMIT travel with the first and last statements
-            # instead of taking a round trip each.
-            with conn.pipeline(), conn.transaction():
-                return _process(conn, app, versions, deliveries, owner, next_claim, new_id)
+            with conn.pipeline():
+                conn.execute("BEGIN")
+                report, claiming = _process(
+                    conn, app, versions, deliveries, owner, next_claim, new_id
+                )
+                conn.execute("COMMIT")
+            if claiming is not None:
+                report.next_claims = [StreamClaim(*row) for row in claiming.fetchall()]
+            return report
         except (_KeyTaken, psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure):
+            _roll_back(conn)
             if attempt == 4:
                 raise
+        except BaseException:
+            _roll_back(conn)
+            raise
     raise AssertionError("unreachable")
+
+
+def _roll_back(conn: Connection) -> None:
+    """End a transaction that failed midway (a connection that died needs nothing)."""
+    if not conn.closed and conn.info.transaction_status != TransactionStatus.IDLE:
+        conn.execute("ROLLBACK")
 
 
 def _process(
@@ -160,12 +181,20 @@ def _process(
     owner: str,
     next_claim: NextClaim | None,
     new_id: Callable[[], str],
-) -> BatchReport:
+) -> tuple[BatchReport, Cursor | None]:
     report = BatchReport()
     now = time.time()
     claimed = [d.claim for d in deliveries if d.claim is not None]
-    # One round trip: the fenced ack, the active version (for starts) and the locks of the
-    # jobs the messages name. A lost claim's job gets locked too, and is left alone.
+    wanted: dict[str, set[str]] = {}
+    for delivery in deliveries:
+        message = delivery.message
+        if isinstance(message, ActivityResponse | Resume):
+            wanted.setdefault(message.job_id, set()).update(lineage(message.dimension))
+        elif isinstance(message, InterruptJob):
+            wanted.setdefault(message.job_id, set()).add("")
+    # One round trip: the fenced ack, the active version (for starts), the locks of the jobs
+    # the messages name and then their state (read under the locks). A lost claim's job is
+    # locked and read too, and left alone.
     with conn.pipeline():
         taking = (
             conn.execute(
@@ -184,9 +213,12 @@ def _process(
             if any(isinstance(d.message, StartJob) for d in deliveries)
             else None
         )
-        jobs = rows.lock_jobs(
+        locking = rows.send_lock_jobs(
             conn, app, {d.message.job_id for d in deliveries if not isinstance(d.message, StartJob)}
         )
+        loading = rows.send_load_details(conn, app, wanted)
+    jobs = rows.read_locked_jobs(app, locking)
+    rows.read_details(jobs, loading)
     taken: set[int] = set()
     if taking is not None:
         taken = report.taken = {row[0] for row in taking.fetchall()}
@@ -229,14 +261,6 @@ def _process(
             conn, app, {key for key, chosen in planned.values() if chosen and key not in jobs}
         )
     )
-    wanted: dict[str, set[str]] = {}
-    for delivery in live:
-        message = delivery.message
-        if isinstance(message, ActivityResponse | Resume):
-            wanted.setdefault(message.job_id, set()).update(lineage(message.dimension))
-        elif isinstance(message, InterruptJob):
-            wanted.setdefault(message.job_id, set()).add("")
-    rows.load_details(conn, [(jobs[k], dims) for k, dims in wanted.items() if k in jobs])
 
     created: list[JobState] = []
     outgoing: list[Outgoing] = []
@@ -276,23 +300,26 @@ def _process(
         if len(inserted) != len(created):
             raise _KeyTaken()  # taken since we looked: run again (it is a duplicate then)
     touched = list(jobs.values())
-    # Sent together: only statements whose results are needed wait for the round trip.
-    with conn.pipeline():
-        rows.save_jobs(conn, touched)
-        outgoing.extend(o for job in touched for o in job.outgoing)
-        outgoing.extend(rows.run_commands(conn, touched, new_id, now))
-        if outgoing:
-            conn.execute(query("enqueue"), enqueue_params(outgoing))
-        if next_claim is not None:
-            report.next_claims = claim(
-                conn,
-                app=app,
-                stream=next_claim.stream,
-                owner=owner,
-                limit=next_claim.limit,
-                lease=next_claim.lease,
-            )
-    return report
+    # Sent without waiting: they travel with the COMMIT (run_commands waits only when a hook
+    # registration's result is needed).
+    rows.save_jobs(conn, touched)
+    outgoing.extend(o for job in touched for o in job.outgoing)
+    outgoing.extend(rows.run_commands(conn, touched, new_id, now))
+    if outgoing:
+        conn.execute(query("enqueue"), enqueue_params(outgoing))
+    claiming = None
+    if next_claim is not None:
+        claiming = conn.execute(
+            query("claim"),
+            {
+                "app": app,
+                "stream": next_claim.stream,
+                "owner": owner,
+                "limit": next_claim.limit,
+                "lease": next_claim.lease,
+            },
+        )
+    return report, claiming
 
 
 def _start(

@@ -354,16 +354,24 @@ ORDER BY j.id
 FOR UPDATE OF j;
 
 -- name: load_attributes
-SELECT a.job_id, a.dimension, a.field, a.value::text
-FROM mesh.jobs_attributes a
-JOIN unnest(mesh.lines(%(ids)s)::bigint[], %(dims)b::text[]) AS w(job_id, dimension)
-  ON a.job_id = w.job_id AND a.dimension = w.dimension;
+-- The data and activity parts of jobs (by key) in the given dimensions. Laterals keep the
+-- plan to index probes whatever the statistics say (see lock_jobs).
+SELECT w.key, a.dimension, a.field, a.value::text
+FROM unnest(%(keys)b::text[], %(dims)b::text[]) AS w(key, dimension)
+CROSS JOIN LATERAL (
+    SELECT id FROM mesh.jobs WHERE app = %(app)s AND key = w.key LIMIT 1) AS j
+CROSS JOIN LATERAL (
+    SELECT a.dimension, a.field, a.value FROM mesh.jobs_attributes a
+    WHERE a.job_id = j.id AND a.dimension = w.dimension) AS a;
 
 -- name: load_steps
-SELECT s.job_id, s.dimension, s.activity, s.leg, s.code
-FROM mesh.job_steps s
-JOIN unnest(mesh.lines(%(ids)s)::bigint[], %(dims)b::text[]) AS w(job_id, dimension)
-  ON s.job_id = w.job_id AND s.dimension = w.dimension;
+SELECT w.key, s.dimension, s.activity, s.leg, s.code
+FROM unnest(%(keys)b::text[], %(dims)b::text[]) AS w(key, dimension)
+CROSS JOIN LATERAL (
+    SELECT id FROM mesh.jobs WHERE app = %(app)s AND key = w.key LIMIT 1) AS j
+CROSS JOIN LATERAL (
+    SELECT s.dimension, s.activity, s.leg, s.code FROM mesh.job_steps s
+    WHERE s.job_id = j.id AND s.dimension = w.dimension) AS s;
 
 -- name: insert_jobs
 -- New jobs with their data and steps in one statement (rows keyed by job key). A key that
