@@ -298,3 +298,24 @@ def test_dead_letters__listed_and_requeued_with_fresh_attempts(conn: psycopg.Con
     assert decode(again.payload) == decode(claims[0].payload)
     assert streams.requeue_dead_letters(conn, APP) == 1
     assert streams.list_dead_letters(conn, APP) == []
+
+
+def test_tables_filled_before_their_first_analyze_are_analyzed_once(
+    conn: psycopg.Connection,
+) -> None:
+    # A new database: plans cached while its tables look empty last until the first ANALYZE.
+    streams.enqueue(conn, [request(n) for n in range(20)])
+    analyzed: list[str] = []
+
+    def first_statistics() -> bool:
+        analyzed.extend(streams.analyze_new_tables(conn, rows=20))
+        return bool(analyzed)
+
+    wait_until_sync(first_statistics, what="the table's row count in the statistics")
+    assert analyzed == ["stream_messages"]  # the empty tables are left to autovacuum
+    assert streams.analyze_new_tables(conn, rows=20) == []  # once per table
+    row = conn.execute(
+        "SELECT last_analyze IS NOT NULL FROM pg_stat_user_tables "
+        "WHERE schemaname = 'mesh' AND relname = 'stream_messages'"
+    ).fetchone()
+    assert row == (True,)

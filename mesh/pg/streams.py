@@ -13,6 +13,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from psycopg import sql
+
 from mesh.model.ids import validate_app_id, validate_stream
 from mesh.model.messages import compact_json
 from mesh.model.outcomes import Ack, DeadLetter, Outcome, Outgoing, Retry, dead_letter_replies
@@ -280,6 +282,21 @@ def oldest_transaction_age(conn: Connection) -> float:
     """Seconds since the oldest open transaction on this database began (vacuum's horizon)."""
     row = conn.execute(query("oldest_transaction_age")).fetchone()
     return float(row[0]) if row else 0.0
+
+
+def analyze_new_tables(conn: Connection, *, rows: int = 1000) -> list[str]:
+    """ANALYZE the mesh tables that hold ``rows`` or more and were never analyzed; returns
+    their names.
+
+    On a new database the planner sees empty tables, and the generic plans a connection
+    caches then (a scan of the app's jobs per key, a sequential scan of the job data) stay
+    until the table's first ANALYZE invalidates them. Autovacuum gets there within its
+    naptime (a minute by default); this closes the gap, once per table.
+    """
+    names = [row[0] for row in conn.execute(query("unanalyzed_tables"), {"rows": rows})]
+    for name in names:
+        conn.execute(sql.SQL("ANALYZE mesh.{}").format(sql.Identifier(name)))
+    return names
 
 
 @dataclass(frozen=True, slots=True)

@@ -234,6 +234,13 @@ SELECT coalesce(extract(epoch FROM max(now() - xact_start)), 0)::float8
 FROM pg_stat_activity
 WHERE datname = current_database() AND xact_start IS NOT NULL AND pid <> pg_backend_pid();
 
+-- name: unanalyzed_tables
+-- mesh tables with rows that were never analyzed (by ANALYZE or autovacuum).
+SELECT relname FROM pg_stat_user_tables
+WHERE schemaname = 'mesh' AND last_analyze IS NULL AND last_autoanalyze IS NULL
+  AND n_live_tup + n_dead_tup >= %(rows)s
+ORDER BY relname;
+
 -- name: list_dead_letters
 SELECT id, stream, attempts, max_attempts, dead_at, last_owner, last_error, payload::text
 FROM mesh.dead_letters
