@@ -69,6 +69,9 @@ def add_commands(commands: Any) -> None:
     bench_hm.add_argument("--workflows", type=int, default=2000)
     bench_hm.add_argument("--steps", type=int, nargs="+", default=[1, 3], help="e.g. 1 3")
     bench_hm.add_argument("--in-flight", type=int, default=50, help="jobs running at once")
+    bench_hm.add_argument(
+        "--rounds", type=int, default=1, help="mesh's rounds; the median is reported (default 1)"
+    )
     bench_hm.add_argument("--json", action="store_true", help="print JSON (the only format)")
     bench_hm.set_defaults(handler=_bench_hotmesh)
 
@@ -93,13 +96,14 @@ def _bench_workflows(args: argparse.Namespace) -> int:
 def _bench_hotmesh(args: argparse.Namespace) -> int:
     from mesh.bench_hotmesh import bench_hotmesh
 
-    _check_workflow_bench(args, args.steps)
+    _check_workflow_bench(args, args.steps, rounds=args.rounds)
     config = _config(args, quiet=True)
     report = bench_hotmesh(
         _dsn(config),
         workflows=args.workflows,
         steps=args.steps,
         in_flight=args.in_flight,
+        rounds=args.rounds,
         workdir=Path(".mesh") / "hotmesh",
     )
     print(msgspec.json.encode(report).decode())

@@ -31,12 +31,23 @@ class ComparisonUnavailable(MeshError):
 
 
 def bench_hotmesh(
-    dsn: str, *, workflows: int, steps: list[int], in_flight: int, workdir: Path
+    dsn: str,
+    *,
+    workflows: int,
+    steps: list[int],
+    in_flight: int,
+    workdir: Path,
+    rounds: int = 1,
 ) -> dict[str, Any]:
+    """Both sides on the same workload and Postgres. mesh's side runs ``rounds`` rounds and
+    reports the median (a round takes about a second, so its warm-up weighs on one round);
+    HotMesh's runs once (a run takes a minute or more)."""
     kit = install_kit(workdir)
     runs: list[dict[str, Any]] = []
     for count in steps:
-        ours = bench_workflows(dsn, workflows=workflows, steps=count, in_flight=in_flight, nodes=1)
+        ours = bench_workflows(
+            dsn, workflows=workflows, steps=count, in_flight=in_flight, nodes=1, rounds=rounds
+        )
         theirs = run_hotmesh(kit, dsn, workflows=workflows, steps=count, in_flight=in_flight)
         runs.append(
             {
