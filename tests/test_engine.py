@@ -790,6 +790,14 @@ async def test_persist_answers_waiters_and_the_parent_while_the_job_stays_open(
         kid = row[0]
         child = await mesh.wait(kid, timeout=20)  # answers at once: it persisted
         assert child.status == "running" and child.persisted and child.data == {"doubled": 8}
+
+        def wait_synchronously() -> Any:
+            from mesh.pg.client import MeshClient
+
+            with MeshClient(dsn, app="t") as client:
+                return client.wait(kid, timeout=20)
+
+        assert (await trio.to_thread.run_sync(wait_synchronously)).persisted
         await _wait_registered(dsn, kid)
         assert await mesh.signal("close.kid", {"id": kid, "by": "test"}) == 1
         await wait_until(lambda: (kid, "done") in events, what="the child to finish")
@@ -878,11 +886,15 @@ async def test_the_cli_reserves_a_pending_job_and_lists_it(dsn: str, tmp_path: P
         listed = await trio.to_thread.run_sync(
             lambda: run_mesh("jobs", "--status", "pending", "--app", "t", dsn=dsn, cwd=tmp_path)
         )
+        shown = await trio.to_thread.run_sync(
+            lambda: run_mesh("job", "cli-held", "--app", "t", dsn=dsn, cwd=tmp_path)
+        )
         record = await mesh.get_job("cli-held")
     assert refused.returncode != 0 and "pending='soon'" in refused.stderr
     assert "Traceback" not in refused.stderr
     assert reserved.returncode == 0 and reserved.stdout.strip() == "cli-held", reserved.stderr
     assert "cli-held" in listed.stdout and "pending" in listed.stdout
+    assert "status   pending" in shown.stdout and "reserved until" in shown.stdout
     assert record.status == "pending" and record.expires_at is not None
     assert 590 < (record.expires_at - record.created_at).total_seconds() < 610
 
