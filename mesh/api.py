@@ -337,11 +337,19 @@ class Mesh:
             send.close()
 
     def _on_job_event(self, payload: str) -> None:
+        """A job-channel notification: a JSON array of events (one object from older nodes)."""
         try:
             raw = msgspec.json.decode(payload)
-            event = JobEvent(raw["topic"], raw["job_id"], raw["status"])
+            events = [
+                JobEvent(item["topic"], item["job_id"], item["status"])
+                for item in (raw if isinstance(raw, list) else [raw])
+            ]
         except (msgspec.DecodeError, KeyError, TypeError):
             return
+        for event in events:
+            self._dispatch(event)
+
+    def _dispatch(self, event: JobEvent) -> None:
         if event.status in ANSWERS:
             self._finished[event.job_id] = event.status
             if len(self._finished) > 10_000:

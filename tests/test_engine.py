@@ -960,3 +960,22 @@ async def test_finished_jobs_are_pruned_after_their_expiry(dsn: str) -> None:
                 await trio.sleep(0.05)
     with psycopg.connect(dsn) as conn:
         assert conn.execute("SELECT count(*) FROM mesh.jobs_attributes").fetchone() == (0,)
+
+
+def test_completions_share_notifications_within_notifys_size_limit() -> None:
+    import json
+
+    from mesh.pg.jobs import ANNOUNCEMENT_BYTES, announcement_payloads
+
+    events = [
+        json.dumps(
+            {"topic": "calc", "job_id": f"job-{n:04d}-" + "x" * 80, "status": "done"}
+        ).encode()
+        for n in range(300)
+    ]
+    payloads = announcement_payloads(events)
+    assert len(payloads) > 1 and all(len(p.encode()) <= ANNOUNCEMENT_BYTES for p in payloads)
+    carried = [event for payload in payloads for event in json.loads(payload)]
+    assert carried == [json.loads(e) for e in events]
+    assert announcement_payloads(events[:1]) == ["[" + events[0].decode() + "]"]
+    assert announcement_payloads([]) == []

@@ -241,7 +241,11 @@ def test_sigkill_mid_run__another_node_completes_every_workflow_exactly_once(
             records = {
                 topic: [client.get_job(key) for key in keys] for topic, keys in started.items()
             }
-        events = Counter(json.loads(n.payload)["job_id"] for n in listener.notifies(timeout=0.5))
+        events = Counter(
+            event["job_id"]
+            for n in listener.notifies(timeout=0.5)
+            for event in json.loads(n.payload)
+        )
     finally:
         listener.close()
         first.ensure_stopped()

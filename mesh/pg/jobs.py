@@ -244,8 +244,7 @@ def run_commands(
     outgoing: list[Outgoing] = []
     registrations: list[dict[str, Any]] = []
     unregistrations: list[dict[str, Any]] = []
-    channels: list[str] = []
-    payloads: list[str] = []
+    announced: dict[str, list[bytes]] = {}
     for job in jobs:
         for command in job.commands:
             if isinstance(command, RegisterHook):
@@ -279,12 +278,8 @@ def run_commands(
                     )
                     outgoing.append(to_engine(message))
             elif isinstance(command, Announce):
-                channels.append(job_channel(job.app))
-                payloads.append(
-                    _encode(
-                        {"topic": command.topic, "job_id": job.key, "status": command.status}
-                    ).decode()
-                )
+                event = {"topic": command.topic, "job_id": job.key, "status": command.status}
+                announced.setdefault(job.app, []).append(_encode(event))
     if unregistrations:
         conn.execute(query("unregister_hooks"), {"rows": _rows(unregistrations)})
     if registrations:
@@ -306,9 +301,37 @@ def run_commands(
                 sent_at=now,
             )
             outgoing.append(to_engine(resume))
+    channels: list[str] = []
+    payloads: list[str] = []
+    for app, events in announced.items():
+        for payload in announcement_payloads(events):
+            channels.append(job_channel(app))
+            payloads.append(payload)
     if channels:
         conn.execute(query("announce"), {"channels": channels, "payloads": payloads})
     return outgoing
+
+
+ANNOUNCEMENT_BYTES = 7900
+"""The most a job-channel payload carries (NOTIFY's limit is 8000 bytes)."""
+
+
+def announcement_payloads(events: Sequence[bytes]) -> list[str]:
+    """The JSON arrays that carry ``events`` (each an encoded object) on the job channel: as
+    few NOTIFYs as fit, so a batch of completions costs Postgres and the listeners one
+    notification, not one per job."""
+    payloads: list[str] = []
+    chunk: list[bytes] = []
+    size = 2
+    for event in events:
+        if chunk and size + len(event) + 1 > ANNOUNCEMENT_BYTES:
+            payloads.append((b"[" + b",".join(chunk) + b"]").decode())
+            chunk, size = [], 2
+        chunk.append(event)
+        size += len(event) + 1
+    if chunk:
+        payloads.append((b"[" + b",".join(chunk) + b"]").decode())
+    return payloads
 
 
 def lock_signal_keys(conn: Connection, keys: Iterable[tuple[str, str, str | None]]) -> None:
