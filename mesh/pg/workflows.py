@@ -10,6 +10,7 @@ crash at any point commits all of it or none of it. What clients ask directly (`
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -168,9 +169,11 @@ def process(
 
 
 def _roll_back(conn: Connection) -> None:
-    """End a transaction that failed midway (a connection that died needs nothing)."""
+    """End a transaction that failed midway. A connection that died needs nothing, and its
+    error must not hide the one that ended the transaction (the pool discards it)."""
     if not conn.closed and conn.info.transaction_status != TransactionStatus.IDLE:
-        conn.execute("ROLLBACK")
+        with contextlib.suppress(psycopg.Error):
+            conn.execute("ROLLBACK")
 
 
 def _process(
