@@ -7,6 +7,8 @@ by the attempt number the message was claimed with.
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 
 from mesh.errors import InvalidPayload
@@ -18,6 +20,8 @@ from mesh.model.messages import (
     ActivityResponse,
     EngineMessage,
     ErrorInfo,
+    ParentRef,
+    Resume,
     decode,
     encode,
     error_response,
@@ -75,6 +79,25 @@ def to_engine(
         max_attempts=ENGINE_ATTEMPTS,
         delay=delay,
     )
+
+
+def to_parent(
+    app: str, parent: ParentRef, code: int, data: Any, *, message_id: str, now: float
+) -> Outgoing:
+    """The message that tells a parent's await activity how its child ended (or answered)."""
+    result = Resume(
+        id=message_id,
+        app=app,
+        kind="child",
+        job_id=parent.job_id,
+        gid=parent.gid,
+        activity_id=parent.activity_id,
+        dimension=parent.dimension,
+        code=code,
+        data=data,
+        sent_at=now,
+    )
+    return to_engine(result, priority=PRIORITY_RESPONSE)
 
 
 def reply(request: ActivityRequest, response: ActivityResponse) -> Outgoing:

@@ -28,14 +28,13 @@ from mesh.model.engine.state import JobState, lineage
 from mesh.model.graph.manifest import Manifest
 from mesh.model.ids import new_guid, new_message_id, validate_job_id
 from mesh.model.messages import (
-    PRIORITY_RESPONSE,
     ActivityResponse,
     EngineMessage,
     InterruptJob,
     Resume,
     StartJob,
 )
-from mesh.model.outcomes import Outgoing, to_engine
+from mesh.model.outcomes import Outgoing, to_parent
 from mesh.pg import jobs as rows
 from mesh.pg.database import Connection, Cursor
 from mesh.pg.queries import query
@@ -383,16 +382,5 @@ def _refusal_to_parent(
     code = (
         409 if isinstance(error, DuplicateJob) else 400 if isinstance(error, InputInvalid) else 500
     )
-    resume = Resume(
-        id=new_id(),
-        app=message.app,
-        kind="child",
-        job_id=parent.job_id,
-        gid=parent.gid,
-        activity_id=parent.activity_id,
-        dimension=parent.dimension,
-        code=code,
-        data={"error": {"message": str(error), "type": type(error).__name__, "code": code}},
-        sent_at=now,
-    )
-    return to_engine(resume, priority=PRIORITY_RESPONSE)
+    data = {"error": {"message": str(error), "type": type(error).__name__, "code": code}}
+    return to_parent(message.app, parent, code, data, message_id=new_id(), now=now)

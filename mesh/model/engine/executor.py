@@ -52,7 +52,6 @@ from mesh.model.graph.schema import schema_problems
 from mesh.model.ids import ENGINE_STREAM
 from mesh.model.messages import (
     PRIORITY_REQUEST,
-    PRIORITY_RESPONSE,
     ActivityRequest,
     ActivityResponse,
     EngineMessage,
@@ -62,7 +61,7 @@ from mesh.model.messages import (
     StartJob,
     encode,
 )
-from mesh.model.outcomes import Outgoing, to_engine
+from mesh.model.outcomes import Outgoing, to_engine, to_parent
 from mesh.model.pipe.js import UNDEFINED, strict_equals, to_number, truthy
 
 MAX_CYCLES = 10_000
@@ -599,21 +598,9 @@ class Engine:
         job.commands.append(Announce(self._announce_topic(graph), status))
 
     def _result_for_parent(self, job: JobState, code: int) -> Outgoing:
-        parent = job.parent
-        assert parent is not None
-        result = Resume(
-            id=self.new_id(),
-            app=job.app,
-            kind="child",
-            job_id=parent.job_id,
-            gid=parent.gid,
-            activity_id=parent.activity_id,
-            dimension=parent.dimension,
-            code=code,
-            data=job.data if code < 400 else {"error": job.error},
-            sent_at=self.now,
-        )
-        return to_engine(result, priority=PRIORITY_RESPONSE)
+        assert job.parent is not None
+        data = job.data if code < 400 else {"error": job.error}
+        return to_parent(job.app, job.parent, code, data, message_id=self.new_id(), now=self.now)
 
     def _expire(self, job: JobState, graph: Graph) -> float | None:
         if graph.expire is None:
