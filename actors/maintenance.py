@@ -1,6 +1,6 @@
 """The reaper: returns expired leases to their streams, dead-letters poison messages,
 prunes finished jobs past their expiry (with their data and steps), and analyzes mesh tables
-that filled up before their first ANALYZE (see :func:`mesh.pg.streams.analyze_new_tables`).
+that outgrew their statistics (see :func:`mesh.pg.streams.analyze_grown_tables`).
 
 Every node runs one; ``FOR UPDATE SKIP LOCKED`` keeps several reapers from colliding. A
 message whose attempts are spent when its lease expires (its handler killed the process, or
@@ -53,12 +53,12 @@ class ReaperActor(Actor[None]):
         else:
             self.pruned += pruned
         try:
-            analyzed = await self.streams.analyze_new_tables()
+            analyzed = await self.streams.analyze_grown_tables()
         except DatabaseError as error:
             log.warning("event=analyze_failed error=%r", str(error))
         else:
             for name in analyzed:
-                log.info("event=table_analyzed table=mesh.%s (first statistics)", name)
+                log.info("event=table_analyzed table=mesh.%s (outgrew its statistics)", name)
         if released:
             log.info("event=leases_reclaimed count=%d", released)
         for message in dead:

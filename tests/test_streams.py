@@ -308,14 +308,24 @@ def test_tables_filled_before_their_first_analyze_are_analyzed_once(
     analyzed: list[str] = []
 
     def first_statistics() -> bool:
-        analyzed.extend(streams.analyze_new_tables(conn, rows=20))
+        analyzed.extend(streams.analyze_grown_tables(conn, rows=20))
         return bool(analyzed)
 
     wait_until_sync(first_statistics, what="the table's row count in the statistics")
     assert analyzed == ["stream_messages"]  # the empty tables are left to autovacuum
-    assert streams.analyze_new_tables(conn, rows=20) == []  # once per table
+    assert streams.analyze_grown_tables(conn, rows=20) == []  # once per table
     row = conn.execute(
         "SELECT last_analyze IS NOT NULL FROM pg_stat_user_tables "
         "WHERE schemaname = 'mesh' AND relname = 'stream_messages'"
     ).fetchone()
     assert row == (True,)
+    # Past twice what the statistics know, the table is analyzed again.
+    streams.enqueue(conn, [request(n) for n in range(20, 50)])
+    again: list[str] = []
+
+    def grown() -> bool:
+        again.extend(streams.analyze_grown_tables(conn, rows=20))
+        return bool(again)
+
+    wait_until_sync(grown, what="the grown table's row count in the statistics")
+    assert again == ["stream_messages"]

@@ -59,8 +59,8 @@ class Streams:
         """Give back every lease this node holds (drain)."""
         return await self.db.run(streams.release_owner, owner=self.owner)
 
-    async def analyze_new_tables(self) -> list[str]:
-        return await self.db.run(streams.analyze_new_tables)
+    async def analyze_grown_tables(self) -> list[str]:
+        return await self.db.run(streams.analyze_grown_tables)
 
     async def oldest_transaction_age(self) -> float:
         return await self.db.run(streams.oldest_transaction_age)

@@ -234,12 +234,14 @@ SELECT coalesce(extract(epoch FROM max(now() - xact_start)), 0)::float8
 FROM pg_stat_activity
 WHERE datname = current_database() AND xact_start IS NOT NULL AND pid <> pg_backend_pid();
 
--- name: unanalyzed_tables
--- mesh tables with rows that were never analyzed (by ANALYZE or autovacuum).
-SELECT relname FROM pg_stat_user_tables
-WHERE schemaname = 'mesh' AND last_analyze IS NULL AND last_autoanalyze IS NULL
-  AND n_live_tup + n_dead_tup >= %(rows)s
-ORDER BY relname;
+-- name: grown_tables
+-- mesh tables holding at least %(rows)s live rows and more than twice what their statistics
+-- know (reltuples is -1 before the first ANALYZE or VACUUM).
+SELECT s.relname
+FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
+WHERE s.schemaname = 'mesh' AND s.n_live_tup >= %(rows)s
+  AND s.n_live_tup > 2 * greatest(c.reltuples, 0)
+ORDER BY s.relname;
 
 -- name: list_dead_letters
 SELECT id, stream, attempts, max_attempts, dead_at, last_owner, last_error, payload::text
@@ -361,15 +363,18 @@ ORDER BY j.id
 FOR UPDATE OF j;
 
 -- name: load_attributes
--- The data and activity parts of jobs (by key) in the given dimensions. Laterals keep the
--- plan to index probes whatever the statistics say (see lock_jobs).
+-- The data and activity parts of jobs (by key) in the given dimensions. The laterals' LIMIT
+-- and OFFSET 0 keep them from being flattened, so the plan stays one index probe per key
+-- whatever the statistics say (flattened, a generic plan cached while the tables were small
+-- scanned every step of every job).
 SELECT w.key, a.dimension, a.field, a.value::text
 FROM unnest(%(keys)b::text[], %(dims)b::text[]) AS w(key, dimension)
 CROSS JOIN LATERAL (
     SELECT id FROM mesh.jobs WHERE app = %(app)s AND key = w.key LIMIT 1) AS j
 CROSS JOIN LATERAL (
     SELECT a.dimension, a.field, a.value FROM mesh.jobs_attributes a
-    WHERE a.job_id = j.id AND a.dimension = w.dimension) AS a;
+    WHERE a.job_id = j.id AND a.dimension = w.dimension
+    OFFSET 0) AS a;  -- not pulled up: a probe per key, never a scan of the whole table
 
 -- name: load_steps
 SELECT w.key, s.dimension, s.activity, s.leg, s.code
@@ -378,7 +383,8 @@ CROSS JOIN LATERAL (
     SELECT id FROM mesh.jobs WHERE app = %(app)s AND key = w.key LIMIT 1) AS j
 CROSS JOIN LATERAL (
     SELECT s.dimension, s.activity, s.leg, s.code FROM mesh.job_steps s
-    WHERE s.job_id = j.id AND s.dimension = w.dimension) AS s;
+    WHERE s.job_id = j.id AND s.dimension = w.dimension
+    OFFSET 0) AS s;
 
 -- name: insert_jobs
 -- New jobs with their data and steps in one statement (rows keyed by job key). A key that
