@@ -7,6 +7,9 @@ messages, and the claim of the next batch commit together. Several loops overlap
 batch's Python work with another's database round trips. Throttles on the engine stream
 (``mesh throttle MS --topic engine``, a node's guid, or the whole mesh) act here as in every
 claim loop: paused, nothing is claimed; N ms, one message per N ms.
+
+A message that runs alone (its holder died twice holding others, see the reaper) is claimed
+only when no loop holds a batch, and handled as a batch of one while the other loops wait.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import trio
 
 from mesh.errors import DatabaseError, DatabaseUnavailable
 from mesh.model.ids import ENGINE_STREAM
+from mesh.model.outcomes import ENGINE_ATTEMPTS
 from mesh.runtime.actor import Actor
 from mesh.runtime.consumer import ConsumerSettings
 from mesh.runtime.engine import BatchRunner, EngineCounters
@@ -42,6 +46,10 @@ class EngineActor(Actor[None]):
         self._stopped = trio.Event()
         self._paused_loops = 0
         self._busy = 0
+        self._claiming = 0
+        self._alone_running = False
+        self._alone_wanted = False
+        self._isolation = trio.Event()  # set when a batch ends (a loop may claim alone now)
         self._idle = trio.Event()
         self._idle.set()
 
@@ -54,6 +62,8 @@ class EngineActor(Actor[None]):
     async def _loop(self, wakeup: Any) -> None:
         settings = self.settings
         claims: list[Any] = []
+        retried = False  # the last run of ``claims`` failed with the connection
+        claims_from = 0.0  # when the statement that leased ``claims`` was sent
         backoff = 0.1
         throttle = self.node.throttle
         while not self._stopping:
@@ -69,13 +79,23 @@ class EngineActor(Actor[None]):
                 continue
             batch_size = 1 if throttle_ms > 0 else settings.batch_size
             if not claims:
+                if self._alone_running or (self._alone_wanted and (self._busy or self._claiming)):
+                    # A message runs alone, or waits to: no new batch until the loops are idle.
+                    with trio.move_on_after(settings.poll_interval):
+                        await self._isolation.wait()
+                    continue
+                alone = not self._busy and not self._claiming
                 wakeup.clear()
+                self._claiming += 1
+                claims_from = trio.current_time()
                 try:
                     claims = await self.node.streams.claim(
                         self.node.app,
                         ENGINE_STREAM,
                         limit=batch_size,
                         lease=settings.lease,
+                        alone=alone,
+                        max_attempts=ENGINE_ATTEMPTS,
                     )
                 except DatabaseError as error:
                     log.warning(
@@ -84,29 +104,46 @@ class EngineActor(Actor[None]):
                     await wakeup.wait(backoff)
                     backoff = min(settings.poll_interval, backoff * 2)
                     continue
+                finally:
+                    self._claiming -= 1
                 backoff = 0.1
+                if claims or alone:
+                    self._alone_wanted = any(c.alone_waiting for c in claims)
                 if not claims:
                     await wakeup.wait(settings.poll_interval)
                     continue
+            running_alone = any(c.alone for c in claims)
+            self._alone_running = self._alone_running or running_alone
+            claim_next = settings.batch_size
+            if self._stopping or throttle_ms or running_alone or self._alone_wanted:
+                claim_next = 0
             self._enter()
             try:
+                sent_at = trio.current_time()
                 claims = await self.runner.run(
                     claims,
-                    claim_next=0 if self._stopping or throttle_ms else settings.batch_size,
+                    claim_next=claim_next,
                     lease=settings.lease,
+                    retry_of=claims_from if retried else None,
                 )
+                claims_from, retried = sent_at, False
             except DatabaseUnavailable as error:
-                # Nothing committed; the leases expire and the reaper hands them out again
-                # (or this loop claims them afresh once the database is back).
+                # It may have committed with only its reply lost: run the same claims again
+                # (the fenced ack makes a committed batch a no-op). A live node lets no lease
+                # expire: the reaper would take back everything it holds.
                 log.warning(
                     "event=engine_batch_failed error=%r retry_in=%.1fs", str(error), backoff
                 )
-                claims = []
+                retried = True
                 await trio.sleep(backoff)
                 backoff = min(5.0, backoff * 2)
                 continue
             finally:
+                if running_alone:
+                    self._alone_running = False
                 self._leave()
+            if claims:
+                self._alone_wanted = any(c.alone_waiting for c in claims)
             if throttle_ms > 0:
                 await throttle.wait(throttle_ms / 1000, self._stopped)
             elif len(claims) == settings.batch_size:
@@ -121,6 +158,8 @@ class EngineActor(Actor[None]):
         self._busy -= 1
         if not self._busy:
             self._idle.set()
+        self._isolation.set()
+        self._isolation = trio.Event()
 
     def begin_drain(self) -> None:
         self._stopping = True
@@ -140,4 +179,5 @@ class EngineActor(Actor[None]):
             **self.counters.snapshot(),
             "busy_loops": self._busy,
             "paused": self._paused_loops == self.loops,
+            "running_alone": int(self._alone_running),
         }

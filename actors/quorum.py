@@ -4,8 +4,14 @@ It listens (through the node's one listener) on the app's general channel, its o
 channel and one channel per worker topic the node serves. It answers pings with the node's
 profile, repeats pongs on a ``rollcall``, applies throttles (re-reading ``mesh.throttles``, the
 source of truth, on every throttle message and every ``refresh_interval``), and hands every
-message to ``sub_quorum`` subscribers. Bad input (malformed JSON, unknown types, bad
-signatures, impossible throttles) is logged, counted and dropped; it never stops the member.
+message to ``sub_quorum`` subscribers.
+
+Anyone who can log in to the database can NOTIFY these channels, with any payload. So with a
+quorum secret, the seal is checked on the raw bytes before anything is decoded; a body is
+decoded only within the size and nesting limits; a throttle row whose signature is not the
+secret's is ignored. Bad input (unsigned, malformed, too deep, unknown types, impossible
+throttles) is counted by reason and logged at most once per reason every 10 s; it never stops
+the member, and neither does a subscriber callback that raises.
 """
 
 from __future__ import annotations
@@ -22,7 +28,8 @@ from typing import Any
 import trio
 
 import mesh
-from mesh.errors import DatabaseError, InvalidPayload
+from mesh.errors import BadSignature, DatabaseError, InvalidPayload
+from mesh.model.log_limit import LogLimit
 from mesh.model.quorum import (
     Counts,
     Ping,
@@ -33,8 +40,6 @@ from mesh.model.quorum import (
     StreamProfile,
     SystemHealth,
     Throttle,
-    decode_quorum,
-    signature_ok,
     validate_throttle,
 )
 from mesh.runtime.actor import Actor
@@ -72,6 +77,9 @@ class QuorumActor(Actor[str]):
         self.rejected: Counter[str] = Counter()
         self._subscribers: list[Subscriber] = []
         self._nursery: trio.Nursery | None = None
+        self._log_limit = LogLimit()
+        self._ignored_rows: set[tuple[str, str, int, str]] = set()
+        self._repeating: trio.CancelScope | None = None
 
     def sub_quorum(self, callback: Subscriber) -> None:
         """Call ``callback(message)`` for every quorum message this member accepts, in the
@@ -107,22 +115,26 @@ class QuorumActor(Actor[str]):
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         channels = self.client.channels(self.topics)
-        for channel in channels:
-            self.node.listener.subscribe(channel, self._enqueue)
-        with trio.move_on_after(10):  # if the listener is down, polling-free duties still start
-            await self.node.listener.wait_listening(channels)
-        await self._refresh_throttles()
-        async with trio.open_nursery() as nursery:
-            self._nursery = nursery
-            nursery.start_soon(self._refresh_loop)
-            task_status.started()
-            async for payload in self.mailbox:
-                await self._handle(payload)
+        # The subscription lives as long as this run: a restarted member subscribes afresh,
+        # and its earlier run's callback is gone (else every message would be handled twice).
+        with self.node.listener.subscription(channels, self._enqueue):
+            with trio.move_on_after(10):  # the listener may be down: polling duties still start
+                await self.node.listener.wait_listening(channels)
+            try:
+                await self.client.register_key()
+            except DatabaseError as error:
+                log.warning("event=quorum_key_not_registered error=%r", str(error))
+            await self._refresh_throttles()
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                nursery.start_soon(self._refresh_loop)
+                task_status.started()
+                async for payload in self.mailbox:
+                    await self._handle(payload)
 
     def _enqueue(self, payload: str) -> None:
         if not self.try_send(payload):
-            self.rejected["mailbox_full"] += 1
-            log.warning("event=quorum_dropped reason=mailbox_full")
+            self._reject("mailbox_full", "more notifications than the member can handle")
 
     async def _refresh_loop(self) -> None:
         pruned_at = trio.current_time()
@@ -138,42 +150,59 @@ class QuorumActor(Actor[str]):
 
     async def _refresh_throttles(self) -> None:
         try:
-            self.node.throttle.replace(await self.client.load_throttles())
+            accepted, ignored = await self.client.load_throttles()
         except DatabaseError as error:
             log.warning("event=throttle_refresh_failed error=%r", str(error))
+            return
+        self.node.throttle.replace(accepted)
+        for row in ignored:
+            key = (row.topic, row.guid, row.throttle_ms, row.signature)
+            if key not in self._ignored_rows:  # counted and logged once per row, not per read
+                if len(self._ignored_rows) > 10_000:
+                    self._ignored_rows.clear()
+                self._ignored_rows.add(key)
+                self._reject(
+                    "bad_throttle_signature",
+                    f"ignoring the throttle row topic={row.topic!r} guid={row.guid!r} "
+                    f"throttle={row.throttle_ms}: not signed with the quorum secret",
+                )
 
     # -- handling ---------------------------------------------------------------------------
 
     async def _handle(self, payload: str) -> None:
         try:
-            decoded = decode_quorum(payload)
+            decoded = self.client.open(payload)
+        except BadSignature as error:
+            return self._reject("bad_signature", f"{error}; payload={payload[:120]!r}")
         except InvalidPayload as error:
-            return self._reject("malformed", f"{error} payload={payload[:200]!r}")
+            return self._reject("malformed", f"{error}; payload={payload[:120]!r}")
         try:
             message = await self.client.resolve(decoded)
         except (DatabaseError, InvalidPayload) as error:
             return self._reject("unresolvable", str(error))
         if message is None:
             return self._reject("unresolvable", "referenced payload no longer stored")
-        if not signature_ok(message, self.client.secret):
-            return self._reject(
-                "bad_signature",
-                f"unsigned or badly signed {type(message).__name__.lower()} from {message.sender!r}",
-            )
         kind = type(message).__name__.lower()
-        self.received[kind] += 1
         try:
             await self._dispatch(message)
         except InvalidPayload as error:
             return self._reject(f"bad_{kind}", str(error))
         except DatabaseError as error:
             log.warning("event=quorum_handling_failed type=%s error=%r", kind, str(error))
+        self.received[kind] += 1  # counted once valid: a refused throttle is not "received"
         for subscriber in list(self._subscribers):
-            subscriber(message)
+            try:
+                subscriber(message)
+            except Exception:
+                log.exception("event=quorum_subscriber_failed type=%s", kind)
 
     def _reject(self, reason: str, detail: str) -> None:
         self.rejected[reason] += 1
-        log.warning("event=quorum_rejected reason=%s detail=%s", reason, detail)
+        held = self._log_limit.allow(reason, trio.current_time())
+        if held is not None:
+            log.warning(
+                "event=quorum_rejected reason=%s detail=%s held_back=%d", reason, detail, held
+            )
 
     async def _dispatch(self, message: QuorumMessage) -> None:
         match message:
@@ -187,18 +216,30 @@ class QuorumActor(Actor[str]):
                 validate_throttle(value)
                 if guid and guid != self.node.guid:
                     return  # addressed to another member
+                # The notice is only a hint: the signed rows decide (a forged notice changes
+                # nothing but a re-read).
                 await self._refresh_throttles()
             case RollCall(interval=interval, max=cycles, guid=guid, topic=topic):
                 if (guid and guid != self.node.guid) or (topic and topic not in self.topics):
                     return
                 assert self._nursery is not None
+                if self._repeating is not None:
+                    self._repeating.cancel()  # one repeating roll call at a time
+                self._repeating = trio.CancelScope()
                 self._nursery.start_soon(
-                    self._repeat_pongs, max(0.1, interval), max(0, min(cycles, 1000))
+                    self._repeat_pongs,
+                    self._repeating,
+                    min(max(0.1, interval), 3600.0),
+                    max(0, min(cycles, 1000)),
                 )
             case _:
                 pass  # activate, job, work, cron: for the engine (and subscribers)
 
-    async def _repeat_pongs(self, interval: float, cycles: int) -> None:
+    async def _repeat_pongs(self, scope: trio.CancelScope, interval: float, cycles: int) -> None:
+        with scope:
+            await self._pongs(interval, cycles)
+
+    async def _pongs(self, interval: float, cycles: int) -> None:
         for _ in range(cycles):
             try:
                 await self.client.publish(

@@ -13,6 +13,7 @@ retry policy (falling back to the worker's); after the last attempt, or at once 
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import logging
 import traceback
@@ -22,6 +23,7 @@ from typing import Any
 import trio
 
 from mesh.errors import InvalidPayload, NonRetryableError
+from mesh.model.limits import check_value
 from mesh.model.messages import (
     ActivityRequest,
     ErrorInfo,
@@ -53,6 +55,9 @@ class WorkerActor(StreamActor):
         retry: RetryPolicy,
     ) -> None:
         self.applier = ApplyingSettler(node)
+        # A request without a policy of its own gets the worker's: its stream row takes the
+        # policy's attempts at its first claim (the reaper counts crashes against them).
+        settings = dataclasses.replace(settings, max_attempts=retry.maximum_attempts)
         super().__init__(
             node, stream=topic, handler=self.handle, settings=settings, settler=self.applier
         )
@@ -92,11 +97,13 @@ class WorkerActor(StreamActor):
                 str(error),
             )
             return Retry(delay=decision.delay, error=_describe(error))
+        data = result.data if isinstance(result, Pending) else result
         if isinstance(result, Pending):
-            response = pending_response(request, result.data, claim.attempt)
+            response = pending_response(request, data, claim.attempt)
         else:
-            response = success_response(request, result, claim.attempt)
+            response = success_response(request, data, claim.attempt)
         try:
+            check_value(data, f"the return value of {self._function_name()}")
             return Ack(follow_ups=(reply(request, response),))
         except InvalidPayload as error:
             problem = TypeError(f"the return value of {self._function_name()} is not JSON: {error}")
@@ -144,7 +151,19 @@ class WorkerActor(StreamActor):
         }
 
 
+MAX_ERROR_LENGTH = 4000
+
+
 def _describe(error: BaseException) -> str:
+    """The error as stored and reported: type, message (cut to a readable length, and made
+    storable: no NUL, no lone surrogates) and where it was raised."""
     where = traceback.extract_tb(error.__traceback__)[-1:] if error.__traceback__ else []
     location = f" (at {where[0].filename}:{where[0].lineno})" if where else ""
-    return f"{type(error).__name__}: {error}{location}"
+    try:
+        message = str(error)
+    except Exception:  # a user exception whose __str__ fails still gets reported
+        message = f"<{type(error).__name__} whose message cannot be shown>"
+    if len(message) > MAX_ERROR_LENGTH:
+        message = message[:MAX_ERROR_LENGTH] + f"... ({len(message)} characters)"
+    text = f"{type(error).__name__}: {message}{location}"
+    return text.encode("utf-8", "replace").decode().replace("\x00", "\\0")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -26,6 +27,7 @@ from mesh.workflow_cli import add_commands as add_workflow_commands
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_UNAVAILABLE = 3
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for `... | head -1`
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -54,6 +56,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader of our output went away (`mesh demo | head -1`): stop quietly, and keep
+        # Python from complaining again when it flushes stdout at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
 
 
 def _run_handler(args: argparse.Namespace) -> int:
@@ -98,6 +106,12 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         help="worker topics to serve (repeatable; default: all configured)",
     )
+    run.add_argument(
+        "--drain-timeout",
+        metavar="SECONDS",
+        help="how long SIGTERM waits for in-flight work (default: node.drain_timeout); keep it "
+        "under the process runner's stop timeout (honcho kills after 5 s)",
+    )
     run.set_defaults(handler=_run)
 
     add_streams_commands(commands)
@@ -109,7 +123,7 @@ def _parser() -> argparse.ArgumentParser:
     add_workflow_commands(commands)
 
     demo = commands.add_parser("demo", help="run the order demo on the embedded database")
-    demo.add_argument("--orders", type=int, default=200)
+    demo.add_argument("--orders", type=int, default=200, help="how many (1 to 100000)")
     demo.set_defaults(handler=_demo)
     return parser
 
@@ -130,10 +144,13 @@ def _migrate(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from mesh.config import with_drain_timeout
     from mesh.launch import build_actors, build_node, metrics_port
     from mesh.metrics import serve_metrics
 
     config = _config(args)
+    if args.drain_timeout is not None:
+        config = with_drain_timeout(config, args.drain_timeout)
     node = build_node(config, _dsn(config))
     actors = build_actors(config, node, roles=args.role, topics=args.topic)
     port = metrics_port(config)
@@ -153,6 +170,8 @@ def _run(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from mesh.demo import run_demo
 
+    if not 1 <= args.orders <= 100_000:
+        raise ConfigError("<command line>", "--orders", f"{args.orders} is not from 1 to 100000")
     config = _config(args)
     return run_demo(config, _dsn(config), orders=args.orders)
 

@@ -7,7 +7,9 @@ import argparse
 import os
 
 from mesh.config import Config, load_config
+from mesh.errors import ConfigError, InvalidIdentifier
 from mesh.logs import configure_logging
+from mesh.model.ids import validate_app_id
 
 
 def _config(args: argparse.Namespace, *, quiet: bool = False) -> Config:
@@ -28,3 +30,14 @@ def session(args: argparse.Namespace, *, quiet: bool = False) -> tuple[Config, s
     """The config and the database URL of this invocation (starting the embedded server)."""
     config = _config(args, quiet=quiet)
     return config, _dsn(config)
+
+
+def app_of(args: argparse.Namespace, config: Config) -> str:
+    """The app a command acts on: ``--app`` (validated like the config's), else the config's."""
+    app = getattr(args, "app", None)
+    if app is None:
+        return config.app
+    try:
+        return validate_app_id(app)
+    except InvalidIdentifier as error:
+        raise ConfigError("<command line>", "--app", str(error)) from None

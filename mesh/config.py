@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import msgspec
-import yaml
 
+from mesh.documents import DocumentInvalid, parse_yaml, read_document
 from mesh.errors import ConfigError, FunctionNotFound, InvalidIdentifier, InvalidPayload
 from mesh.model.durations import parse_duration
 from mesh.model.ids import validate_app_id, validate_topic
@@ -104,6 +104,27 @@ class Config(_Strict, forbid_unknown_fields=True, frozen=True):
 
 MAX_POLL_INTERVAL = 2.0
 """Seconds: the longest a missed NOTIFY may delay a delivery."""
+MAX_CONFIG_BYTES = 1 << 20
+"""A config is tens of lines: a larger file is a mistake (or an attack), refused at once."""
+
+DAY = 86400.0
+# Seconds each duration may take. Below the minimum a node would spin against Postgres (a
+# reaper or refresh every 0 s), never hold a lease, or run statements without a timeout
+# (which trio cannot cancel); above the maximum nothing would ever happen.
+DURATION_BOUNDS = {
+    "database.statement_timeout": (0.1, DAY),
+    "streams.lease": (1.0, DAY),
+    "streams.poll_interval": (0.01, MAX_POLL_INTERVAL),
+    "streams.reap_interval": (0.1, 3600.0),
+    "node.drain_timeout": (0.0, DAY),
+    "node.listener_check_interval": (0.1, 3600.0),
+    "quorum.refresh_interval": (0.1, 3600.0),
+}
+COUNT_BOUNDS = {
+    "database.pool_size": (1, 1000),
+    "streams.batch_size": (1, 10_000),
+    "metrics.port": (0, 65_535),
+}
 
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _MSGSPEC_PATH = re.compile(r" - at `\$(.*)`$")
@@ -159,28 +180,34 @@ def load_config(path: str | Path | None = None, environ: dict[str, str] | None =
     else:
         source = str(path)
         try:
-            text = Path(path).read_text(encoding="utf-8")
+            if Path(path).stat().st_size > MAX_CONFIG_BYTES:
+                raise ConfigError(
+                    source,
+                    "",
+                    f"the file is larger than {MAX_CONFIG_BYTES >> 20} MiB",
+                    "a config is a few dozen lines: is this the right file?",
+                )
+            text = read_document(path)
         except OSError as error:
             raise ConfigError(
                 source,
                 "",
-                f"cannot read the file: {error.strerror}",
+                f"cannot read the file: {error.strerror or error}",
                 "pass --config PATH to an existing file",
-            ) from error
+            ) from None
+        except DocumentInvalid as error:
+            raise ConfigError(source, error.where, error.problem, error.fix) from None
         config = parse_config(text, source, env)
     return _apply_overrides(config, env)
 
 
 def parse_config(text: str, source: str, environ: dict[str, str] | None = None) -> Config:
+    if len(text) > MAX_CONFIG_BYTES:
+        raise ConfigError(source, "", f"the config is larger than {MAX_CONFIG_BYTES >> 20} MiB")
     try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(error, "problem", None) or str(error)
-        raise ConfigError(
-            source, where, f"invalid YAML: {problem}", "fix the YAML syntax there"
-        ) from error
+        raw = parse_yaml(text, source)
+    except DocumentInvalid as error:
+        raise ConfigError(source, error.where, error.problem, error.fix) from None
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
@@ -200,6 +227,20 @@ def parse_config(text: str, source: str, environ: dict[str, str] | None = None) 
     config = msgspec.structs.replace(config, source=source)
     validate(config)
     return config
+
+
+def with_drain_timeout(config: Config, value: str) -> Config:
+    """``config`` with ``node.drain_timeout`` from the command line, checked like the file's."""
+    changed = msgspec.structs.replace(
+        config,
+        node=msgspec.structs.replace(config.node, drain_timeout=value),
+        source="<command line>",
+    )
+    try:
+        validate(changed)
+    except ConfigError as error:
+        raise ConfigError("<command line>", "--drain-timeout", error.problem, error.fix) from None
+    return msgspec.structs.replace(changed, source=config.source)
 
 
 def _config_error(source: str, message: str) -> ConfigError:
@@ -230,26 +271,34 @@ def validate(config: Config) -> None:
     """Check values msgspec cannot: identifiers, durations, ranges, duplicate topics."""
     source = config.source
     _check(source, "app", lambda: validate_app_id(config.app))
-    for key, value in (
-        ("database.statement_timeout", config.database.statement_timeout),
-        ("streams.lease", config.streams.lease),
-        ("streams.poll_interval", config.streams.poll_interval),
-        ("streams.reap_interval", config.streams.reap_interval),
-        ("node.drain_timeout", config.node.drain_timeout),
-        ("node.listener_check_interval", config.node.listener_check_interval),
-        ("quorum.refresh_interval", config.quorum.refresh_interval),
-    ):
+    durations = {
+        "database.statement_timeout": config.database.statement_timeout,
+        "streams.lease": config.streams.lease,
+        "streams.poll_interval": config.streams.poll_interval,
+        "streams.reap_interval": config.streams.reap_interval,
+        "node.drain_timeout": config.node.drain_timeout,
+        "node.listener_check_interval": config.node.listener_check_interval,
+        "quorum.refresh_interval": config.quorum.refresh_interval,
+    }
+    for key, value in durations.items():
         _check(source, key, lambda value=value: parse_duration(value))
-    _positive(source, "database.pool_size", config.database.pool_size)
-    _positive(source, "streams.batch_size", config.streams.batch_size)
-    poll = parse_duration(config.streams.poll_interval)
-    if not 0.01 <= poll <= MAX_POLL_INTERVAL:
-        raise ConfigError(
-            source,
-            "streams.poll_interval",
-            f"{poll:g} s is outside 0.01 s to {MAX_POLL_INTERVAL:g} s",
-            "NOTIFY is only a hint; the fallback poll is what guarantees delivery, so keep it short",
-        )
+        low, high = DURATION_BOUNDS[key]
+        seconds = parse_duration(value)
+        if not low <= seconds <= high:
+            fix = (
+                "NOTIFY is only a hint; the fallback poll is what guarantees delivery, so keep "
+                "it short"
+                if key == "streams.poll_interval"
+                else f"use a value from {low:g} to {high:g} seconds"
+            )
+            raise ConfigError(source, key, f"{seconds:g} s is outside {low:g} s to {high:g} s", fix)
+    counts = {
+        "database.pool_size": config.database.pool_size,
+        "streams.batch_size": config.streams.batch_size,
+        "metrics.port": config.metrics.port,
+    }
+    for key, count in counts.items():
+        _within(source, key, count, *COUNT_BOUNDS[key])
     _check(source, "retry", lambda: config.retry_policy())
     seen: set[str] = set()
     for index, worker in enumerate(config.workers):
@@ -270,9 +319,9 @@ def validate(config: Config) -> None:
                 f"{worker.function!r} is not a function path",
                 "write 'package.module:function'",
             )
-        _positive(source, f"{prefix}.concurrency", worker.concurrency)
+        _within(source, f"{prefix}.concurrency", worker.concurrency, 1, 100_000)
         if worker.batch_size is not None:
-            _positive(source, f"{prefix}.batch_size", worker.batch_size)
+            _within(source, f"{prefix}.batch_size", worker.batch_size, 1, 10_000)
         _check(source, f"{prefix}.retry", lambda worker=worker: config.retry_policy(worker))
 
 
@@ -283,9 +332,9 @@ def _check(source: str, key: str, check: Any) -> None:
         raise ConfigError(source, key, str(error)) from error
 
 
-def _positive(source: str, key: str, value: int) -> None:
-    if value < 1:
-        raise ConfigError(source, key, f"must be at least 1, not {value}")
+def _within(source: str, key: str, value: int, low: int, high: int) -> None:
+    if not low <= value <= high:
+        raise ConfigError(source, key, f"must be from {low} to {high}, not {value}")
 
 
 def _apply_overrides(config: Config, env: dict[str, str]) -> Config:

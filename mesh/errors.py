@@ -39,6 +39,16 @@ class PayloadTooLarge(InvalidPayload):
     """A NOTIFY payload over Postgres' 8000-byte limit, measured in encoded bytes."""
 
 
+class BadSignature(InvalidPayload):
+    """A quorum message or persisted control state without a valid signature of the quorum
+    secret (the receiver has one and requires it)."""
+
+
+class SigningRequired(MeshError):
+    """A command that would write control state it cannot sign for a mesh that checks
+    signatures (or with a secret other than the mesh's)."""
+
+
 class FunctionNotFound(MeshError):
     """A dotted path (``package.module:function``) that does not name a callable."""
 
@@ -49,6 +59,11 @@ class DatabaseError(MeshError):
 
 class DatabaseUnavailable(DatabaseError):
     """The database could not be reached or dropped the connection; retrying may succeed."""
+
+
+class ConnectionLost(DatabaseUnavailable):
+    """The connection failed with no answer from the server: a statement in flight may have
+    committed (only its reply was lost). Retry fenced work; do not assume it was undone."""
 
 
 class SchemaOutOfDate(DatabaseError):

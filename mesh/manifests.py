@@ -1,43 +1,67 @@
 """Loading manifests: from a YAML file (resolving ``$ref`` to files and JSON pointers) or an
-inline YAML string starting with ``app:``; then validation, which lists every problem."""
+inline YAML document; then validation, which lists every problem.
+
+A string is a file path unless it reads as a manifest: it spans lines, or starts with
+``app:``, ``---`` or a comment. A :class:`~pathlib.Path` is always a file. Files are read
+within the limits of :mod:`mesh.documents` (size, UTF-8, nesting, aliases, duplicate keys).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from mesh.documents import DocumentInvalid, parse_yaml, read_document
 from mesh.model.graph import Manifest, ManifestInvalid, validate_manifest
 from mesh.model.graph.refs import RefError, resolve_refs
+
+MAX_MANIFEST_FILES = 100
+"""Distinct files one manifest may draw in through ``$ref``."""
 
 
 def _parse(text: str, source: str) -> Any:
     try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(YAML)"
-        raise ManifestInvalid(
-            [f"{source}: {where}: invalid YAML: {getattr(error, 'problem', None) or error}"]
-        ) from error
+        return parse_yaml(text, source)
+    except DocumentInvalid as error:
+        raise ManifestInvalid([str(error)]) from None
+
+
+def _is_inline(source: str | Path) -> bool:
+    if not isinstance(source, str):
+        return False
+    head = source.lstrip()
+    return "\n" in source or head.startswith(("app:", "---", "#", "{"))
 
 
 def load_manifest(source: str | Path) -> Manifest:
     """Parse, resolve and validate a manifest; :class:`ManifestInvalid` lists every problem."""
-    if isinstance(source, str) and source.lstrip().startswith("app:"):
-        return validate_manifest(_parse(source, "<inline manifest>"))
+    if _is_inline(source):
+        return validate_manifest(_parse(str(source), "<inline manifest>"))
     path = Path(source)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_document(path)
     except OSError as error:
-        raise ManifestInvalid([f"{path}: cannot read the file: {error.strerror}"]) from error
+        raise ManifestInvalid(
+            [f"{path}: cannot read the file: {error.strerror or error}"]
+        ) from None
+    except DocumentInvalid as error:
+        raise ManifestInvalid([str(error)]) from None
+    loaded: dict[str, Any] = {}
 
     def load(name: str) -> Any:
-        return _parse(Path(name).read_text(encoding="utf-8"), name)
+        if name not in loaded:
+            if len(loaded) >= MAX_MANIFEST_FILES:
+                raise RefError(f"$ref draws in more than {MAX_MANIFEST_FILES} files")
+            try:
+                loaded[name] = _parse(read_document(name), name)
+            except DocumentInvalid as error:
+                raise RefError(str(error)) from None
+        return loaded[name]
 
     try:
         document = resolve_refs(_parse(text, str(path)), str(path), load)
     except RefError as error:
-        raise ManifestInvalid([str(error)]) from error
+        raise ManifestInvalid([str(error)]) from None
+    except ManifestInvalid:
+        raise
     return validate_manifest(document)

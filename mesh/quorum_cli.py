@@ -12,9 +12,10 @@ import msgspec
 import trio
 
 from mesh.cli_context import session
-from mesh.errors import ConfigError, InvalidPayload
+from mesh.errors import ConfigError, DatabaseError, InvalidIdentifier, InvalidPayload
+from mesh.model.ids import validate_stream, validate_topic
 from mesh.model.messages import parse_json
-from mesh.model.quorum import Profile, User, decode_quorum, validate_throttle
+from mesh.model.quorum import Profile, User, validate_throttle
 
 
 def add_commands(commands: Any) -> None:
@@ -92,14 +93,19 @@ def _table(profiles: list[Profile]) -> str:
 
 def _throttle(args: argparse.Namespace) -> int:
     from mesh.control import control_session
-    from mesh.model.ids import validate_stream
 
     try:
         validate_throttle(args.ms)
     except InvalidPayload as error:
         raise ConfigError("<command line>", "MS", str(error)) from error
-    if args.topic:
-        validate_stream(args.topic)
+    # An empty --topic or --guid must not quietly become "the whole mesh".
+    if args.topic is not None:
+        try:
+            validate_stream(args.topic)
+        except InvalidIdentifier as error:
+            raise ConfigError("<command line>", "--topic", str(error), _WHOLE_MESH) from None
+    if args.guid is not None and not args.guid.strip():
+        raise ConfigError("<command line>", "--guid", "a member's guid is required", _WHOLE_MESH)
     config, dsn = session(args, quiet=True)
 
     async def main() -> None:
@@ -135,9 +141,16 @@ def _throttle(args: argparse.Namespace) -> int:
     return 0
 
 
+_WHOLE_MESH = "leave the option out to throttle the whole mesh"
+
+
 def _broadcast(args: argparse.Namespace) -> int:
     from mesh.control import control_session
 
+    try:
+        validate_topic(args.topic)
+    except InvalidIdentifier as error:
+        raise ConfigError("<command line>", "TOPIC", str(error)) from None
     message = parse_json(args.payload, "the JSON argument")
     config, dsn = session(args, quiet=True)
 
@@ -166,18 +179,16 @@ def _listen(args: argparse.Namespace) -> int:
         if args.json:
             print(msgspec.json.encode(message).decode(), flush=True)
         else:
-            fields = {
-                k: v
-                for k, v in msgspec.structs.asdict(message).items()
-                if k not in ("sig", "profile")
-            }
+            fields = {k: v for k, v in msgspec.structs.asdict(message).items() if k != "profile"}
             print(f"{type(message).__name__.lower():<9} {fields}", flush=True)
 
     async def print_messages(client: Any) -> None:
         async for payload in receive:
             try:
-                message = await client.resolve(decode_quorum(payload))  # oversized: by reference
-            except InvalidPayload as error:
+                # Unsealed (checked, with a secret) and decoded within the limits, then
+                # resolved when it came by reference: any payload can arrive here.
+                message = await client.resolve(client.open(payload))
+            except (InvalidPayload, DatabaseError) as error:
                 note = {"invalid": str(error), "payload": payload[:500]}
                 print(json.dumps(note) if args.json else f"invalid message: {error}", flush=True)
                 continue

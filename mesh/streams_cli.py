@@ -10,6 +10,7 @@ from typing import Any
 import msgspec
 
 from mesh.cli_context import session
+from mesh.errors import ConfigError
 
 
 def add_commands(commands: Any) -> None:
@@ -100,6 +101,10 @@ def _streams_send(args: argparse.Namespace) -> int:
 
     config = _config(args)
     validate_topic(args.topic)  # refuse bad input before touching the database
+    if not 0 <= args.delay <= 365 * 86400:  # False for nan too
+        raise ConfigError(
+            "<command line>", "--delay", f"{args.delay!r} is not from 0 to 31536000 seconds"
+        )
     data = parse_json(args.payload, "the JSON argument")
     policy = config.retry_policy(next((w for w in config.workers if w.topic == args.topic), None))
     request = ActivityRequest(
@@ -142,9 +147,11 @@ def _streams_dead(args: argparse.Namespace) -> int:
     from mesh.pg.database import run_once
     from mesh.pg.streams import list_dead_letters
 
+    if args.topic is not None:
+        validate_stream(args.topic)  # "" must not mean every stream
+    if not 1 <= args.limit <= 10_000:
+        raise ConfigError("<command line>", "--limit", f"{args.limit} is not from 1 to 10000")
     config, dsn = session(args)
-    if args.topic:
-        validate_stream(args.topic)
     rows = run_once(dsn, list_dead_letters, config.app, args.topic, args.limit)
     if args.json:
         print(msgspec.json.encode(rows).decode())
@@ -162,9 +169,9 @@ def _streams_requeue(args: argparse.Namespace) -> int:
     from mesh.pg.database import run_once
     from mesh.pg.streams import requeue_dead_letters
 
+    if args.topic is not None:
+        validate_stream(args.topic)  # "" must not mean every stream
     config, dsn = session(args)
-    if args.topic:
-        validate_stream(args.topic)
     count = run_once(dsn, requeue_dead_letters, config.app, args.topic, args.id)
     print(f"requeued {count} dead letter(s) of app {config.app!r}")
     return 0

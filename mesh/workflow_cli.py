@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from mesh.cli_context import session
+from mesh.cli_context import app_of, session
 
 
 def add_commands(commands: Any) -> None:
@@ -70,7 +70,7 @@ def _activate(args: argparse.Namespace) -> int:
     from mesh.pg.database import run_once
 
     config, dsn = session(args)
-    app = args.app or config.app
+    app = app_of(args, config)
     secret = config.quorum.secret.encode() or None
     run_once(dsn, activate, app, args.version, secret=secret, sender="cli")
     print(f"app {app!r}: version {args.version!r} is active")
@@ -80,13 +80,22 @@ def _activate(args: argparse.Namespace) -> int:
 def _pub(args: argparse.Namespace) -> int:
     import json
 
+    from mesh.errors import ConfigError
     from mesh.model.messages import parse_json
     from mesh.pg.client import MeshClient
     from mesh.pg.job_queries import JobFailed
 
+    if args.wait and not 0 < args.timeout <= 86400 * 365:  # False for nan too
+        # Refused before anything is written: a job must not start for a wait that cannot be.
+        raise ConfigError(
+            "<command line>",
+            "--timeout",
+            f"{args.timeout!r} is not a number of seconds to wait",
+            "give a positive number, e.g. --timeout 30",
+        )
     config, dsn = session(args, quiet=True)
     data = parse_json(args.data, "the job data")
-    with MeshClient(dsn, app=args.app or config.app) as client:
+    with MeshClient(dsn, app=app_of(args, config)) as client:
         job_id = client.pub(args.topic, data, job_id=args.job_id, pending=args.pending)
         if not args.wait:
             print(job_id)
@@ -113,7 +122,7 @@ def _job(args: argparse.Namespace) -> int:
     from mesh.pg.workflows import UnknownJob
 
     config, dsn = session(args, quiet=True)
-    app = args.app or config.app
+    app = app_of(args, config)
     record = run_once(dsn, get_job, app, args.job_id)
     if record is None:
         raise UnknownJob(f"no job {args.job_id!r} in app {app!r} (never started, or pruned)")
@@ -144,11 +153,14 @@ def _job(args: argparse.Namespace) -> int:
 
 
 def _jobs(args: argparse.Namespace) -> int:
+    from mesh.errors import ConfigError
     from mesh.pg.database import run_once
     from mesh.pg.job_queries import list_jobs
 
+    if not 1 <= args.limit <= 10_000:
+        raise ConfigError("<command line>", "--limit", f"{args.limit} is not from 1 to 10000")
     config, dsn = session(args, quiet=True)
-    listing = run_once(dsn, list_jobs, args.app or config.app, status=args.status, limit=args.limit)
+    listing = run_once(dsn, list_jobs, app_of(args, config), status=args.status, limit=args.limit)
     for job in listing:
         print(f"{job.created_at:%Y-%m-%d %H:%M:%S}  {job.status:<11} {job.topic:<24} {job.key}")
     if not listing:

@@ -43,18 +43,31 @@ def test_top_level_layout() -> None:
     assert present == expected
 
 
+HONCHO_KILL_WAIT = 5.0
+"""Seconds honcho waits after SIGTERM before it sends SIGKILL (honcho.manager.KILL_WAIT)."""
+
+
 def test_procfile__process_types_run_real_commands() -> None:
+    from honcho.manager import KILL_WAIT
+
+    assert KILL_WAIT == HONCHO_KILL_WAIT, "honcho changed its stop window: revisit the Procfile"
     entries = {}
     for line in (ROOT / "Procfile").read_text().splitlines():
         if line.strip() and not line.startswith("#"):
             name, _, command = line.partition(":")
-            entries[name.strip()] = shlex.split(command)
+            argv = shlex.split(command)
+            # exec: the runner's signals and exit status are mesh's own, not a shell's.
+            assert argv[0] == "exec", line
+            entries[name.strip()] = argv[1:]
     assert {"engine", "worker"} <= set(entries)
     # A Procfile runner stops every process when one exits: no one-shot entries.
     assert all(argv[1] == "run" for argv in entries.values())
     for argv in entries.values():
         assert_cli_accepts(argv)
-    assert entries["worker"][-2:] == ["--role", "worker"]
+        # The drain (and the release after it) must end before honcho's SIGKILL.
+        drain = float(argv[argv.index("--drain-timeout") + 1])
+        assert drain <= HONCHO_KILL_WAIT - 2, argv
+    assert entries["worker"][1:4] == ["run", "--role", "worker"]
 
 
 def test_docker_compose__services_and_commands() -> None:

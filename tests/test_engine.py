@@ -14,7 +14,7 @@ import trio
 import trio.testing
 
 from mesh.api import JobFailed, Mesh
-from mesh.errors import DatabaseError, MeshError
+from mesh.errors import InvalidPayload, MeshError
 from mesh.examples import inventory
 from mesh.model.engine.executor import InputInvalid
 from mesh.model.graph import ManifestInvalid
@@ -167,7 +167,8 @@ async def test_concurrent_pubs_share_commits_and_each_keeps_its_own_outcome(dsn:
     refused = {i for i, o in outcomes.items() if isinstance(o, Exception)}
     assert {i for i in refused if isinstance(outcomes[i], InputInvalid)} == {3, 13, 23, 33, 43}
     assert sum(isinstance(outcomes[i], DuplicateJob) for i in (20, 21)) == 1
-    assert isinstance(outcomes[55], DatabaseError) and "\\u0000" in str(outcomes[55])
+    # Refused before it reached the database (which cannot store a NUL), with the fix.
+    assert isinstance(outcomes[55], InvalidPayload) and "NUL character" in str(outcomes[55])
     assert len(refused) == 7
     started = {o for o in outcomes.values() if isinstance(o, str)}
     with psycopg.connect(dsn) as conn:

@@ -148,7 +148,7 @@ def test_expired_lease__is_reclaimed_and_the_late_ack_refused(conn: psycopg.Conn
 def test_settle__follow_ups_only_for_what_was_settled(conn: psycopg.Connection) -> None:
     streams.enqueue(conn, [request(1), request(2)])
     a, b = streams.claim(conn, app=APP, stream="inventory.check", owner="n1", limit=2, lease=30)
-    stale_b = streams.StreamClaim(b.id, b.attempt - 1, b.max_attempts, b.payload)
+    stale_b = streams.StreamClaim(b.id, b.token - 1, b.attempt - 1, b.max_attempts, False, b.payload)
     done = streams.settle(
         conn,
         owner="n1",
@@ -234,7 +234,7 @@ def test_extend_leases__only_for_the_holder_at_its_attempt(conn: psycopg.Connect
     streams.enqueue(conn, [request(1), request(2)])
     a, b = streams.claim(conn, app=APP, stream="inventory.check", owner="n1", limit=2, lease=1)
     conn.execute("UPDATE mesh.stream_messages SET lease_owner = 'thief' WHERE id = %s", (b.id,))
-    assert streams.extend_leases(conn, owner="n1", claims=[a, b], lease=60) == {a.id}
+    assert streams.extend_leases(conn, owner="n1", claims=[a, b], lease=60) == ({a.id}, {a.id})
     row = conn.execute(
         "SELECT extract(epoch FROM lease_expires_at - now()) FROM mesh.stream_messages WHERE id = %s",
         (a.id,),

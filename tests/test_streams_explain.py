@@ -7,13 +7,14 @@ import json
 import psycopg
 
 from mesh.pg.queries import query
+from mesh.pg.streams import claim_params
 
 
 def _plan(conn: psycopg.Connection, app: str, stream: str) -> str:
     conn.execute("SET plan_cache_mode = force_generic_plan")
     row = conn.execute(
         "EXPLAIN (FORMAT JSON) " + query("claim"),
-        {"app": app, "stream": stream, "owner": "n1", "limit": 50, "lease": 30},
+        claim_params(app, stream, "n1", 50, 30),
     ).fetchone()
     assert row is not None
     return json.dumps(row[0])
@@ -40,7 +41,6 @@ def test_claim__uses_the_claim_index_with_a_100k_backlog(conn: psycopg.Connectio
 
     # And it claims what it should: 50 visible, unleased messages of that stream.
     rows = conn.execute(
-        query("claim"),
-        {"app": "shop", "stream": "topic-0", "owner": "n1", "limit": 50, "lease": 30},
+        query("claim"), claim_params("shop", "topic-0", "n1", 50, 30)
     ).fetchall()
     assert len(rows) == 50

@@ -39,17 +39,27 @@ def parse_duration(value: str | int | float) -> float:
     if isinstance(value, bool):
         raise InvalidPayload(f"{value!r} is not a duration; write e.g. '5 seconds'")
     if isinstance(value, int | float):
-        if value < 0:
+        try:
+            seconds = float(value)
+        except OverflowError:
+            seconds = math.inf
+        if not math.isfinite(seconds):
+            raise InvalidPayload(f"duration {value!r} is not a finite number of seconds")
+        if seconds < 0:
             raise InvalidPayload(f"duration {value!r} is negative")
-        return float(value)
-    match = _DURATION.fullmatch(value.lower())
+        return seconds
+    if not isinstance(value, str):
+        raise InvalidPayload(f"{value!r} is not a duration; write e.g. '5 seconds'")
+    match = _DURATION.fullmatch(value.lower()) if len(value) <= 100 else None
     if match is None or (match.group(2) not in _UNITS and match.group(2) != ""):
         raise InvalidPayload(
-            f"{value!r} is not a duration; write a number and a unit, e.g. '5 seconds', "
+            f"{value[:100]!r} is not a duration; write a number and a unit, e.g. '5 seconds', "
             "'200 milliseconds', '2 minutes', '1 hour'"
         )
-    unit = _UNITS.get(match.group(2), 1.0)
-    return float(match.group(1)) * unit
+    seconds = float(match.group(1)) * _UNITS.get(match.group(2), 1.0)
+    if not math.isfinite(seconds):
+        raise InvalidPayload(f"duration {value!r} is not a finite number of seconds")
+    return seconds
 
 
 def pending_seconds(value: str | int | float) -> float:

@@ -7,6 +7,7 @@ mistake at the edge (CLI, config) rather than deep inside the mesh.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import itertools
 import re
@@ -72,12 +73,18 @@ def stream_channel(app_id: str, stream: str) -> str:
     return "mesh_s_" + digest[:24]
 
 
+def _random_name(random_bytes: int) -> str:
+    """Random lower-case letters and digits 2-7 (base32): safe in channel names, and never
+    starting with '-', so a command line cannot take one for an option."""
+    return base64.b32encode(secrets.token_bytes(random_bytes)).decode().lower().rstrip("=")
+
+
 def new_guid() -> str:
-    """A node id: 22 url-safe random characters (about 131 bits)."""
-    return secrets.token_urlsafe(16)[:22]
+    """A node id (also a job's generation id): 24 random base32 characters (120 bits)."""
+    return _random_name(15)
 
 
-_message_prefix = secrets.token_urlsafe(12)[:16]
+_message_prefix = _random_name(10)
 _message_counter = itertools.count(1)
 
 
@@ -116,4 +123,11 @@ def validate_job_id(job_id: str) -> str:
         )
     if any(ord(c) < 32 or ord(c) == 127 for c in job_id):
         raise InvalidIdentifier(f"job id {job_id!r} contains control characters; remove them")
+    if not job_id.isascii():
+        try:
+            job_id.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidIdentifier(
+                f"job id {job_id!r} contains a lone surrogate, which is not valid Unicode"
+            ) from None
     return job_id

@@ -12,6 +12,7 @@ import msgspec
 
 from mesh.errors import InvalidPayload, PayloadTooLarge
 from mesh.model.ids import ENGINE_STREAM
+from mesh.model.limits import MAX_DEPTH, check_json_text, check_text, check_value
 from mesh.model.retry import RetryPolicy
 
 Status = Literal["success", "error", "pending"]
@@ -149,14 +150,22 @@ class Codec(Generic[M]):
             return self._encoder.encode(message)
         except (TypeError, ValueError, OverflowError) as error:
             raise InvalidPayload(f"{self._what} data cannot be encoded as JSON: {error}") from error
+        except RecursionError:
+            raise InvalidPayload(
+                f"{self._what} data nests too deep to encode; mesh accepts at most {MAX_DEPTH} "
+                "levels"
+            ) from None
 
     def decode(self, payload: bytes | str) -> M:
-        """The message in ``payload``; :class:`InvalidPayload` for malformed JSON or a type
-        outside the union."""
+        """The message in ``payload``; :class:`InvalidPayload` for malformed JSON, a type
+        outside the union, or nesting too deep for the decoder (whatever its source, a bad
+        payload is an error to report, never a crash)."""
         try:
             return self._decoder.decode(payload)
         except msgspec.DecodeError as error:
             raise InvalidPayload(f"not a {self._what}: {error}") from error
+        except RecursionError:
+            raise InvalidPayload(f"not a {self._what}: nested too deep to decode") from None
 
 
 _codec: Codec[StreamMessage] = Codec(StreamMessage, "mesh stream message")
@@ -170,16 +179,24 @@ def compact_json(payload: bytes) -> bytes:
         return msgspec.json.encode(msgspec.json.decode(payload))
     except msgspec.DecodeError as error:
         raise InvalidPayload(f"payload is not JSON: {error}") from error
+    except RecursionError:
+        raise InvalidPayload("payload nests too deep to decode") from None
 
 
 def parse_json(text: str, what: str = "payload") -> Any:
-    """Decode user-supplied JSON text, with an error that says how to fix it."""
+    """Decode user-supplied JSON text, with an error that says how to fix it. Refused too:
+    nesting past :data:`~mesh.model.limits.MAX_DEPTH` (checked before parsing), NUL
+    characters and lone surrogates (Postgres cannot store them)."""
+    check_text(text, what)
+    check_json_text(text, what)
     try:
-        return msgspec.json.decode(text)
+        value = msgspec.json.decode(text)
     except msgspec.DecodeError as error:
         raise InvalidPayload(
             f"{what} is not valid JSON ({error}); quote it for the shell, e.g. '{{\"qty\": 2}}'"
         ) from error
+    check_value(value, what)
+    return value
 
 
 def success_response(request: ActivityRequest, data: Any, attempts: int) -> ActivityResponse:

@@ -4,9 +4,12 @@ Every node's quorum member listens on three kinds of channel of its app: the gen
 its own guid's, and one per worker topic it serves (see :func:`quorum_channel`). Messages are
 JSON, at most one NOTIFY payload in size; larger ones travel by reference (:class:`Ref`).
 
-With a shared secret configured, control messages (throttle, activate, rollcall, user) carry
-an HMAC-SHA256 over their encoding without the signature; receivers drop unsigned or badly
-signed ones. Schema evolution: new fields last, with defaults.
+Signing: with a shared secret configured, every quorum notification is *sealed*: its JSON
+body is prefixed with ``sig1:<HMAC-SHA256 of the body, hex>:``. A receiver with the secret
+checks the HMAC on the raw bytes before it decodes anything, so an unsigned payload (however
+malformed, huge or deeply nested) costs one HMAC and is dropped. Persisted control state (the
+rows of ``mesh.throttles``) carries a signature of its own (:func:`throttle_signature`).
+Schema evolution: new fields last, with defaults.
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ from typing import Any
 
 import msgspec
 
-from mesh.errors import InvalidPayload
+from mesh.errors import BadSignature, InvalidPayload
+from mesh.model.limits import MAX_QUORUM_BODY_BYTES, check_json_text
 from mesh.model.messages import Codec
 
 MAX_THROTTLE_MS = 2_147_483_647
@@ -73,7 +77,6 @@ class Profile(msgspec.Struct, frozen=True):
 class _Message(msgspec.Struct, frozen=True, tag_field="type", kw_only=True):
     sender: str = ""
     """Guid of the member (or CLI) that sent it."""
-    sig: str = ""
 
 
 class Ping(_Message, tag="ping", frozen=True, kw_only=True):
@@ -128,36 +131,94 @@ class RollCall(_Message, tag="rollcall", frozen=True, kw_only=True):
 
 
 class Ref(_Message, tag="ref", frozen=True, kw_only=True):
-    """An oversized message, stored in ``mesh.quorum_payloads`` under ``id``."""
+    """An oversized message, stored in ``mesh.quorum_payloads`` under ``id``; ``digest`` is
+    the SHA-256 of the stored body, so a sealed reference vouches for what it points to."""
 
     id: int
+    digest: str = ""
 
 
 QuorumMessage = Ping | Pong | Throttle | Activate | Job | User | Work | Cron | RollCall | Ref
-CONTROL_TYPES = (Throttle, Activate, RollCall, User)
 
 _codec: Codec[QuorumMessage] = Codec(QuorumMessage, "quorum message")
 encode_quorum = _codec.encode
-decode_quorum = _codec.decode
+
+SEAL_PREFIX = b"sig1:"
+_SEAL_LENGTH = len(SEAL_PREFIX) + 64 + 1  # prefix, 64 hex digits, ':'
 
 
-def _digest(message: QuorumMessage, secret: bytes) -> str:
-    unsigned = msgspec.structs.replace(message, sig="")
-    return hmac.new(secret, encode_quorum(unsigned), hashlib.sha256).hexdigest()
+def decode_quorum(body: bytes | str) -> QuorumMessage:
+    """The message in ``body`` (unsealed JSON); :class:`InvalidPayload` if it is too large,
+    nested too deep, malformed, or not a quorum message. Bounded before anything is parsed."""
+    size = len(body.encode("utf-8", "surrogatepass") if isinstance(body, str) else body)
+    if size > MAX_QUORUM_BODY_BYTES:
+        raise InvalidPayload(
+            f"quorum message of {size} bytes is over the {MAX_QUORUM_BODY_BYTES}-byte limit"
+        )
+    check_json_text(body, "quorum message")
+    return _codec.decode(body)
 
 
-def sign(message: QuorumMessage, secret: bytes | None) -> QuorumMessage:
-    """``message`` with its signature (unchanged when there is no secret)."""
+def _hmac(secret: bytes, body: bytes) -> str:
+    return hmac.new(secret, body, hashlib.sha256).hexdigest()
+
+
+def seal(body: bytes, secret: bytes | None) -> bytes:
+    """``body`` as sent: prefixed with its signature when there is a secret."""
     if not secret:
-        return message
-    return msgspec.structs.replace(message, sig=_digest(message, secret))
+        return body
+    return SEAL_PREFIX + _hmac(secret, body).encode() + b":" + body
 
 
-def signature_ok(message: QuorumMessage, secret: bytes | None) -> bool:
-    """True unless a secret is set and ``message`` is a control message without a valid sig."""
-    if not secret or not isinstance(message, CONTROL_TYPES):
+def unseal(payload: bytes | str, secret: bytes | None) -> bytes:
+    """The JSON body of a received ``payload``, checked before it is decoded.
+
+    With a secret, a payload that is not sealed with it raises :class:`BadSignature`. Without
+    one, a seal is removed unchecked (this member does not sign; it cannot tell).
+    """
+    raw = payload.encode("utf-8", "surrogatepass") if isinstance(payload, str) else payload
+    sealed = raw.startswith(SEAL_PREFIX) and raw[_SEAL_LENGTH - 1 : _SEAL_LENGTH] == b":"
+    if not secret:
+        return raw[_SEAL_LENGTH:] if sealed else raw
+    if not sealed:
+        raise BadSignature("unsigned (this member requires the quorum secret's signature)")
+    body = raw[_SEAL_LENGTH:]
+    signature = raw[len(SEAL_PREFIX) : _SEAL_LENGTH - 1]
+    if not hmac.compare_digest(signature, _hmac(secret, body).encode()):
+        raise BadSignature("signed with another secret, or altered")
+    return body
+
+
+def body_digest(body: bytes | str) -> str:
+    """The SHA-256 (hex) a :class:`Ref` carries for the body it points to."""
+    raw = body.encode() if isinstance(body, str) else body
+    return hashlib.sha256(raw).hexdigest()
+
+
+def throttle_signature(
+    secret: bytes | None, app: str, topic: str, guid: str, throttle_ms: int
+) -> str:
+    """The signature of one persisted throttle row ('' without a secret)."""
+    if not secret:
+        return ""
+    fields = "\x00".join(("throttle", app, topic, guid, str(throttle_ms)))
+    return _hmac(secret, fields.encode())
+
+
+def throttle_row_ok(
+    secret: bytes | None, app: str, topic: str, guid: str, throttle_ms: int, signature: str
+) -> bool:
+    """True unless a secret is set and the row's signature is not that secret's."""
+    if not secret:
         return True
-    return bool(message.sig) and hmac.compare_digest(message.sig, _digest(message, secret))
+    expected = throttle_signature(secret, app, topic, guid, throttle_ms)
+    return hmac.compare_digest(signature.encode(), expected.encode())
+
+
+def key_id(secret: bytes) -> str:
+    """A fingerprint of the quorum secret (safe to store): nodes record it, so a command
+    without the secret, or with another one, can refuse before it writes control state."""
+    return _hmac(secret, b"mesh quorum key id")[:16]
 
 
 def validate_throttle(value: object) -> int:

@@ -18,7 +18,7 @@ from mesh.model.graph import Manifest
 from mesh.model.quorum import Activate
 from mesh.pg.database import Connection
 from mesh.pg.queries import query
-from mesh.pg.quorum import publish
+from mesh.pg.quorum import check_signing, publish
 
 
 class VersionConflict(MeshError):
@@ -57,8 +57,12 @@ def deploy(conn: Connection, manifest: Manifest) -> bool:
 def activate(
     conn: Connection, app: str, version: str, *, secret: bytes | None = None, sender: str = ""
 ) -> None:
-    """Make ``version`` the active one and broadcast ``activate`` when that commits."""
+    """Make ``version`` the active one and broadcast ``activate`` when that commits.
+
+    Raises :class:`~mesh.errors.SigningRequired`, changing nothing, when the app's nodes sign
+    their control messages and ``secret`` is not theirs."""
     with conn.transaction():
+        check_signing(conn, app, secret)
         row = conn.execute(query("activate_version"), {"app": app, "version": version}).fetchone()
         if row is None:
             known = [v.version for v in versions(conn, app)]

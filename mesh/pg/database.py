@@ -23,7 +23,7 @@ import psycopg_pool
 import trio
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from mesh.errors import DatabaseError, DatabaseUnavailable
+from mesh.errors import ConnectionLost, DatabaseError, DatabaseUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +72,10 @@ def connection_settings(application_name: str, statement_timeout: float) -> dict
 
 def translate(error: Exception) -> DatabaseError:
     """Map a driver error onto the mesh error tree (the one boundary where this happens)."""
+    if isinstance(error, psycopg.OperationalError) and error.sqlstate is None:
+        # No error from the server (a refused statement carries a SQLSTATE): the connection
+        # itself broke, possibly after a COMMIT whose reply never arrived.
+        return ConnectionLost(f"database unavailable: {str(error).strip() or 'connection lost'}")
     if isinstance(error, psycopg.OperationalError | psycopg_pool.PoolTimeout):
         return DatabaseUnavailable(
             f"database unavailable: {str(error).strip() or type(error).__name__}"

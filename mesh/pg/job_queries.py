@@ -9,6 +9,7 @@ from typing import Any
 import msgspec
 
 from mesh.errors import MeshError
+from mesh.model.ids import validate_job_id
 from mesh.pg.database import Connection
 from mesh.pg.queries import query
 
@@ -89,6 +90,7 @@ class JobRecord:
 
 
 def get_job(conn: Connection, app: str, key: str, *, details: bool = True) -> JobRecord | None:
+    validate_job_id(key)
     row = conn.execute(query("job_summary"), {"app": app, "key": key}).fetchone()
     if row is None:
         return None
@@ -139,6 +141,7 @@ def job_counts(conn: Connection, app: str) -> dict[str, int]:
 
 def scrub(conn: Connection, app: str, key: str) -> bool:
     """Delete a finished job and its data now; False if it is running or unknown."""
+    validate_job_id(key)
     return conn.execute(query("scrub_job"), {"app": app, "key": key}).fetchone() is not None
 
 

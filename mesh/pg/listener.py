@@ -14,7 +14,8 @@ from __future__ import annotations
 import logging
 import random
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import psycopg
 import trio
@@ -22,6 +23,7 @@ from psycopg import sql
 
 from mesh.errors import DatabaseUnavailable
 from mesh.model.ids import new_guid
+from mesh.model.log_limit import LogLimit
 from mesh.model.messages import check_notify_payload
 from mesh.pg.database import Connection, connection_settings, redact, translate
 
@@ -50,13 +52,37 @@ class Listener:
         self.healthy = False
         self.connects = 0
         self.received = 0
+        self.callback_failures = 0
+        self._log_limit = LogLimit()
         self.backend_pid: int | None = None
 
     def subscribe(self, channel: str, callback: NotifyCallback) -> None:
-        """Call ``callback(payload)`` for every notification on ``channel`` from now on."""
+        """Call ``callback(payload)`` for every notification on ``channel`` from now on.
+
+        A callback that raises is logged and skipped: a notification (which any database
+        login can send, with any payload) never stops the listener or its other callbacks.
+        """
         self._subscribers.setdefault(channel, []).append(callback)
         if self._kick is not None:
             self._kick.cancel()  # LISTEN at once on the running connection
+
+    def unsubscribe(self, channel: str, callback: NotifyCallback) -> None:
+        """Stop calling ``callback`` for ``channel`` (the channel stays LISTENed)."""
+        callbacks = self._subscribers.get(channel, [])
+        if callback in callbacks:
+            callbacks.remove(callback)
+
+    @contextmanager
+    def subscription(self, channels: list[str], callback: NotifyCallback) -> Iterator[None]:
+        """``callback`` subscribed to ``channels`` for the duration of the block (an actor's
+        run: a restarted actor must not leave its earlier subscriptions behind)."""
+        for channel in channels:
+            self.subscribe(channel, callback)
+        try:
+            yield
+        finally:
+            for channel in channels:
+                self.unsubscribe(channel, callback)
 
     async def wait_listening(self, channels: list[str]) -> None:
         """Return once LISTEN is in place for every one of ``channels``."""
@@ -191,7 +217,9 @@ class Listener:
         except psycopg.Error as error:
             raise translate(error) from error
         while (notify := pgconn.notifies()) is not None:
-            self._inbox.append((notify.relname.decode(), notify.extra.decode()))
+            self._inbox.append(
+                (notify.relname.decode(errors="replace"), notify.extra.decode(errors="replace"))
+            )
 
     def _dispatch(self) -> None:
         """Deliver queued notifications (in the trio thread); note our own self-check."""
@@ -201,14 +229,29 @@ class Listener:
                 self._heard_self = True
                 continue
             self.received += 1
-            for callback in self._subscribers.get(channel, ()):
-                callback(payload)
+            for callback in list(self._subscribers.get(channel, ())):
+                try:
+                    callback(payload)
+                except Exception:
+                    self.callback_failures += 1
+                    name = str(getattr(callback, "__qualname__", callback))
+                    held = self._log_limit.allow(name, trio.current_time())
+                    if held is not None:
+                        log.exception(
+                            "event=notification_callback_failed channel=%s callback=%s "
+                            "payload=%r held_back=%d",
+                            channel,
+                            name,
+                            payload[:200],
+                            held,
+                        )
 
     def statistics(self) -> dict[str, object]:
         return {
             "healthy": self.healthy,
             "connects": self.connects,
             "received": self.received,
+            "callback_failures": self.callback_failures,
             "channels": len(self._subscribers),
             "backend_pid": self.backend_pid,
             "dsn": redact(self.dsn),

@@ -13,7 +13,8 @@ from typing import Any
 from mesh.model.durations import pending_seconds
 from mesh.model.engine.executor import Engine
 from mesh.model.engine.state import DeliverSignal
-from mesh.model.ids import new_message_id
+from mesh.model.ids import new_message_id, validate_job_id
+from mesh.model.limits import check_text, check_value
 from mesh.model.messages import InterruptJob, StartJob
 from mesh.pg import jobs as rows
 from mesh.pg.database import Connection
@@ -49,7 +50,14 @@ def start_message(
 ) -> StartJob:
     """The message that starts a job. A ``pending`` start writes the trigger's data and runs
     nothing: the job, status ``pending``, holds its id and data until it is pruned
-    ``pending`` after its start (or interrupted, or scrubbed, before that)."""
+    ``pending`` after its start (or interrupted, or scrubbed, before that).
+
+    Refuses (:class:`~mesh.errors.InvalidPayload`), before anything is written, data nested
+    past the limit or holding text Postgres cannot store, and malformed job ids."""
+    check_value(data, "the job data")
+    check_text(topic, "the topic")
+    if job_id:
+        validate_job_id(job_id)
     return StartJob(
         id=new_message_id(),
         app=app,
@@ -110,6 +118,8 @@ def interrupt(
 ) -> bool:
     """Interrupt a running job now; False if it had already finished. :class:`UnknownJob` if
     there is no such job."""
+    validate_job_id(job_id)
+    check_text(reason, "the reason")
     message = InterruptJob(
         id=new_message_id(),
         app=app,

@@ -1,19 +1,24 @@
-"""Quorum storage and publishing: NOTIFY with a by-reference path, persisted throttles, the
-database clock."""
+"""Quorum storage and publishing: NOTIFY with a by-reference path, persisted throttles (signed
+when the mesh has a quorum secret), the secret's fingerprint, the database clock."""
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
+from mesh.errors import InvalidPayload, PayloadTooLarge, SigningRequired
 from mesh.model.ids import quorum_channel
+from mesh.model.limits import MAX_QUORUM_BODY_BYTES
 from mesh.model.messages import NOTIFY_PAYLOAD_LIMIT
 from mesh.model.quorum import (
     QuorumMessage,
     Ref,
-    ThrottleKey,
+    body_digest,
     decode_quorum,
     encode_quorum,
-    sign,
+    key_id,
+    seal,
+    throttle_signature,
     validate_throttle,
 )
 from mesh.pg.database import Connection
@@ -30,28 +35,82 @@ def publish(
     topic: str = "",
     secret: bytes | None = None,
 ) -> None:
-    """NOTIFY ``message`` on the app's general channel (or a member's, or a topic's).
+    """NOTIFY ``message`` (sealed when there is a secret) on the app's general channel, or a
+    member's, or a topic's.
 
-    A message whose encoding exceeds the NOTIFY limit is stored and sent as a :class:`Ref`.
-    In a caller's transaction, it is sent when that commits.
+    A message over the NOTIFY limit is stored and sent as a :class:`Ref` carrying the stored
+    body's digest. In a caller's transaction, it is sent when that commits.
     """
-    signed = sign(message, secret)
-    body = encode_quorum(signed)
-    if len(body) > NOTIFY_PAYLOAD_LIMIT:
+    body = encode_quorum(message)
+    if len(seal(body, secret)) > NOTIFY_PAYLOAD_LIMIT:
+        if len(body) > MAX_QUORUM_BODY_BYTES:
+            raise PayloadTooLarge(
+                f"quorum message of {len(body)} bytes is over the {MAX_QUORUM_BODY_BYTES}-byte "
+                "limit; send a key to the data instead"
+            )
         row = conn.execute(
             query("store_quorum_payload"), {"app": app, "body": body.decode()}
         ).fetchone()
         assert row is not None
-        body = encode_quorum(Ref(sender=message.sender, id=row[0]))
-    notify(conn, quorum_channel(app, guid=guid, topic=topic), body.decode())
+        stored_id, stored_body = row
+        body = encode_quorum(
+            Ref(sender=message.sender, id=stored_id, digest=body_digest(stored_body))
+        )
+    notify(conn, quorum_channel(app, guid=guid, topic=topic), seal(body, secret).decode())
 
 
 def resolve(conn: Connection, app: str, message: QuorumMessage) -> QuorumMessage | None:
-    """The stored message a :class:`Ref` points to (None if it was pruned); others as they are."""
+    """The stored message a :class:`Ref` points to (None if it was pruned); others as they are.
+
+    The stored body must match the reference's digest and stay within the size limit (it is
+    measured in the database, so an oversized row is never loaded).
+    """
     if not isinstance(message, Ref):
         return message
-    row = conn.execute(query("load_quorum_payload"), {"id": message.id, "app": app}).fetchone()
-    return decode_quorum(row[0]) if row else None
+    row = conn.execute(
+        query("load_quorum_payload"),
+        {"id": message.id, "app": app, "max_bytes": MAX_QUORUM_BODY_BYTES},
+    ).fetchone()
+    if row is None:
+        return None
+    body, size = row
+    if body is None:
+        raise InvalidPayload(
+            f"stored quorum message {message.id} is {size} bytes, over the "
+            f"{MAX_QUORUM_BODY_BYTES}-byte limit"
+        )
+    if body_digest(body) != message.digest:
+        raise InvalidPayload(f"stored quorum message {message.id} does not match its reference")
+    resolved = decode_quorum(body)
+    if isinstance(resolved, Ref):
+        raise InvalidPayload(f"stored quorum message {message.id} is itself a reference")
+    return resolved
+
+
+def check_signing(conn: Connection, app: str, secret: bytes | None) -> None:
+    """Refuse (:class:`SigningRequired`) to write control state for ``app`` that its nodes
+    would not accept: unsigned while they sign, or signed with another secret."""
+    row = conn.execute(query("quorum_key"), {"app": app}).fetchone()
+    if row is None:
+        return
+    expected = row[0]
+    if not secret:
+        raise SigningRequired(
+            f"app {app!r} checks signatures on its control state (its nodes run with a quorum "
+            "secret), so an unsigned change would be ignored: set MESH_QUORUM_SECRET (or "
+            "quorum.secret) to the mesh's secret and run the command again; nothing was written"
+        )
+    if key_id(secret) != expected:
+        raise SigningRequired(
+            f"the quorum secret given is not the one app {app!r} uses (key id "
+            f"{key_id(secret)}, the nodes' is {expected}): use the mesh's secret; nothing was "
+            "written"
+        )
+
+
+def register_key(conn: Connection, app: str, secret: bytes) -> None:
+    """Record the fingerprint of the secret ``app`` signs with (see :func:`check_signing`)."""
+    conn.execute(query("register_quorum_key"), {"app": app, "key_id": key_id(secret)})
 
 
 def set_throttle(
@@ -64,21 +123,41 @@ def set_throttle(
     notice: QuorumMessage,
     secret: bytes | None = None,
 ) -> None:
-    """Persist a throttle and announce it, in one transaction (so nodes that start later apply
-    it, and running ones hear it at the commit)."""
+    """Persist a throttle (signed with ``secret``) and announce it, in one transaction (so
+    nodes that start later apply it, and running ones hear it at the commit).
+
+    Raises :class:`SigningRequired`, writing nothing, when the mesh's nodes would ignore it.
+    """
     validate_throttle(throttle)
     scope = {"app": app, "topic": topic, "guid": guid}
     with conn.transaction():
+        check_signing(conn, app, secret)
+        if secret:
+            register_key(conn, app, secret)
         conn.execute(query("clear_throttles"), scope)
-        conn.execute(query("insert_throttle"), {**scope, "throttle": throttle})
+        conn.execute(
+            query("insert_throttle"),
+            {
+                **scope,
+                "throttle": throttle,
+                "signature": throttle_signature(secret, app, topic, guid, throttle),
+            },
+        )
         publish(conn, app, notice, guid=guid, secret=secret)
 
 
-def load_throttles(conn: Connection, app: str) -> dict[ThrottleKey, int]:
-    return {
-        (topic, guid): throttle
-        for topic, guid, throttle in conn.execute(query("load_throttles"), {"app": app})
-    }
+@dataclass(frozen=True, slots=True)
+class ThrottleRow:
+    """One persisted throttle as stored, with its signature ('' when written unsigned)."""
+
+    topic: str
+    guid: str
+    throttle_ms: int
+    signature: str
+
+
+def load_throttles(conn: Connection, app: str) -> list[ThrottleRow]:
+    return [ThrottleRow(*row) for row in conn.execute(query("load_throttles"), {"app": app})]
 
 
 def clock_skew_ms(conn: Connection) -> float:

@@ -18,20 +18,29 @@ from psycopg import sql
 from mesh.model.ids import validate_app_id, validate_stream
 from mesh.model.messages import compact_json
 from mesh.model.outcomes import Ack, DeadLetter, Outcome, Outgoing, Retry, dead_letter_replies
+from mesh.model.retry import DEFAULT_RETRY_POLICY
 from mesh.pg.database import Connection, Cursor
 from mesh.pg.queries import query
 
 REAPED_ERROR = "claimed too many times without completing: the handler crashed or hung each time"
+DEFAULT_ATTEMPTS = DEFAULT_RETRY_POLICY.maximum_attempts
 
 
 @dataclass(frozen=True, slots=True)
 class StreamClaim:
-    """One leased message. ``attempt`` is its fencing token: settle only with this value."""
+    """One leased message, as the ``claim`` query returns it."""
 
     id: int
+    token: int
+    """The fencing token of this lease (claims so far): settle only with this value."""
     attempt: int
+    """Attempts spent, counting this one (claims refunded by the reaper do not count)."""
     max_attempts: int
+    alone: bool
+    """It runs on its own: its holder must claim nothing else until it is settled."""
     payload: str
+    alone_waiting: bool = False
+    """Messages that run on their own wait in the stream (the claim could not take them)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,29 +120,77 @@ def enqueue_params(messages: Sequence[Outgoing]) -> dict[str, str]:
 
 
 def claim(
-    conn: Connection, *, app: str, stream: str, owner: str, limit: int, lease: float
+    conn: Connection,
+    *,
+    app: str,
+    stream: str,
+    owner: str,
+    limit: int,
+    lease: float,
+    alone: bool = False,
+    max_attempts: int = DEFAULT_ATTEMPTS,
 ) -> list[StreamClaim]:
-    """Lease up to ``limit`` visible messages of ``app``/``stream`` for ``lease`` seconds."""
+    """Lease up to ``limit`` visible messages of ``app``/``stream`` for ``lease`` seconds.
+
+    ``alone``: the caller holds nothing, so it may take a message that runs on its own (then
+    only that one). ``max_attempts`` applies to messages that carry no retry policy.
+    """
     rows = conn.execute(
-        query("claim"),
-        {"app": app, "stream": stream, "owner": owner, "limit": limit, "lease": lease},
+        query("claim"), claim_params(app, stream, owner, limit, lease, alone, max_attempts)
     ).fetchall()
     return [StreamClaim(*row) for row in rows]
 
 
+def claim_params(
+    app: str,
+    stream: str,
+    owner: str,
+    limit: int,
+    lease: float,
+    alone: bool = False,
+    max_attempts: int = DEFAULT_ATTEMPTS,
+) -> dict[str, object]:
+    """The ``claim`` query's parameters."""
+    return {
+        "app": app,
+        "stream": stream,
+        "owner": owner,
+        "limit": limit,
+        "lease": lease,
+        "alone": alone,
+        "max_attempts": max_attempts,
+    }
+
+
 def extend_leases(
     conn: Connection, *, owner: str, claims: Sequence[StreamClaim], lease: float
-) -> set[int]:
-    """Heartbeat: extend the leases still held; returns the ids that were extended."""
+) -> tuple[set[int], set[int]]:
+    """Heartbeat: extend the leases still held. Returns the ids still held, and those of them
+    whose lease was extended (a row being settled or reaped right now is not waited for)."""
     if not claims:
-        return set()
+        return set(), set()
     rows = conn.execute(
         query("extend_leases"),
         {
             "owner": owner,
             "lease": lease,
             "ids": lines(c.id for c in claims),
-            "attempts": lines(c.attempt for c in claims),
+            "attempts": lines(c.token for c in claims),
+        },
+    ).fetchall()
+    return {row[0] for row in rows}, {row[0] for row in rows if row[1]}
+
+
+def release(conn: Connection, *, owner: str, claims: Sequence[StreamClaim]) -> set[int]:
+    """Give back the leases of ``claims`` still held (fenced); returns their ids."""
+    if not claims:
+        return set()
+    rows = conn.execute(
+        query("release"),
+        {
+            "owner": owner,
+            "ids": lines(c.id for c in claims),
+            "attempts": lines(c.token for c in claims),
         },
     ).fetchall()
     return {row[0] for row in rows}
@@ -158,6 +215,7 @@ def settle_and_claim(
     stream: str,
     limit: int,
     lease: float,
+    max_attempts: int = DEFAULT_ATTEMPTS,
 ) -> tuple[set[int], list[StreamClaim]]:
     """Settle a batch and claim the next one in a single round trip and transaction.
 
@@ -168,7 +226,7 @@ def settle_and_claim(
         cursors = _send_settlements(conn, owner, settlements)
         claimed = conn.execute(
             query("claim"),
-            {"app": app, "stream": stream, "owner": owner, "limit": limit, "lease": lease},
+            claim_params(app, stream, owner, limit, lease, max_attempts=max_attempts),
         )
     return _settled_ids(cursors), [StreamClaim(*row) for row in claimed.fetchall()]
 
@@ -211,7 +269,7 @@ def _execute_fenced(
     params: dict[str, object] = {
         "owner": owner,
         "ids": lines(s.claim.id for s in settlements),
-        "attempts": lines(s.claim.attempt for s in settlements),
+        "attempts": lines(s.claim.token for s in settlements),
         **extra,
     }
     if follow_ups:
@@ -233,8 +291,10 @@ def _execute_fenced(
     return conn.execute(query(name), params)
 
 
-def reap(conn: Connection, *, limit: int = 1000) -> tuple[int, list[DeadMessage]]:
-    """Return expired leases to their streams; dead-letter those out of attempts.
+def reap(conn: Connection, *, limit: int = 100) -> tuple[int, list[DeadMessage]]:
+    """Take back every lease of holders whose leases expired (at most ``limit`` holders):
+    refunded when the holder held several (see the ``reap`` query), dead-lettered when out
+    of attempts, else returned to their streams.
 
     Each dead-lettered request gets an error response on its ``reply_to`` stream, in the same
     transaction. Returns how many were released and the messages that were dead-lettered.

@@ -38,7 +38,7 @@ from mesh.model.outcomes import Outgoing, to_parent
 from mesh.pg import jobs as rows
 from mesh.pg.database import Connection, Cursor
 from mesh.pg.queries import query
-from mesh.pg.streams import StreamClaim, enqueue_params, lines
+from mesh.pg.streams import DEFAULT_ATTEMPTS, StreamClaim, claim_params, enqueue_params, lines
 
 
 class UnknownTopic(MeshError):
@@ -124,6 +124,8 @@ class NextClaim:
     stream: str
     limit: int
     lease: float
+    max_attempts: int = DEFAULT_ATTEMPTS
+    """For messages that carry no retry policy (the consumer's policy)."""
 
 
 class _KeyTaken(Exception):
@@ -204,7 +206,7 @@ def _process(
                 {
                     "owner": owner,
                     "ids": lines(c.id for c in claimed),
-                    "attempts": lines(c.attempt for c in claimed),
+                    "attempts": lines(c.token for c in claimed),
                 },
             )
             if claimed
@@ -313,13 +315,14 @@ def _process(
     if next_claim is not None:
         claiming = conn.execute(
             query("claim"),
-            {
-                "app": app,
-                "stream": next_claim.stream,
-                "owner": owner,
-                "limit": next_claim.limit,
-                "lease": next_claim.lease,
-            },
+            claim_params(
+                app,
+                next_claim.stream,
+                owner,
+                next_claim.limit,
+                next_claim.lease,
+                max_attempts=next_claim.max_attempts,
+            ),
         )
     return report, claiming
 

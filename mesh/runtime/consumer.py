@@ -17,6 +17,17 @@ Three duties under one nursery:
 Slots are accounted as in flight + claimed-but-not-started + promised to a running claim, so
 concurrency is never exceeded whichever loop claims. ``stop_claiming()`` starts a drain: no
 new claims; in-flight work finishes and settles.
+
+**Messages that run alone.** A message whose holder died twice while holding other messages
+(see the reaper) is claimed only by a consumer that holds nothing, and while it runs the
+consumer claims nothing else: if it kills the process again, the attempt is its own. A busy
+consumer that learns such a message waits (a claim says so) stops claiming until what it holds
+is settled, then claims alone.
+
+**Settles after a lost connection.** A settle whose connection failed may have committed
+with only its reply lost. Settling is fenced, so the consumer simply settles again; a message
+the retry finds no longer held was settled by the first try if its lease was still valid
+(nobody else can touch a leased row), and is counted as settled, not as a lost lease.
 """
 
 from __future__ import annotations
@@ -32,7 +43,7 @@ import trio
 
 from mesh.errors import DatabaseError, DatabaseUnavailable
 from mesh.model.histogram import DurationHistogram
-from mesh.model.outcomes import Ack, DeadLetter, Outcome, Retry
+from mesh.model.outcomes import Ack, DeadLetter, Outcome, Retry, dead_letter_replies
 from mesh.runtime.inline import Waiting, first_step, resume
 from mesh.runtime.leases import InFlight, keep_leases
 from mesh.runtime.streams import Settlement, StreamClaim, Streams
@@ -51,7 +62,14 @@ class Settler(Protocol):
     async def settle(self, settlements: list[Settlement]) -> set[int]: ...
 
     async def settle_and_claim(
-        self, settlements: list[Settlement], app: str, stream: str, *, limit: int, lease: float
+        self,
+        settlements: list[Settlement],
+        app: str,
+        stream: str,
+        *,
+        limit: int,
+        lease: float,
+        max_attempts: int,
     ) -> tuple[set[int], list[StreamClaim]]: ...
 
 
@@ -66,6 +84,8 @@ class ConsumerSettings:
     poll_interval: float = 2.0
     """Fallback poll when no NOTIFY arrives (NOTIFY is a hint, polling the guarantee)."""
     settle_batch: int = 500
+    max_attempts: int = 3
+    """Attempts of a message that carries no retry policy (the worker's policy)."""
 
 
 @dataclass
@@ -112,7 +132,10 @@ class StreamConsumer:
         self.paused = False
         self._waiting_for_slots = False
         self._prefetched: list[StreamClaim] = []
+        self._prefetched_at = 0.0
         self._reserved = 0  # slots promised to a claim that is still running
+        self._alone_held = 0  # in flight and running alone: claim nothing else meanwhile
+        self._alone_wanted = False  # such messages wait: claim nothing until we hold nothing
         self._settle_send, self._settle_receive = trio.open_memory_channel[Settlement](math.inf)
 
     @property
@@ -134,7 +157,18 @@ class StreamConsumer:
         await self._idle.wait()
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        self._forget_previous_run()
+        abandoned = self._forget_previous_run()
+        if abandoned:
+            # Their handlers are gone. Give the leases back now: a live node must not let a
+            # lease expire (the reaper would take back everything the node holds).
+            try:
+                await self.streams.release(abandoned)
+            except DatabaseError as error:
+                log.warning(
+                    "event=release_failed stream=%s error=%r (their leases will expire)",
+                    self.stream,
+                    str(error),
+                )
         async with trio.open_nursery() as services:
             services.start_soon(self._heartbeat_loop)
             services.start_soon(self._settle_loop)
@@ -152,7 +186,7 @@ class StreamConsumer:
             if self._prefetched:
                 # Claimed by the settle loop along with its last settle (see _settle_loop).
                 claims, self._prefetched = self._prefetched, []
-                self._admit(claims, handlers)
+                self._admit(claims, handlers, self._prefetched_at)
                 continue
             free = self._free_slots()
             if free <= 0:
@@ -172,11 +206,18 @@ class StreamConsumer:
                 continue
             if throttle_ms > 0:
                 wanted = 1  # one message per throttle interval
+            alone = self._holds_nothing()
             self._wakeup.clear()
             self._reserved += wanted
+            sent_at = trio.current_time()
             try:
                 claims = await self.streams.claim(
-                    self.app, self.stream, limit=wanted, lease=self.settings.lease
+                    self.app,
+                    self.stream,
+                    limit=wanted,
+                    lease=self.settings.lease,
+                    alone=alone,
+                    max_attempts=self.settings.max_attempts,
                 )
             except DatabaseError as error:
                 log.warning(
@@ -193,35 +234,49 @@ class StreamConsumer:
             backoff = 0.1
             self.counters.claims += 1
             self.counters.claimed += len(claims)
-            self._admit(claims, handlers)
+            if claims or alone:
+                self._alone_wanted = any(c.alone_waiting for c in claims)
+            self._admit(claims, handlers, sent_at)
             if throttle and throttle_ms > 0 and claims:
                 await throttle.wait(throttle_ms / 1000, self._stopped)
                 continue
             if len(claims) == wanted:
                 self._group.wake_one()  # there may be more: let an idle sibling claim too
+            elif self._alone_held or self._alone_wanted:
+                continue  # wait for our slots to empty, then claim alone
             else:
                 if not claims:
                     self.counters.empty_claims += 1
                 await self._wakeup.wait(self.settings.poll_interval)
 
-    def _forget_previous_run(self) -> None:
-        """After a crash and restart, drop what the dead run held: its handlers are gone, so
-        its leases must be left to expire (the reaper returns those messages). Outcomes it
+    def _forget_previous_run(self) -> list[StreamClaim]:
+        """After a crash and restart, drop what the dead run held: its handlers are gone.
+        Returns the claims to give back (those whose outcome was not produced); outcomes it
         already produced stay queued and are still settled (fenced)."""
-        if self._in_flight or self._prefetched:
+        abandoned = [e.claim for e in self._in_flight.values() if not e.finished]
+        abandoned += self._prefetched
+        if abandoned:
             log.warning(
-                "event=consumer_restarted stream=%s abandoned=%d (their leases will expire)",
+                "event=consumer_restarted stream=%s abandoned=%d (their leases are released)",
                 self.stream,
-                len(self._in_flight) + len(self._prefetched),
+                len(abandoned),
             )
         self._in_flight.clear()
         self._prefetched.clear()
         self._reserved = 0
+        self._alone_held = 0
         self._waiting_for_slots = False
         self._idle.set()
+        return abandoned
+
+    def _holds_nothing(self) -> bool:
+        return not self._in_flight and not self._prefetched and not self._reserved
 
     def _free_slots(self) -> int:
-        """Slots neither in flight, nor claimed and waiting, nor promised to a running claim."""
+        """Slots neither in flight, nor claimed and waiting, nor promised to a running claim;
+        none while a message runs alone, or while one waits to (until we hold nothing)."""
+        if self._alone_held or (self._alone_wanted and not self._holds_nothing()):
+            return 0
         return (
             self.settings.concurrency
             - len(self._in_flight)
@@ -229,13 +284,16 @@ class StreamConsumer:
             - self._reserved
         )
 
-    def _admit(self, claims: list[StreamClaim], handlers: trio.Nursery) -> None:
-        """Take claimed messages in flight and start their handlers."""
+    def _admit(self, claims: list[StreamClaim], handlers: trio.Nursery, sent_at: float) -> None:
+        """Take claimed messages in flight and start their handlers. ``sent_at``: when the
+        claim was sent (the leases run from no earlier than that)."""
         if not claims:
             return
-        batch = [InFlight(claim) for claim in claims]
+        batch = [InFlight(claim, lease_from=sent_at) for claim in claims]
         for entry in batch:
             self._in_flight[entry.claim.id] = entry
+            if entry.claim.alone:
+                self._alone_held += 1
         if self._idle.is_set():
             self._idle = trio.Event()
         handlers.start_soon(self._handle_batch, batch, handlers)
@@ -281,7 +339,10 @@ class StreamConsumer:
                     self._forget(entry.claim.id)
 
     def _forget(self, message_id: int) -> None:
-        if self._in_flight.pop(message_id, None) is not None:
+        entry = self._in_flight.pop(message_id, None)
+        if entry is not None:
+            if entry.claim.alone:
+                self._alone_held -= 1
             self._slot_freed.set()
             if not self._in_flight:
                 self._idle.set()
@@ -300,6 +361,7 @@ class StreamConsumer:
     async def _settle_loop(self) -> None:
         pending: list[Settlement] = []
         backoff = 0.1
+        uncertain = False  # an earlier try of ``pending`` failed: it may have committed
         while True:
             if not pending:
                 pending.append(await self._settle_receive.receive())
@@ -314,15 +376,23 @@ class StreamConsumer:
             piggyback = (
                 self._waiting_for_slots
                 and not self._stopping
+                and not self._alone_held
+                and not self._alone_wanted
                 and limit > 0
                 and (self.throttle is None or self.throttle.effective(self.stream) == 0)
             )
             claims: list[StreamClaim] = []
+            sent_at = trio.current_time()
             try:
                 if piggyback:
                     self._reserved += limit
                     done, claims = await self.settler.settle_and_claim(
-                        pending, self.app, self.stream, limit=limit, lease=self.settings.lease
+                        pending,
+                        self.app,
+                        self.stream,
+                        limit=limit,
+                        lease=self.settings.lease,
+                        max_attempts=self.settings.max_attempts,
                     )
                 else:
                     done = await self.settler.settle(pending)
@@ -335,6 +405,7 @@ class StreamConsumer:
                     str(error),
                     backoff,
                 )
+                uncertain = True
                 await trio.sleep(backoff)
                 backoff = min(5.0, backoff * 2)
                 continue
@@ -344,13 +415,16 @@ class StreamConsumer:
                 if piggyback:
                     self._reserved -= limit
             backoff = 0.1
-            self._record(pending, done)
+            self._record(pending, done, uncertain)
             pending = []
+            uncertain = False
             if piggyback:
                 self.counters.claims += 1
                 self.counters.claimed += len(claims)
                 if claims:
+                    self._alone_wanted = any(c.alone_waiting for c in claims)
                     self._prefetched.extend(claims)
+                    self._prefetched_at = sent_at
                     self._slot_freed.set()
 
     async def _settle_one_by_one(self, batch: list[Settlement], error: DatabaseError) -> set[int]:
@@ -363,22 +437,60 @@ class StreamConsumer:
             try:
                 done |= await self.settler.settle([settlement])
             except DatabaseError as single_error:
-                log.error(
-                    "event=settle_refused stream=%s id=%s error=%r (left leased; the reaper "
-                    "will retry it)",
-                    self.stream,
-                    settlement.claim.id,
-                    str(single_error),
-                )
+                done |= await self._bury_unsettleable(settlement, single_error)
         return done
 
-    def _record(self, batch: list[Settlement], done: set[int]) -> None:
+    async def _bury_unsettleable(self, settlement: Settlement, error: DatabaseError) -> set[int]:
+        """Dead-letter a message whose outcome the database refuses (its sender gets an error
+        response), rather than leave its lease to expire."""
+        claim = settlement.claim
+        reason = f"its outcome could not be stored: {error}"
+        log.error("event=settle_refused stream=%s id=%s error=%r", self.stream, claim.id, reason)
+        try:
+            return await self.streams.settle(
+                [
+                    Settlement(
+                        claim,
+                        DeadLetter(
+                            error=reason,
+                            follow_ups=dead_letter_replies(claim.payload, claim.attempt, reason),
+                        ),
+                    )
+                ]
+            )
+        except DatabaseError as burial_error:
+            log.error(
+                "event=dead_letter_refused stream=%s id=%s error=%r (left leased)",
+                self.stream,
+                claim.id,
+                str(burial_error),
+            )
+            return set()
+
+    def _record(self, batch: list[Settlement], done: set[int], uncertain: bool = False) -> None:
+        """Count what was settled. With ``uncertain`` (an earlier try failed with the
+        connection), a message the last try no longer held was settled by that earlier try
+        when its lease was valid all along: nobody else could have taken it."""
+        now = trio.current_time()
         for settlement in batch:
             message_id = settlement.claim.id
             if message_id not in done:
-                self.counters.lost += 1
-                log.warning("event=lease_lost_at_settle stream=%s id=%s", self.stream, message_id)
-            elif isinstance(settlement.outcome, Ack):
+                entry = self._in_flight.get(message_id)
+                if uncertain and entry is not None and now < entry.lease_from + self.settings.lease:
+                    log.info(
+                        "event=settle_confirmed stream=%s id=%s (committed before the "
+                        "connection failed; only its reply was lost)",
+                        self.stream,
+                        message_id,
+                    )
+                else:
+                    self.counters.lost += 1
+                    log.warning(
+                        "event=lease_lost_at_settle stream=%s id=%s", self.stream, message_id
+                    )
+                    self._forget(message_id)
+                    continue
+            if isinstance(settlement.outcome, Ack):
                 self.counters.acked += 1
             elif isinstance(settlement.outcome, Retry):
                 self.counters.retried += 1
@@ -398,6 +510,7 @@ class StreamConsumer:
             "wakeups": self._wakeup.count,
             "draining": self._stopping,
             "paused": self.paused,
+            "running_alone": self._alone_held,
         }
 
 

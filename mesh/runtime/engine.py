@@ -1,8 +1,9 @@
 """Running engine batches from trio: decode the claimed messages, run the batch transaction
 (:func:`mesh.pg.workflows.process`) in a worker thread, and keep counts.
 
-A batch the database refuses as a whole is retried message by message, so one bad message
-cannot hold up the others; a message refused alone is dead-lettered with the reason.
+A batch the database refuses as a whole, or that fails in the engine's own code, is retried
+message by message, so one bad message cannot hold up the others (nor crash the engine); a
+message refused alone is dead-lettered with the reason.
 
 :class:`ApplyingSettler` runs the same transaction for a worker's settles: the ack of a
 request and its response's effect on the job commit together, without the engine stream.
@@ -14,11 +15,13 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from mesh.errors import DatabaseError, DatabaseUnavailable, InvalidPayload
+import trio
+
+from mesh.errors import ConnectionLost, DatabaseUnavailable, InvalidPayload
 from mesh.model.histogram import DurationHistogram
 from mesh.model.ids import ENGINE_STREAM
 from mesh.model.messages import ActivityRequest, ActivityResponse, decode
-from mesh.model.outcomes import Ack, DeadLetter
+from mesh.model.outcomes import ENGINE_ATTEMPTS, Ack, DeadLetter
 from mesh.pg.workflows import BatchReport, Delivery, NextClaim, process
 from mesh.runtime.node import Node
 from mesh.runtime.streams import Settlement, StreamClaim
@@ -61,9 +64,20 @@ class BatchRunner:
         self.versions = node.versions
 
     async def run(
-        self, claims: list[StreamClaim], *, claim_next: int, lease: float
+        self,
+        claims: list[StreamClaim],
+        *,
+        claim_next: int,
+        lease: float,
+        retry_of: float | None = None,
     ) -> list[StreamClaim]:
-        """Handle ``claims``; returns the next batch claimed in the same transaction."""
+        """Handle ``claims``; returns the next batch claimed in the same transaction.
+
+        ``retry_of``: an earlier run of these claims failed with the connection, and their
+        leases run from no earlier than this trio time. The earlier run may have committed:
+        claims no longer held while their leases were still valid were handled by it (nobody
+        else can take a leased message), not lost.
+        """
         deliveries: list[Delivery] = []
         undecodable: list[Settlement] = []
         for claim in claims:
@@ -81,7 +95,9 @@ class BatchRunner:
         if undecodable:
             await self.node.streams.settle(undecodable)
             self.counters.dead_lettered += len(undecodable)
-        next_claim = NextClaim(ENGINE_STREAM, claim_next, lease) if claim_next > 0 else None
+        next_claim = (
+            NextClaim(ENGINE_STREAM, claim_next, lease, ENGINE_ATTEMPTS) if claim_next > 0 else None
+        )
         try:
             report = await self.node.db.run(
                 process,
@@ -93,10 +109,20 @@ class BatchRunner:
             )
         except DatabaseUnavailable:
             raise
-        except DatabaseError as error:
-            log.error("event=engine_batch_refused size=%d error=%r", len(deliveries), str(error))
+        except Exception as error:  # refused by the database, or a failure in the engine
+            log.error(
+                "event=engine_batch_refused size=%d error=%r (retrying message by message)",
+                len(deliveries),
+                f"{type(error).__name__}: {error}",
+            )
             await self._one_by_one(deliveries)
             return []
+        if report.lost and retry_of is not None and trio.current_time() < retry_of + lease:
+            log.info(
+                "event=engine_batch_confirmed count=%d (committed before the connection failed)",
+                report.lost,
+            )
+            report.lost = 0
         self.counters.record(report)
         return report.next_claims
 
@@ -109,15 +135,14 @@ class BatchRunner:
                 self.counters.record(report)
             except DatabaseUnavailable:
                 raise
-            except DatabaseError as error:
+            except Exception as error:
                 assert delivery.claim is not None
+                reason = f"{type(error).__name__}: {error}"
                 log.error(
-                    "event=engine_message_dead_lettered id=%s error=%r",
-                    delivery.claim.id,
-                    str(error),
+                    "event=engine_message_dead_lettered id=%s error=%r", delivery.claim.id, reason
                 )
                 await self.node.streams.settle(
-                    [Settlement(delivery.claim, DeadLetter(error=f"engine refused it: {error}"))]
+                    [Settlement(delivery.claim, DeadLetter(error=f"engine refused it: {reason}"))]
                 )
                 self.counters.dead_lettered += 1
 
@@ -145,9 +170,16 @@ class ApplyingSettler:
         return done
 
     async def settle_and_claim(
-        self, settlements: list[Settlement], app: str, stream: str, *, limit: int, lease: float
+        self,
+        settlements: list[Settlement],
+        app: str,
+        stream: str,
+        *,
+        limit: int,
+        lease: float,
+        max_attempts: int,
     ) -> tuple[set[int], list[StreamClaim]]:
-        return await self._settle(settlements, NextClaim(stream, limit, lease))
+        return await self._settle(settlements, NextClaim(stream, limit, lease, max_attempts))
 
     async def _settle(
         self, settlements: list[Settlement], next_claim: NextClaim | None
@@ -163,6 +195,7 @@ class ApplyingSettler:
                 next_claim.stream,
                 limit=next_claim.limit,
                 lease=next_claim.lease,
+                max_attempts=next_claim.max_attempts,
             )
         done = await streams.settle(plain) if plain else set()
         try:
@@ -174,10 +207,13 @@ class ApplyingSettler:
                 owner=self.node.guid,
                 next_claim=next_claim,
             )
+        except ConnectionLost:
+            # It may have committed with its reply lost: the consumer settles the batch again
+            # (fenced, so nothing is done twice) and counts what is gone as settled.
+            raise
         except Exception as error:
-            # Refused, timed out (a job locked for long), an engine bug, or the database gone
-            # (then the plain settle fails too, and the consumer retries it). Settling is
-            # fenced, so a batch that did commit before its connection died is not redone.
+            # Refused, timed out (a job locked for long) or an engine bug: settle the plain
+            # way, so the engine stream's batches isolate a bad response.
             log.warning(
                 "event=inline_apply_failed size=%d error=%r (settling through the engine stream)",
                 len(applying),

@@ -27,6 +27,16 @@ def resolve_function(dotted_path: str) -> Callable[..., Any]:
             f"cannot import module {module_name!r} for {dotted_path!r}: {error}. Is the "
             "package installed, or is its folder on PYTHONPATH / the working directory?"
         ) from error
+    except SyntaxError as error:
+        raise FunctionNotFound(
+            f"module {module_name!r} (for {dotted_path!r}) has a syntax error: {error.msg} "
+            f"({error.filename}, line {error.lineno}); fix it and start again"
+        ) from None
+    except (Exception, SystemExit) as error:  # user code ran at import and failed
+        raise FunctionNotFound(
+            f"importing module {module_name!r} (for {dotted_path!r}) raised "
+            f"{type(error).__name__}: {error}; fix the module (it runs when imported)"
+        ) from None
     target: Any = module
     for part in attribute.split("."):
         try:

@@ -18,6 +18,9 @@ class InFlight:
     """A claimed message from its claim until it is settled."""
 
     claim: StreamClaim
+    lease_from: float = 0.0
+    """trio time at which the statement that last set its lease (claim or heartbeat) was
+    sent: the lease is valid at least until ``lease_from + lease``."""
     batch_scope: trio.CancelScope | None = None
     finished: bool = False
     lost: bool = False
@@ -34,11 +37,16 @@ async def keep_leases(
     held = [entry.claim for entry in in_flight.values()]
     if not held:
         return 0
+    sent_at = trio.current_time()
     try:
-        kept = await streams.extend_leases(held, lease)
+        kept, extended = await streams.extend_leases(held, lease)
     except DatabaseError as error:
         log.warning("event=heartbeat_failed stream=%s error=%r", stream, str(error))
         return 0
+    for claim in held:
+        extended_entry = in_flight.get(claim.id)
+        if claim.id in extended and extended_entry is not None and extended_entry.claim is claim:
+            extended_entry.lease_from = sent_at
     newly_lost = 0
     scopes: dict[trio.CancelScope, bool] = {}  # batch scope -> every lease in it lost
     for claim in held:

@@ -23,10 +23,13 @@ from mesh.model.quorum import (
     ThrottleKey,
     User,
     decode_quorum,
+    throttle_row_ok,
+    unseal,
 )
 from mesh.pg import quorum
 from mesh.pg.database import Database
 from mesh.pg.listener import Listener
+from mesh.pg.quorum import ThrottleRow
 
 
 class QuorumClient:
@@ -79,8 +82,20 @@ class QuorumClient:
         """Delete stored oversized messages older than an hour."""
         return await self.db.run(quorum.prune_payloads)
 
+    def open(self, payload: str) -> QuorumMessage:
+        """The message in a received notification: the seal checked on the raw bytes first
+        (with a secret), then the body decoded within the size and depth limits. Raises
+        :class:`~mesh.errors.BadSignature` or :class:`InvalidPayload`."""
+        return decode_quorum(unseal(payload, self.secret))
+
     async def resolve(self, message: QuorumMessage) -> QuorumMessage | None:
+        """The message a reference points to (None if it was pruned); others unchanged."""
         return await self.db.run(quorum.resolve, self.app, message)
+
+    async def register_key(self) -> None:
+        """Record this member's secret fingerprint, so commands without it are refused."""
+        if self.secret:
+            await self.db.run(quorum.register_key, self.app, self.secret)
 
     async def set_throttle(self, throttle: int, *, topic: str = "", guid: str = "") -> None:
         notice = Throttle(
@@ -96,8 +111,20 @@ class QuorumClient:
             secret=self.secret,
         )
 
-    async def load_throttles(self) -> dict[ThrottleKey, int]:
-        return await self.db.run(quorum.load_throttles, self.app)
+    async def load_throttles(self) -> tuple[dict[ThrottleKey, int], list[ThrottleRow]]:
+        """The persisted throttles this member applies, and the rows it ignores because
+        their signature is not the secret's (only when it has one)."""
+        rows = await self.db.run(quorum.load_throttles, self.app)
+        accepted: dict[ThrottleKey, int] = {}
+        rejected: list[ThrottleRow] = []
+        for row in rows:
+            if throttle_row_ok(
+                self.secret, self.app, row.topic, row.guid, row.throttle_ms, row.signature
+            ):
+                accepted[(row.topic, row.guid)] = row.throttle_ms
+            else:
+                rejected.append(row)
+        return accepted, rejected
 
     async def clock_skew_ms(self) -> float:
         return await self.db.run(quorum.clock_skew_ms)
@@ -107,7 +134,7 @@ class QuorumClient:
 
         def receive(payload: str) -> None:
             try:
-                message = decode_quorum(payload)
+                message = self.open(payload)
             except InvalidPayload:
                 return
             if isinstance(message, Pong):

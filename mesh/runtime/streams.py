@@ -22,21 +22,49 @@ class Streams:
     async def enqueue(self, messages: Sequence[Outgoing]) -> list[int]:
         return await self.db.run(streams.enqueue, messages)
 
-    async def claim(self, app: str, stream: str, *, limit: int, lease: float) -> list[StreamClaim]:
+    async def claim(
+        self,
+        app: str,
+        stream: str,
+        *,
+        limit: int,
+        lease: float,
+        alone: bool = False,
+        max_attempts: int = streams.DEFAULT_ATTEMPTS,
+    ) -> list[StreamClaim]:
         return await self.db.run(
-            streams.claim, app=app, stream=stream, owner=self.owner, limit=limit, lease=lease
+            streams.claim,
+            app=app,
+            stream=stream,
+            owner=self.owner,
+            limit=limit,
+            lease=lease,
+            alone=alone,
+            max_attempts=max_attempts,
         )
 
-    async def extend_leases(self, claims: Sequence[StreamClaim], lease: float) -> set[int]:
+    async def extend_leases(
+        self, claims: Sequence[StreamClaim], lease: float
+    ) -> tuple[set[int], set[int]]:
         return await self.db.run(
             streams.extend_leases, owner=self.owner, claims=claims, lease=lease
         )
+
+    async def release(self, claims: Sequence[StreamClaim]) -> set[int]:
+        return await self.db.run(streams.release, owner=self.owner, claims=claims)
 
     async def settle(self, settlements: Sequence[Settlement]) -> set[int]:
         return await self.db.run(streams.settle, owner=self.owner, settlements=settlements)
 
     async def settle_and_claim(
-        self, settlements: Sequence[Settlement], app: str, stream: str, *, limit: int, lease: float
+        self,
+        settlements: Sequence[Settlement],
+        app: str,
+        stream: str,
+        *,
+        limit: int,
+        lease: float,
+        max_attempts: int = streams.DEFAULT_ATTEMPTS,
     ) -> tuple[set[int], list[StreamClaim]]:
         return await self.db.run(
             streams.settle_and_claim,
@@ -46,13 +74,14 @@ class Streams:
             stream=stream,
             limit=limit,
             lease=lease,
+            max_attempts=max_attempts,
         )
 
     async def prune_jobs(self, limit: int = 1000) -> tuple[int, int]:
         """Delete finished jobs past their expiry and expired buffered signals."""
         return await self.db.run(job_queries.prune, limit)
 
-    async def reap(self, limit: int = 1000) -> tuple[int, list[DeadMessage]]:
+    async def reap(self, limit: int = 100) -> tuple[int, list[DeadMessage]]:
         return await self.db.run(streams.reap, limit=limit)
 
     async def release_all(self) -> int:

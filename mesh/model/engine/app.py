@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mesh.model.graph.manifest import Activity, Graph, HookRule, Manifest, Transition
+from mesh.model.retry import RetryPolicy, policy_from_spec
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +32,12 @@ class CompiledApp:
             for graph in manifest.app.graphs
             for source, targets in graph.transitions.items()
         }
+        self.retry_policies: dict[str, RetryPolicy] = {
+            aid: policy_from_spec(located.activity.retry)
+            for aid, located in self.activities.items()
+            if located.activity.retry
+        }
+        """activity id -> the retry policy its ``retry:`` sets (requests carry it)."""
         self.hook_rules: dict[str, list[HookRule]] = {}
         self.hook_topics: dict[str, str] = {}
         """activity id -> the signal topic that resumes it."""

@@ -344,6 +344,7 @@ class Engine:
         context: dict[str, Any],
     ) -> None:
         topic = topic_of(activity, context, aid)
+        policy = self.app.retry_policies.get(aid)
         request = ActivityRequest(
             id=self.new_id(),
             app=job.app,
@@ -352,11 +353,17 @@ class Engine:
             job_id=job.key,
             activity_id=aid,
             reply_to=ENGINE_STREAM,
+            retry=policy,
             sent_at=self.now,
             job_gid=job.gid,
             dimension=dim,
         )
-        job.outgoing.append(Outgoing(job.app, topic, encode(request), PRIORITY_REQUEST))
+        # Without a policy of the activity's own, the worker's applies: max_attempts 0 tells
+        # the stream to take it from the worker's first claim.
+        attempts = policy.maximum_attempts if policy else 0
+        job.outgoing.append(
+            Outgoing(job.app, topic, encode(request), PRIORITY_REQUEST, max_attempts=attempts)
+        )
 
     def _start_child(
         self,

@@ -1,6 +1,11 @@
 """``$ref`` in manifests: ``{$ref: ./graphs/order.yaml}``, ``{$ref: '../schemas.yaml#/input'}``
 and ``{$ref: '#/app/settings/x'}`` (a JSON pointer into the same document). Pure: the caller
-supplies ``load(path) -> parsed document``."""
+supplies ``load(path) -> parsed document``.
+
+References copy what they name, so a few of them can describe an enormous document (each
+level referring to the one below ten times). Resolution therefore counts what it builds and
+stops past :data:`MAX_RESOLVED_NODES` values or :data:`~mesh.model.limits.MAX_DEPTH` levels.
+"""
 
 from __future__ import annotations
 
@@ -8,35 +13,77 @@ import posixpath
 from collections.abc import Callable
 from typing import Any
 
+from mesh.model.limits import MAX_DEPTH
+
 Loader = Callable[[str], Any]
+
+MAX_RESOLVED_NODES = 1_000_000
+"""Values (mappings, lists, scalars) a resolved manifest may hold."""
 
 
 class RefError(ValueError):
     pass
 
 
+class _Budget:
+    def __init__(self) -> None:
+        self.left = MAX_RESOLVED_NODES
+
+    def spend(self, path: str) -> None:
+        self.left -= 1
+        if self.left < 0:
+            raise RefError(
+                f"{path}: the manifest grows past {MAX_RESOLVED_NODES:,} values once its $refs "
+                "are resolved (references that copy references); refer to less"
+            )
+
+
 def resolve_refs(document: Any, source: str, load: Loader) -> Any:
     """``document`` (parsed from ``source``) with every ``$ref`` replaced by what it names."""
-    return _resolve(document, source, document, load, (), "")
+    return _resolve(document, source, document, load, (), "", _Budget(), 1)
 
 
 def _resolve(
-    value: Any, source: str, root: Any, load: Loader, trail: tuple[str, ...], path: str
+    value: Any,
+    source: str,
+    root: Any,
+    load: Loader,
+    trail: tuple[str, ...],
+    path: str,
+    budget: _Budget,
+    depth: int,
 ) -> Any:
+    budget.spend(path)
+    if isinstance(value, dict | list) and depth > MAX_DEPTH:
+        raise RefError(
+            f"{path}: nested more than {MAX_DEPTH} levels deep once its $refs are resolved"
+        )
     if isinstance(value, dict):
         if set(value) == {"$ref"} and isinstance(value["$ref"], str):
-            return _follow(value["$ref"], source, root, load, trail, path)
+            return _follow(value["$ref"], source, root, load, trail, path, budget, depth)
         return {
-            k: _resolve(v, source, root, load, trail, f"{path}.{k}" if path else k)
+            k: _resolve(
+                v, source, root, load, trail, f"{path}.{k}" if path else str(k), budget, depth + 1
+            )
             for k, v in value.items()
         }
     if isinstance(value, list):
-        return [_resolve(v, source, root, load, trail, f"{path}[{i}]") for i, v in enumerate(value)]
+        return [
+            _resolve(v, source, root, load, trail, f"{path}[{i}]", budget, depth + 1)
+            for i, v in enumerate(value)
+        ]
     return value
 
 
 def _follow(
-    ref: str, source: str, root: Any, load: Loader, trail: tuple[str, ...], path: str
+    ref: str,
+    source: str,
+    root: Any,
+    load: Loader,
+    trail: tuple[str, ...],
+    path: str,
+    budget: _Budget,
+    depth: int,
 ) -> Any:
     file_part, _, pointer = ref.partition("#")
     target_source = (
@@ -57,7 +104,7 @@ def _follow(
     else:
         target_root = root
     target = _pointer(target_root, pointer, ref, path)
-    return _resolve(target, target_source, target_root, load, (*trail, key), path)
+    return _resolve(target, target_source, target_root, load, (*trail, key), path, budget, depth)
 
 
 def _pointer(document: Any, pointer: str, ref: str, path: str) -> Any:

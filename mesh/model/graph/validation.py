@@ -14,11 +14,12 @@ from typing import Any
 
 import msgspec
 
-from mesh.errors import InvalidIdentifier, MeshError
+from mesh.errors import InvalidIdentifier, InvalidPayload, MeshError
 from mesh.model.graph.manifest import Manifest
 from mesh.model.graph.schema import schema_definition_problems
 from mesh.model.ids import validate_app_id, validate_topic
 from mesh.model.pipe.evaluator import CONTEXT_VARIABLES, FUNCTIONS
+from mesh.model.retry import policy_from_spec
 
 ACTIVITY_ID = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 SYSTEM_ROOTS = {"$self", "$job", "$app", "$graph", "$hook"}
@@ -71,7 +72,11 @@ class ManifestInvalid(MeshError):
 
 
 def validate_manifest(document: Any) -> Manifest:
-    problems = list(_problems(document))
+    try:
+        problems = list(_problems(document))
+    except (TypeError, ValueError, AttributeError, KeyError, RecursionError) as error:
+        # A shape the walker did not anticipate: still a refusal that names it, never a crash.
+        problems = [f"(manifest): a value has a shape mesh cannot read ({error})"]
     if problems:
         raise ManifestInvalid(problems)
     app = dict(document["app"])
@@ -82,8 +87,8 @@ def validate_manifest(document: Any) -> Manifest:
                 activity["type"] = "hook"  # HotMesh's legacy name
     try:
         return msgspec.convert({"app": app}, Manifest)
-    except msgspec.ValidationError as error:  # a shape the walker did not anticipate
-        raise ManifestInvalid([str(error)]) from error
+    except (msgspec.ValidationError, RecursionError) as error:  # a shape the walker missed
+        raise ManifestInvalid([str(error) or type(error).__name__]) from error
 
 
 def _problems(document: Any) -> Iterator[str]:
@@ -117,7 +122,10 @@ def _problems(document: Any) -> Iterator[str]:
             yield f"{path}.subscribes: topic {topic!r} is already subscribed by {subscribed[topic]}"
         elif isinstance(topic, str):
             subscribed[topic] = path
-        for aid in graph.get("activities") or {}:
+        activities = graph.get("activities")
+        for aid in activities if isinstance(activities, dict) else {}:
+            if not isinstance(aid, str):
+                continue  # reported with the graph's activities
             if aid in seen_ids:
                 yield f"{path}.activities.{aid}: activity id already used in {seen_ids[aid]} (ids are unique across graphs)"
             seen_ids.setdefault(aid, path)
@@ -141,6 +149,11 @@ def _graph_problems(graph: dict[str, Any], path: str, subscribed: set[str]) -> I
     activities = graph.get("activities")
     if not isinstance(activities, dict) or not activities:
         yield f"{path}.activities: required: a mapping of activity id to activity"
+        return
+    odd = [aid for aid in activities if not isinstance(aid, str)]
+    for aid in odd:
+        yield f"{path}.activities.{aid}: activity ids are names (letters, digits and '_'), not {type(aid).__name__}s; quote it"
+    if odd:
         return
     triggers = [
         aid for aid, a in activities.items() if isinstance(a, dict) and a.get("type") == "trigger"
@@ -168,7 +181,7 @@ def _activity_problems(
         yield f"{path}: an activity is a mapping with a 'type'"
         return
     kind = "hook" if activity.get("type") == "activity" else activity.get("type")
-    if kind not in TYPE_KEYS:
+    if not isinstance(kind, str) or kind not in TYPE_KEYS:
         yield f"{path}.type: unknown activity type {activity.get('type')!r} (use {', '.join(TYPE_KEYS)})"
         return
     yield from _unknown_keys(activity, COMMON_KEYS | TYPE_KEYS[kind], path)
@@ -191,6 +204,13 @@ def _activity_problems(
         yield f"{path}.topic: no graph of this app subscribes to {topic!r} (an await starts that graph)"
     if kind == "cycle" and not activity.get("ancestor"):
         yield f"{path}.ancestor: required: the activity to re-enter"
+    if kind == "cycle" and not isinstance(activity.get("ancestor", ""), str):
+        yield f"{path}.ancestor: the id of the activity to re-enter"
+    if "retry" in activity:
+        try:
+            policy_from_spec(activity["retry"])
+        except InvalidPayload as error:
+            yield f"{path}.retry: {error}"
     for key, value in activity.items():
         if key not in ("type", "title", "ancestor"):
             yield from _mapping_problems(value, f"{path}.{key}", ids)
@@ -243,8 +263,9 @@ def _edges(transitions: Any, ids: set[str]) -> dict[str, list[str]]:
     edges: dict[str, list[str]] = {}
     for source, targets in transitions.items() if isinstance(transitions, dict) else []:
         for entry in targets if isinstance(targets, list) else []:
-            if isinstance(entry, dict) and entry.get("to") in ids and source in ids:
-                edges.setdefault(source, []).append(entry["to"])
+            target = entry.get("to") if isinstance(entry, dict) else None
+            if isinstance(target, str) and target in ids and source in ids:
+                edges.setdefault(source, []).append(target)
     return edges
 
 
@@ -265,7 +286,9 @@ def _transition_problems(transitions: Any, path: str, ids: set[str]) -> Iterator
                 yield f"{at}: each transition needs 'to'"
                 continue
             yield from _unknown_keys(entry, {"to", "conditions"}, at)
-            if entry["to"] not in ids:
+            if not isinstance(entry["to"], str):
+                yield f"{at}.to: the id of one activity, not {entry['to']!r}"
+            elif entry["to"] not in ids:
                 yield f"{at}.to: unknown activity {entry['to']!r}"
             yield from _conditions_problems(entry.get("conditions"), f"{at}.conditions", ids)
 
@@ -302,52 +325,53 @@ def _flow_problems(
     if trigger is None:
         return
     # A cycle in the transitions is a loop with no bound: loops go through a cycle activity.
-    state: dict[str, int] = {}
-
-    def visit(node: str, trail: list[str]) -> Iterator[str]:
-        state[node] = 1
-        for nxt in edges.get(node, []):
-            if state.get(nxt) == 1:
-                loop = " -> ".join([*trail[trail.index(nxt) :], nxt])
-                yield f"{path}.transitions: {loop} is a loop; re-enter with a 'cycle' activity instead"
-            elif nxt not in state:
-                yield from visit(nxt, [*trail, nxt])
-        state[node] = 2
-
-    yield from visit(trigger, [trigger])
+    # Iterative depth-first search: a chain of 10,000 activities must not hit the recursion
+    # limit.
+    state: dict[str, int] = {trigger: 1}  # 1: on the current path, 2: done
+    trail = [trigger]
+    stack = [iter(edges.get(trigger, []))]
+    while stack:
+        nxt = next(stack[-1], None)
+        if nxt is None:
+            state[trail.pop()] = 2
+            stack.pop()
+        elif state.get(nxt) == 1:
+            loop = " -> ".join([*trail[trail.index(nxt) :], nxt])
+            yield f"{path}.transitions: {loop} is a loop; re-enter with a 'cycle' activity instead"
+        elif nxt not in state:
+            state[nxt] = 1
+            trail.append(nxt)
+            stack.append(iter(edges.get(nxt, [])))
     for aid in activities:
         if aid not in state:
             yield f"{path}.activities.{aid}: never reached from the trigger {trigger!r}; add a transition to it or remove it"
-    ancestors = _ancestors(edges, trigger)
     for aid, activity in activities.items():
         if (
             isinstance(activity, dict)
             and activity.get("type") == "cycle"
-            and activity.get("ancestor")
+            and isinstance(activity.get("ancestor"), str)
+            and activity["ancestor"]
         ):
             target = activity["ancestor"]
             if target not in activities:
                 yield f"{path}.activities.{aid}.ancestor: unknown activity {target!r}"
-            elif target not in ancestors.get(aid, set()):
+            elif not _reaches(edges, target, aid):
                 yield f"{path}.activities.{aid}.ancestor: {target!r} does not come before {aid!r} in the graph"
 
 
-def _ancestors(edges: dict[str, list[str]], trigger: str) -> dict[str, set[str]]:
-    """Every activity's ancestors on the paths from the trigger."""
-    result: dict[str, set[str]] = {trigger: set()}
-    changed = True
-    while changed:
-        changed = False
-        for node, targets in edges.items():
-            if node not in result:
-                continue
-            inherited = result[node] | {node}
-            for target in targets:
-                known = result.setdefault(target, set())
-                if not inherited <= known:
-                    known |= inherited
-                    changed = True
-    return result
+def _reaches(edges: dict[str, list[str]], start: str, goal: str) -> bool:
+    """Whether a path of transitions leads from ``start`` to ``goal``."""
+    seen = {start}
+    frontier = [start]
+    while frontier:
+        node = frontier.pop()
+        for nxt in edges.get(node, []):
+            if nxt == goal:
+                return True
+            if nxt not in seen:
+                seen.add(nxt)
+                frontier.append(nxt)
+    return False
 
 
 def _hook_problems(hooks: Any, path: str, activities: dict[str, Any]) -> Iterator[str]:

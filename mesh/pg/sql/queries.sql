@@ -20,30 +20,66 @@ RETURNING id;
 
 -- name: claim
 -- Lease up to %(limit)s visible messages of one stream, highest priority then oldest first.
--- The CTE is MATERIALIZED so the locking SELECT runs once; attempts + 1 is the fencing token.
-WITH candidates AS MATERIALIZED (
+-- A message with 2 refunds (see reap) runs on its own: only a consumer that holds nothing
+-- (%(alone)s) claims it, and then nothing else. The CTEs are MATERIALIZED so each locking
+-- SELECT runs once; attempts + 1 is the fencing token. max_attempts 0: the message carries
+-- no retry policy and the consumer's (%(max_attempts)s) applies from this claim on.
+-- Returns per message: id, token, attempt (attempts spent, counting this claim), max
+-- attempts, whether it runs alone, payload; and whether such messages wait in the stream.
+WITH alone AS MATERIALIZED (
+    SELECT id FROM mesh.stream_messages
+    WHERE %(alone)s AND app = %(app)s AND stream = %(stream)s
+      AND refunds >= 2 AND lease_owner IS NULL AND visible_at <= now()
+    ORDER BY priority DESC, visible_at, id
+    LIMIT 1
+    FOR UPDATE SKIP LOCKED
+), candidates AS MATERIALIZED (
     SELECT id FROM mesh.stream_messages
     WHERE app = %(app)s AND stream = %(stream)s
-      AND lease_owner IS NULL AND visible_at <= now()
+      AND lease_owner IS NULL AND visible_at <= now() AND refunds < 2
+      AND NOT EXISTS (SELECT FROM alone)
     ORDER BY priority DESC, visible_at, id
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
+), claimed AS (
+    UPDATE mesh.stream_messages AS m
+    SET lease_owner = %(owner)s,
+        lease_expires_at = now() + %(lease)s * interval '1 second',
+        attempts = m.attempts + 1,
+        max_attempts = CASE WHEN m.max_attempts > 0 THEN m.max_attempts ELSE %(max_attempts)s END
+    FROM (SELECT id FROM alone UNION ALL SELECT id FROM candidates) AS chosen
+    WHERE m.id = chosen.id
+    RETURNING m.id, m.attempts, m.attempts - m.refunds AS attempt, m.max_attempts,
+              m.refunds >= 2 AS alone, m.payload::text AS payload, m.priority, m.visible_at
 )
-UPDATE mesh.stream_messages AS m
-SET lease_owner = %(owner)s,
-    lease_expires_at = now() + %(lease)s * interval '1 second',
-    attempts = m.attempts + 1
-FROM candidates
-WHERE m.id = candidates.id
-RETURNING m.id, m.attempts, m.max_attempts, m.payload::text;
+SELECT id, attempts, attempt, max_attempts, alone, payload,
+       EXISTS (SELECT FROM mesh.stream_messages AS w
+               WHERE w.app = %(app)s AND w.stream = %(stream)s AND w.refunds >= 2
+                 AND w.lease_owner IS NULL AND w.visible_at <= now()
+                 AND w.id NOT IN (SELECT id FROM alone))
+FROM claimed
+ORDER BY priority DESC, visible_at, id;
 
 -- name: extend_leases
--- Heartbeat: push out the leases this owner still holds at the given attempts.
-UPDATE mesh.stream_messages AS m
-SET lease_expires_at = now() + %(lease)s * interval '1 second'
-FROM unnest(mesh.lines(%(ids)s)::bigint[], mesh.lines(%(attempts)s)::int[]) AS held(id, attempt)
-WHERE m.id = held.id AND m.attempts = held.attempt AND m.lease_owner = %(owner)s
-RETURNING m.id;
+-- Heartbeat: push out the leases this owner still holds at the given tokens; returns each id
+-- still held and whether its lease was extended. It never waits for a row lock: a row locked
+-- now is being settled (or reaped), so it is skipped, not extended, and still reported held
+-- if the statement's snapshot says so (its settle or the next heartbeat tells). Waiting
+-- would make it a deadlock partner of a settle that locks the same rows in another order.
+WITH held AS (
+    SELECT m.id FROM mesh.stream_messages AS m
+    JOIN unnest(mesh.lines(%(ids)s)::bigint[], mesh.lines(%(attempts)s)::int[]) AS h(id, attempt)
+      ON m.id = h.id AND m.attempts = h.attempt
+    WHERE m.lease_owner = %(owner)s
+), extended AS (
+    UPDATE mesh.stream_messages AS m
+    SET lease_expires_at = now() + %(lease)s * interval '1 second'
+    FROM (SELECT id FROM mesh.stream_messages WHERE id IN (SELECT id FROM held)
+          FOR UPDATE SKIP LOCKED) AS free
+    WHERE m.id = free.id AND m.lease_owner = %(owner)s
+    RETURNING m.id
+)
+SELECT held.id, extended.id IS NOT NULL FROM held LEFT JOIN extended ON extended.id = held.id;
 
 -- name: ack
 -- Ack a batch, fenced by (id, attempt, owner), and enqueue the follow-ups of exactly the
@@ -80,8 +116,8 @@ WITH dead AS (
 ), buried AS (
     INSERT INTO mesh.dead_letters (id, app, stream, priority, enqueued_at, attempts,
                                    max_attempts, last_owner, last_error, payload)
-    SELECT id, app, stream, priority, enqueued_at, attempts, max_attempts, lease_owner,
-           error, payload
+    SELECT id, app, stream, priority, enqueued_at, attempts - refunds, max_attempts,
+           lease_owner, error, payload
     FROM dead
 ), sent AS (
     INSERT INTO mesh.stream_messages (app, stream, priority, max_attempts, visible_at, payload)
@@ -109,35 +145,65 @@ FROM unnest(mesh.lines(%(ids)s)::bigint[], mesh.lines(%(attempts)s)::int[],
 WHERE m.id = r.id AND m.attempts = r.attempt AND m.lease_owner = %(owner)s
 RETURNING m.id;
 
+-- name: release
+-- Give back leases this owner holds at the given tokens (a restarted consumer's: their
+-- handlers are gone). The attempt stays spent.
+UPDATE mesh.stream_messages AS m
+SET lease_owner = NULL, lease_expires_at = NULL
+FROM unnest(mesh.lines(%(ids)s)::bigint[], mesh.lines(%(attempts)s)::int[]) AS r(id, attempt)
+WHERE m.id = r.id AND m.attempts = r.attempt AND m.lease_owner = %(owner)s
+RETURNING m.id;
+
 -- name: reap
--- Expired leases: messages with attempts left go back to their stream (and wake it), the
--- rest are dead letters. Returns the dead ones so the caller can report them.
-WITH expired AS (
-    SELECT id FROM mesh.stream_messages
+-- Leases that expired: their holder died or stopped heartbeating. Everything such a holder
+-- still holds is taken back at once. If it held several messages, any of them may have
+-- killed it, so the claim is refunded (not counted as an attempt) unless the message had
+-- already been refunded twice (then it ran alone: its claim counts). A message whose
+-- attempts are spent is dead-lettered, the others go back to their stream (and wake it).
+-- Returns how many were released and the dead ones, so the caller can report them.
+WITH stale AS MATERIALIZED (
+    SELECT DISTINCT lease_owner AS owner FROM mesh.stream_messages
     WHERE lease_owner IS NOT NULL AND lease_expires_at < now()
-    ORDER BY lease_expires_at
     LIMIT %(limit)s
+), taken AS MATERIALIZED (
+    SELECT id, lease_owner FROM mesh.stream_messages
+    WHERE lease_owner IN (SELECT owner FROM stale)
     FOR UPDATE SKIP LOCKED
+), holdings AS (
+    SELECT m.id, m.lease_owner, m.attempts - m.refunds AS spent_attempts, m.refunds,
+           coalesce(nullif(m.max_attempts, 0), 3) AS max_attempts,
+           count(*) OVER (PARTITION BY m.lease_owner) AS held
+    FROM mesh.stream_messages AS m JOIN taken ON taken.id = m.id
+), judged AS MATERIALIZED (
+    SELECT h.*, h.held > 1 AND h.refunds < 2 AS refund,
+           NOT (h.held > 1 AND h.refunds < 2) AND h.spent_attempts >= h.max_attempts AS spent
+    FROM holdings AS h
 ), released AS (
     UPDATE mesh.stream_messages AS m
     SET lease_owner = NULL,
         lease_expires_at = NULL,
-        last_error = format('lease of %%s expired at attempt %%s (the holder stopped heartbeating)',
-                            m.lease_owner, m.attempts)
-    FROM expired
-    WHERE m.id = expired.id AND m.attempts < m.max_attempts
+        refunds = m.refunds + j.refund::int,
+        last_error = CASE WHEN j.refund
+            THEN format('%%s stopped heartbeating while it held %%s messages: this claim did '
+                        'not count (any of them may have been the cause)', j.lease_owner, j.held)
+            ELSE format('lease of %%s expired at attempt %%s (the holder stopped heartbeating)',
+                        j.lease_owner, j.spent_attempts)
+            END
+    FROM judged AS j
+    WHERE m.id = j.id AND NOT j.spent
     RETURNING m.app, m.stream
 ), dead AS (
     DELETE FROM mesh.stream_messages AS m
-    USING expired
-    WHERE m.id = expired.id AND m.attempts >= m.max_attempts
+    USING judged AS j
+    WHERE m.id = j.id AND j.spent
     RETURNING m.*
 ), buried AS (
     INSERT INTO mesh.dead_letters (id, app, stream, priority, enqueued_at, attempts,
                                    max_attempts, last_owner, last_error, payload)
-    SELECT id, app, stream, priority, enqueued_at, attempts, max_attempts, lease_owner,
+    SELECT id, app, stream, priority, enqueued_at, attempts - refunds, max_attempts,
+           lease_owner,
            format('claimed %%s times and never completed: the handler crashed or hung each '
-                  'time (last holder %%s)', attempts, lease_owner),
+                  'time (last holder %%s)', attempts - refunds, lease_owner),
            payload
     FROM dead
 )
@@ -147,13 +213,15 @@ SELECT 'released' AS kind, count(*) AS n, NULL::bigint AS id, NULL::int AS attem
         FROM (SELECT DISTINCT app, stream FROM released) AS s) AS woken
 FROM released
 UNION ALL
-SELECT 'dead', 1, id, attempts, payload::text, 0 FROM dead;
+SELECT 'dead', 1, id, attempts - refunds, payload::text, 0 FROM dead;
 
 -- name: release_owner
 -- Drain: give back every lease this owner still holds, in one statement, and wake the streams.
+-- The node is stopping, not failing: the attempt is given back too (the owner never claims
+-- again, so its old tokens cannot match a later claim of its own).
 WITH released AS (
     UPDATE mesh.stream_messages
-    SET lease_owner = NULL, lease_expires_at = NULL
+    SET lease_owner = NULL, lease_expires_at = NULL, attempts = attempts - 1
     WHERE lease_owner = %(owner)s
     RETURNING app, stream
 )
@@ -209,17 +277,31 @@ WHERE app = %(app)s
   AND (%(guid)s = '' OR guid = %(guid)s);
 
 -- name: insert_throttle
-INSERT INTO mesh.throttles (app, topic, guid, throttle_ms)
-VALUES (%(app)s, %(topic)s, %(guid)s, %(throttle)s);
+INSERT INTO mesh.throttles (app, topic, guid, throttle_ms, signature)
+VALUES (%(app)s, %(topic)s, %(guid)s, %(throttle)s, %(signature)s);
 
 -- name: load_throttles
-SELECT topic, guid, throttle_ms FROM mesh.throttles WHERE app = %(app)s;
+SELECT topic, guid, throttle_ms, signature FROM mesh.throttles WHERE app = %(app)s;
+
+-- name: quorum_key
+SELECT key_id FROM mesh.quorum_keys WHERE app = %(app)s;
+
+-- name: register_quorum_key
+INSERT INTO mesh.quorum_keys (app, key_id) VALUES (%(app)s, %(key_id)s)
+ON CONFLICT (app) DO UPDATE SET key_id = EXCLUDED.key_id, updated_at = now()
+WHERE mesh.quorum_keys.key_id IS DISTINCT FROM EXCLUDED.key_id;
 
 -- name: store_quorum_payload
-INSERT INTO mesh.quorum_payloads (app, body) VALUES (%(app)s, %(body)s::jsonb) RETURNING id;
+-- Returns the body as jsonb renders it: the digest a reference carries is of that text.
+INSERT INTO mesh.quorum_payloads (app, body) VALUES (%(app)s, %(body)s::jsonb)
+RETURNING id, body::text;
 
 -- name: load_quorum_payload
-SELECT body::text FROM mesh.quorum_payloads WHERE id = %(id)s AND app = %(app)s;
+-- The body only when it is within the size limit (measured here, so a huge row is never
+-- sent to the node), and its size.
+SELECT CASE WHEN octet_length(t.body) <= %(max_bytes)s THEN t.body END, octet_length(t.body)
+FROM (SELECT body::text AS body FROM mesh.quorum_payloads
+      WHERE id = %(id)s AND app = %(app)s) AS t;
 
 -- name: prune_quorum_payloads
 DELETE FROM mesh.quorum_payloads WHERE created_at < now() - interval '1 hour';

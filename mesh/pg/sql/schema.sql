@@ -22,11 +22,17 @@ CREATE TABLE mesh.stream_messages (
     -- Claims so far. Incremented at claim time: it is the fencing token of the current lease,
     -- and a message whose handler kills its process still spends an attempt.
     attempts integer NOT NULL DEFAULT 0,
+    -- 0: the message carries no retry policy; the consumer's applies from its first claim.
     max_attempts integer NOT NULL DEFAULT 3,
     lease_owner text,
     lease_expires_at timestamptz,
     last_error text,
     payload jsonb NOT NULL,
+    -- Claims that did not count as attempts: the holder died (or stopped heartbeating) while
+    -- it held other messages too, any of which may have been the cause. Attempts spent =
+    -- attempts - refunds. At 2 the message is claimed only on its own, by a consumer that
+    -- holds nothing else, and from then on its holder's death counts (see the reap query).
+    refunds smallint NOT NULL DEFAULT 0,
     CONSTRAINT stream_messages_lease_whole
         CHECK ((lease_owner IS NULL) = (lease_expires_at IS NULL))
 ) WITH (
@@ -44,6 +50,11 @@ CREATE TABLE mesh.stream_messages (
 CREATE INDEX stream_messages_claim
     ON mesh.stream_messages (app, stream, priority DESC, visible_at, id)
     WHERE lease_owner IS NULL;
+
+-- Serves the claim of messages that run on their own.
+CREATE INDEX stream_messages_alone
+    ON mesh.stream_messages (app, stream, priority DESC, visible_at, id)
+    WHERE refunds >= 2 AND lease_owner IS NULL;
 
 -- Serves the reaper.
 CREATE INDEX stream_messages_leases
@@ -103,7 +114,17 @@ CREATE TABLE mesh.throttles (
     guid text NOT NULL DEFAULT '',
     throttle_ms integer NOT NULL CHECK (throttle_ms >= -1),
     updated_at timestamptz NOT NULL DEFAULT now(),
+    -- HMAC of the row with the quorum secret; nodes with a secret ignore rows without it.
+    signature text NOT NULL DEFAULT '',
     PRIMARY KEY (app, topic, guid)
+);
+
+-- The fingerprint of the secret an app's nodes sign with: commands without that secret are
+-- refused before they write control state the nodes would ignore.
+CREATE TABLE mesh.quorum_keys (
+    app text PRIMARY KEY,
+    key_id text NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT now()
 );
 
 -- Quorum messages over the NOTIFY payload limit: the notification carries the id.
