@@ -110,3 +110,16 @@ def counts_concurrency_in_threads(data: Any) -> Any:
 async def add_one(data: Any) -> Any:
     await trio.sleep(0.02)  # simulated work, not synchronisation
     return {"value": data.get("value", 0) + 1}
+
+
+def kills_its_process_if_poison(data: Any) -> Any:
+    """Ends its process (as a segfault or an OOM kill would) for the poison input only."""
+    if data.get("poison"):
+        os._exit(3)
+    time.sleep(0.02)  # simulated work, so that a node holds several when one dies
+    return {"n": data["n"]}
+
+
+def blocks_a_minute(data: Any) -> Any:
+    time.sleep(60)  # simulated work longer than any stop window
+    return {"n": data.get("n")}

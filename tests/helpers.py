@@ -60,8 +60,8 @@ def node_env(dsn: str, **extra: str) -> dict[str, str]:
         MESH_DATABASE_URL=dsn,
         PYTHONPATH=str(ROOT) + os.pathsep + env.get("PYTHONPATH", ""),
         MESH_LOG_LEVEL="info",
-        **extra,
     )
+    env.update(extra)
     return env
 
 

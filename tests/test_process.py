@@ -196,3 +196,47 @@ def test_second_signal__exits_at_once(tmp_path: Path, dsn: str, conn: psycopg.Co
         node.ensure_stopped()
     assert code == 128 + signal.SIGTERM, node.log()
     assert "action=exit_now" in node.log()
+
+
+def test_procfile__honcho_stops_every_node_after_it_drained(
+    tmp_path: Path, dsn: str, conn: psycopg.Connection
+) -> None:
+    """honcho sends SIGKILL 5 s after SIGTERM: the Procfile's nodes must have drained,
+    released what they still held and exited by then."""
+    import os
+    import subprocess
+
+    from tests.conftest import ROOT
+    from tests.helpers import MESH, node_env
+
+    (tmp_path / "config").mkdir()
+    config(tmp_path / "config", "tests.activities:blocks_a_minute", concurrency=3)
+    (tmp_path / "Procfile").write_text((ROOT / "Procfile").read_text())
+    send(conn, *({"n": n} for n in range(6)))
+    honcho = str(Path(MESH).parent / "honcho")
+    env = node_env(dsn, PATH=f"{Path(MESH).parent}:{os.environ['PATH']}")
+    log = tmp_path / "honcho.log"
+    leased = "SELECT count(*) FROM mesh.stream_messages WHERE lease_owner IS NOT NULL"
+    with open(log, "w") as out:
+        runner = subprocess.Popen(
+            [honcho, "start", "-c", "worker=2"], cwd=tmp_path, env=env, stdout=out, stderr=out
+        )
+        try:
+            wait_until_sync(
+                lambda: log.read_text().count("event=node_ready") == 3,
+                timeout=60,
+                what="three nodes ready",
+            )
+            wait_until_sync(lambda: one(conn, leased) == 6, timeout=60, what="work in flight")
+            runner.send_signal(signal.SIGTERM)
+            runner.wait(timeout=30)
+        finally:
+            if runner.poll() is None:
+                runner.kill()
+                runner.wait()
+    text = log.read_text()
+    assert "SIGKILL" not in text, text[-3000:]
+    assert text.count("event=node_stopped") == 3, text[-3000:]
+    assert one(conn, leased) == 0, "a killed node left its leases to expire"
+    attempts = conn.execute("SELECT DISTINCT attempts FROM mesh.stream_messages").fetchall()
+    assert attempts == [(0,)], "a drained message keeps its attempts"

@@ -148,7 +148,9 @@ def test_expired_lease__is_reclaimed_and_the_late_ack_refused(conn: psycopg.Conn
 def test_settle__follow_ups_only_for_what_was_settled(conn: psycopg.Connection) -> None:
     streams.enqueue(conn, [request(1), request(2)])
     a, b = streams.claim(conn, app=APP, stream="inventory.check", owner="n1", limit=2, lease=30)
-    stale_b = streams.StreamClaim(b.id, b.token - 1, b.attempt - 1, b.max_attempts, False, b.payload)
+    stale_b = streams.StreamClaim(
+        b.id, b.token - 1, b.attempt - 1, b.max_attempts, False, b.payload
+    )
     done = streams.settle(
         conn,
         owner="n1",
@@ -329,3 +331,58 @@ def test_tables_filled_before_their_first_analyze_are_analyzed_once(
 
     wait_until_sync(grown, what="the grown table's row count in the statistics")
     assert again == ["stream_messages"]
+
+
+def test_heartbeat__never_waits_for_a_row_a_settle_holds(
+    dsn: str, conn: psycopg.Connection
+) -> None:
+    """A settle that locks b then a, against a heartbeat of a and b, used to deadlock."""
+    streams.enqueue(conn, [request(1), request(2)])
+    a, b = streams.claim(conn, app=APP, stream="inventory.check", owner="n1", limit=2, lease=30)
+    with psycopg.connect(dsn) as settling:  # one transaction: a batch being settled
+        assert streams.settle(settling, owner="n1", settlements=[Settlement(b, Ack())]) == {b.id}
+        with psycopg.connect(dsn, autocommit=True) as beating:
+            beating.execute("SET lock_timeout = '5s'")  # waiting at all fails the test
+            held, extended = streams.extend_leases(beating, owner="n1", claims=[a, b], lease=60)
+        assert held == {a.id, b.id}, "b is still ours until that settle commits"
+        assert extended == {a.id}, "b is being settled: skipped, not waited for"
+        # The settle goes on to a row the heartbeat touched: nothing holds it.
+        assert streams.settle(settling, owner="n1", settlements=[Settlement(a, Ack())]) == {a.id}
+        settling.commit()
+    assert count(conn, "true") == 0
+
+
+def test_reap__a_dead_holder_of_several_gets_its_claims_refunded_then_alone(
+    conn: psycopg.Connection,
+) -> None:
+    streams.enqueue(conn, [request(n) for n in range(3)])
+    first = streams.claim(conn, app=APP, stream="inventory.check", owner="dies", limit=3, lease=30)
+    expire = (
+        "UPDATE mesh.stream_messages SET lease_expires_at = now() - interval '1 second' "
+        "WHERE lease_owner IS NOT NULL"
+    )
+    conn.execute(expire + " AND id = %s", (first[0].id,))  # one lease is enough to tell
+    assert streams.reap(conn) == (3, [])
+    rows = conn.execute(
+        "SELECT attempts, refunds, lease_owner FROM mesh.stream_messages ORDER BY id"
+    ).fetchall()
+    assert rows == [(1, 1, None)] * 3, "taken back together, and not counted as attempts"
+    again = streams.claim(conn, app=APP, stream="inventory.check", owner="dies", limit=3, lease=30)
+    assert [c.attempt for c in again] == [1, 1, 1] and not any(c.alone for c in again)
+    conn.execute(expire)
+    streams.reap(conn)
+    # Twice refunded: each runs alone now, only for a consumer holding nothing.
+    busy = streams.claim(conn, app=APP, stream="inventory.check", owner="n2", limit=3, lease=30)
+    assert busy == []
+    alone = streams.claim(
+        conn, app=APP, stream="inventory.check", owner="n2", limit=3, lease=30, alone=True
+    )
+    assert len(alone) == 1 and alone[0].alone and alone[0].alone_waiting
+    assert alone[0].attempt == 1 and alone[0].token == 3
+    conn.execute(expire)
+    streams.reap(conn)  # it ran alone: this death counts
+    row = conn.execute(
+        "SELECT attempts - refunds, refunds FROM mesh.stream_messages WHERE id = %s",
+        (alone[0].id,),
+    ).fetchone()
+    assert row == (1, 2)

@@ -40,7 +40,5 @@ def test_claim__uses_the_claim_index_with_a_100k_backlog(conn: psycopg.Connectio
     assert '"Seq Scan"' not in plan, plan
 
     # And it claims what it should: 50 visible, unleased messages of that stream.
-    rows = conn.execute(
-        query("claim"), claim_params("shop", "topic-0", "n1", 50, 30)
-    ).fetchall()
+    rows = conn.execute(query("claim"), claim_params("shop", "topic-0", "n1", 50, 30)).fetchall()
     assert len(rows) == 50

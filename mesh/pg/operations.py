@@ -77,6 +77,8 @@ def signal(
     The hook rules of every deployed version apply, not only the active one's: a job keeps
     the graph it started with, so a job of an older version may wait on a hook the active
     version changed or dropped."""
+    check_value(data, "the signal data")
+    check_text(topic, "the signal topic")
     with conn.transaction():
         deployed = conn.execute(query("signal_versions"), {"app": app}).fetchall()
         if not deployed or not deployed[0][1]:
