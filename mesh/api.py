@@ -16,6 +16,7 @@ so a missed notification costs latency, never a result.
 from __future__ import annotations
 
 import fnmatch
+import logging
 import math
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -26,9 +27,10 @@ from typing import Any
 import msgspec
 import trio
 
-from mesh.errors import MeshError, lone_error
+from mesh.errors import InvalidPayload, MeshError, lone_error
 from mesh.model.graph import Manifest
 from mesh.model.ids import job_channel
+from mesh.model.limits import check_json_text
 from mesh.model.quorum import Profile, QuorumMessage
 from mesh.model.retry import RetryPolicy
 from mesh.pg import apps, job_queries, operations, workflows
@@ -37,6 +39,8 @@ from mesh.runtime.actor import Actor
 from mesh.runtime.consumer import ConsumerSettings
 from mesh.runtime.node import Node
 from mesh.runtime.publisher import Publisher
+
+log = logging.getLogger(__name__)
 
 __all__ = ["JobEvent", "JobFailed", "JobTimeout", "Mesh"]
 
@@ -56,6 +60,15 @@ class JobEvent:
 Subscriber = Callable[[JobEvent], Any]
 
 
+class _JobNotice(msgspec.Struct, frozen=True):
+    topic: str
+    job_id: str
+    status: str
+
+
+_JOB_NOTICES = msgspec.json.Decoder(list[_JobNotice] | _JobNotice)
+
+
 class Mesh:
     def __init__(self, node: Node, *, recheck: float = 2.0) -> None:
         self.node = node
@@ -68,6 +81,8 @@ class Mesh:
         self._published: dict[str, None] = {}
         """Recently finished job ids and their status, as announced (bounded)."""
         self._subscribers: list[tuple[str, Subscriber]] = []
+        self.bad_notifications = 0
+        """Job-channel notifications dropped as malformed."""
         node.listener.subscribe(job_channel(node.app), self._on_job_event)
 
     @classmethod
@@ -189,9 +204,17 @@ class Mesh:
 
     async def wait(self, job_id: str, *, timeout: float = 60.0) -> JobRecord:
         """Wait until the job finishes or persists; its record if ``done`` or persisted, else
-        :class:`JobFailed`; :class:`JobTimeout` if it still runs after ``timeout`` seconds."""
-        await self.wait_status(job_id, timeout=timeout)
-        record = await self.get_job(job_id)
+        :class:`JobFailed`; :class:`JobTimeout` if it still runs after ``timeout`` seconds.
+
+        The record decides, not the notice: a notice any database login could have sent
+        that the job's row does not bear out is forgotten, and the wait goes on."""
+        deadline = trio.current_time() + timeout
+        while True:
+            await self.wait_status(job_id, timeout=max(0.0, deadline - trio.current_time()))
+            record = await self.get_job(job_id)
+            if record.answered:
+                break
+            self._finished.pop(job_id, None)
         if record.status != "done" and not record.persisted:
             raise JobFailed(record)
         return record
@@ -337,17 +360,18 @@ class Mesh:
             send.close()
 
     def _on_job_event(self, payload: str) -> None:
-        """A job-channel notification: a JSON array of events (one object from older nodes)."""
+        """A job-channel notification: a JSON array of events (one object from older nodes).
+
+        Any database login can send one: it is decoded within the nesting limit into typed
+        events, or dropped (counted)."""
         try:
-            raw = msgspec.json.decode(payload)
-            events = [
-                JobEvent(item["topic"], item["job_id"], item["status"])
-                for item in (raw if isinstance(raw, list) else [raw])
-            ]
-        except (msgspec.DecodeError, KeyError, TypeError):
+            check_json_text(payload, "a job notification")
+            decoded = _JOB_NOTICES.decode(payload)
+        except (msgspec.DecodeError, InvalidPayload, RecursionError):
+            self.bad_notifications += 1
             return
-        for event in events:
-            self._dispatch(event)
+        for notice in decoded if isinstance(decoded, list) else [decoded]:
+            self._dispatch(JobEvent(notice.topic, notice.job_id, notice.status))
 
     def _dispatch(self, event: JobEvent) -> None:
         if event.status in ANSWERS:
@@ -358,7 +382,10 @@ class Mesh:
             waiter.set()
         for pattern, callback in list(self._subscribers):
             if fnmatch.fnmatchcase(event.topic, pattern):
-                callback(event)
+                try:
+                    callback(event)
+                except Exception:  # a subscriber's bug must not stop the others, or the node
+                    log.exception("event=job_subscriber_failed topic=%s", event.topic)
 
     def _rearm(self, job_id: str, event: trio.Event) -> trio.Event:
         if not event.is_set():

@@ -57,15 +57,21 @@ def _rollcall(args: argparse.Namespace) -> int:
 
     config, dsn = session(args, quiet=True)
 
-    async def main() -> list[Profile]:
-        async with control_session(config, dsn) as client:
-            return await client.roll_call(max(args.delay, 1) / 1000)
+    if not 1 <= args.delay <= 60_000:
+        raise ConfigError("<command line>", "--delay", f"{args.delay} ms is not from 1 to 60000")
 
-    profiles = trio.run(main)
+    async def main() -> tuple[list[Profile], str | None]:
+        async with control_session(config, dsn) as client:
+            profiles = await client.roll_call(args.delay / 1000)
+            return profiles, None if profiles else await client.signing_problem()
+
+    profiles, problem = trio.run(main)
     if args.json:
         print(msgspec.json.encode(profiles).decode())
     else:
         print(_table(profiles) if profiles else f"no member of app {config.app!r} answered")
+    if problem:
+        print(f"mesh: members ignore unsigned pings: {problem}", file=sys.stderr)
     return 0
 
 

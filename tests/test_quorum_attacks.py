@@ -133,6 +133,8 @@ def test_signing__throttle_state_must_carry_the_secrets_signature(
     assert throttle_rows(dsn) == []
     activate = mesh.cli("activate", "1", check=False, MESH_QUORUM_SECRET="")
     assert activate.returncode == 2 and "checks signatures" in activate.stderr
+    rollcall = mesh.cli("rollcall", MESH_QUORUM_SECRET="")  # its ping is ignored: say why
+    assert "no member" in rollcall.stdout and "ignore unsigned pings" in rollcall.stderr
 
     # Written behind the CLI's back: the row and its notice are ignored, counted once.
     with psycopg.connect(dsn, autocommit=True) as conn:

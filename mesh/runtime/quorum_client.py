@@ -12,7 +12,7 @@ from typing import Any
 import msgspec
 import trio
 
-from mesh.errors import InvalidPayload
+from mesh.errors import InvalidPayload, SigningRequired
 from mesh.model.ids import new_guid, quorum_channel
 from mesh.model.quorum import (
     Ping,
@@ -91,6 +91,14 @@ class QuorumClient:
     async def resolve(self, message: QuorumMessage) -> QuorumMessage | None:
         """The message a reference points to (None if it was pruned); others unchanged."""
         return await self.db.run(quorum.resolve, self.app, message)
+
+    async def signing_problem(self) -> str | None:
+        """Why members would ignore this client (it lacks the mesh's secret), or None."""
+        try:
+            await self.db.run(quorum.check_signing, self.app, self.secret)
+        except SigningRequired as error:
+            return str(error)
+        return None
 
     async def register_key(self) -> None:
         """Record this member's secret fingerprint, so commands without it are refused."""
