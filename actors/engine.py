@@ -23,6 +23,7 @@ from mesh.errors import DatabaseError, DatabaseUnavailable
 from mesh.model.ids import ENGINE_STREAM
 from mesh.model.outcomes import ENGINE_ATTEMPTS
 from mesh.runtime.actor import Actor
+from mesh.runtime.alone import AloneWatch
 from mesh.runtime.consumer import ConsumerSettings
 from mesh.runtime.engine import BatchRunner, EngineCounters
 from mesh.runtime.node import Node
@@ -46,14 +47,19 @@ class EngineActor(Actor[None]):
         self._stopped = trio.Event()
         self._paused_loops = 0
         self._busy = 0
-        self._claiming = 0
+        self._claim_lock = trio.Lock()
         self._alone_running = False
-        self._alone_wanted = False
+        self._alone = AloneWatch()
         self._isolation = trio.Event()  # set when a batch ends (a loop may claim alone now)
         self._idle = trio.Event()
         self._idle.set()
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        # A restart after a crash starts afresh; what the dead run held expires and is reaped.
+        self._busy = self._paused_loops = 0
+        self._alone_running = False
+        self._alone = AloneWatch()
+        self._idle.set()
         async with trio.open_nursery() as nursery:
             for wakeup in self._wakeups:
                 nursery.start_soon(self._loop, wakeup)
@@ -79,45 +85,66 @@ class EngineActor(Actor[None]):
                 continue
             batch_size = 1 if throttle_ms > 0 else settings.batch_size
             if not claims:
-                if self._alone_running or (self._alone_wanted and (self._busy or self._claiming)):
+                if wakeup.alone:
+                    wakeup.alone = False
+                    self._alone.notice()
+                if self._alone_running or (self._alone.wanted and self._busy):
                     # A message runs alone, or waits to: no new batch until the loops are idle.
                     with trio.move_on_after(settings.poll_interval):
                         await self._isolation.wait()
                     continue
-                alone = not self._busy and not self._claiming
                 wakeup.clear()
-                self._claiming += 1
-                claims_from = trio.current_time()
-                try:
-                    claims = await self.node.streams.claim(
-                        self.node.app,
-                        ENGINE_STREAM,
-                        limit=batch_size,
-                        lease=settings.lease,
-                        alone=alone,
-                        max_attempts=ENGINE_ATTEMPTS,
-                    )
-                except DatabaseError as error:
+                async with self._claim_lock:  # one claim at a time: "holds nothing" stays true
+                    if self._alone_running:
+                        continue
+                    now = trio.current_time()
+                    alone = self._alone.try_alone(not self._busy, now)
+                    claims_from = now
+                    try:
+                        if alone:
+                            claims = await self.node.streams.claim_alone(
+                                self.node.app,
+                                ENGINE_STREAM,
+                                lease=settings.lease,
+                                max_attempts=ENGINE_ATTEMPTS,
+                            )
+                            self._alone.took(claims)
+                        else:
+                            look = self._alone.look(now)
+                            claims = await self.node.streams.claim(
+                                self.node.app,
+                                ENGINE_STREAM,
+                                limit=batch_size,
+                                lease=settings.lease,
+                                look=look,
+                                max_attempts=ENGINE_ATTEMPTS,
+                            )
+                            if look:
+                                self._alone.looked(claims)
+                    except DatabaseError as error:
+                        failed: DatabaseError | None = error
+                    else:
+                        failed = None
+                        # Before the lock is let go: no other loop may claim beside it.
+                        self._alone_running = any(c.alone for c in claims)
+                if failed is not None:
                     log.warning(
-                        "event=engine_claim_failed error=%r retry_in=%.1fs", str(error), backoff
+                        "event=engine_claim_failed error=%r retry_in=%.1fs", str(failed), backoff
                     )
                     await wakeup.wait(backoff)
                     backoff = min(settings.poll_interval, backoff * 2)
                     continue
-                finally:
-                    self._claiming -= 1
                 backoff = 0.1
-                if claims or alone:
-                    self._alone_wanted = any(c.alone_waiting for c in claims)
                 if not claims:
-                    await wakeup.wait(settings.poll_interval)
+                    if not alone:
+                        await wakeup.wait(settings.poll_interval)
                     continue
             running_alone = any(c.alone for c in claims)
-            self._alone_running = self._alone_running or running_alone
             claim_next = settings.batch_size
-            if self._stopping or throttle_ms or running_alone or self._alone_wanted:
+            if self._stopping or throttle_ms or running_alone or self._alone.wanted:
                 claim_next = 0
             self._enter()
+            done = False
             try:
                 sent_at = trio.current_time()
                 claims = await self.runner.run(
@@ -126,7 +153,7 @@ class EngineActor(Actor[None]):
                     lease=settings.lease,
                     retry_of=claims_from if retried else None,
                 )
-                claims_from, retried = sent_at, False
+                claims_from, retried, done = sent_at, False, True
             except DatabaseUnavailable as error:
                 # It may have committed with only its reply lost: run the same claims again
                 # (the fenced ack makes a committed batch a no-op). A live node lets no lease
@@ -139,11 +166,9 @@ class EngineActor(Actor[None]):
                 backoff = min(5.0, backoff * 2)
                 continue
             finally:
-                if running_alone:
-                    self._alone_running = False
+                if running_alone and (done or self._stopping):
+                    self._alone_running = False  # kept while the same claims are run again
                 self._leave()
-            if claims:
-                self._alone_wanted = any(c.alone_waiting for c in claims)
             if throttle_ms > 0:
                 await throttle.wait(throttle_ms / 1000, self._stopped)
             elif len(claims) == settings.batch_size:

@@ -374,10 +374,13 @@ def test_reap__a_dead_holder_of_several_gets_its_claims_refunded_then_alone(
     # Twice refunded: each runs alone now, only for a consumer holding nothing.
     busy = streams.claim(conn, app=APP, stream="inventory.check", owner="n2", limit=3, lease=30)
     assert busy == []
-    alone = streams.claim(
-        conn, app=APP, stream="inventory.check", owner="n2", limit=3, lease=30, alone=True
+    streams.enqueue(conn, [request(9)])
+    looked = streams.claim(
+        conn, app=APP, stream="inventory.check", owner="n3", limit=3, lease=30, look=True
     )
-    assert len(alone) == 1 and alone[0].alone and alone[0].alone_waiting
+    assert len(looked) == 1 and looked[0].alone_waiting, "a claim that looks is told"
+    alone = streams.claim_alone(conn, app=APP, stream="inventory.check", owner="n2", lease=30)
+    assert len(alone) == 1 and alone[0].alone
     assert alone[0].attempt == 1 and alone[0].token == 3
     conn.execute(expire)
     streams.reap(conn)  # it ran alone: this death counts

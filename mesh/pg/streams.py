@@ -127,16 +127,34 @@ def claim(
     owner: str,
     limit: int,
     lease: float,
-    alone: bool = False,
+    look: bool = False,
     max_attempts: int = DEFAULT_ATTEMPTS,
 ) -> list[StreamClaim]:
-    """Lease up to ``limit`` visible messages of ``app``/``stream`` for ``lease`` seconds.
+    """Lease up to ``limit`` visible messages of ``app``/``stream`` for ``lease`` seconds
+    (never one that runs alone: :func:`claim_alone`).
 
-    ``alone``: the caller holds nothing, so it may take a message that runs on its own (then
-    only that one). ``max_attempts`` applies to messages that carry no retry policy.
+    ``look``: also tell (``alone_waiting``) whether messages that run alone wait; it costs
+    a probe, so consumers ask now and then. ``max_attempts`` applies to messages that carry no
+    retry policy.
     """
     rows = conn.execute(
-        query("claim"), claim_params(app, stream, owner, limit, lease, alone, max_attempts)
+        query("claim"), claim_params(app, stream, owner, limit, lease, look, max_attempts)
+    ).fetchall()
+    return [StreamClaim(*row) for row in rows]
+
+
+def claim_alone(
+    conn: Connection,
+    *,
+    app: str,
+    stream: str,
+    owner: str,
+    lease: float,
+    max_attempts: int = DEFAULT_ATTEMPTS,
+) -> list[StreamClaim]:
+    """Lease one message that runs alone (for a consumer that holds nothing), if one waits."""
+    rows = conn.execute(
+        query("claim_alone"), claim_params(app, stream, owner, 1, lease, False, max_attempts)
     ).fetchall()
     return [StreamClaim(*row) for row in rows]
 
@@ -147,17 +165,17 @@ def claim_params(
     owner: str,
     limit: int,
     lease: float,
-    alone: bool = False,
+    look: bool = False,
     max_attempts: int = DEFAULT_ATTEMPTS,
 ) -> dict[str, object]:
-    """The ``claim`` query's parameters."""
+    """The ``claim`` (and ``claim_alone``) query's parameters."""
     return {
         "app": app,
         "stream": stream,
         "owner": owner,
         "limit": limit,
         "lease": lease,
-        "alone": alone,
+        "look": look,
         "max_attempts": max_attempts,
     }
 

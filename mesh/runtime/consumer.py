@@ -18,11 +18,11 @@ Slots are accounted as in flight + claimed-but-not-started + promised to a runni
 concurrency is never exceeded whichever loop claims. ``stop_claiming()`` starts a drain: no
 new claims; in-flight work finishes and settles.
 
-**Messages that run alone.** A message whose holder died twice while holding other messages
+**Messages that run alone.** A message whose holders died twice while holding other messages
 (see the reaper) is claimed only by a consumer that holds nothing, and while it runs the
 consumer claims nothing else: if it kills the process again, the attempt is its own. A busy
-consumer that learns such a message waits (a claim says so) stops claiming until what it holds
-is settled, then claims alone.
+consumer that learns such a message waits (:mod:`mesh.runtime.alone`) stops claiming until
+what it holds is settled, then claims alone.
 
 **Settles after a lost connection.** A settle whose connection failed may have committed
 with only its reply lost. Settling is fenced, so the consumer simply settles again; a message
@@ -44,6 +44,7 @@ import trio
 from mesh.errors import DatabaseError, DatabaseUnavailable
 from mesh.model.histogram import DurationHistogram
 from mesh.model.outcomes import Ack, DeadLetter, Outcome, Retry, dead_letter_replies
+from mesh.runtime.alone import AloneWatch
 from mesh.runtime.inline import Waiting, first_step, resume
 from mesh.runtime.leases import InFlight, keep_leases
 from mesh.runtime.streams import Settlement, StreamClaim, Streams
@@ -135,7 +136,7 @@ class StreamConsumer:
         self._prefetched_at = 0.0
         self._reserved = 0  # slots promised to a claim that is still running
         self._alone_held = 0  # in flight and running alone: claim nothing else meanwhile
-        self._alone_wanted = False  # such messages wait: claim nothing until we hold nothing
+        self._alone = AloneWatch()
         self._settle_send, self._settle_receive = trio.open_memory_channel[Settlement](math.inf)
 
     @property
@@ -206,19 +207,36 @@ class StreamConsumer:
                 continue
             if throttle_ms > 0:
                 wanted = 1  # one message per throttle interval
-            alone = self._holds_nothing()
+            if self._wakeup.alone:
+                self._wakeup.alone = False
+                self._alone.notice()
+            now = trio.current_time()
+            alone = self._alone.try_alone(self._holds_nothing(), now)
+            look = not alone and self._alone.look(now)
             self._wakeup.clear()
             self._reserved += wanted
-            sent_at = trio.current_time()
             try:
-                claims = await self.streams.claim(
-                    self.app,
-                    self.stream,
-                    limit=wanted,
-                    lease=self.settings.lease,
-                    alone=alone,
-                    max_attempts=self.settings.max_attempts,
-                )
+                if alone:
+                    claims = await self.streams.claim_alone(
+                        self.app,
+                        self.stream,
+                        lease=self.settings.lease,
+                        max_attempts=self.settings.max_attempts,
+                    )
+                    self._alone.took(claims)
+                    if not claims:
+                        continue  # none waits: claim as usual
+                else:
+                    claims = await self.streams.claim(
+                        self.app,
+                        self.stream,
+                        limit=wanted,
+                        lease=self.settings.lease,
+                        look=look,
+                        max_attempts=self.settings.max_attempts,
+                    )
+                    if look:
+                        self._alone.looked(claims)
             except DatabaseError as error:
                 log.warning(
                     "event=claim_failed stream=%s error=%r retry_in=%.1fs",
@@ -234,16 +252,14 @@ class StreamConsumer:
             backoff = 0.1
             self.counters.claims += 1
             self.counters.claimed += len(claims)
-            if claims or alone:
-                self._alone_wanted = any(c.alone_waiting for c in claims)
-            self._admit(claims, handlers, sent_at)
+            self._admit(claims, handlers, now)
             if throttle and throttle_ms > 0 and claims:
                 await throttle.wait(throttle_ms / 1000, self._stopped)
                 continue
+            if self._alone_held or self._alone.wanted:
+                continue  # wait for our slots to empty (claim alone then)
             if len(claims) == wanted:
                 self._group.wake_one()  # there may be more: let an idle sibling claim too
-            elif self._alone_held or self._alone_wanted:
-                continue  # wait for our slots to empty, then claim alone
             else:
                 if not claims:
                     self.counters.empty_claims += 1
@@ -275,7 +291,7 @@ class StreamConsumer:
     def _free_slots(self) -> int:
         """Slots neither in flight, nor claimed and waiting, nor promised to a running claim;
         none while a message runs alone, or while one waits to (until we hold nothing)."""
-        if self._alone_held or (self._alone_wanted and not self._holds_nothing()):
+        if self._alone_held or (self._alone.wanted and not self._holds_nothing()):
             return 0
         return (
             self.settings.concurrency
@@ -377,7 +393,7 @@ class StreamConsumer:
                 self._waiting_for_slots
                 and not self._stopping
                 and not self._alone_held
-                and not self._alone_wanted
+                and not self._alone.wanted
                 and limit > 0
                 and (self.throttle is None or self.throttle.effective(self.stream) == 0)
             )
@@ -410,7 +426,15 @@ class StreamConsumer:
                 backoff = min(5.0, backoff * 2)
                 continue
             except DatabaseError as error:
-                done = await self._settle_one_by_one(pending, error)
+                done, unsettled = await self._settle_one_by_one(pending, error)
+                if unsettled:
+                    # The database went away meanwhile: count what was settled, try the rest
+                    # again later (fenced, and perhaps committed: uncertain).
+                    self._record([s for s in pending if s not in unsettled], done, uncertain)
+                    pending, uncertain = unsettled, True
+                    await trio.sleep(backoff)
+                    backoff = min(5.0, backoff * 2)
+                    continue
             finally:
                 if piggyback:
                     self._reserved -= limit
@@ -422,23 +446,31 @@ class StreamConsumer:
                 self.counters.claims += 1
                 self.counters.claimed += len(claims)
                 if claims:
-                    self._alone_wanted = any(c.alone_waiting for c in claims)
                     self._prefetched.extend(claims)
                     self._prefetched_at = sent_at
                     self._slot_freed.set()
 
-    async def _settle_one_by_one(self, batch: list[Settlement], error: DatabaseError) -> set[int]:
-        """Isolate a settlement the database refuses, so it cannot block the others."""
+    async def _settle_one_by_one(
+        self, batch: list[Settlement], error: DatabaseError
+    ) -> tuple[set[int], list[Settlement]]:
+        """Isolate a settlement the database refuses, so it cannot block the others. Returns
+        the ids settled and the settlements left when the database became unreachable (those
+        are not refused: they are tried again)."""
         log.error(
             "event=settle_refused stream=%s size=%d error=%r", self.stream, len(batch), str(error)
         )
         done: set[int] = set()
-        for settlement in batch:
+        for index, settlement in enumerate(batch):
             try:
-                done |= await self.settler.settle([settlement])
-            except DatabaseError as single_error:
-                done |= await self._bury_unsettleable(settlement, single_error)
-        return done
+                try:
+                    done |= await self.settler.settle([settlement])
+                except DatabaseUnavailable:
+                    raise
+                except DatabaseError as single_error:
+                    done |= await self._bury_unsettleable(settlement, single_error)
+            except DatabaseUnavailable:
+                return done, batch[index:]
+        return done, []
 
     async def _bury_unsettleable(self, settlement: Settlement, error: DatabaseError) -> set[int]:
         """Dead-letter a message whose outcome the database refuses (its sender gets an error
@@ -458,6 +490,8 @@ class StreamConsumer:
                     )
                 ]
             )
+        except DatabaseUnavailable:
+            raise  # not refused: tried again with the rest
         except DatabaseError as burial_error:
             log.error(
                 "event=dead_letter_refused stream=%s id=%s error=%r (left leased)",

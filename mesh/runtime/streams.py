@@ -29,7 +29,7 @@ class Streams:
         *,
         limit: int,
         lease: float,
-        alone: bool = False,
+        look: bool = False,
         max_attempts: int = streams.DEFAULT_ATTEMPTS,
     ) -> list[StreamClaim]:
         return await self.db.run(
@@ -39,7 +39,19 @@ class Streams:
             owner=self.owner,
             limit=limit,
             lease=lease,
-            alone=alone,
+            look=look,
+            max_attempts=max_attempts,
+        )
+
+    async def claim_alone(
+        self, app: str, stream: str, *, lease: float, max_attempts: int = streams.DEFAULT_ATTEMPTS
+    ) -> list[StreamClaim]:
+        return await self.db.run(
+            streams.claim_alone,
+            app=app,
+            stream=stream,
+            owner=self.owner,
+            lease=lease,
             max_attempts=max_attempts,
         )
 

@@ -14,12 +14,17 @@ import trio
 from mesh.model.ids import stream_channel
 from mesh.pg.listener import Listener
 
+ALONE_NOTICE = "alone"
+"""The payload of the reaper's wake-up when messages that run alone wait in the stream."""
+
 
 class Wakeup:
     def __init__(self) -> None:
         self._event = trio.Event()
         self.count = 0
         self.waiting = False
+        self.alone = False
+        """The reaper said messages that run alone wait (see :mod:`mesh.runtime.alone`)."""
 
     def set(self, _payload: str = "") -> None:
         """Wake the waiter (usable directly as a listener callback)."""
@@ -55,11 +60,14 @@ class WakeupGroup:
         self.members.append(wakeup)
         return wakeup
 
-    def wake_one(self, _payload: str = "") -> None:
+    def wake_one(self, payload: str = "") -> None:
         """Wake the next idle member; if all are busy, flag one so the wake is not lost."""
         size = len(self.members)
         if not size:
             return
+        if payload == ALONE_NOTICE:
+            for member in self.members:
+                member.alone = True
         for offset in range(size):
             candidate = self.members[(self._next + offset) % size]
             if candidate.waiting:

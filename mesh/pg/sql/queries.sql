@@ -20,45 +20,52 @@ RETURNING id;
 
 -- name: claim
 -- Lease up to %(limit)s visible messages of one stream, highest priority then oldest first.
--- A message with 2 refunds (see reap) runs on its own: only a consumer that holds nothing
--- (%(alone)s) claims it, and then nothing else. The CTEs are MATERIALIZED so each locking
--- SELECT runs once; attempts + 1 is the fencing token. max_attempts 0: the message carries
--- no retry policy and the consumer's (%(max_attempts)s) applies from this claim on.
+-- The CTE is MATERIALIZED so the locking SELECT runs once; attempts + 1 is the fencing token.
+-- Messages refunded twice run alone and are left to claim_alone. max_attempts 0: the message
+-- carries no retry policy and the consumer's (%(max_attempts)s) applies from this claim on.
 -- Returns per message: id, token, attempt (attempts spent, counting this claim), max
--- attempts, whether it runs alone, payload; and whether such messages wait in the stream.
-WITH alone AS MATERIALIZED (
+-- attempts, whether it runs alone (never, here), payload; and, when %(look)s, whether
+-- messages that run alone wait in the stream (evaluated only then: it costs a probe).
+WITH candidates AS MATERIALIZED (
     SELECT id FROM mesh.stream_messages
-    WHERE %(alone)s AND app = %(app)s AND stream = %(stream)s
+    WHERE app = %(app)s AND stream = %(stream)s
+      AND lease_owner IS NULL AND visible_at <= now() AND refunds < 2
+    ORDER BY priority DESC, visible_at, id
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE mesh.stream_messages AS m
+SET lease_owner = %(owner)s,
+    lease_expires_at = now() + %(lease)s * interval '1 second',
+    attempts = m.attempts + 1,
+    max_attempts = CASE WHEN m.max_attempts > 0 THEN m.max_attempts ELSE %(max_attempts)s END
+FROM candidates
+WHERE m.id = candidates.id
+RETURNING m.id, m.attempts, m.attempts - m.refunds, m.max_attempts, false, m.payload::text,
+          %(look)s AND EXISTS (SELECT FROM mesh.stream_messages AS w
+                               WHERE w.app = %(app)s AND w.stream = %(stream)s
+                                 AND w.refunds >= 2 AND w.lease_owner IS NULL
+                                 AND w.visible_at <= now());
+
+-- name: claim_alone
+-- Lease one message that runs alone (refunded twice, see reap), for a consumer that holds
+-- nothing and will claim nothing else until it is settled. Same columns as claim.
+WITH candidate AS MATERIALIZED (
+    SELECT id FROM mesh.stream_messages
+    WHERE app = %(app)s AND stream = %(stream)s
       AND refunds >= 2 AND lease_owner IS NULL AND visible_at <= now()
     ORDER BY priority DESC, visible_at, id
     LIMIT 1
     FOR UPDATE SKIP LOCKED
-), candidates AS MATERIALIZED (
-    SELECT id FROM mesh.stream_messages
-    WHERE app = %(app)s AND stream = %(stream)s
-      AND lease_owner IS NULL AND visible_at <= now() AND refunds < 2
-      AND NOT EXISTS (SELECT FROM alone)
-    ORDER BY priority DESC, visible_at, id
-    LIMIT %(limit)s
-    FOR UPDATE SKIP LOCKED
-), claimed AS (
-    UPDATE mesh.stream_messages AS m
-    SET lease_owner = %(owner)s,
-        lease_expires_at = now() + %(lease)s * interval '1 second',
-        attempts = m.attempts + 1,
-        max_attempts = CASE WHEN m.max_attempts > 0 THEN m.max_attempts ELSE %(max_attempts)s END
-    FROM (SELECT id FROM alone UNION ALL SELECT id FROM candidates) AS chosen
-    WHERE m.id = chosen.id
-    RETURNING m.id, m.attempts, m.attempts - m.refunds AS attempt, m.max_attempts,
-              m.refunds >= 2 AS alone, m.payload::text AS payload, m.priority, m.visible_at
 )
-SELECT id, attempts, attempt, max_attempts, alone, payload,
-       EXISTS (SELECT FROM mesh.stream_messages AS w
-               WHERE w.app = %(app)s AND w.stream = %(stream)s AND w.refunds >= 2
-                 AND w.lease_owner IS NULL AND w.visible_at <= now()
-                 AND w.id NOT IN (SELECT id FROM alone))
-FROM claimed
-ORDER BY priority DESC, visible_at, id;
+UPDATE mesh.stream_messages AS m
+SET lease_owner = %(owner)s,
+    lease_expires_at = now() + %(lease)s * interval '1 second',
+    attempts = m.attempts + 1,
+    max_attempts = CASE WHEN m.max_attempts > 0 THEN m.max_attempts ELSE %(max_attempts)s END
+FROM candidate
+WHERE m.id = candidate.id
+RETURNING m.id, m.attempts, m.attempts - m.refunds, m.max_attempts, true, m.payload::text, false;
 
 -- name: extend_leases
 -- Heartbeat: push out the leases this owner still holds at the given tokens; returns each id
@@ -191,7 +198,7 @@ WITH stale AS MATERIALIZED (
             END
     FROM judged AS j
     WHERE m.id = j.id AND NOT j.spent
-    RETURNING m.app, m.stream
+    RETURNING m.app, m.stream, m.refunds >= 2 AS alone
 ), dead AS (
     DELETE FROM mesh.stream_messages AS m
     USING judged AS j
@@ -209,8 +216,11 @@ WITH stale AS MATERIALIZED (
 )
 SELECT 'released' AS kind, count(*) AS n, NULL::bigint AS id, NULL::int AS attempts,
        NULL::text AS payload,
-       (SELECT count(pg_notify(mesh.stream_channel(s.app, s.stream), ''))
-        FROM (SELECT DISTINCT app, stream FROM released) AS s) AS woken
+       -- 'alone': messages that run alone wait there (mesh.runtime.wakeup.ALONE_NOTICE)
+       (SELECT count(pg_notify(mesh.stream_channel(s.app, s.stream),
+                               CASE WHEN s.alone THEN 'alone' ELSE '' END))
+        FROM (SELECT app, stream, bool_or(alone) AS alone FROM released
+              GROUP BY app, stream) AS s) AS woken
 FROM released
 UNION ALL
 SELECT 'dead', 1, id, attempts - refunds, payload::text, 0 FROM dead;
