@@ -284,3 +284,18 @@ def test_demo__into_a_closed_pipe_ends_quietly(tmp_path: Path, dsn: str) -> None
     assert result.stdout.startswith("mesh demo:"), result.stdout
     assert "Traceback" not in result.stderr and "BrokenPipe" not in result.stderr, result.stderr
     assert mesh("--version", dsn=dsn, cwd=tmp_path).returncode == 0
+
+
+def test_manifest__a_ref_to_a_file_that_is_not_utf8_is_refused(
+    workdir: Path, dsn: str, conn: psycopg.Connection
+) -> None:
+    (workdir / "schemas.yaml").write_bytes(b"input:\n  type: object\n  title: caf\xe9\n")
+    text = manifest("        t: {type: trigger}\n").replace(
+        "    - subscribes: s.go\n",
+        "    - subscribes: s.go\n      input: {$ref: 'schemas.yaml#/input'}\n",
+    )
+    (workdir / "with-ref.yaml").write_text(text)
+    result = run_mesh(dsn, workdir, "--config", "mesh.yaml", "deploy", "with-ref.yaml")
+    assert_refused(result, "schemas.yaml")
+    assert "UTF-8" in result.stderr
+    assert nothing_written(conn) == {}

@@ -50,3 +50,39 @@ async def test_profile__reports_real_readings(dsn: str) -> None:
     assert profile.guid == node.guid and profile.topics == ["work"]
     assert [s.stream for s in profile.streams] == ["work"] and profile.throttles == {"work": 0}
     assert abs(profile.clock_skew_ms) < 5000
+
+
+async def test_quorum_api__bad_input_is_refused_and_nothing_sent(dsn: str) -> None:
+    import psycopg
+    import pytest
+
+    from mesh.errors import InvalidIdentifier, InvalidPayload
+
+    deep: Any = []
+    for _ in range(5000):
+        deep = [deep]
+    node = Node(dsn, app=APP)
+    member = QuorumActor(node, roles=["worker"], topics=[], system_health=health)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(
+            lambda task_status: node.run([member], handle_signals=False, task_status=task_status)
+        )
+        for topic, message, error in (
+            ("bad topic!", {}, InvalidIdentifier),
+            ("", {}, InvalidIdentifier),
+            ("t", {"x": "nul \x00"}, InvalidPayload),
+            ("t", {"x": "lone \udc80"}, InvalidPayload),
+            ("t", deep, InvalidPayload),
+            ("t", {"blob": "x" * (2 << 20)}, InvalidPayload),  # over 1 MiB, even by reference
+        ):
+            with pytest.raises(error):
+                await node.quorum.pub_quorum(topic, message)
+        with pytest.raises(InvalidIdentifier):
+            await node.quorum.set_throttle(-1, topic="bad topic!")
+        with pytest.raises(InvalidPayload):
+            await node.quorum.set_throttle(-7)
+        node.request_stop()
+    assert member.statistics()["received"] == {}
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        assert conn.execute("SELECT count(*) FROM mesh.throttles").fetchone() == (0,)
+        assert conn.execute("SELECT count(*) FROM mesh.quorum_payloads").fetchone() == (0,)

@@ -13,7 +13,8 @@ import msgspec
 import trio
 
 from mesh.errors import InvalidPayload, SigningRequired
-from mesh.model.ids import new_guid, quorum_channel
+from mesh.model.ids import new_guid, quorum_channel, validate_stream, validate_topic
+from mesh.model.limits import check_text, check_value
 from mesh.model.quorum import (
     Ping,
     Pong,
@@ -25,6 +26,7 @@ from mesh.model.quorum import (
     decode_quorum,
     throttle_row_ok,
     unseal,
+    validate_throttle,
 )
 from mesh.pg import quorum
 from mesh.pg.database import Database
@@ -75,7 +77,12 @@ class QuorumClient:
         )
 
     async def pub_quorum(self, topic: str, message: Any) -> None:
-        """Broadcast a user message to every member's ``sub_quorum`` subscribers."""
+        """Broadcast a user message to every member's ``sub_quorum`` subscribers.
+
+        :class:`InvalidIdentifier` for a bad topic, :class:`InvalidPayload` for a message
+        that cannot travel (nested too deep, NUL characters, lone surrogates, over 1 MiB)."""
+        validate_topic(topic)
+        check_value(message, "the message")
         await self.publish(User(topic=topic, message=message))
 
     async def prune_payloads(self) -> int:
@@ -106,6 +113,14 @@ class QuorumClient:
             await self.db.run(quorum.register_key, self.app, self.secret)
 
     async def set_throttle(self, throttle: int, *, topic: str = "", guid: str = "") -> None:
+        """Persist and announce a throttle ('' targets nothing narrower: the whole mesh, or
+        every topic of ``guid``). Raises :class:`~mesh.errors.SigningRequired` when the
+        mesh's nodes would ignore it."""
+        validate_throttle(throttle)
+        if topic:
+            validate_stream(topic)
+        if guid:
+            check_text(guid, "the guid")
         notice = Throttle(
             sender=self.guid, throttle=throttle, topic=topic or None, guid=guid or None
         )
