@@ -123,3 +123,8 @@ def kills_its_process_if_poison(data: Any) -> Any:
 def blocks_a_minute(data: Any) -> Any:
     time.sleep(60)  # simulated work longer than any stop window
     return {"n": data.get("n")}
+
+
+async def add_one_slowly(data: Any) -> Any:
+    await trio.sleep(0.5)  # simulated slow work: a node holds many when it is killed
+    return {"value": data.get("value", 0) + 1}
