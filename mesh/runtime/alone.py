@@ -8,6 +8,10 @@ now and then (:data:`LOOK_INTERVAL`, a cheap probe the claim makes only when ask
 consumer that holds nothing tries ``claim_alone`` that often too. So a message that runs alone
 waits at most about :data:`LOOK_INTERVAL` plus the time its stream's consumers need to finish
 what they hold, even if every NOTIFY is missed.
+
+"Alone" is per consumer, not per node: other topics' consumers in the same process go on.
+If one of their messages kills the process while a message runs alone, the alone one is
+charged that attempt (the others are refunded, and soon run alone themselves).
 """
 
 from __future__ import annotations
