@@ -27,6 +27,7 @@ from mesh.runtime.alone import AloneWatch
 from mesh.runtime.consumer import ConsumerSettings
 from mesh.runtime.engine import BatchRunner, EngineCounters
 from mesh.runtime.node import Node
+from mesh.runtime.streams import StreamClaim
 
 log = logging.getLogger(__name__)
 
@@ -85,58 +86,26 @@ class EngineActor(Actor[None]):
                 continue
             batch_size = 1 if throttle_ms > 0 else settings.batch_size
             if not claims:
-                if wakeup.alone:
-                    wakeup.alone = False
-                    self._alone.notice()
+                self._alone.heard(wakeup)
                 if self._alone_running or (self._alone.wanted and self._busy):
                     # A message runs alone, or waits to: no new batch until the loops are idle.
                     with trio.move_on_after(settings.poll_interval):
                         await self._isolation.wait()
                     continue
                 wakeup.clear()
-                async with self._claim_lock:  # one claim at a time: "holds nothing" stays true
-                    if self._alone_running:
-                        continue
-                    now = trio.current_time()
-                    alone = self._alone.try_alone(not self._busy, now)
-                    claims_from = now
-                    try:
-                        if alone:
-                            claims = await self.node.streams.claim_alone(
-                                self.node.app,
-                                ENGINE_STREAM,
-                                lease=settings.lease,
-                                max_attempts=ENGINE_ATTEMPTS,
-                            )
-                            self._alone.took(claims)
-                        else:
-                            look = self._alone.look(now)
-                            claims = await self.node.streams.claim(
-                                self.node.app,
-                                ENGINE_STREAM,
-                                limit=batch_size,
-                                lease=settings.lease,
-                                look=look,
-                                max_attempts=ENGINE_ATTEMPTS,
-                            )
-                            if look:
-                                self._alone.looked(claims)
-                    except DatabaseError as error:
-                        failed: DatabaseError | None = error
-                    else:
-                        failed = None
-                        # Before the lock is let go: no other loop may claim beside it.
-                        self._alone_running = any(c.alone for c in claims)
-                if failed is not None:
+                claims_from = trio.current_time()
+                try:
+                    claims = await self._claim(batch_size)
+                except DatabaseError as error:
                     log.warning(
-                        "event=engine_claim_failed error=%r retry_in=%.1fs", str(failed), backoff
+                        "event=engine_claim_failed error=%r retry_in=%.1fs", str(error), backoff
                     )
                     await wakeup.wait(backoff)
                     backoff = min(settings.poll_interval, backoff * 2)
                     continue
                 backoff = 0.1
                 if not claims:
-                    if not alone:
+                    if not self._alone_running:  # else: wait for it above, not for a poll
                         await wakeup.wait(settings.poll_interval)
                     continue
             running_alone = any(c.alone for c in claims)
@@ -173,6 +142,24 @@ class EngineActor(Actor[None]):
                 await throttle.wait(throttle_ms / 1000, self._stopped)
             elif len(claims) == settings.batch_size:
                 self._group.wake_one()  # more may be waiting: let a sibling loop claim too
+
+    async def _claim(self, batch_size: int) -> list[StreamClaim]:
+        """A batch for one loop (or one message that runs alone, when no loop holds one).
+        One claim at a time, so "no loop holds a batch" stays true until the claim is in."""
+        async with self._claim_lock:
+            if self._alone_running:
+                return []
+            claims = await self._alone.claim(
+                self.node.streams,
+                self.node.app,
+                ENGINE_STREAM,
+                holds_nothing=not self._busy,
+                limit=batch_size,
+                lease=self.settings.lease,
+                max_attempts=ENGINE_ATTEMPTS,
+            )
+            self._alone_running = any(c.alone for c in claims)
+            return claims
 
     def _enter(self) -> None:
         self._busy += 1

@@ -237,17 +237,14 @@ class QuorumActor(Actor[str]):
 
     async def _repeat_pongs(self, scope: trio.CancelScope, interval: float, cycles: int) -> None:
         with scope:
-            await self._pongs(interval, cycles)
-
-    async def _pongs(self, interval: float, cycles: int) -> None:
-        for _ in range(cycles):
-            try:
-                await self.client.publish(
-                    Pong(originator=None, guid=self.node.guid, profile=await self.profile())
-                )
-            except DatabaseError as error:
-                log.warning("event=rollcall_pong_failed error=%r", str(error))
-            await trio.sleep(interval)
+            for _ in range(cycles):
+                try:
+                    await self.client.publish(
+                        Pong(originator=None, guid=self.node.guid, profile=await self.profile())
+                    )
+                except DatabaseError as error:
+                    log.warning("event=rollcall_pong_failed error=%r", str(error))
+                await trio.sleep(interval)
 
     async def profile(self) -> Profile:
         """This member's profile, from real readings."""

@@ -180,13 +180,6 @@ def load_config(path: str | Path | None = None, environ: dict[str, str] | None =
     else:
         source = str(path)
         try:
-            if Path(path).stat().st_size > MAX_CONFIG_BYTES:
-                raise ConfigError(
-                    source,
-                    "",
-                    f"the file is larger than {MAX_CONFIG_BYTES >> 20} MiB",
-                    "a config is a few dozen lines: is this the right file?",
-                )
             text = read_document(path)
         except OSError as error:
             raise ConfigError(
@@ -203,7 +196,12 @@ def load_config(path: str | Path | None = None, environ: dict[str, str] | None =
 
 def parse_config(text: str, source: str, environ: dict[str, str] | None = None) -> Config:
     if len(text) > MAX_CONFIG_BYTES:
-        raise ConfigError(source, "", f"the config is larger than {MAX_CONFIG_BYTES >> 20} MiB")
+        raise ConfigError(
+            source,
+            "",
+            f"the config is larger than {MAX_CONFIG_BYTES >> 20} MiB",
+            "a config is a few dozen lines: is this the right file?",
+        )
     try:
         raw = parse_yaml(text, source)
     except DocumentInvalid as error:

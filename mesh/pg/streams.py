@@ -40,7 +40,7 @@ class StreamClaim:
     """It runs on its own: its holder must claim nothing else until it is settled."""
     payload: str
     alone_waiting: bool = False
-    """Messages that run on their own wait in the stream (the claim could not take them)."""
+    """Messages that run on their own wait in the stream (told only when the claim looked)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +180,16 @@ def claim_params(
     }
 
 
+def fence_params(owner: str, claims: Sequence[StreamClaim]) -> dict[str, str]:
+    """The parameters that fence a statement to ``claims`` as ``owner`` leased them: their
+    ids and tokens (a lease lost and taken by another matches neither owner nor token)."""
+    return {
+        "owner": owner,
+        "ids": lines(c.id for c in claims),
+        "attempts": lines(c.token for c in claims),
+    }
+
+
 def extend_leases(
     conn: Connection, *, owner: str, claims: Sequence[StreamClaim], lease: float
 ) -> tuple[set[int], set[int]]:
@@ -188,13 +198,7 @@ def extend_leases(
     if not claims:
         return set(), set()
     rows = conn.execute(
-        query("extend_leases"),
-        {
-            "owner": owner,
-            "lease": lease,
-            "ids": lines(c.id for c in claims),
-            "attempts": lines(c.token for c in claims),
-        },
+        query("extend_leases"), {**fence_params(owner, claims), "lease": lease}
     ).fetchall()
     return {row[0] for row in rows}, {row[0] for row in rows if row[1]}
 
@@ -203,14 +207,7 @@ def release(conn: Connection, *, owner: str, claims: Sequence[StreamClaim]) -> s
     """Give back the leases of ``claims`` still held (fenced); returns their ids."""
     if not claims:
         return set()
-    rows = conn.execute(
-        query("release"),
-        {
-            "owner": owner,
-            "ids": lines(c.id for c in claims),
-            "attempts": lines(c.token for c in claims),
-        },
-    ).fetchall()
+    rows = conn.execute(query("release"), fence_params(owner, claims)).fetchall()
     return {row[0] for row in rows}
 
 
@@ -284,12 +281,7 @@ def _execute_fenced(
     *,
     follow_ups: bool = True,
 ) -> Cursor:
-    params: dict[str, object] = {
-        "owner": owner,
-        "ids": lines(s.claim.id for s in settlements),
-        "attempts": lines(s.claim.token for s in settlements),
-        **extra,
-    }
+    params: dict[str, object] = {**fence_params(owner, [s.claim for s in settlements]), **extra}
     if follow_ups:
         pairs = [
             (s.claim.id, f)

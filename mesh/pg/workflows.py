@@ -38,7 +38,13 @@ from mesh.model.outcomes import Outgoing, to_parent
 from mesh.pg import jobs as rows
 from mesh.pg.database import Connection, Cursor
 from mesh.pg.queries import query
-from mesh.pg.streams import DEFAULT_ATTEMPTS, StreamClaim, claim_params, enqueue_params, lines
+from mesh.pg.streams import (
+    DEFAULT_ATTEMPTS,
+    StreamClaim,
+    claim_params,
+    enqueue_params,
+    fence_params,
+)
 
 
 class UnknownTopic(MeshError):
@@ -201,16 +207,7 @@ def _process(
     # locked and read too, and left alone.
     with conn.pipeline():
         taking = (
-            conn.execute(
-                query("take_claims"),
-                {
-                    "owner": owner,
-                    "ids": lines(c.id for c in claimed),
-                    "attempts": lines(c.token for c in claimed),
-                },
-            )
-            if claimed
-            else None
+            conn.execute(query("take_claims"), fence_params(owner, claimed)) if claimed else None
         )
         reading = (
             conn.execute(query("active_version"), {"app": app})

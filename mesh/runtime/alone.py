@@ -16,44 +16,57 @@ charged that attempt (the others are refunded, and soon run alone themselves).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import trio
 
-from mesh.runtime.streams import StreamClaim
+from mesh.runtime.streams import StreamClaim, Streams
+from mesh.runtime.wakeup import Wakeup
 
 LOOK_INTERVAL = 5.0
 """Seconds between looks for messages that run alone, when nothing says they wait."""
 
 
 class AloneWatch:
+    """One consumer's view of the messages that run alone in its stream, and its claims."""
+
     def __init__(self) -> None:
         self.wanted = False
         """Messages that run alone wait (so far as this consumer knows): claim nothing more
         until it holds nothing, then claim one."""
         self._next_look = 0.0
 
-    def notice(self) -> None:
-        """The reaper said such messages wait."""
-        self.wanted = True
+    def heard(self, wakeup: Wakeup) -> None:
+        """Take in the reaper's word, if its wake-up said such messages wait."""
+        if wakeup.alone:
+            wakeup.alone = False
+            self.wanted = True
 
-    def try_alone(self, holds_nothing: bool, now: float) -> bool:
-        """Whether to ``claim_alone`` now (only when holding nothing)."""
+    async def claim(
+        self,
+        streams: Streams,
+        app: str,
+        stream: str,
+        *,
+        holds_nothing: bool,
+        limit: int,
+        lease: float,
+        max_attempts: int,
+    ) -> list[StreamClaim]:
+        """The consumer's next claim: one message that runs alone when it holds nothing and
+        one waits (or it is time to try), else up to ``limit`` others (looking, now and then,
+        whether messages that run alone wait)."""
+        now = trio.current_time()
         if holds_nothing and (self.wanted or now >= self._next_look):
             self._next_look = now + LOOK_INTERVAL
-            return True
-        return False
-
-    def look(self, now: float) -> bool:
-        """Whether the next claim should look for them."""
-        if now >= self._next_look:
+            claims = await streams.claim_alone(app, stream, lease=lease, max_attempts=max_attempts)
+            self.wanted = bool(claims)  # one taken: more may wait; none: none wait
+            if claims:
+                return claims
+        look = now >= self._next_look
+        if look:
             self._next_look = now + LOOK_INTERVAL
-            return True
-        return False
-
-    def took(self, claims: Sequence[StreamClaim]) -> None:
-        """After ``claim_alone``: one taken means more may wait; none means none wait."""
-        self.wanted = bool(claims)
-
-    def looked(self, claims: Sequence[StreamClaim]) -> None:
-        """After a claim that looked (an empty one could not tell)."""
-        if claims:
+        claims = await streams.claim(
+            app, stream, limit=limit, lease=lease, look=look, max_attempts=max_attempts
+        )
+        if look and claims:  # an empty claim cannot tell
             self.wanted = any(claim.alone_waiting for claim in claims)
+        return claims

@@ -207,36 +207,21 @@ class StreamConsumer:
                 continue
             if throttle_ms > 0:
                 wanted = 1  # one message per throttle interval
-            if self._wakeup.alone:
-                self._wakeup.alone = False
-                self._alone.notice()
+            self._alone.heard(self._wakeup)
             now = trio.current_time()
-            alone = self._alone.try_alone(self._holds_nothing(), now)
-            look = not alone and self._alone.look(now)
+            holds_nothing = self._holds_nothing()  # before this claim's own reservation
             self._wakeup.clear()
             self._reserved += wanted
             try:
-                if alone:
-                    claims = await self.streams.claim_alone(
-                        self.app,
-                        self.stream,
-                        lease=self.settings.lease,
-                        max_attempts=self.settings.max_attempts,
-                    )
-                    self._alone.took(claims)
-                    if not claims:
-                        continue  # none waits: claim as usual
-                else:
-                    claims = await self.streams.claim(
-                        self.app,
-                        self.stream,
-                        limit=wanted,
-                        lease=self.settings.lease,
-                        look=look,
-                        max_attempts=self.settings.max_attempts,
-                    )
-                    if look:
-                        self._alone.looked(claims)
+                claims = await self._alone.claim(
+                    self.streams,
+                    self.app,
+                    self.stream,
+                    holds_nothing=holds_nothing,
+                    limit=wanted,
+                    lease=self.settings.lease,
+                    max_attempts=self.settings.max_attempts,
+                )
             except DatabaseError as error:
                 log.warning(
                     "event=claim_failed stream=%s error=%r retry_in=%.1fs",

@@ -26,7 +26,6 @@ from mesh.model.quorum import (
     decode_quorum,
     throttle_row_ok,
     unseal,
-    validate_throttle,
 )
 from mesh.pg import quorum
 from mesh.pg.database import Database
@@ -116,7 +115,6 @@ class QuorumClient:
         """Persist and announce a throttle ('' targets nothing narrower: the whole mesh, or
         every topic of ``guid``). Raises :class:`~mesh.errors.SigningRequired` when the
         mesh's nodes would ignore it."""
-        validate_throttle(throttle)
         if topic:
             validate_stream(topic)
         if guid:
