@@ -192,7 +192,9 @@ async def test_a_waiting_handler__does_not_hold_up_the_rest_of_its_batch(
     send(conn, *({"n": n} for n in range(20)))  # one claim: message 0 first, then 19 more
     async with running_node(dsn, activities.first_one_waits) as (_, worker):
         await wait_until(lambda: len(responses(conn)) == 19, what="the 19 others to finish")
-        assert worker.in_flight() == 1
+        # Their responses commit before the consumer counts them settled: wait for that too.
+        await wait_until(lambda: worker.in_flight() == 1, what="only the waiting one in flight")
+        assert len(responses(conn)) == 19
         activities.first_blocks.set()
         await wait_until(lambda: len(responses(conn)) == 20, what="the waiting one to finish")
     assert sorted(r.data["n"] for r in responses(conn)) == list(range(20))
