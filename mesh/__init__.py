@@ -1,9 +1,130 @@
-"""mesh: a durable, self-coordinating workflow mesh on one Postgres database."""
+"""mesh: a durable, self-coordinating workflow mesh on one Postgres database.
 
-from mesh.errors import MeshError, NonRetryableError
-from mesh.model.messages import Pending
-from mesh.model.retry import RetryPolicy
+::
+
+    from mesh import Mesh
+
+    async with Mesh.open(dsn, app="orders", workers={"inventory.check": check}) as mesh:
+        await mesh.deploy("config/orders.yaml")
+        await mesh.activate("1")
+        data = await mesh.pubsub("order.placed", {"orderId": "o-1"})
+
+The names below are the public API; the modules behind them may move. ``Mesh`` (trio) and
+``MeshClient`` (synchronous) are loaded on first use, so ``import mesh`` stays light.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from mesh.errors import (
+    BadSignature,
+    ConfigError,
+    ConnectionLost,
+    DatabaseError,
+    DatabaseUnavailable,
+    DocumentInvalid,
+    DuplicateJob,
+    FunctionNotFound,
+    InputInvalid,
+    InvalidIdentifier,
+    InvalidPayload,
+    JobFailed,
+    JobTimeout,
+    ManifestInvalid,
+    MeshError,
+    NoActiveVersion,
+    NonRetryableError,
+    PayloadTooLarge,
+    PipeError,
+    SchemaOutOfDate,
+    SigningRequired,
+    SupervisorGaveUp,
+    UnknownHook,
+    UnknownJob,
+    UnknownTopic,
+    UnknownVersion,
+    VersionConflict,
+    WorkflowError,
+)
+
+if TYPE_CHECKING:
+    from mesh.api import Mesh
+    from mesh.model.jobs import JobEvent, JobRecord, StepRecord
+    from mesh.model.messages import Pending
+    from mesh.model.quorum import Profile, QuorumMessage
+    from mesh.model.retry import RetryPolicy
+    from mesh.pg.client import MeshClient
+    from mesh.runtime.consumer import ConsumerSettings
 
 __version__ = "0.1.0"
 
-__all__ = ["MeshError", "NonRetryableError", "Pending", "RetryPolicy", "__version__"]
+_LAZY = {
+    "Mesh": "mesh.api",
+    "MeshClient": "mesh.pg.client",
+    "ConsumerSettings": "mesh.runtime.consumer",
+    "JobEvent": "mesh.model.jobs",
+    "JobRecord": "mesh.model.jobs",
+    "StepRecord": "mesh.model.jobs",
+    "Pending": "mesh.model.messages",
+    "Profile": "mesh.model.quorum",
+    "QuorumMessage": "mesh.model.quorum",
+    "RetryPolicy": "mesh.model.retry",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mesh' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
+__all__ = [
+    "BadSignature",
+    "ConfigError",
+    "ConnectionLost",
+    "ConsumerSettings",
+    "DatabaseError",
+    "DatabaseUnavailable",
+    "DocumentInvalid",
+    "DuplicateJob",
+    "FunctionNotFound",
+    "InputInvalid",
+    "InvalidIdentifier",
+    "InvalidPayload",
+    "JobEvent",
+    "JobFailed",
+    "JobRecord",
+    "JobTimeout",
+    "ManifestInvalid",
+    "Mesh",
+    "MeshClient",
+    "MeshError",
+    "NoActiveVersion",
+    "NonRetryableError",
+    "PayloadTooLarge",
+    "Pending",
+    "PipeError",
+    "Profile",
+    "QuorumMessage",
+    "RetryPolicy",
+    "SchemaOutOfDate",
+    "SigningRequired",
+    "StepRecord",
+    "SupervisorGaveUp",
+    "UnknownHook",
+    "UnknownJob",
+    "UnknownTopic",
+    "UnknownVersion",
+    "VersionConflict",
+    "WorkflowError",
+    "__version__",
+]

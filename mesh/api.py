@@ -20,41 +20,32 @@ import logging
 import math
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 import trio
 
-from mesh.errors import InvalidPayload, MeshError, lone_error
-from mesh.model.graph import Manifest
+from mesh.errors import InvalidPayload, JobFailed, JobTimeout, MeshError, lone_error
+from mesh.model.graph.manifest import Manifest
 from mesh.model.ids import job_channel
+from mesh.model.jobs import FINAL, JobEvent, JobRecord
 from mesh.model.limits import check_json_text
 from mesh.model.quorum import Profile, QuorumMessage
 from mesh.model.retry import RetryPolicy
-from mesh.pg import apps, job_queries, operations, workflows
-from mesh.pg.job_queries import FINAL, JobFailed, JobRecord, JobTimeout
+from mesh.pg.operations import Operations, started
 from mesh.runtime.actor import Actor
 from mesh.runtime.consumer import ConsumerSettings
 from mesh.runtime.node import Node
 from mesh.runtime.publisher import Publisher
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 __all__ = ["JobEvent", "JobFailed", "JobTimeout", "Mesh"]
 
 ANSWERS = FINAL | {"persisted"}
 """Job events a waiter waits for."""
-
-
-@dataclass(frozen=True, slots=True)
-class JobEvent:
-    topic: str
-    job_id: str
-    status: str
-    """done, failed, interrupted; emitted (an interim result); persisted (answered, and still
-    running: ``persist``, ``persistent``)."""
 
 
 Subscriber = Callable[[JobEvent], Any]
@@ -75,6 +66,7 @@ class Mesh:
         self.app = node.app
         self.recheck = recheck
         self.versions = node.versions
+        self.operations = Operations(self.app, node.versions)
         self._publisher = Publisher(node.db, self.app, self.versions)
         self._waiters: dict[str, list[trio.Event]] = {}
         self._finished: dict[str, str] = {}
@@ -155,6 +147,10 @@ class Mesh:
                 raise lone from None
             raise
 
+    async def _run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """An :class:`Operations` method, run in the node's database thread."""
+        return await self.node.db.run(fn, *args, **kwargs)
+
     # -- versions ----------------------------------------------------------------------------
 
     async def deploy(self, source: str | Path | Manifest) -> bool:
@@ -163,12 +159,15 @@ class Mesh:
         from mesh.manifests import load_manifest
 
         manifest = source if isinstance(source, Manifest) else load_manifest(source)
-        return await self.node.db.run(apps.deploy, manifest)
+        return await self._run(self.operations.deploy, manifest)
 
     async def activate(self, version: str) -> None:
         """Make a deployed version active for new jobs (in-flight jobs keep theirs)."""
-        await self.node.db.run(
-            apps.activate, self.app, version, secret=self.node.quorum.secret, sender=self.node.guid
+        await self._run(
+            self.operations.activate,
+            version,
+            secret=self.node.quorum.secret,
+            sender=self.node.guid,
         )
 
     # -- jobs --------------------------------------------------------------------------------
@@ -184,12 +183,11 @@ class Mesh:
         """Start a job of the graph subscribed to ``topic``; returns its id once committed.
         With ``pending`` (seconds, or a duration such as '10 minutes') the job is reserved
         instead: its trigger's data is written, nothing runs, and it is pruned after that
-        long (status ``pending``; interrupt or scrub it to release the id sooner)."""
-        message = operations.start_message(self.app, topic, data, job_id=job_id, pending=pending)
-        result = await self._publisher.start(message)
-        if result.error is not None:
-            raise result.error
-        job_id = result.job_id
+        long (status ``pending``; interrupt or scrub it to release the id sooner).
+
+        Starts from concurrent tasks are committed together (:class:`Publisher`)."""
+        message = self.operations.start_message(topic, data, job_id=job_id, pending=pending)
+        job_id = started(await self._publisher.start(message))
         self._published[job_id] = None
         if len(self._published) > 10_000:
             del self._published[next(iter(self._published))]
@@ -247,84 +245,46 @@ class Mesh:
             self._drop_waiter(job_id, event)
 
     async def get_job(self, job_id: str, *, details: bool = True) -> JobRecord:
-        record = await self.node.db.run(job_queries.get_job, self.app, job_id, details=details)
-        if record is None:
-            raise workflows.UnknownJob(
-                f"no job {job_id!r} in app {self.app!r} (never started, or expired and pruned)"
-            )
-        return record
+        """The job's record (with ``details``: its data, activities and timeline)."""
+        return await self._run(self.operations.get_job, job_id, details=details)
 
     async def get_state(self, job_id: str) -> dict[str, Any]:
         """``{"metadata": {...}, "data": {...}}`` of a job (HotMesh's job state shape)."""
-        record = await self.get_job(job_id)
-        return {
-            "metadata": {
-                "jid": record.key,
-                "gid": record.gid,
-                "app": self.app,
-                "vrs": record.version,
-                "tpc": record.topic,
-                "status": record.status,
-                "js": record.semaphore,
-                "err": record.error,
-                "jc": record.created_at.isoformat(),
-                "ju": record.updated_at.isoformat(),
-            },
-            "data": record.data,
-        }
+        return await self._run(self.operations.get_state, job_id)
 
     async def get_status(self, job_id: str) -> str:
-        """running, done, failed or interrupted."""
-        return (await self.get_job(job_id, details=False)).status
+        """running, pending, done, failed or interrupted."""
+        return await self._run(self.operations.get_status, job_id)
 
     async def get_query_state(self, job_id: str, fields: list[str]) -> dict[str, Any]:
         """Chosen fields: job data names, or ``activity/part`` (``checkInventory/output``)."""
-        record = await self.get_job(job_id)
-        found: dict[str, Any] = {}
-        for name in fields:
-            activity, slash, part = name.partition("/")
-            if slash:
-                dims = record.activities.get(activity, {})
-                if dims:
-                    found[name] = dims[max(dims, key=len)].get(part)
-            elif name in record.data:
-                found[name] = record.data[name]
-        return found
+        return await self._run(self.operations.get_query_state, job_id, fields)
 
     async def get_raw(self, job_id: str) -> dict[str, Any]:
         """The job exactly as stored: ``{"job": its mesh.jobs row, "attributes": its
         mesh.jobs_attributes rows, "steps": its mesh.job_steps rows}``."""
-        raw: dict[str, Any] | None = await self.node.db.run(job_queries.get_raw, self.app, job_id)
-        if raw is None:
-            raise workflows.UnknownJob(f"no job {job_id!r} in app {self.app!r}")
-        return raw
+        return await self._run(self.operations.get_raw, job_id)
 
     async def export(self, job_id: str) -> dict[str, Any]:
         """The job with its activity timeline (what ``mesh job ID --json`` prints)."""
-        return (await self.get_job(job_id)).as_dict()
+        return await self._run(self.operations.export, job_id)
 
     async def interrupt(
         self, job_id: str, *, reason: str = "interrupted", code: int = 410, descend: bool = False
     ) -> bool:
         """Interrupt a running job (and with ``descend`` its children); False if finished."""
-        return await self.node.db.run(
-            operations.interrupt,
-            self.app,
-            self.versions,
-            job_id,
-            reason=reason,
-            code=code,
-            descend=descend,
+        return await self._run(
+            self.operations.interrupt, job_id, reason=reason, code=code, descend=descend
         )
 
     async def scrub(self, job_id: str) -> bool:
         """Delete a finished job and its data now (its id becomes free)."""
-        return await self.node.db.run(job_queries.scrub, self.app, job_id)
+        return await self._run(self.operations.scrub, job_id)
 
     async def signal(self, topic: str, data: Any = None, *, code: int = 200) -> int:
         """Resume the hooks waiting on ``topic`` that match ``data``; returns how many. A
         signal whose hook has not registered yet is kept and delivered when it does (0)."""
-        return await self.node.db.run(operations.signal, self.app, self.versions, topic, data, code)
+        return await self._run(self.operations.signal, topic, data, code)
 
     # -- completions -------------------------------------------------------------------------
 

@@ -18,16 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from mesh.bench_workflows import bench_workflows
-from mesh.errors import MeshError
+from mesh.errors import ComparisonUnavailable
 from mesh.pg.database import url_parts
 
 KIT = Path(__file__).resolve().parent / "hotmesh"
 KIT_FILES = ("package.json", "package-lock.json", "bench.mjs")
 HOTMESH_VERSION = "0.3.32"
-
-
-class ComparisonUnavailable(MeshError):
-    """node or npm is missing, or installing or running the HotMesh side failed."""
 
 
 def bench_hotmesh(

@@ -19,7 +19,7 @@ import trio
 from mesh.api import Mesh
 from mesh.bench import _percentile, _vacuum
 from mesh.bench_scale import node_processes
-from mesh.model.graph import validate_manifest
+from mesh.model.graph.validation import validate_manifest
 from mesh.model.ids import new_guid
 from mesh.pg.apps import activate, deploy
 from mesh.pg.baseline import server_facts

@@ -15,8 +15,14 @@ from typing import Any, Literal
 
 import msgspec
 
-from mesh.documents import DocumentInvalid, parse_yaml, read_document
-from mesh.errors import ConfigError, FunctionNotFound, InvalidIdentifier, InvalidPayload
+from mesh.documents import parse_yaml, read_document
+from mesh.errors import (
+    ConfigError,
+    DocumentInvalid,
+    FunctionNotFound,
+    InvalidIdentifier,
+    InvalidPayload,
+)
 from mesh.model.durations import parse_duration
 from mesh.model.ids import validate_app_id, validate_topic
 from mesh.model.retry import RetryPolicy

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import trio
 
-from mesh.api import JobFailed, Mesh
+from mesh.api import Mesh
 from mesh.config import Config, parse_config
-from mesh.errors import ConfigError
+from mesh.errors import ConfigError, JobFailed
 from mesh.launch import build_actors, build_node
 from mesh.logs import configure_logging
 from mesh.pg.database import Connection, redact, run_once

@@ -20,19 +20,13 @@ from typing import Any
 
 import yaml
 
-from mesh.errors import MeshError
+from mesh.errors import DocumentInvalid
 from mesh.model.limits import MAX_DEPTH
 
 MAX_DOCUMENT_BYTES = 16 << 20
 MAX_VALUES = 1_000_000
 
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-class DocumentInvalid(MeshError):
-    def __init__(self, source: str, where: str, problem: str, fix: str) -> None:
-        self.source, self.where, self.problem, self.fix = source, where, problem, fix
-        super().__init__(f"{source}: {where + ': ' if where else ''}{problem} (fix: {fix})")
 
 
 def read_document(path: str | Path) -> str:

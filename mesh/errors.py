@@ -2,9 +2,28 @@
 
 Every error a user can see derives from :class:`MeshError`, and its message says what to do
 next. Driver errors are translated into these at one boundary (``mesh.pg.database``).
+
+    MeshError
+    ├── ConfigError, DocumentInvalid, ManifestInvalid, PipeError     bad input files and rules
+    ├── InvalidIdentifier, InvalidPayload (PayloadTooLarge, BadSignature)
+    ├── SigningRequired, FunctionNotFound, SupervisorGaveUp
+    ├── DatabaseError
+    │   ├── DatabaseUnavailable (ConnectionLost)                   retrying may succeed
+    │   └── SchemaOutOfDate
+    ├── VersionConflict, UnknownVersion, NoActiveVersion           deploying and activating
+    ├── UnknownTopic, InputInvalid, DuplicateJob, UnknownHook, UnknownJob   refused requests
+    ├── WorkflowError                                              a job that cannot go on
+    ├── JobFailed, JobTimeout                                      waiting for a job
+    ├── NonRetryableError                                          raised by activity code
+    └── ComparisonUnavailable                                      ``mesh bench hotmesh``
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mesh.model.jobs import JobRecord
 
 
 class MeshError(Exception):
@@ -80,6 +99,100 @@ class NonRetryableError(MeshError):
     def __init__(self, message: str, code: int = 500) -> None:
         super().__init__(message)
         self.code = code
+
+
+class DocumentInvalid(MeshError):
+    """A YAML document (a manifest or a config file) that cannot be read safely: too large,
+    not UTF-8, nested too deep, an alias bomb, a duplicate key. Says where and what to do."""
+
+    def __init__(self, source: str, where: str, problem: str, fix: str) -> None:
+        self.source, self.where, self.problem, self.fix = source, where, problem, fix
+        super().__init__(f"{source}: {where + ': ' if where else ''}{problem} (fix: {fix})")
+
+
+class ManifestInvalid(MeshError):
+    """A manifest that cannot be deployed; ``problems`` lists every reason with its path."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        listing = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(
+            f"the manifest has {len(problems)} problem(s); nothing was deployed:\n{listing}"
+        )
+
+
+class PipeError(MeshError):
+    """A mapping that cannot be evaluated: unknown function, malformed pipe, or a function
+    that failed on its arguments (the message says which)."""
+
+
+class VersionConflict(MeshError):
+    """A version that is already deployed with a different manifest."""
+
+
+class UnknownVersion(MeshError):
+    """Activation of a version that was never deployed."""
+
+
+class NoActiveVersion(MeshError):
+    """An app with nothing activated yet."""
+
+
+class UnknownTopic(MeshError):
+    """``pub`` to a topic no graph of the active version subscribes to."""
+
+
+class InputInvalid(MeshError):
+    """Job input that fails the graph's input schema; ``problems`` lists each reason."""
+
+    def __init__(self, topic: str, problems: list[str]) -> None:
+        self.problems = problems
+        listing = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(
+            f"input for {topic!r} does not match the graph's input schema; no job was "
+            f"started:\n{listing}"
+        )
+
+
+class DuplicateJob(MeshError):
+    """A job id that is already taken (until that job expires and is pruned)."""
+
+
+class UnknownHook(MeshError):
+    """A signal on a topic no hook of the active version listens to."""
+
+
+class UnknownJob(MeshError):
+    """A job id with no job (never started, or expired and pruned)."""
+
+
+class WorkflowError(MeshError):
+    """A job cannot go on: a mapping failed, a result had the wrong shape, a cycle ran away.
+    The job ends ``failed`` with this message; ``code`` is what its parent hears."""
+
+    def __init__(self, message: str, code: int = 500) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class JobFailed(MeshError):
+    """A job that ended ``failed`` or ``interrupted``; ``job`` holds its state and error."""
+
+    def __init__(self, job: JobRecord) -> None:
+        self.job = job
+        error = job.error or {}
+        super().__init__(
+            f"job {job.key!r} ended {job.status}: {error.get('message', 'no error recorded')}"
+        )
+
+
+class JobTimeout(MeshError):
+    """A job still running when a wait's time ran out (it goes on; wait again or interrupt)."""
+
+
+class ComparisonUnavailable(MeshError):
+    """``mesh bench hotmesh``: node or npm is missing, or installing or running the HotMesh
+    side failed."""
 
 
 def lone_error(group: BaseExceptionGroup[BaseException]) -> BaseException | None:

@@ -11,9 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from mesh.documents import DocumentInvalid, parse_yaml, read_document
-from mesh.model.graph import Manifest, ManifestInvalid, validate_manifest
+from mesh.documents import parse_yaml, read_document
+from mesh.errors import DocumentInvalid, ManifestInvalid
+from mesh.model.graph.manifest import Manifest
 from mesh.model.graph.refs import RefError, resolve_refs
+from mesh.model.graph.validation import validate_manifest
 
 MAX_MANIFEST_FILES = 100
 """Distinct files one manifest may draw in through ``$ref``."""

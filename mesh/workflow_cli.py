@@ -80,10 +80,9 @@ def _activate(args: argparse.Namespace) -> int:
 def _pub(args: argparse.Namespace) -> int:
     import json
 
-    from mesh.errors import ConfigError
+    from mesh.errors import ConfigError, JobFailed
     from mesh.model.messages import parse_json
     from mesh.pg.client import MeshClient
-    from mesh.pg.job_queries import JobFailed
 
     if args.wait and not 0 < args.timeout <= 86400 * 365:  # False for nan too
         # Refused before anything is written: a job must not start for a wait that cannot be.
@@ -117,9 +116,9 @@ def _pub(args: argparse.Namespace) -> int:
 def _job(args: argparse.Namespace) -> int:
     import json
 
+    from mesh.errors import UnknownJob
     from mesh.pg.database import run_once
     from mesh.pg.job_queries import get_job
-    from mesh.pg.workflows import UnknownJob
 
     config, dsn = session(args, quiet=True)
     app = app_of(args, config)

@@ -11,13 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from mesh.bench_hotmesh import (
-    HOTMESH_VERSION,
-    KIT,
-    ComparisonUnavailable,
-    install_kit,
-    node_postgres_options,
-)
+from mesh.bench_hotmesh import HOTMESH_VERSION, KIT, install_kit, node_postgres_options
+from mesh.errors import ComparisonUnavailable
 
 
 def test_hotmesh_is_pinned_in_the_manifest_and_the_lock() -> None:

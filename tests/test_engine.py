@@ -13,12 +13,18 @@ import pytest
 import trio
 import trio.testing
 
-from mesh.api import JobFailed, Mesh
-from mesh.errors import InvalidPayload, MeshError
+from mesh.api import Mesh
+from mesh.errors import (
+    DuplicateJob,
+    InputInvalid,
+    InvalidPayload,
+    JobFailed,
+    ManifestInvalid,
+    MeshError,
+    UnknownHook,
+    UnknownTopic,
+)
 from mesh.examples import inventory
-from mesh.model.engine.executor import InputInvalid
-from mesh.model.graph import ManifestInvalid
-from mesh.pg.workflows import DuplicateJob, UnknownHook, UnknownTopic
 from mesh.runtime.consumer import ConsumerSettings
 from tests.helpers import wait_until
 
@@ -438,14 +444,14 @@ def test_a_signal_and_the_registration_of_its_hook_cannot_miss_each_other(dsn: s
     from mesh.manifests import load_manifest
     from mesh.model.engine.mapping import signal_key
     from mesh.model.engine.state import RegisterHook
-    from mesh.pg import apps, operations
+    from mesh.pg import apps
     from mesh.pg import jobs as rows
-    from mesh.pg.workflows import AppVersions
+    from mesh.pg.operations import Operations
 
     with psycopg.connect(dsn, autocommit=True) as setup:
         apps.deploy(setup, load_manifest(HOOKS))
         apps.activate(setup, "t", "1")
-        key = operations.pub(setup, "t", AppVersions(), "nap", {})  # any job will do
+        key = Operations("t").pub(setup, "nap", {})  # any job will do
     outcome: list[int] = []
     with psycopg.connect(dsn, autocommit=True) as engine, engine.transaction():
         job = rows.lock_jobs(engine, "t", [key])[key]
@@ -454,9 +460,7 @@ def test_a_signal_and_the_registration_of_its_hook_cannot_miss_each_other(dsn: s
 
         def signal() -> None:
             with psycopg.connect(dsn, autocommit=True) as client:
-                outcome.append(
-                    operations.signal(client, "t", AppVersions(), "approve", {"id": key})
-                )
+                outcome.append(Operations("t").signal(client, "approve", {"id": key}))
 
         sender = threading.Thread(target=signal)
         sender.start()
@@ -834,8 +838,7 @@ async def status_is(mesh: Mesh, key: str, status: str) -> bool:
 
 
 async def test_a_pending_start_reserves_the_job_and_runs_nothing(dsn: str) -> None:
-    from mesh.errors import InvalidPayload
-    from mesh.pg.workflows import UnknownJob
+    from mesh.errors import InvalidPayload, UnknownJob
 
     async with Mesh.open(
         dsn, app="t", workers={"t.double": double}, engine_settings=FAST, reap_interval=0.1
@@ -938,7 +941,7 @@ async def test_duplicate_and_stale_deliveries_change_nothing(dsn: str) -> None:
 
 
 async def test_finished_jobs_are_pruned_after_their_expiry(dsn: str) -> None:
-    from mesh.pg.workflows import UnknownJob
+    from mesh.errors import UnknownJob
 
     short = SEQUENCE.replace(
         "    - subscribes: calc\n", "    - subscribes: calc\n      expire: 0.2\n"
@@ -966,7 +969,7 @@ async def test_finished_jobs_are_pruned_after_their_expiry(dsn: str) -> None:
 def test_completions_share_notifications_within_notifys_size_limit() -> None:
     import json
 
-    from mesh.pg.jobs import ANNOUNCEMENT_BYTES, announcement_payloads
+    from mesh.model.engine.effects import ANNOUNCEMENT_BYTES, announcement_payloads
 
     events = [
         json.dumps(

@@ -8,9 +8,9 @@ import json
 import psycopg
 import pytest
 
-from mesh.api import JobEvent
+from mesh.errors import JobTimeout
 from mesh.model.ids import job_channel
-from mesh.pg.job_queries import JobTimeout
+from mesh.model.jobs import JobEvent
 from tests.helpers import wait_until
 from tests.test_engine import double, mesh_with
 

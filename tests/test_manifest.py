@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from mesh.errors import ManifestInvalid
 from mesh.manifests import load_manifest
-from mesh.model.graph import ManifestInvalid, schema_problems
+from mesh.model.graph.schema import schema_problems
 from mesh.model.pipe import resolve
 
 ROOT = Path(__file__).resolve().parent.parent

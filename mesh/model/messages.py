@@ -96,7 +96,8 @@ class StartJob(msgspec.Struct, frozen=True, tag="start", tag_field="type"):
     """Reserve the job for this many seconds instead of running it (see ``pub``)."""
 
 
-ResumeKind = Literal["wake", "signal", "child", "reenter"]
+ResumeKind = str
+"""wake, signal, child, reenter: each read by the activity type it resumes."""
 
 
 class Resume(msgspec.Struct, frozen=True, tag="resume", tag_field="type"):

@@ -7,26 +7,17 @@ active version in one commit and tells the quorum in the same transaction.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime
 
 import msgspec
 
-from mesh.errors import MeshError
-from mesh.model.graph import Manifest
+from mesh.errors import UnknownVersion, VersionConflict
+from mesh.model.graph.manifest import Manifest, decode_manifest
 from mesh.model.quorum import Activate
 from mesh.pg.database import Connection
 from mesh.pg.queries import query
 from mesh.pg.quorum import check_signing, publish
-
-
-class VersionConflict(MeshError):
-    """A version that is already deployed with a different manifest."""
-
-
-class UnknownVersion(MeshError):
-    """Activation of a version that was never deployed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +37,7 @@ def deploy(conn: Connection, manifest: Manifest) -> bool:
         query("deploy_version"), {"app": app, "version": version, "manifest": body}
     ).fetchall()
     stored, inserted = rows[0]
-    if not inserted and json.loads(stored) != json.loads(body):
+    if not inserted and decode_manifest(stored) != manifest:
         raise VersionConflict(
             f"version {version!r} of app {app!r} is already deployed with a different manifest; "
             "deployed versions never change: give this one a new app.version"
@@ -81,4 +72,4 @@ def active_manifest(conn: Connection, app: str) -> tuple[str, Manifest] | None:
     row = conn.execute(query("active_manifest"), {"app": app}).fetchone()
     if row is None:
         return None
-    return row[0], msgspec.json.decode(row[1], type=Manifest)
+    return row[0], decode_manifest(row[1])

@@ -14,23 +14,32 @@ job at least every ``recheck`` seconds.
 from __future__ import annotations
 
 import time
-from typing import Any
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
 
 import psycopg
 import psycopg_pool
 from psycopg import sql
 
+from mesh.errors import JobFailed, JobTimeout
+from mesh.model.graph.manifest import Manifest
 from mesh.model.ids import job_channel
-from mesh.pg import job_queries, operations, workflows
+from mesh.model.jobs import JobRecord
 from mesh.pg.database import connection_settings, translate
-from mesh.pg.job_queries import JobFailed, JobRecord, JobTimeout
+from mesh.pg.operations import Operations
+
+T = TypeVar("T")
 
 
 class MeshClient:
+    """A synchronous client of one app: the operations of :class:`~mesh.api.Mesh` (the same
+    implementation, :class:`~mesh.pg.operations.Operations`) on a pool of its own."""
+
     def __init__(self, dsn: str, *, app: str, pool_size: int = 4, recheck: float = 1.0) -> None:
         self.app = app
         self.recheck = recheck
-        self.versions = workflows.AppVersions()
+        self.operations = Operations(app)
         self._pool = psycopg_pool.ConnectionPool(
             dsn,
             min_size=1,
@@ -48,12 +57,27 @@ class MeshClient:
     def close(self) -> None:
         self._pool.close()
 
-    def _run(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    def _run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         try:
             with self._pool.connection() as conn:
                 return fn(conn, *args, **kwargs)
         except (psycopg.Error, psycopg_pool.PoolTimeout) as error:
             raise translate(error) from error
+
+    # -- versions ----------------------------------------------------------------------------
+
+    def deploy(self, source: str | Path | Manifest) -> bool:
+        """Validate and store a manifest (a path, inline YAML, or a Manifest); True if new."""
+        from mesh.manifests import load_manifest
+
+        manifest = source if isinstance(source, Manifest) else load_manifest(source)
+        return self._run(self.operations.deploy, manifest)
+
+    def activate(self, version: str, *, secret: bytes | None = None) -> None:
+        """Make a deployed version active for new jobs (in-flight jobs keep theirs)."""
+        self._run(self.operations.activate, version, secret=secret, sender="mesh-client")
+
+    # -- jobs --------------------------------------------------------------------------------
 
     def pub(
         self,
@@ -63,52 +87,48 @@ class MeshClient:
         job_id: str = "",
         pending: float | str | None = None,
     ) -> str:
-        """Start a job (or reserve it, with ``pending``); returns its id once committed (see
-        :func:`operations.pub`)."""
-        return str(
-            self._run(
-                operations.pub,
-                self.app,
-                self.versions,
-                topic,
-                data,
-                job_id=job_id,
-                pending=pending,
-            )
-        )
+        """Start a job (or reserve it, with ``pending``); returns its id once committed."""
+        return self._run(self.operations.pub, topic, data, job_id=job_id, pending=pending)
 
     def pubsub(
         self, topic: str, data: Any = None, *, timeout: float = 60.0, job_id: str = ""
     ) -> dict[str, Any]:
+        """Start a job and wait for it: its data, or :class:`JobFailed`/:class:`JobTimeout`."""
         return self.wait(self.pub(topic, data, job_id=job_id), timeout=timeout).data
 
     def signal(self, topic: str, data: Any = None, *, code: int = 200) -> int:
-        return int(self._run(operations.signal, self.app, self.versions, topic, data, code))
+        """Resume the hooks waiting on ``topic`` that match ``data``; returns how many."""
+        return self._run(self.operations.signal, topic, data, code)
 
-    def interrupt(self, job_id: str, *, reason: str = "interrupted", descend: bool = False) -> bool:
-        return bool(
-            self._run(
-                operations.interrupt,
-                self.app,
-                self.versions,
-                job_id,
-                reason=reason,
-                descend=descend,
-            )
+    def interrupt(
+        self, job_id: str, *, reason: str = "interrupted", code: int = 410, descend: bool = False
+    ) -> bool:
+        """Interrupt a running job (and with ``descend`` its children); False if finished."""
+        return self._run(
+            self.operations.interrupt, job_id, reason=reason, code=code, descend=descend
         )
 
+    def scrub(self, job_id: str) -> bool:
+        """Delete a finished job and its data now (its id becomes free)."""
+        return self._run(self.operations.scrub, job_id)
+
     def get_job(self, job_id: str, *, details: bool = True) -> JobRecord:
-        record: JobRecord | None = self._run(job_queries.get_job, self.app, job_id, details=details)
-        if record is None:
-            raise workflows.UnknownJob(f"no job {job_id!r} in app {self.app!r}")
-        return record
+        return self._run(self.operations.get_job, job_id, details=details)
 
     def get_status(self, job_id: str) -> str:
-        return self.get_job(job_id, details=False).status
+        return self._run(self.operations.get_status, job_id)
 
     def get_state(self, job_id: str) -> dict[str, Any]:
-        record = self.get_job(job_id)
-        return {"metadata": {"jid": record.key, "status": record.status}, "data": record.data}
+        return self._run(self.operations.get_state, job_id)
+
+    def get_query_state(self, job_id: str, fields: list[str]) -> dict[str, Any]:
+        return self._run(self.operations.get_query_state, job_id, fields)
+
+    def get_raw(self, job_id: str) -> dict[str, Any]:
+        return self._run(self.operations.get_raw, job_id)
+
+    def export(self, job_id: str) -> dict[str, Any]:
+        return self._run(self.operations.export, job_id)
 
     def wait(self, job_id: str, *, timeout: float = 60.0) -> JobRecord:
         """Block until the job finishes or persists: its record if done or persisted, else
@@ -120,9 +140,7 @@ class MeshClient:
                 conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(job_channel(self.app))))
                 try:
                     while True:
-                        record = job_queries.get_job(conn, self.app, job_id, details=False)
-                        if record is None:
-                            raise workflows.UnknownJob(f"no job {job_id!r} in app {self.app!r}")
+                        record = self.operations.get_job(conn, job_id, details=False)
                         if record.answered:
                             break
                         left = deadline - time.monotonic()

@@ -2,91 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import msgspec
 
-from mesh.errors import MeshError
 from mesh.model.ids import validate_job_id
+from mesh.model.jobs import JobRecord, StepRecord
 from mesh.pg.database import Connection
 from mesh.pg.queries import query
-
-FINAL = frozenset({"done", "failed", "interrupted"})
-
-
-@dataclass(frozen=True, slots=True)
-class StepRecord:
-    activity: str
-    dimension: str
-    leg: int
-    code: int
-    at: datetime
-
-
-@dataclass(slots=True)
-class JobRecord:
-    key: str
-    gid: str
-    version: str
-    topic: str
-    entity: str | None
-    status: str
-    semaphore: int
-    error: dict[str, Any] | None
-    created_at: datetime
-    updated_at: datetime
-    completed_at: datetime | None
-    expires_at: datetime | None
-    parent: str | None
-    persisted_at: datetime | None = None
-    """When the job answered while staying open (``persist``, ``persistent``)."""
-    data: dict[str, Any] = field(default_factory=dict)
-    activities: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
-    """activity -> dimension -> part (input, output, hook) -> data."""
-    timeline: list[StepRecord] = field(default_factory=list)
-
-    @property
-    def persisted(self) -> bool:
-        """Running, having answered its waiters (``persist``, ``persistent``)."""
-        return self.status == "running" and self.persisted_at is not None
-
-    @property
-    def answered(self) -> bool:
-        """What a waiter waits for: the job finished, or persisted."""
-        return self.status in FINAL or self.persisted
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready: what ``mesh job ID --json`` prints."""
-        return {
-            "job_id": self.key,
-            "gid": self.gid,
-            "app_version": self.version,
-            "topic": self.topic,
-            "entity": self.entity,
-            "status": self.status,
-            "semaphore": self.semaphore,
-            "error": self.error,
-            "parent": self.parent,
-            "created_at": self.created_at.isoformat(),
-            "updated_at": self.updated_at.isoformat(),
-            "completed_at": self.completed_at.isoformat() if self.completed_at else None,
-            "expires_at": self.expires_at.isoformat() if self.expires_at else None,
-            "persisted_at": self.persisted_at.isoformat() if self.persisted_at else None,
-            "data": self.data,
-            "activities": self.activities,
-            "timeline": [
-                {
-                    "activity": s.activity,
-                    "dimension": s.dimension,
-                    "leg": s.leg,
-                    "code": s.code,
-                    "at": s.at.isoformat(),
-                }
-                for s in self.timeline
-            ],
-        }
 
 
 def get_job(conn: Connection, app: str, key: str, *, details: bool = True) -> JobRecord | None:
@@ -149,18 +74,3 @@ def prune(conn: Connection, limit: int = 1000) -> tuple[int, int]:
     """Delete expired jobs (and expired buffered signals); returns both counts."""
     row = conn.execute(query("prune_jobs"), {"limit": limit}).fetchone()
     return (int(row[0]), int(row[1])) if row else (0, 0)
-
-
-class JobFailed(MeshError):
-    """A job that ended ``failed`` or ``interrupted``; ``job`` holds its state and error."""
-
-    def __init__(self, job: JobRecord) -> None:
-        self.job = job
-        error = job.error or {}
-        super().__init__(
-            f"job {job.key!r} ended {job.status}: {error.get('message', 'no error recorded')}"
-        )
-
-
-class JobTimeout(MeshError):
-    """A job still running when a wait's time ran out (it goes on; wait again or interrupt)."""

@@ -12,6 +12,14 @@ from typing import Any
 
 import msgspec
 
+from mesh.model.engine.effects import (
+    announcement,
+    announcement_payloads,
+    buffer_seconds,
+    buffered_resume,
+    child_interrupts,
+    signal_resumes,
+)
 from mesh.model.engine.state import (
     Announce,
     DeliverSignal,
@@ -21,14 +29,11 @@ from mesh.model.engine.state import (
     UnregisterHooks,
 )
 from mesh.model.ids import job_channel
-from mesh.model.messages import InterruptJob, ParentRef, Resume
-from mesh.model.outcomes import Outgoing, to_engine
+from mesh.model.messages import ParentRef
+from mesh.model.outcomes import Outgoing
 from mesh.pg.database import Connection, Cursor
 from mesh.pg.queries import query
 from mesh.pg.streams import lines
-
-BUFFERED_SIGNAL_SECONDS = 600.0
-"""How long a signal waits for its hook to register (HotMesh: HMSH_PENDING_SIGNAL_EXPIRE)."""
 
 _encode = msgspec.json.Encoder().encode
 
@@ -266,41 +271,49 @@ def run_commands(
             elif isinstance(command, DeliverSignal):
                 outgoing.extend(deliver_signal(conn, job.app, command, new_id, now))
             elif isinstance(command, InterruptChildren):
-                for (child,) in conn.execute(query("running_children"), {"id": job.id}).fetchall():
-                    message = InterruptJob(
-                        id=new_id(),
-                        app=job.app,
-                        job_id=child,
-                        reason=command.reason,
-                        code=command.code,
-                        descend=True,
-                        sent_at=now,
+                children = conn.execute(query("running_children"), {"id": job.id}).fetchall()
+                outgoing.extend(
+                    child_interrupts(
+                        job.app, command, (c for (c,) in children), new_id=new_id, now=now
                     )
-                    outgoing.append(to_engine(message))
+                )
             elif isinstance(command, Announce):
-                event = {"topic": command.topic, "job_id": job.key, "status": command.status}
-                announced.setdefault(job.app, []).append(_encode(event))
+                event = announcement(command.topic, job.key, command.status)
+                announced.setdefault(job.app, []).append(event)
     if unregistrations:
         conn.execute(query("unregister_hooks"), {"rows": _rows(unregistrations)})
     if registrations:
-        app = jobs[0].app
-        keys = {job.id: job.key for job in jobs}
-        for job_id, gid, activity, dimension, data, code in conn.execute(
-            query("register_hooks"), {"rows": _rows(registrations)}
-        ).fetchall():
-            resume = Resume(
-                id=new_id(),
-                app=app,
-                kind="signal",
-                job_id=keys[job_id],
-                gid=gid,
-                activity_id=activity,
-                dimension=dimension,
-                code=code,
-                data=msgspec.json.decode(data),
-                sent_at=now,
-            )
-            outgoing.append(to_engine(resume))
+        outgoing.extend(_register_hooks(conn, jobs, registrations, new_id, now))
+    _announce(conn, announced)
+    return outgoing
+
+
+def _register_hooks(
+    conn: Connection,
+    jobs: Sequence[JobState],
+    registrations: list[dict[str, Any]],
+    new_id: Callable[[], str],
+    now: float,
+) -> list[Outgoing]:
+    """Register the hooks; a hook whose signal is already buffered is resumed with it."""
+    app = jobs[0].app
+    keys = {job.id: job.key for job in jobs}
+    found = conn.execute(query("register_hooks"), {"rows": _rows(registrations)}).fetchall()
+    return [
+        buffered_resume(
+            app,
+            (keys[job_id], gid, activity, dimension),
+            code,
+            msgspec.json.decode(data),
+            new_id=new_id,
+            now=now,
+        )
+        for job_id, gid, activity, dimension, data, code in found
+    ]
+
+
+def _announce(conn: Connection, announced: Mapping[str, list[bytes]]) -> None:
+    """NOTIFY each app's job channel of its events, packed into as few payloads as fit."""
     channels: list[str] = []
     payloads: list[str] = []
     for app, events in announced.items():
@@ -309,29 +322,6 @@ def run_commands(
             payloads.append(payload)
     if channels:
         conn.execute(query("announce"), {"channels": channels, "payloads": payloads})
-    return outgoing
-
-
-ANNOUNCEMENT_BYTES = 7900
-"""The most a job-channel payload carries (NOTIFY's limit is 8000 bytes)."""
-
-
-def announcement_payloads(events: Sequence[bytes]) -> list[str]:
-    """The JSON arrays that carry ``events`` (each an encoded object) on the job channel: as
-    few NOTIFYs as fit, so a batch of completions costs Postgres and the listeners one
-    notification, not one per job."""
-    payloads: list[str] = []
-    chunk: list[bytes] = []
-    size = 2
-    for event in events:
-        if chunk and size + len(event) + 1 > ANNOUNCEMENT_BYTES:
-            payloads.append((b"[" + b",".join(chunk) + b"]").decode())
-            chunk, size = [], 2
-        chunk.append(event)
-        size += len(event) + 1
-    if chunk:
-        payloads.append((b"[" + b",".join(chunk) + b"]").decode())
-    return payloads
 
 
 def lock_signal_keys(conn: Connection, keys: Iterable[tuple[str, str, str | None]]) -> None:
@@ -347,16 +337,14 @@ def lock_signal_keys(conn: Connection, keys: Iterable[tuple[str, str, str | None
 def deliver_signal(
     conn: Connection, app: str, signal: DeliverSignal, new_id: Callable[[], str], now: float
 ) -> list[Outgoing]:
-    """Resume messages for the hooks waiting on the signal; none waiting and ``buffer``:
-    keep it for the hook that registers next (for ``BUFFERED_SIGNAL_SECONDS``). The caller
-    holds the signal's key lock (:func:`lock_signal_keys`)."""
+    """Resume messages for the hooks waiting on the signal; none waiting, and it may wait:
+    keep it for the hook that registers next (:func:`buffer_seconds`). The caller holds the
+    signal's key lock (:func:`lock_signal_keys`)."""
     waiting = conn.execute(
         query("find_hooks"), {"app": app, "topic": signal.topic, "match_key": signal.match_key}
     ).fetchall()
-    if not waiting and signal.buffer and signal.match_key is not None:
-        ttl = BUFFERED_SIGNAL_SECONDS
-        if isinstance(signal.data, dict) and isinstance(signal.data.get("$expire"), int | float):
-            ttl = float(signal.data["$expire"])
+    seconds = buffer_seconds(signal)
+    if not waiting and seconds is not None:
         conn.execute(
             query("buffer_signal"),
             {
@@ -365,24 +353,8 @@ def deliver_signal(
                 "match_key": signal.match_key,
                 "data": _encode(signal.data).decode(),
                 "code": signal.code,
-                "ttl": ttl,
+                "ttl": seconds,
             },
         )
         return []
-    return [
-        to_engine(
-            Resume(
-                id=new_id(),
-                app=app,
-                kind="signal",
-                job_id=key,
-                gid=gid,
-                activity_id=activity,
-                dimension=dimension,
-                code=signal.code,
-                data=signal.data,
-                sent_at=now,
-            )
-        )
-        for key, gid, activity, dimension in waiting
-    ]
+    return signal_resumes(app, signal, waiting, new_id=new_id, now=now)

@@ -1,8 +1,10 @@
-"""What clients ask of the engine directly, each one transaction: ``pub`` (start a job),
-``signal`` (resume the hooks waiting on a topic) and ``interrupt`` (end a running job).
+"""Every operation a client asks of the mesh, implemented once, each one transaction.
 
-``pub`` and ``interrupt`` are :func:`mesh.pg.workflows.process` for one message; ``signal``
-finds the hooks through the rules of every deployed version.
+:class:`Operations` holds them; the trio :class:`~mesh.api.Mesh` runs them in its database
+thread and the synchronous :class:`~mesh.pg.client.MeshClient` on its own pool, so both
+return the same values and raise the same errors. Starting and interrupting a job are
+:func:`mesh.pg.workflows.process` for one message; a signal finds its hooks through the rules
+of every deployed version (:func:`~mesh.model.engine.effects.route_signal`).
 """
 
 from __future__ import annotations
@@ -10,128 +12,153 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from mesh.model.durations import pending_seconds
-from mesh.model.engine.executor import Engine
-from mesh.model.engine.state import DeliverSignal
-from mesh.model.ids import new_message_id, validate_job_id
+from mesh.errors import UnknownJob
+from mesh.model.engine.app import no_active_version
+from mesh.model.engine.batch import Result
+from mesh.model.engine.client import interrupt_message, start_message
+from mesh.model.engine.effects import route_signal
+from mesh.model.graph.manifest import Manifest
+from mesh.model.ids import new_message_id
+from mesh.model.jobs import JobRecord
 from mesh.model.limits import check_text, check_value
-from mesh.model.messages import InterruptJob, StartJob
+from mesh.model.messages import StartJob
+from mesh.pg import apps, job_queries
 from mesh.pg import jobs as rows
 from mesh.pg.database import Connection
 from mesh.pg.queries import query
 from mesh.pg.streams import enqueue
-from mesh.pg.workflows import AppVersions, Delivery, UnknownHook, no_active_version, process
+from mesh.pg.workflows import AppVersions, Delivery, process
 
 
-def pub(
-    conn: Connection,
-    app: str,
-    versions: AppVersions,
-    topic: str,
-    data: Any,
-    *,
-    job_id: str = "",
-    pending: float | str | None = None,
-) -> str:
-    """Start a job of the graph subscribed to ``topic``; returns its id. Raises
-    :class:`UnknownTopic`, :class:`InputInvalid`, :class:`DuplicateJob`, or
-    :class:`NoActiveVersion`, having stored nothing. With ``pending`` (seconds, or a duration
-    such as '10 minutes') the job is only reserved: see :func:`start_message`."""
-    message = start_message(app, topic, data, job_id=job_id, pending=pending)
-    report = process(conn, app, versions, [Delivery(message)])
-    result = report.results[0]
+class Operations:
+    """The operations of one app's clients. Each method takes the connection to run on."""
+
+    def __init__(self, app: str, versions: AppVersions | None = None) -> None:
+        self.app = app
+        self.versions = versions or AppVersions()
+
+    # -- versions ----------------------------------------------------------------------------
+
+    def deploy(self, conn: Connection, manifest: Manifest) -> bool:
+        """Store a validated manifest; True if new (:class:`VersionConflict` if that
+        version exists with other content)."""
+        return apps.deploy(conn, manifest)
+
+    def activate(
+        self, conn: Connection, version: str, *, secret: bytes | None = None, sender: str = ""
+    ) -> None:
+        """Make a deployed version active for new jobs (in-flight jobs keep theirs)."""
+        apps.activate(conn, self.app, version, secret=secret, sender=sender)
+
+    # -- jobs --------------------------------------------------------------------------------
+
+    def start_message(
+        self, topic: str, data: Any, *, job_id: str = "", pending: float | str | None = None
+    ) -> StartJob:
+        """The checked message that starts a job (see :func:`start_message`)."""
+        return start_message(self.app, topic, data, job_id=job_id, pending=pending)
+
+    def pub(
+        self,
+        conn: Connection,
+        topic: str,
+        data: Any,
+        *,
+        job_id: str = "",
+        pending: float | str | None = None,
+    ) -> str:
+        """Start a job of the graph subscribed to ``topic``; returns its id. Raises
+        :class:`UnknownTopic`, :class:`InputInvalid`, :class:`DuplicateJob`, or
+        :class:`NoActiveVersion`, having stored nothing."""
+        message = self.start_message(topic, data, job_id=job_id, pending=pending)
+        return started(process(conn, self.app, self.versions, [Delivery(message)]).results[0])
+
+    def signal(self, conn: Connection, topic: str, data: Any, code: int = 200) -> int:
+        """Deliver ``data`` to the hooks waiting on ``topic``; returns how many were resumed
+        now (0: kept until the hook registers). :class:`UnknownHook` if no hook of any
+        deployed version listens there (a job keeps the version it started with)."""
+        check_value(data, "the signal data")
+        check_text(topic, "the signal topic")
+        app = self.app
+        with conn.transaction():
+            deployed = conn.execute(query("signal_versions"), {"app": app}).fetchall()
+            if not deployed or not deployed[0][1]:
+                raise no_active_version(app)
+            compiled = [self.versions.get(conn, app, version) for version, _ in deployed]
+            routes = route_signal(app, compiled, topic, data, code)
+            rows.lock_signal_keys(conn, ((app, d.topic, d.match_key) for d in routes))
+            now = time.time()
+            outgoing = [
+                o for d in routes for o in rows.deliver_signal(conn, app, d, new_message_id, now)
+            ]
+            enqueue(conn, outgoing)
+            return len(outgoing)
+
+    def interrupt(
+        self,
+        conn: Connection,
+        job_id: str,
+        *,
+        reason: str = "interrupted",
+        code: int = 410,
+        descend: bool = False,
+    ) -> bool:
+        """Interrupt a running job now (and with ``descend`` its children); False if it had
+        already finished. :class:`UnknownJob` if there is no such job."""
+        message = interrupt_message(
+            self.app, job_id, reason=reason, code=code, descend=descend, now=time.time()
+        )
+        result = process(conn, self.app, self.versions, [Delivery(message)]).results[0]
+        if result.error is not None:
+            raise result.error
+        return result.outcome == "applied"
+
+    def scrub(self, conn: Connection, job_id: str) -> bool:
+        """Delete a finished job and its data now (its id becomes free); False if it is
+        running or unknown."""
+        return job_queries.scrub(conn, self.app, job_id)
+
+    # -- reading jobs ------------------------------------------------------------------------
+
+    def get_job(self, conn: Connection, job_id: str, *, details: bool = True) -> JobRecord:
+        """The job's record (with ``details``: its data, activities and timeline)."""
+        record = job_queries.get_job(conn, self.app, job_id, details=details)
+        if record is None:
+            raise self.unknown(job_id)
+        return record
+
+    def get_status(self, conn: Connection, job_id: str) -> str:
+        """running, pending, done, failed or interrupted."""
+        return self.get_job(conn, job_id, details=False).status
+
+    def get_state(self, conn: Connection, job_id: str) -> dict[str, Any]:
+        """``{"metadata": {...}, "data": {...}}`` (HotMesh's job state shape)."""
+        return self.get_job(conn, job_id).state(self.app)
+
+    def get_query_state(self, conn: Connection, job_id: str, fields: list[str]) -> dict[str, Any]:
+        """Chosen fields: job data names, or ``activity/part`` (``checkInventory/output``)."""
+        return self.get_job(conn, job_id).query_state(fields)
+
+    def get_raw(self, conn: Connection, job_id: str) -> dict[str, Any]:
+        """The job exactly as stored: ``{"job": its mesh.jobs row, "attributes": its
+        mesh.jobs_attributes rows, "steps": its mesh.job_steps rows}``."""
+        raw = job_queries.get_raw(conn, self.app, job_id)
+        if raw is None:
+            raise self.unknown(job_id)
+        return raw
+
+    def export(self, conn: Connection, job_id: str) -> dict[str, Any]:
+        """The job with its activity timeline (what ``mesh job ID --json`` prints)."""
+        return self.get_job(conn, job_id).as_dict()
+
+    def unknown(self, job_id: str) -> UnknownJob:
+        return UnknownJob(
+            f"no job {job_id!r} in app {self.app!r} (never started, or expired and pruned)"
+        )
+
+
+def started(result: Result) -> str:
+    """The id of the job a start's ``result`` reports, or its refusal raised."""
     if result.error is not None:
         raise result.error
     return result.job_id
-
-
-def start_message(
-    app: str, topic: str, data: Any, *, job_id: str = "", pending: float | str | None = None
-) -> StartJob:
-    """The message that starts a job. A ``pending`` start writes the trigger's data and runs
-    nothing: the job, status ``pending``, holds its id and data until it is pruned
-    ``pending`` after its start (or interrupted, or scrubbed, before that).
-
-    Refuses (:class:`~mesh.errors.InvalidPayload`), before anything is written, data nested
-    past the limit or holding text Postgres cannot store, and malformed job ids."""
-    check_value(data, "the job data")
-    check_text(topic, "the topic")
-    if job_id:
-        validate_job_id(job_id)
-    return StartJob(
-        id=new_message_id(),
-        app=app,
-        topic=topic,
-        data=data,
-        job_id=job_id,
-        pending=None if pending is None else pending_seconds(pending),
-    )
-
-
-def signal(
-    conn: Connection, app: str, versions: AppVersions, topic: str, data: Any, code: int = 200
-) -> int:
-    """Deliver ``data`` to the hooks waiting on ``topic``; returns how many were resumed now
-    (0: buffered until the hook registers). :class:`UnknownHook` if no hook listens there.
-
-    The hook rules of every deployed version apply, not only the active one's: a job keeps
-    the graph it started with, so a job of an older version may wait on a hook the active
-    version changed or dropped."""
-    check_value(data, "the signal data")
-    check_text(topic, "the signal topic")
-    with conn.transaction():
-        deployed = conn.execute(query("signal_versions"), {"app": app}).fetchall()
-        if not deployed or not deployed[0][1]:
-            raise no_active_version(app)
-        now = time.time()
-        deliveries: dict[str | None, DeliverSignal] = {}
-        for version, _ in deployed:
-            compiled = versions.get(conn, app, version)
-            for delivery in Engine(compiled, now=now, new_id=new_message_id).signal_deliveries(
-                topic, data, code
-            ):
-                deliveries.setdefault(delivery.match_key, delivery)
-        if not deliveries:
-            active = versions.get(conn, app, deployed[0][0])
-            raise UnknownHook(
-                f"no hook of app {app!r} listens to signal topic {topic!r} (in any deployed "
-                f"version); hook topics of the active version {active.version}: "
-                f"{', '.join(sorted(active.hook_rules)) or 'none'}"
-            )
-        rows.lock_signal_keys(conn, ((app, d.topic, d.match_key) for d in deliveries.values()))
-        outgoing = [
-            o
-            for d in deliveries.values()
-            for o in rows.deliver_signal(conn, app, d, new_message_id, now)
-        ]
-        enqueue(conn, outgoing)
-        return len(outgoing)
-
-
-def interrupt(
-    conn: Connection,
-    app: str,
-    versions: AppVersions,
-    job_id: str,
-    *,
-    reason: str = "interrupted",
-    code: int = 410,
-    descend: bool = False,
-) -> bool:
-    """Interrupt a running job now; False if it had already finished. :class:`UnknownJob` if
-    there is no such job."""
-    validate_job_id(job_id)
-    check_text(reason, "the reason")
-    message = InterruptJob(
-        id=new_message_id(),
-        app=app,
-        job_id=job_id,
-        reason=reason,
-        code=code,
-        descend=descend,
-        sent_at=time.time(),
-    )
-    result = process(conn, app, versions, [Delivery(message)]).results[0]
-    if result.error is not None:
-        raise result.error
-    return result.outcome == "applied"

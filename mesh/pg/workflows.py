@@ -16,25 +16,27 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import msgspec
 import psycopg
 from psycopg.pq import TransactionStatus
 
-from mesh.errors import InvalidIdentifier, MeshError
-from mesh.model.engine.app import CompiledApp
-from mesh.model.engine.executor import Engine, InputInvalid
-from mesh.model.engine.mapping import WorkflowError
-from mesh.model.engine.state import JobState, lineage
-from mesh.model.graph.manifest import Manifest
-from mesh.model.ids import new_guid, new_message_id, validate_job_id
-from mesh.model.messages import (
-    ActivityResponse,
-    EngineMessage,
-    InterruptJob,
-    Resume,
-    StartJob,
+from mesh.errors import (
+    WorkflowError,
 )
-from mesh.model.outcomes import Outgoing, to_parent
+from mesh.model.engine.app import CompiledApp, no_active_version
+from mesh.model.engine.batch import (
+    Batch,
+    Message,
+    Result,
+    details_wanted,
+    has_starts,
+    jobs_named,
+)
+from mesh.model.engine.state import JobState
+from mesh.model.graph.manifest import decode_manifest
+from mesh.model.ids import new_message_id
+from mesh.model.messages import (
+    EngineMessage,
+)
 from mesh.pg import jobs as rows
 from mesh.pg.database import Connection, Cursor
 from mesh.pg.queries import query
@@ -45,26 +47,6 @@ from mesh.pg.streams import (
     enqueue_params,
     fence_params,
 )
-
-
-class UnknownTopic(MeshError):
-    """``pub`` to a topic no graph of the active version subscribes to."""
-
-
-class DuplicateJob(MeshError):
-    """A job id that is already taken (until that job expires and is pruned)."""
-
-
-class UnknownHook(MeshError):
-    """A signal on a topic no hook of the active version listens to."""
-
-
-class UnknownJob(MeshError):
-    """A job id with no job (never started, or expired and pruned)."""
-
-
-class NoActiveVersion(MeshError):
-    """An app with nothing activated yet."""
 
 
 class AppVersions:
@@ -82,7 +64,7 @@ class AppVersions:
             ).fetchone()
             if row is None:
                 raise WorkflowError(f"version {version!r} of app {app!r} is not deployed")
-            compiled = CompiledApp(msgspec.json.decode(row[0], type=Manifest))
+            compiled = CompiledApp(decode_manifest(row[0]))
             self._compiled[key] = compiled
         return compiled
 
@@ -94,25 +76,10 @@ class AppVersions:
         return self.get(conn, app, row[0])
 
 
-def no_active_version(app: str) -> NoActiveVersion:
-    return NoActiveVersion(
-        f"app {app!r} has no active version: run `mesh deploy PATH` and "
-        "`mesh activate VERSION` first"
-    )
-
-
 @dataclass(frozen=True, slots=True)
 class Delivery:
     message: EngineMessage
     claim: StreamClaim | None = None
-
-
-@dataclass(slots=True)
-class Result:
-    outcome: str
-    """applied, duplicate, stale, finished, or refused (see ``error``)."""
-    job_id: str = ""
-    error: MeshError | None = None
 
 
 @dataclass(slots=True)
@@ -193,194 +160,79 @@ def _process(
     new_id: Callable[[], str],
 ) -> tuple[BatchReport, Cursor | None]:
     report = BatchReport()
-    now = time.time()
+    jobs, taken, active = _take_and_load(conn, app, versions, deliveries, owner)
+    if taken is not None:
+        report.taken = taken
+        report.lost = sum(1 for d in deliveries if d.claim is not None) - len(taken)
+    batch = Batch(
+        app,
+        [
+            Message(d.message, direct=d.claim is None)
+            for d in deliveries
+            if d.claim is None or d.claim.id in report.taken
+        ],
+        now=time.time(),
+        new_id=new_id,
+    )
+    if active is not None:
+        chosen = batch.admit(active)
+        # Chosen ids may be taken: lock them to know. Fresh random ids cannot be.
+        jobs.update(rows.lock_jobs(conn, app, chosen - jobs.keys()))
+    compiled = {v: versions.get(conn, app, v) for v in batch.versions_needed(jobs)}
+    plan = batch.apply(compiled, jobs)
+    report.results = plan.results
+    if plan.created:
+        inserted = rows.insert_jobs(conn, plan.created)
+        if len(inserted) != len(plan.created):
+            raise _KeyTaken()  # taken since we looked: run again (it is a duplicate then)
+    # Sent without waiting: they travel with the COMMIT (run_commands waits only when a hook
+    # registration's result is needed).
+    rows.save_jobs(conn, plan.touched)
+    outgoing = plan.outgoing + rows.run_commands(conn, plan.touched, new_id, batch.now)
+    if outgoing:
+        conn.execute(query("enqueue"), enqueue_params(outgoing))
+    if next_claim is None:
+        return report, None
+    claiming = conn.execute(
+        query("claim"),
+        claim_params(
+            app,
+            next_claim.stream,
+            owner,
+            next_claim.limit,
+            next_claim.lease,
+            max_attempts=next_claim.max_attempts,
+        ),
+    )
+    return report, claiming
+
+
+def _take_and_load(
+    conn: Connection,
+    app: str,
+    versions: AppVersions,
+    deliveries: Sequence[Delivery],
+    owner: str,
+) -> tuple[dict[str, JobState], set[int] | None, CompiledApp | None]:
+    """In one round trip: the fenced ack of the claims (the ids taken; None without claims),
+    the active version (for the starts it holds), the locks of the jobs the messages name and then their
+    state, read under the locks. A lost claim's job is locked and read too, and left alone."""
     claimed = [d.claim for d in deliveries if d.claim is not None]
-    wanted: dict[str, set[str]] = {}
-    for delivery in deliveries:
-        message = delivery.message
-        if isinstance(message, ActivityResponse | Resume):
-            wanted.setdefault(message.job_id, set()).update(lineage(message.dimension))
-        elif isinstance(message, InterruptJob):
-            wanted.setdefault(message.job_id, set()).add("")
-    # One round trip: the fenced ack, the active version (for starts), the locks of the jobs
-    # the messages name and then their state (read under the locks). A lost claim's job is
-    # locked and read too, and left alone.
+    messages = [d.message for d in deliveries]
     with conn.pipeline():
         taking = (
             conn.execute(query("take_claims"), fence_params(owner, claimed)) if claimed else None
         )
         reading = (
-            conn.execute(query("active_version"), {"app": app})
-            if any(isinstance(d.message, StartJob) for d in deliveries)
-            else None
+            conn.execute(query("active_version"), {"app": app}) if has_starts(messages) else None
         )
-        locking = rows.send_lock_jobs(
-            conn, app, {d.message.job_id for d in deliveries if not isinstance(d.message, StartJob)}
-        )
-        loading = rows.send_load_details(conn, app, wanted)
+        locking = rows.send_lock_jobs(conn, app, jobs_named(messages))
+        loading = rows.send_load_details(conn, app, details_wanted(messages))
     jobs = rows.read_locked_jobs(app, locking)
     rows.read_details(jobs, loading)
-    taken: set[int] = set()
-    if taking is not None:
-        taken = report.taken = {row[0] for row in taking.fetchall()}
-        report.lost = len(claimed) - len(taken)
-    live = [d for d in deliveries if d.claim is None or d.claim.id in taken]
-
-    starts = [d for d in live if isinstance(d.message, StartJob)]
-    active: CompiledApp | None = None
-    planned: dict[int, tuple[str, bool]] = {}
-    entities: dict[int, str | None] = {}
-    refused: dict[int, MeshError] = {}
-    if starts:
-        assert reading is not None
+    taken = {row[0] for row in taking.fetchall()} if taking is not None else None
+    live = [d for d in deliveries if d.claim is None or (taken and d.claim.id in taken)]
+    active = None
+    if reading is not None and has_starts(d.message for d in live):
         active = versions.active_from(conn, app, reading.fetchone())
-        engine = Engine(active, now=now, new_id=new_id)
-        for index, delivery in enumerate(live):
-            message = delivery.message
-            if not isinstance(message, StartJob):
-                continue
-            try:
-                graph = active.graph(message.topic)
-                if graph is None:
-                    raise UnknownTopic(
-                        f"no graph of app {app!r} (version {active.version}) subscribes to "
-                        f"{message.topic!r}; subscribed: {', '.join(sorted(active.graphs))}"
-                    )
-                engine.check_input(graph, message.data)
-                key, entity, chosen = engine.plan_start(graph, message.data)
-                if message.job_id:
-                    key, chosen = message.job_id, bool(message.parent is None)
-                validate_job_id(key)
-                planned[index] = (key, chosen)
-                entities[index] = entity
-            except (UnknownTopic, InputInvalid, WorkflowError, InvalidIdentifier) as error:
-                refused[index] = error
-
-    # Chosen ids may be taken: lock them to know. Fresh random ids cannot be.
-    jobs.update(
-        rows.lock_jobs(
-            conn, app, {key for key, chosen in planned.values() if chosen and key not in jobs}
-        )
-    )
-
-    created: list[JobState] = []
-    outgoing: list[Outgoing] = []
-    for index, delivery in enumerate(live):
-        message = delivery.message
-        if isinstance(message, StartJob):
-            plan = planned.get(index)
-            result = _start(
-                jobs,
-                created,
-                message,
-                (plan[0], entities[index]) if plan else None,
-                refused.get(index),
-                active,
-                now,
-                new_id,
-            )
-            if result.outcome == "refused" and message.parent is not None:
-                outgoing.append(_refusal_to_parent(message, result.error, new_id, now))
-            report.results.append(result)
-            continue
-        key = message.job_id
-        job = jobs.get(key)
-        if job is None:
-            if delivery.claim is None and isinstance(message, InterruptJob):
-                report.results.append(
-                    Result("refused", key, UnknownJob(f"no job {key!r} in app {app!r}"))
-                )
-            else:
-                report.results.append(Result("stale", key))
-            continue
-        engine = Engine(versions.get(conn, app, job.version), now=now, new_id=new_id)
-        report.results.append(Result(engine.apply(job, message), key))
-
-    if created:
-        inserted = rows.insert_jobs(conn, created)
-        if len(inserted) != len(created):
-            raise _KeyTaken()  # taken since we looked: run again (it is a duplicate then)
-    touched = list(jobs.values())
-    # Sent without waiting: they travel with the COMMIT (run_commands waits only when a hook
-    # registration's result is needed).
-    rows.save_jobs(conn, touched)
-    outgoing.extend(o for job in touched for o in job.outgoing)
-    outgoing.extend(rows.run_commands(conn, touched, new_id, now))
-    if outgoing:
-        conn.execute(query("enqueue"), enqueue_params(outgoing))
-    claiming = None
-    if next_claim is not None:
-        claiming = conn.execute(
-            query("claim"),
-            claim_params(
-                app,
-                next_claim.stream,
-                owner,
-                next_claim.limit,
-                next_claim.lease,
-                max_attempts=next_claim.max_attempts,
-            ),
-        )
-    return report, claiming
-
-
-def _start(
-    jobs: dict[str, JobState],
-    created: list[JobState],
-    message: StartJob,
-    plan: tuple[str, str | None] | None,
-    error: MeshError | None,
-    active: CompiledApp | None,
-    now: float,
-    new_id: Callable[[], str],
-) -> Result:
-    if error is not None or plan is None or active is None:
-        return Result("refused", message.job_id, error)
-    key, entity = plan
-    if key in jobs:
-        return Result(
-            "refused",
-            key,
-            DuplicateJob(
-                f"job id {key!r} is taken by a job of app {message.app!r} (it stays taken "
-                "until that job expires); choose another id or scrub the old job"
-            ),
-        )
-    graph = active.graph(message.topic)
-    assert graph is not None
-    job = JobState(
-        id=0,  # assigned by the insert
-        app=message.app,
-        key=key,
-        gid=new_guid(),
-        version=active.version,
-        topic=message.topic,
-        entity=entity,
-        status="running",
-        semaphore=0,
-        parent=message.parent,
-        created_at=now,
-        created=True,
-        changed=True,
-    )
-    try:
-        Engine(active, now=now, new_id=new_id).start(
-            job, graph, message.data, pending=message.pending
-        )
-    except WorkflowError as failure:
-        return Result("refused", key, failure)
-    jobs[key] = job
-    created.append(job)
-    return Result("applied", key)
-
-
-def _refusal_to_parent(
-    message: StartJob, error: MeshError | None, new_id: Callable[[], str], now: float
-) -> Outgoing:
-    parent = message.parent
-    assert parent is not None
-    code = (
-        409 if isinstance(error, DuplicateJob) else 400 if isinstance(error, InputInvalid) else 500
-    )
-    data = {"error": {"message": str(error), "type": type(error).__name__, "code": code}}
-    return to_parent(message.app, parent, code, data, message_id=new_id(), now=now)
+    return jobs, taken, active

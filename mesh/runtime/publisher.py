@@ -21,9 +21,10 @@ from dataclasses import dataclass
 import trio
 
 from mesh.errors import DatabaseError, DatabaseUnavailable
+from mesh.model.engine.batch import Result
 from mesh.model.messages import StartJob
 from mesh.pg.database import Database
-from mesh.pg.workflows import AppVersions, Delivery, Result, process
+from mesh.pg.workflows import AppVersions, Delivery, process
 
 
 @dataclass(slots=True)

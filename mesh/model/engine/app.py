@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mesh.errors import NoActiveVersion
 from mesh.model.graph.manifest import Activity, Graph, HookRule, Manifest, Transition
 from mesh.model.retry import RetryPolicy, policy_from_spec
 
@@ -52,3 +53,11 @@ class CompiledApp:
 
     def rule_for(self, topic: str, activity: str) -> HookRule | None:
         return next((r for r in self.hook_rules.get(topic, []) if r.to == activity), None)
+
+
+def no_active_version(app: str) -> NoActiveVersion:
+    """The error for an app with nothing activated: says what to run."""
+    return NoActiveVersion(
+        f"app {app!r} has no active version: run `mesh deploy PATH` and "
+        "`mesh activate VERSION` first"
+    )

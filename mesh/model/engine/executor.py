@@ -17,6 +17,10 @@ its parent get its data as its answer, and it keeps running (signals and cycles 
 re-enter it) until its last activity closes or it is interrupted. A *pending* start
 (``pub(..., pending=S)``) writes the trigger's data and runs nothing: a reservation, pruned
 after S seconds unless interrupted first.
+
+What each activity type does in its legs is in its module of
+:mod:`mesh.model.engine.activities`; this module runs the legs' common part (steps, input and
+output maps, transitions, the semaphore) and ends jobs.
 """
 
 from __future__ import annotations
@@ -24,62 +28,26 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from mesh.errors import MeshError
+from mesh.errors import InputInvalid, WorkflowError
+from mesh.model.engine.activities import Leg, type_of
+from mesh.model.engine.activities.cycle import REENTERED
+from mesh.model.engine.activities.trigger import TYPE as TRIGGER
 from mesh.model.engine.app import CompiledApp
 from mesh.model.engine.mapping import (
-    WorkflowError,
     apply_job_maps,
     context_for,
     map_values,
-    preview,
     resolve_rule,
-    signal_key,
-    text,
     to_seconds,
-    topic_of,
 )
-from mesh.model.engine.state import (
-    Announce,
-    DeliverSignal,
-    InterruptChildren,
-    JobState,
-    RegisterHook,
-    UnregisterHooks,
-    lineage,
-)
-from mesh.model.graph.manifest import Activity, Graph, Transition
+from mesh.model.engine.state import Announce, InterruptChildren, JobState, UnregisterHooks
+from mesh.model.graph.manifest import Graph, Transition
 from mesh.model.graph.schema import schema_problems
-from mesh.model.ids import ENGINE_STREAM
-from mesh.model.messages import (
-    PRIORITY_REQUEST,
-    ActivityRequest,
-    ActivityResponse,
-    EngineMessage,
-    InterruptJob,
-    ParentRef,
-    Resume,
-    StartJob,
-    encode,
-)
-from mesh.model.outcomes import Outgoing, to_engine, to_parent
+from mesh.model.messages import ActivityResponse, EngineMessage, InterruptJob, Resume
+from mesh.model.outcomes import Outgoing, to_parent
 from mesh.model.pipe.js import UNDEFINED, strict_equals, to_number, truthy
 
-MAX_CYCLES = 10_000
 DEFAULT_EXPIRE_SECONDS = 86_400.0
-REENTERED = 100
-"""The code of a Leg 1 step entered by a cycle's re-entry (a plain entry records 200)."""
-
-
-class InputInvalid(MeshError):
-    """Job input that fails the graph's input schema; ``problems`` lists each reason."""
-
-    def __init__(self, topic: str, problems: list[str]) -> None:
-        self.problems = problems
-        listing = "\n".join(f"  - {p}" for p in problems)
-        super().__init__(
-            f"input for {topic!r} does not match the graph's input schema; no job was "
-            f"started:\n{listing}"
-        )
 
 
 class Engine:
@@ -93,6 +61,7 @@ class Engine:
     # -- starting a job ----------------------------------------------------------------------
 
     def check_input(self, graph: Graph, data: Any) -> None:
+        """:class:`InputInvalid` when ``data`` fails the graph's input schema."""
         schema = graph.input.get("schema")
         if schema is not None:
             problems = schema_problems(schema, data)
@@ -102,17 +71,9 @@ class Engine:
     def plan_start(self, graph: Graph, data: Any) -> tuple[str, str | None, bool]:
         """The job id and entity a new job of ``graph`` gets for ``data`` (trigger stats),
         and whether the id was chosen (by the mapping) rather than freshly made."""
-        trigger = graph.activities[graph.trigger_id]
-        context = {"$self": {"input": {"data": data}, "output": {"data": data}}}
-        key: str | None = None
-        if "id" in trigger.stats:
-            resolved = resolve_rule(trigger.stats["id"], context, graph.trigger_id, "stats.id")
-            if resolved not in (None, UNDEFINED, ""):
-                key = resolved if isinstance(resolved, str) else text(resolved)
-        entity = None
-        if trigger.entity is not None:
-            resolved = resolve_rule(trigger.entity, context, graph.trigger_id, "entity")
-            entity = None if resolved in (None, UNDEFINED) else text(resolved)
+        trigger_id = graph.trigger_id
+        trigger: Any = graph.activities[trigger_id]
+        key, entity = TRIGGER.identity(trigger_id, trigger, data)
         return key or self.new_id(), entity, key is not None
 
     def start(
@@ -141,7 +102,7 @@ class Engine:
         children = self._children(trigger_id, context, 200)
         # Adjust, not assign: children that complete at once (passthrough hooks, detached
         # awaits) have already subtracted themselves.
-        job.adjust(sum(self._enter(job, graph, child, "") for child in children))
+        job.adjust(sum(self.enter(job, graph, child, "") for child in children))
         self._settle(job, graph)
 
     # -- messages ----------------------------------------------------------------------------
@@ -172,82 +133,40 @@ class Engine:
             job.restore(snapshot)
             self.fail(job, graph, str(error), error.code)
             return "applied"
+        if outcome == "stale":
+            job.restore(snapshot)  # refused by the activity's type: nothing happened
         self._settle(job, graph)
         return outcome
 
     def _dispatch(self, job: JobState, graph: Graph, message: EngineMessage) -> str:
         if isinstance(message, ActivityResponse):
-            return self._worker_result(job, graph, message)
-        assert isinstance(message, Resume)
-        aid, dim = message.activity_id, message.dimension
-        if aid not in graph.activities:
-            raise WorkflowError(
-                f"message for unknown activity {aid!r} of graph {graph.subscribes!r}"
-            )
-        if message.kind == "reenter":
-            if job.has_step(aid, dim, 1):
-                return "duplicate"
-            self._enter(job, graph, aid, dim, reentry=message.data)
-            return "applied"
-        if not job.has_step(aid, dim, 1) or job.has_step(aid, dim, 2):
-            return "duplicate"
-        if message.kind == "wake":
-            job.commands.append(UnregisterHooks(aid, dim))
-            self._complete(job, graph, aid, dim, 200, hook=job.part(aid, dim, "hook") or {})
-        elif message.kind == "signal":
-            if message.code == 202:  # the hook stays open for more signals
-                job.set_part(aid, dim, "hook", message.data)
+            aid, dim = message.activity_id, message.dimension
+            if aid not in graph.activities:
+                return "stale"
+        elif isinstance(message, Resume):
+            aid, dim = message.activity_id, message.dimension
+            if aid not in graph.activities:
+                raise WorkflowError(
+                    f"message for unknown activity {aid!r} of graph {graph.subscribes!r}"
+                )
+            if message.kind == "reenter":
+                if job.has_step(aid, dim, 1):
+                    return "duplicate"
+                self.enter(job, graph, aid, dim, reentry=message.data)
                 return "applied"
-            job.commands.append(UnregisterHooks(aid, dim))
-            self._complete(job, graph, aid, dim, message.code, hook=message.data)
-        else:  # child
-            self._complete(job, graph, aid, dim, message.code, output=message.data)
-        return "applied"
-
-    def _worker_result(self, job: JobState, graph: Graph, response: ActivityResponse) -> str:
-        aid, dim = response.activity_id, response.dimension
-        if aid not in graph.activities:
-            return "stale"
+        else:
+            return "stale"  # a start is not a message to a job
         if not job.has_step(aid, dim, 1) or job.has_step(aid, dim, 2):
             return "duplicate"
         activity = graph.activities[aid]
-        if response.status == "error":
-            error = response.error
-            detail = {
-                "message": error.message if error else "the worker reported an error",
-                "type": error.type if error else "Error",
-                "code": response.code,
-            }
-            self._complete(job, graph, aid, dim, response.code, output={"error": detail})
-            return "applied"
-        data = response.data
-        if data is None:
-            data = {}
-        if not isinstance(data, dict):
-            raise WorkflowError(
-                f"activity {aid!r} (topic {response.topic!r}) returned "
-                f"{type(data).__name__} {preview(data)}; an activity returns a JSON object "
-                f"(or nothing), read as {{{aid}.output.data.<field>}}"
-            )
-        schema = activity.output.get("schema")
-        if isinstance(schema, dict):
-            problems = schema_problems(schema, data)
-            if problems:
-                raise WorkflowError(
-                    f"activity {aid!r} (topic {response.topic!r}) returned data that does not "
-                    f"match its output schema: {'; '.join(problems)}"
-                )
-        if response.status == "pending":
-            self._store_output(job, graph, aid, dim, data)
-            if truthy(resolve_rule(activity.emit, context_for(job, graph, aid, dim), aid, "emit")):
-                job.commands.append(Announce(self._announce_topic(graph), "emitted"))
-            return "applied"
-        self._complete(job, graph, aid, dim, 200, output=data)
-        return "applied"
+        leg = Leg(self, job, graph, aid, dim, activity)
+        if isinstance(message, ActivityResponse):
+            return type_of(activity).respond(leg, message)
+        return type_of(activity).resume(leg, message)
 
     # -- legs --------------------------------------------------------------------------------
 
-    def _enter(
+    def enter(
         self, job: JobState, graph: Graph, aid: str, dim: str, *, reentry: Any = UNDEFINED
     ) -> int:
         """Leg 1 of ``aid`` in ``dim``; returns 1 if it entered, 0 if it had already."""
@@ -255,50 +174,28 @@ class Engine:
             return 0  # converging branches: an activity runs once per dimension
         job.add_step(aid, dim, 1, REENTERED if reentry is not UNDEFINED else 200)
         activity = graph.activities[aid]
-        context = context_for(job, graph, aid, dim)
+        leg = Leg(self, job, graph, aid, dim, activity)
         if reentry is not UNDEFINED:
             data = reentry if isinstance(reentry, dict) else {}
         else:
-            data = map_values(activity.input.get("maps"), context, aid, "input.maps")
+            data = map_values(activity.input.get("maps"), leg.context, aid, "input.maps")
         if data:
             job.set_part(aid, dim, "input", data)
-            context["$self"]["input"] = {"data": data}
-        kind = activity.type
-        if kind == "worker":
-            self._request_work(job, activity, aid, dim, data, context)
-        elif kind == "await":
-            self._start_child(job, graph, activity, aid, dim, data, context)
-        elif kind == "hook":
-            self._hook(job, graph, activity, aid, dim, data, context)
-        elif kind == "signal":
-            self._signal(job, graph, activity, aid, dim, context)
-        elif kind == "cycle":
-            self._cycle(job, graph, activity, aid, dim, data)
-        elif kind == "interrupt":
-            self._interrupt_activity(job, graph, activity, aid, dim, context)
-        else:
-            raise WorkflowError(f"activity {aid!r}: a {kind} cannot be entered")
+            leg.context["$self"]["input"] = {"data": data}
+        leg.data = data
+        type_of(activity).enter(leg)
         return 1
 
-    def _complete(
-        self,
-        job: JobState,
-        graph: Graph,
-        aid: str,
-        dim: str,
-        code: int,
-        *,
-        output: Any = None,
-        hook: Any = None,
-    ) -> None:
+    def complete(self, leg: Leg, code: int, *, output: Any = None, hook: Any = None) -> None:
         """Leg 2: store the result, apply maps, enter the children the transitions pick."""
+        job, graph, aid, dim = leg.job, leg.graph, leg.aid, leg.dim
         job.add_step(aid, dim, 2, code)
         if hook is not None:
             job.set_part(aid, dim, "hook", hook)
         if output is not None:
-            self._store_output(job, graph, aid, dim, output)
+            self.store_output(leg, output)
         context = context_for(job, graph, aid, dim)
-        activity = graph.activities[aid]
+        activity = leg.activity
         apply_job_maps(job, activity, context, aid)
         children = self._children(aid, context, code)
         if code >= 400 and not children:
@@ -313,243 +210,26 @@ class Engine:
                 code,
             )
             return
-        entered = sum(self._enter(job, graph, child, dim) for child in children)
+        entered = sum(self.enter(job, graph, child, dim) for child in children)
         job.adjust(entered - 1)
         if truthy(resolve_rule(activity.emit, context, aid, "emit")):
-            job.commands.append(Announce(self._announce_topic(graph), "emitted"))
+            job.commands.append(Announce(self.announce_topic(graph), "emitted"))
         if job.running and truthy(resolve_rule(activity.persist, context, aid, "persist")):
             self._persist(job, graph)
 
-    def _store_output(self, job: JobState, graph: Graph, aid: str, dim: str, data: Any) -> None:
-        activity = graph.activities[aid]
-        maps = activity.output.get("maps")
+    def store_output(self, leg: Leg, data: Any) -> None:
+        """Store ``data`` as the activity's output, with its ``output.maps`` applied."""
+        job, aid, dim = leg.job, leg.aid, leg.dim
+        maps = leg.activity.output.get("maps")
         if maps:
             job.set_part(aid, dim, "output", data)
-            context = context_for(job, graph, aid, dim)
+            context = context_for(job, leg.graph, aid, dim)
             data = {
                 **(data if isinstance(data, dict) else {}),
                 **map_values(maps, context, aid, "output.maps"),
             }
         job.set_part(aid, dim, "output", data)
-
-    # -- activity types ----------------------------------------------------------------------
-
-    def _request_work(
-        self,
-        job: JobState,
-        activity: Activity,
-        aid: str,
-        dim: str,
-        data: dict[str, Any],
-        context: dict[str, Any],
-    ) -> None:
-        topic = topic_of(activity, context, aid)
-        policy = self.app.retry_policies.get(aid)
-        request = ActivityRequest(
-            id=self.new_id(),
-            app=job.app,
-            topic=topic,
-            data=data,
-            job_id=job.key,
-            activity_id=aid,
-            reply_to=ENGINE_STREAM,
-            retry=policy,
-            sent_at=self.now,
-            job_gid=job.gid,
-            dimension=dim,
-        )
-        # Without a policy of the activity's own, the worker's applies: max_attempts 0 tells
-        # the stream to take it from the worker's first claim.
-        attempts = policy.maximum_attempts if policy else 0
-        job.outgoing.append(
-            Outgoing(job.app, topic, encode(request), PRIORITY_REQUEST, max_attempts=attempts)
-        )
-
-    def _start_child(
-        self,
-        job: JobState,
-        graph: Graph,
-        activity: Activity,
-        aid: str,
-        dim: str,
-        data: dict[str, Any],
-        context: dict[str, Any],
-    ) -> None:
-        topic = topic_of(activity, context, aid)
-        if self.app.graph(topic) is None:
-            raise WorkflowError(
-                f"activity {aid!r}: no graph of app {job.app!r} subscribes to {topic!r}"
-            )
-        wait = truthy(resolve_rule(activity.await_, context, aid, "await"))
-        child_key = self.new_id()
-        parent = ParentRef(job.key, job.gid, aid, dim) if wait else None
-        start = StartJob(
-            id=self.new_id(),
-            app=job.app,
-            topic=topic,
-            data=data,
-            job_id=child_key,
-            parent=parent,
-            sent_at=self.now,
-        )
-        job.outgoing.append(to_engine(start))
-        if not wait:
-            self._complete(job, graph, aid, dim, 200, output={"job_id": child_key})
-
-    def _hook(
-        self,
-        job: JobState,
-        graph: Graph,
-        activity: Activity,
-        aid: str,
-        dim: str,
-        data: dict[str, Any],
-        context: dict[str, Any],
-    ) -> None:
-        topic = self.app.hook_topics.get(aid)
-        if topic is not None:
-            rule = self.app.rule_for(topic, aid)
-            expected: Any = UNDEFINED
-            if rule is not None and rule.conditions is not None and rule.conditions.match:
-                expected = resolve_rule(
-                    rule.conditions.match[0].expected, context, aid, f"hooks.{topic}.expected"
-                )
-            job.commands.append(RegisterHook(topic, signal_key(expected), aid, dim))
-        if activity.sleep is not None:
-            seconds = to_seconds(resolve_rule(activity.sleep, context, aid, "sleep"), aid)
-            wake = Resume(
-                id=self.new_id(),
-                app=job.app,
-                kind="wake",
-                job_id=job.key,
-                gid=job.gid,
-                activity_id=aid,
-                dimension=dim,
-                sent_at=self.now,
-            )
-            job.outgoing.append(to_engine(wake, delay=seconds))
-        if topic is None and activity.sleep is None:
-            self._complete(job, graph, aid, dim, 200, output=data)  # passthrough
-
-    def _signal(
-        self,
-        job: JobState,
-        graph: Graph,
-        activity: Activity,
-        aid: str,
-        dim: str,
-        context: dict[str, Any],
-    ) -> None:
-        topic = topic_of(activity, context, aid)
-        payload = map_values(activity.signal.get("maps"), context, aid, "signal.maps")
-        code = activity.code if activity.code is not None else activity.status
-        code = int(to_number(resolve_rule(code, context, aid, "code"))) if code is not None else 200
-        if activity.subtype == "all":
-            key = None
-            if activity.key_value is not None:
-                key = signal_key(resolve_rule(activity.key_value, context, aid, "key_value"))
-            job.commands.append(DeliverSignal(topic, key, payload, code, buffer=False))
-        else:
-            job.commands.extend(self.signal_deliveries(topic, payload, code))
-        self._complete(job, graph, aid, dim, 200, output=payload)
-
-    def signal_deliveries(self, topic: str, data: Any, code: int = 200) -> list[DeliverSignal]:
-        """Where a signal on ``topic`` goes: one delivery per distinct match key its hook
-        rules resolve from ``data``. Empty when no hook of this app listens to ``topic``."""
-        keys: list[str] = []
-        hook_context = {"$self": {"hook": {"data": data}}, "$hook": {"data": data}}
-        for rule in self.app.hook_rules.get(topic, []):
-            actual: Any = UNDEFINED
-            if rule.conditions is not None and rule.conditions.match:
-                actual = resolve_rule(
-                    rule.conditions.match[0].actual, hook_context, rule.to, f"hooks.{topic}.actual"
-                )
-            key = signal_key(actual)
-            if key not in keys:
-                keys.append(key)
-        return [DeliverSignal(topic, key, data, code) for key in keys]
-
-    def _cycle(
-        self,
-        job: JobState,
-        graph: Graph,
-        activity: Activity,
-        aid: str,
-        dim: str,
-        data: dict[str, Any],
-    ) -> None:
-        ancestor = activity.ancestor
-        # New rounds hang off the round the loop started in, not off the previous round, so
-        # dimensions stay as deep as the loops are nested however often they turn.
-        base = next(
-            (d for d in lineage(dim) if job.steps.get((ancestor, d, 1), REENTERED) != REENTERED),
-            "",
-        )
-        job.cycles += 1
-        job.changed = True
-        if job.cycles > MAX_CYCLES:
-            raise WorkflowError(
-                f"activity {aid!r} re-entered {ancestor!r} more than {MAX_CYCLES} times"
-            )
-        job.add_step(aid, dim, 2)
-        reenter = Resume(
-            id=self.new_id(),
-            app=job.app,
-            kind="reenter",
-            job_id=job.key,
-            gid=job.gid,
-            activity_id=ancestor,
-            dimension=f"{base}/{job.cycles}",
-            data=data,
-            sent_at=self.now,
-        )
-        job.outgoing.append(to_engine(reenter))
-        # The cycle closes and the re-entered ancestor opens: the semaphore stays.
-
-    def _interrupt_activity(
-        self,
-        job: JobState,
-        graph: Graph,
-        activity: Activity,
-        aid: str,
-        dim: str,
-        context: dict[str, Any],
-    ) -> None:
-        target = (
-            resolve_rule(activity.target, context, aid, "target")
-            if activity.target is not None
-            else job.key
-        )
-        reason = (
-            resolve_rule(activity.reason, context, aid, "reason")
-            if activity.reason is not None
-            else None
-        )
-        code = (
-            int(to_number(resolve_rule(activity.code, context, aid, "code")))
-            if activity.code is not None
-            else 410
-        )
-        descend = truthy(resolve_rule(activity.descend, context, aid, "descend"))
-        throw = truthy(resolve_rule(activity.throw, context, aid, "throw"))
-        reason_text = (
-            text(reason) if reason not in (None, UNDEFINED) else f"interrupted by activity {aid!r}"
-        )
-        if not isinstance(target, str) or target in ("", job.key):
-            job.add_step(aid, dim, 2, code)
-            self.interrupt(job, graph, reason_text, code, descend=descend, throw=throw)
-            return
-        message = InterruptJob(
-            id=self.new_id(),
-            app=job.app,
-            job_id=target,
-            reason=reason_text,
-            code=code,
-            descend=descend,
-            sent_at=self.now,
-        )
-        job.outgoing.append(to_engine(message))
-        self._complete(job, graph, aid, dim, 200, output={"job_id": target})
+        leg.refresh()
 
     # -- ending a job ------------------------------------------------------------------------
 
@@ -592,7 +272,7 @@ class Engine:
             job.outgoing.append(self._result_for_parent(job, 200))
         job.persisted = True
         job.changed = True
-        job.commands.append(Announce(self._announce_topic(graph), "persisted"))
+        job.commands.append(Announce(self.announce_topic(graph), "persisted"))
 
     def _finish(self, job: JobState, graph: Graph, status: str, code: int) -> None:
         job.status = status
@@ -602,7 +282,7 @@ class Engine:
             job.commands.append(UnregisterHooks())  # hooks of this job may still wait
         if job.parent is not None and not job.persisted:  # a persisted job has answered
             job.outgoing.append(self._result_for_parent(job, code))
-        job.commands.append(Announce(self._announce_topic(graph), status))
+        job.commands.append(Announce(self.announce_topic(graph), status))
 
     def _result_for_parent(self, job: JobState, code: int) -> Outgoing:
         assert job.parent is not None
@@ -634,7 +314,7 @@ class Engine:
             )
         return graph
 
-    def _announce_topic(self, graph: Graph) -> str:
+    def announce_topic(self, graph: Graph) -> str:
         return graph.publishes or graph.subscribes
 
     def _children(self, aid: str, context: dict[str, Any], code: int) -> list[str]:

@@ -5,27 +5,20 @@ and the registry key of a signal. Stateless functions of the job and the graph."
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from mesh.errors import InvalidIdentifier, MeshError
+from mesh.errors import InvalidIdentifier, MeshError, PipeError, WorkflowError
 from mesh.model.durations import parse_duration
 from mesh.model.engine.state import JobState, lineage
-from mesh.model.graph.manifest import Activity, Graph
 from mesh.model.ids import validate_topic
-from mesh.model.pipe.evaluator import PipeError, resolve
+from mesh.model.pipe.evaluator import resolve
 from mesh.model.pipe.js import UNDEFINED, to_number
 from mesh.model.pipe.text import to_json_compatible
 
-
-class WorkflowError(MeshError):
-    """A job cannot go on: a mapping failed, a result had the wrong shape, a cycle ran away.
-    The job ends ``failed`` with this message; ``code`` is what its parent hears."""
-
-    def __init__(self, message: str, code: int = 500) -> None:
-        super().__init__(message)
-        self.code = code
+if TYPE_CHECKING:
+    from mesh.model.graph.manifest import Activity, Graph
 
 
 def signal_key(value: Any) -> str:
@@ -34,7 +27,7 @@ def signal_key(value: Any) -> str:
     return "" if value is UNDEFINED else msgspec.json.encode(value).decode()
 
 
-def topic_of(activity: Activity, context: dict[str, Any], aid: str) -> str:
+def topic_of(activity: Any, context: dict[str, Any], aid: str) -> str:
     topic = activity.topic
     if not isinstance(topic, str) or topic.startswith("{") or isinstance(activity.topic, dict):
         topic = resolve_rule(activity.topic, context, aid, "topic")

@@ -1,17 +1,26 @@
 """The manifest model: an app of graphs of activities (HotMesh's YAML DSL, reference §5).
 
 These Structs are filled only from manifests that passed :mod:`validation`, which reports
-every problem with its path; mapping values (``maps``, conditions, ``@pipe`` objects) stay
+every problem with its path. An activity is one struct per type, defined with the type's code
+in :mod:`mesh.model.engine.activities`; mapping values (``maps``, conditions, ``@pipe`` objects) stay
 as the plain JSON-like data the ``@pipe`` evaluator reads.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 
-ActivityType = Literal["trigger", "worker", "await", "hook", "signal", "cycle", "interrupt"]
+from mesh.model.engine.activities import ANY_ACTIVITY, ActivityFields, type_named
+
+Activity = ActivityFields
+"""An activity of any type (each type's struct derives from it)."""
+
+if TYPE_CHECKING:
+    AnyActivity = ActivityFields
+else:
+    AnyActivity = ANY_ACTIVITY  # the tagged union msgspec decodes into
 
 
 class Match(msgspec.Struct, frozen=True):
@@ -35,54 +44,9 @@ class HookRule(msgspec.Struct, frozen=True):
     conditions: Conditions | None = None
 
 
-class Activity(msgspec.Struct, frozen=True, kw_only=True):
-    """One activity; which fields apply depends on ``type`` (validation enforces it)."""
-
-    type: ActivityType
-    title: str = ""
-    subtype: str = ""
-    input: dict[str, Any] = msgspec.field(default_factory=dict)
-    output: dict[str, Any] = msgspec.field(default_factory=dict)
-    job: dict[str, Any] = msgspec.field(default_factory=dict)
-    telemetry: dict[str, Any] = msgspec.field(default_factory=dict)
-    emit: Any = False
-    persist: Any = False
-    statusThreshold: Any = None
-    statusThresholdType: Any = None
-    retry: dict[str, Any] = msgspec.field(default_factory=dict)
-    # trigger
-    stats: dict[str, Any] = msgspec.field(default_factory=dict)
-    entity: Any = None
-    # worker, await, signal, interrupt
-    topic: Any = None
-    # await
-    await_: Any = msgspec.field(default=True, name="await")
-    # hook
-    sleep: Any = None
-    hook: dict[str, Any] | None = None
-    escalation: dict[str, Any] | None = None
-    # signal
-    signal: dict[str, Any] = msgspec.field(default_factory=dict)
-    resolver: dict[str, Any] = msgspec.field(default_factory=dict)
-    key_name: Any = None
-    key_value: Any = None
-    scrub: Any = False
-    status: Any = None
-    code: Any = None
-    # cycle
-    ancestor: str = ""
-    # interrupt
-    target: Any = None
-    reason: Any = None
-    throw: Any = True
-    stack: Any = None
-    expire: Any = None
-    descend: Any = False
-
-
 class Graph(msgspec.Struct, frozen=True):
     subscribes: str
-    activities: dict[str, Activity]
+    activities: dict[str, AnyActivity]
     publishes: str | None = None
     expire: Any = None
     persistent: Any = False
@@ -105,3 +69,24 @@ class App(msgspec.Struct, frozen=True):
 
 class Manifest(msgspec.Struct, frozen=True):
     app: App
+
+
+_DECODER = msgspec.json.Decoder(Manifest)
+
+
+def decode_manifest(stored: bytes | str) -> Manifest:
+    """A manifest as stored at deploy (validated then). Manifests stored before each activity
+    type had a struct of its own carry every type's fields with their defaults: the fields
+    an activity's type does not have are dropped."""
+    try:
+        return _DECODER.decode(stored)
+    except msgspec.ValidationError:
+        document = msgspec.json.decode(stored)
+        for graph in document["app"]["graphs"]:
+            activities = graph["activities"]
+            for aid, activity in activities.items():
+                kind = type_named(activity["type"])
+                if kind is not None:
+                    own = {"type", *kind.struct.__struct_encode_fields__}
+                    activities[aid] = {k: v for k, v in activity.items() if k in own}
+        return msgspec.convert(document, Manifest)

@@ -9,12 +9,13 @@ back as a :class:`~mesh.model.graph.manifest.Manifest`.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Set
 from typing import Any
 
 import msgspec
 
-from mesh.errors import InvalidIdentifier, InvalidPayload, MeshError
+from mesh.errors import InvalidIdentifier, InvalidPayload, ManifestInvalid
+from mesh.model.engine.activities import TYPES, GraphScope, type_named
 from mesh.model.graph.manifest import Manifest
 from mesh.model.graph.schema import schema_definition_problems
 from mesh.model.ids import validate_app_id, validate_topic
@@ -24,29 +25,6 @@ from mesh.model.retry import policy_from_spec
 ACTIVITY_ID = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 SYSTEM_ROOTS = {"$self", "$job", "$app", "$graph", "$hook"}
 ACTIVITY_PARTS = {"input", "output", "hook", "settings", "errors"}
-COMMON_KEYS = {
-    "type",
-    "title",
-    "subtype",
-    "input",
-    "output",
-    "job",
-    "telemetry",
-    "emit",
-    "persist",
-    "statusThreshold",
-    "statusThresholdType",
-    "retry",
-}
-TYPE_KEYS = {
-    "trigger": {"stats", "entity"},
-    "worker": {"topic"},
-    "await": {"topic", "await"},
-    "hook": {"sleep", "hook", "escalation"},
-    "signal": {"topic", "signal", "resolver", "key_name", "key_value", "scrub", "status", "code"},
-    "cycle": {"ancestor"},
-    "interrupt": {"target", "topic", "reason", "throw", "code", "stack", "expire", "descend"},
-}
 GRAPH_KEYS = {
     "subscribes",
     "publishes",
@@ -58,17 +36,6 @@ GRAPH_KEYS = {
     "transitions",
     "hooks",
 }
-
-
-class ManifestInvalid(MeshError):
-    """A manifest that cannot be deployed; ``problems`` lists every reason with its path."""
-
-    def __init__(self, problems: list[str]) -> None:
-        self.problems = problems
-        listing = "\n".join(f"  - {p}" for p in problems)
-        super().__init__(
-            f"the manifest has {len(problems)} problem(s); nothing was deployed:\n{listing}"
-        )
 
 
 def validate_manifest(document: Any) -> Manifest:
@@ -83,8 +50,9 @@ def validate_manifest(document: Any) -> Manifest:
     app["version"] = str(app["version"])
     for graph in app["graphs"]:
         for activity in graph["activities"].values():
-            if activity.get("type") == "activity":
-                activity["type"] = "hook"  # HotMesh's legacy name
+            kind = type_named(activity["type"])
+            assert kind is not None  # checked above
+            activity["type"] = kind.name  # HotMesh's legacy names ("activity" is a hook)
     try:
         return msgspec.convert({"app": app}, Manifest)
     except (msgspec.ValidationError, RecursionError) as error:  # a shape the walker missed
@@ -161,66 +129,46 @@ def _graph_problems(graph: dict[str, Any], path: str, subscribed: set[str]) -> I
     if len(triggers) != 1:
         yield f"{path}.activities: a graph has exactly one trigger activity, found {len(triggers)}"
     ids = set(activities)
+    transitions = graph.get("transitions") or {}
+    scope = GraphScope(frozenset(ids), frozenset(subscribed), _edges(transitions, ids))
     for aid, activity in activities.items():
-        yield from _activity_problems(aid, activity, f"{path}.activities.{aid}", ids, subscribed)
+        yield from _activity_problems(aid, activity, f"{path}.activities.{aid}", scope)
     yield from _mapping_problems(graph.get("expire"), f"{path}.expire", ids)
     yield from _mapping_problems(graph.get("persistent"), f"{path}.persistent", ids)
-    transitions = graph.get("transitions") or {}
     yield from _transition_problems(transitions, f"{path}.transitions", ids)
-    edges = _edges(transitions, ids)
-    yield from _flow_problems(activities, edges, triggers[0] if len(triggers) == 1 else None, path)
+    trigger = triggers[0] if len(triggers) == 1 else None
+    yield from _flow_problems(activities, scope.edges, trigger, path)
     yield from _hook_problems(graph.get("hooks") or {}, f"{path}.hooks", activities)
 
 
-def _activity_problems(
-    aid: str, activity: Any, path: str, ids: set[str], subscribed: set[str]
-) -> Iterator[str]:
+def _activity_problems(aid: str, activity: Any, path: str, scope: GraphScope) -> Iterator[str]:
     if not ACTIVITY_ID.fullmatch(aid):
         yield f"{path}: activity ids are letters, digits and '_', not starting with a digit"
     if not isinstance(activity, dict):
         yield f"{path}: an activity is a mapping with a 'type'"
         return
-    kind = "hook" if activity.get("type") == "activity" else activity.get("type")
-    if not isinstance(kind, str) or kind not in TYPE_KEYS:
-        yield f"{path}.type: unknown activity type {activity.get('type')!r} (use {', '.join(TYPE_KEYS)})"
+    name = activity.get("type")
+    kind = type_named(name) if isinstance(name, str) else None
+    if kind is None:
+        yield f"{path}.type: unknown activity type {name!r} (use {', '.join(TYPES)})"
         return
-    yield from _unknown_keys(activity, COMMON_KEYS | TYPE_KEYS[kind], path)
-    if kind in ("worker", "await") and not activity.get("topic"):
-        yield f"{path}.topic: required for a{'n' if kind == 'await' else ''} {kind} activity"
-    topic = activity.get("topic")
-    if kind == "worker" and isinstance(topic, str) and not topic.startswith("{"):
-        try:
-            validate_topic(topic)
-        except InvalidIdentifier as error:
-            yield f"{path}.topic: {error}"
-        if topic in subscribed:
-            yield f"{path}.topic: {topic!r} is a graph's trigger topic; a worker topic must differ"
-    if (
-        kind == "await"
-        and isinstance(topic, str)
-        and not topic.startswith("{")
-        and topic not in subscribed
-    ):
-        yield f"{path}.topic: no graph of this app subscribes to {topic!r} (an await starts that graph)"
-    if kind == "cycle" and not activity.get("ancestor"):
-        yield f"{path}.ancestor: required: the activity to re-enter"
-    if kind == "cycle" and not isinstance(activity.get("ancestor", ""), str):
-        yield f"{path}.ancestor: the id of the activity to re-enter"
+    yield from _unknown_keys(activity, {"type", *kind.struct.__struct_encode_fields__}, path)
+    yield from kind.problems(activity, path, scope)
     if "retry" in activity:
         try:
             policy_from_spec(activity["retry"])
         except InvalidPayload as error:
             yield f"{path}.retry: {error}"
     for key, value in activity.items():
-        if key not in ("type", "title", "ancestor"):
-            yield from _mapping_problems(value, f"{path}.{key}", ids)
+        if key not in ("type", "title") and key not in kind.literal_fields:
+            yield from _mapping_problems(value, f"{path}.{key}", scope.ids)
     for key in ("input", "output"):
         section = activity.get(key)
         if isinstance(section, dict) and isinstance(section.get("schema"), dict):
             yield from schema_definition_problems(section["schema"], f"{path}.{key}.schema")
 
 
-def _mapping_problems(value: Any, path: str, ids: set[str]) -> Iterator[str]:
+def _mapping_problems(value: Any, path: str, ids: Set[str]) -> Iterator[str]:
     """References and functions inside a mapping value (recursively)."""
     if isinstance(value, dict):
         if "@pipe" in value or "@reduce" in value:
@@ -238,7 +186,7 @@ def _mapping_problems(value: Any, path: str, ids: set[str]) -> Iterator[str]:
         yield from _reference_problems(value, path, ids)
 
 
-def _reference_problems(cell: str, path: str, ids: set[str]) -> Iterator[str]:
+def _reference_problems(cell: str, path: str, ids: Set[str]) -> Iterator[str]:
     inner = cell[1:-1]
     if inner.startswith("@"):
         family, _, name = inner[1:].partition(".")
@@ -345,33 +293,6 @@ def _flow_problems(
     for aid in activities:
         if aid not in state:
             yield f"{path}.activities.{aid}: never reached from the trigger {trigger!r}; add a transition to it or remove it"
-    for aid, activity in activities.items():
-        if (
-            isinstance(activity, dict)
-            and activity.get("type") == "cycle"
-            and isinstance(activity.get("ancestor"), str)
-            and activity["ancestor"]
-        ):
-            target = activity["ancestor"]
-            if target not in activities:
-                yield f"{path}.activities.{aid}.ancestor: unknown activity {target!r}"
-            elif not _reaches(edges, target, aid):
-                yield f"{path}.activities.{aid}.ancestor: {target!r} does not come before {aid!r} in the graph"
-
-
-def _reaches(edges: dict[str, list[str]], start: str, goal: str) -> bool:
-    """Whether a path of transitions leads from ``start`` to ``goal``."""
-    seen = {start}
-    frontier = [start]
-    while frontier:
-        node = frontier.pop()
-        for nxt in edges.get(node, []):
-            if nxt == goal:
-                return True
-            if nxt not in seen:
-                seen.add(nxt)
-                frontier.append(nxt)
-    return False
 
 
 def _hook_problems(hooks: Any, path: str, activities: dict[str, Any]) -> Iterator[str]:
@@ -389,12 +310,17 @@ def _hook_problems(hooks: Any, path: str, activities: dict[str, Any]) -> Iterato
             activity = activities.get(target) if isinstance(target, str) else None
             if activity is None:
                 yield f"{at}.to: unknown activity {target!r}"
-            elif isinstance(activity, dict) and activity.get("type") not in ("hook", "activity"):
+            elif isinstance(activity, dict) and not _takes_signals(activity.get("type")):
                 yield f"{at}.to: {target!r} is a {activity.get('type')} activity; signals resume hook activities"
             if isinstance(rule, dict):
                 yield from _conditions_problems(
                     rule.get("conditions"), f"{at}.conditions", set(activities)
                 )
+
+
+def _takes_signals(name: Any) -> bool:
+    kind = type_named(name) if isinstance(name, str) else None
+    return kind is not None and kind.takes_signals
 
 
 def _unknown_keys(mapping: dict[str, Any], allowed: set[str], path: str) -> Iterator[str]:

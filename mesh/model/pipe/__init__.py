@@ -8,7 +8,8 @@ sources (``@number`` has the four arithmetic helpers too) and four short aliases
 sources, so it is absent.
 """
 
-from mesh.model.pipe.evaluator import FUNCTIONS, Pipe, PipeError, function_named, resolve
+from mesh.errors import PipeError
+from mesh.model.pipe.evaluator import FUNCTIONS, Pipe, function_named, resolve
 from mesh.model.pipe.js import UNDEFINED, Undefined
 from mesh.model.pipe.jsdate import JSDate
 from mesh.model.pipe.text import to_json_compatible

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from mesh.errors import MeshError
+from mesh.errors import PipeError
 from mesh.model.pipe.containers import ARRAY, OBJECT
 from mesh.model.pipe.dates import CRON, DATE
 from mesh.model.pipe.js import UNDEFINED, member
@@ -39,11 +39,6 @@ FUNCTIONS: dict[str, dict[str, Callable[..., Any]]] = {
     "unary": UNARY,
 }
 CONTEXT_VARIABLES = frozenset({"{$input}", "{$output}", "{$item}", "{$key}", "{$index}"})
-
-
-class PipeError(MeshError):
-    """A mapping that cannot be evaluated: unknown function, malformed pipe, or a function
-    that failed on its arguments (the message says which)."""
 
 
 def function_named(cell: str) -> Callable[..., Any]:

@@ -1,0 +1,126 @@
+"""What a job looks like to its readers: its record (state, data, timeline) and the events
+its waiters and subscribers hear. Filled by :mod:`mesh.pg.job_queries` and the job channel."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+FINAL = frozenset({"done", "failed", "interrupted"})
+
+
+@dataclass(frozen=True, slots=True)
+class StepRecord:
+    activity: str
+    dimension: str
+    leg: int
+    code: int
+    at: datetime
+
+
+@dataclass(slots=True)
+class JobRecord:
+    key: str
+    gid: str
+    version: str
+    topic: str
+    entity: str | None
+    status: str
+    semaphore: int
+    error: dict[str, Any] | None
+    created_at: datetime
+    updated_at: datetime
+    completed_at: datetime | None
+    expires_at: datetime | None
+    parent: str | None
+    persisted_at: datetime | None = None
+    """When the job answered while staying open (``persist``, ``persistent``)."""
+    data: dict[str, Any] = field(default_factory=dict)
+    activities: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    """activity -> dimension -> part (input, output, hook) -> data."""
+    timeline: list[StepRecord] = field(default_factory=list)
+
+    @property
+    def persisted(self) -> bool:
+        """Running, having answered its waiters (``persist``, ``persistent``)."""
+        return self.status == "running" and self.persisted_at is not None
+
+    @property
+    def answered(self) -> bool:
+        """What a waiter waits for: the job finished, or persisted."""
+        return self.status in FINAL or self.persisted
+
+    def state(self, app: str) -> dict[str, Any]:
+        """``{"metadata": {...}, "data": {...}}``: HotMesh's job state shape."""
+        return {
+            "metadata": {
+                "jid": self.key,
+                "gid": self.gid,
+                "app": app,
+                "vrs": self.version,
+                "tpc": self.topic,
+                "status": self.status,
+                "js": self.semaphore,
+                "err": self.error,
+                "jc": self.created_at.isoformat(),
+                "ju": self.updated_at.isoformat(),
+            },
+            "data": self.data,
+        }
+
+    def query_state(self, fields: list[str]) -> dict[str, Any]:
+        """Chosen fields: job data names, or ``activity/part`` (``checkInventory/output``,
+        from the activity's latest dimension)."""
+        found: dict[str, Any] = {}
+        for name in fields:
+            activity, slash, part = name.partition("/")
+            if slash:
+                dims = self.activities.get(activity, {})
+                if dims:
+                    found[name] = dims[max(dims, key=len)].get(part)
+            elif name in self.data:
+                found[name] = self.data[name]
+        return found
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready: what ``mesh job ID --json`` prints."""
+        return {
+            "job_id": self.key,
+            "gid": self.gid,
+            "app_version": self.version,
+            "topic": self.topic,
+            "entity": self.entity,
+            "status": self.status,
+            "semaphore": self.semaphore,
+            "error": self.error,
+            "parent": self.parent,
+            "created_at": self.created_at.isoformat(),
+            "updated_at": self.updated_at.isoformat(),
+            "completed_at": self.completed_at.isoformat() if self.completed_at else None,
+            "expires_at": self.expires_at.isoformat() if self.expires_at else None,
+            "persisted_at": self.persisted_at.isoformat() if self.persisted_at else None,
+            "data": self.data,
+            "activities": self.activities,
+            "timeline": [
+                {
+                    "activity": s.activity,
+                    "dimension": s.dimension,
+                    "leg": s.leg,
+                    "code": s.code,
+                    "at": s.at.isoformat(),
+                }
+                for s in self.timeline
+            ],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class JobEvent:
+    """A job reached ``status``, heard on the app's job channel."""
+
+    topic: str
+    job_id: str
+    status: str
+    """done, failed, interrupted; emitted (an interim result); persisted (answered, and still
+    running: ``persist``, ``persistent``)."""
