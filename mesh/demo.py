@@ -25,14 +25,12 @@ from mesh.launch import build_actors, build_node
 from mesh.logs import configure_logging
 from mesh.pg.database import Connection, redact, run_once
 from mesh.pg.migrations import migrate
-from mesh.pg.streams import purge_app, stream_stats
+from mesh.pg.queries import query
+from mesh.pg.stream_admin import purge_app
+from mesh.pg.streams import stream_stats
 
 SKUS = ["sku-100", "sku-200", "sku-300", "sku-400"]
 MANIFEST = Path(__file__).resolve().parent.parent / "config" / "orders.yaml"
-SEEDS_QUERY = (
-    "SELECT j.key, j.status, j.entity, a.field, a.value FROM jobs j "
-    "JOIN jobs_attributes a ON a.job_id = j.id WHERE j.key = 'order-456'"
-)
 
 
 def demo_config() -> Config:
@@ -43,11 +41,11 @@ def demo_config() -> Config:
 def _reset(conn: Connection, app: str) -> None:
     """Forget an earlier demo run: its messages and its jobs (the order ids repeat)."""
     purge_app(conn, app)
-    conn.execute("DELETE FROM mesh.jobs WHERE app = %(app)s", {"app": app})
+    conn.execute(query("demo_forget_jobs"), {"app": app})
 
 
 def _seeds_rows(conn: Connection) -> list[tuple[object, ...]]:
-    return [tuple(row) for row in conn.execute(SEEDS_QUERY).fetchall()]
+    return [tuple(row) for row in conn.execute(query("demo_seeds_query")).fetchall()]
 
 
 def run_demo(operator_config: Config, dsn: str, *, orders: int) -> int:
@@ -108,9 +106,10 @@ def run_demo(operator_config: Config, dsn: str, *, orders: int) -> int:
         "streams afterwards: "
         + ("empty, nothing pending, leased or dead-lettered" if not left else str(left))
     )
-    print(f"\nThe seeds' query:\n  {SEEDS_QUERY}")
+    seeds = query("demo_seeds_query")
+    print(f"\nThe seeds' query:\n  {seeds}")
     for row in run_once(dsn, _seeds_rows):
         print("  ", " | ".join(str(cell) for cell in row))
-    print(f'\nTry it yourself: psql "{redact(dsn)}" -c "{SEEDS_QUERY}"')
+    print(f'\nTry it yourself: psql "{redact(dsn)}" -c "{seeds}"')
     failed = statuses["failed"] + statuses["interrupted"]
     return 0 if finished == orders and failed == 0 else 1

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mesh.bench_hotmesh import HOTMESH_VERSION, KIT, install_kit, node_postgres_options
+from mesh.bench.hotmesh import HOTMESH_VERSION, KIT, install_kit, node_postgres_options
 from mesh.errors import ComparisonUnavailable
 
 

@@ -9,7 +9,7 @@ import trio
 from mesh.model.ids import ENGINE_STREAM
 from mesh.model.messages import ActivityRequest, ActivityResponse, decode, encode
 from mesh.model.outcomes import Ack, DeadLetter, Outgoing, Retry
-from mesh.pg import streams
+from mesh.pg import stream_admin, streams
 from mesh.pg.database import Database
 from mesh.pg.streams import Settlement
 from tests.helpers import wait_until_sync
@@ -289,17 +289,17 @@ def test_dead_letters__listed_and_requeued_with_fresh_attempts(conn: psycopg.Con
         owner="n1",
         settlements=[Settlement(c, DeadLetter(error=f"boom {c.id}")) for c in claims],
     )
-    dead = streams.list_dead_letters(conn, APP)
+    dead = stream_admin.list_dead_letters(conn, APP)
     assert [d.last_error for d in dead] == [f"boom {c.id}" for c in claims]
-    assert streams.list_dead_letters(conn, APP, "inventory.reserve") == []
+    assert stream_admin.list_dead_letters(conn, APP, "inventory.reserve") == []
 
-    assert streams.requeue_dead_letters(conn, APP, ids=[claims[0].id]) == 1
-    assert [d.id for d in streams.list_dead_letters(conn, APP)] == [claims[1].id]
+    assert stream_admin.requeue_dead_letters(conn, APP, ids=[claims[0].id]) == 1
+    assert [d.id for d in stream_admin.list_dead_letters(conn, APP)] == [claims[1].id]
     (again,) = streams.claim(conn, app=APP, stream="inventory.check", owner="n2", limit=5, lease=30)
     assert again.attempt == 1 and again.id != claims[0].id
     assert decode(again.payload) == decode(claims[0].payload)
-    assert streams.requeue_dead_letters(conn, APP) == 1
-    assert streams.list_dead_letters(conn, APP) == []
+    assert stream_admin.requeue_dead_letters(conn, APP) == 1
+    assert stream_admin.list_dead_letters(conn, APP) == []
 
 
 def test_tables_filled_before_their_first_analyze_are_analyzed_once(

@@ -24,6 +24,7 @@ import trio
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from mesh.errors import ConnectionLost, DatabaseError, DatabaseUnavailable
+from mesh.pg.queries import query
 
 log = logging.getLogger(__name__)
 
@@ -209,3 +210,10 @@ def run_once(
             return fn(conn, *args, **kwargs)
         except psycopg.Error as error:
             raise translate(error) from error
+
+
+def server_facts(conn: Connection) -> dict[str, Any]:
+    """The server's version and ``synchronous_commit``, as benchmarks report them."""
+    row = conn.execute(query("server_facts")).fetchone()
+    assert row is not None
+    return {"postgres": row[0], "synchronous_commit": row[1]}

@@ -26,6 +26,7 @@ from mesh.model.ids import new_guid
 from mesh.model.log_limit import LogLimit
 from mesh.model.messages import check_notify_payload
 from mesh.pg.database import Connection, connection_settings, redact, translate
+from mesh.pg.queries import query
 
 log = logging.getLogger(__name__)
 
@@ -261,4 +262,4 @@ class Listener:
 def notify(conn: Connection, channel: str, payload: str = "") -> None:
     """Send one notification; refuses payloads over the NOTIFY limit (in encoded bytes)."""
     check_notify_payload(payload)
-    conn.execute("SELECT pg_notify(%s, %s)", (channel, payload))
+    conn.execute(query("notify"), {"channel": channel, "payload": payload})

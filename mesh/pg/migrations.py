@@ -34,7 +34,7 @@ def latest_version() -> int:
 
 def current_version(conn: Connection) -> int:
     """The schema version recorded in the database; 0 when mesh was never installed there."""
-    exists = conn.execute("SELECT to_regclass('mesh.schema_migrations') IS NOT NULL").fetchone()
+    exists = conn.execute(query("schema_installed")).fetchone()
     if not exists or not exists[0]:
         return 0
     row = conn.execute(query("schema_version")).fetchone()
@@ -49,7 +49,7 @@ def migrate(conn: Connection, *, use_schema_file: bool = True) -> list[int]:
     """
     applied: list[int] = []
     with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
+        conn.execute(query("lock_migrations"), {"key": _LOCK_KEY})
         version = current_version(conn)
         migrations = available_migrations()
         if version > migrations[-1][0]:

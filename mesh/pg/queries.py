@@ -1,4 +1,5 @@
-"""Named SQL queries, loaded once from ``sql/queries.sql``."""
+"""Named SQL queries, loaded once from ``sql/queries.sql`` (the mesh's own) and
+``sql/baseline.sql`` (benchmarks and the demo); a name is unique across both."""
 
 from __future__ import annotations
 
@@ -14,12 +15,19 @@ def sql_text(filename: str) -> str:
     return resources.files("mesh.pg").joinpath("sql", filename).read_text(encoding="utf-8")
 
 
+FILES = ("queries.sql", "baseline.sql")
+
+
 @cache
 def queries() -> dict[str, str]:
-    text = sql_text("queries.sql")
-    parts = _HEADER.split(text)
-    # parts: [preamble, name1, body1, name2, body2, ...]
-    named = {name: body.strip() for name, body in zip(parts[1::2], parts[2::2], strict=True)}
+    named: dict[str, str] = {}
+    for filename in FILES:
+        parts = _HEADER.split(sql_text(filename))
+        # parts: [preamble, name1, body1, name2, body2, ...]
+        for name, body in zip(parts[1::2], parts[2::2], strict=True):
+            if name in named:
+                raise ValueError(f"{filename}: query {name!r} is defined twice")
+            named[name] = body.strip()
     return named
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 
 from psycopg import sql
 
@@ -342,12 +341,6 @@ def stream_stats(conn: Connection, app: str | None = None) -> list[StreamStats]:
     return [StreamStats(*row) for row in conn.execute(query("stream_stats"), {"app": app})]
 
 
-def purge_app(conn: Connection, app: str) -> int:
-    """Delete every message and dead letter of ``app``; returns how many."""
-    row = conn.execute(query("purge_app"), {"app": app}).fetchone()
-    return int(row[0]) if row else 0
-
-
 def oldest_transaction_age(conn: Connection) -> float:
     """Seconds since the oldest open transaction on this database began (vacuum's horizon)."""
     row = conn.execute(query("oldest_transaction_age")).fetchone()
@@ -369,30 +362,3 @@ def analyze_grown_tables(conn: Connection, *, rows: int = 1000) -> list[str]:
     for name in names:
         conn.execute(sql.SQL("ANALYZE mesh.{}").format(sql.Identifier(name)))
     return names
-
-
-@dataclass(frozen=True, slots=True)
-class DeadLetterRow:
-    id: int
-    stream: str
-    attempts: int
-    max_attempts: int
-    dead_at: datetime
-    last_owner: str | None
-    last_error: str
-    payload: str
-
-
-def list_dead_letters(
-    conn: Connection, app: str, stream: str | None = None, limit: int = 100
-) -> list[DeadLetterRow]:
-    rows = conn.execute(query("list_dead_letters"), {"app": app, "stream": stream, "limit": limit})
-    return [DeadLetterRow(*row) for row in rows]
-
-
-def requeue_dead_letters(
-    conn: Connection, app: str, stream: str | None = None, ids: Sequence[int] | None = None
-) -> int:
-    """Put dead letters back on their streams with fresh attempts; returns how many."""
-    params = {"app": app, "stream": stream, "ids": list(ids) if ids else None}
-    return conn.execute(query("requeue_dead_letters"), params).rowcount

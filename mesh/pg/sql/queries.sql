@@ -660,3 +660,14 @@ WITH doomed AS (
     DELETE FROM mesh.buffered_signals WHERE expires_at < now() RETURNING 1
 )
 SELECT (SELECT count(*) FROM jobs), (SELECT count(*) FROM signals);
+
+-- name: schema_installed
+-- Whether mesh was ever installed in this database (before the version table is read).
+SELECT to_regclass('mesh.schema_migrations') IS NOT NULL;
+
+-- name: lock_migrations
+-- One migration at a time, whoever runs it (held to the end of the transaction).
+SELECT pg_advisory_xact_lock(%(key)s);
+
+-- name: notify
+SELECT pg_notify(%(channel)s, %(payload)s);

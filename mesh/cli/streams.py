@@ -9,7 +9,7 @@ from typing import Any
 
 import msgspec
 
-from mesh.cli_context import session
+from mesh.cli.context import session
 from mesh.errors import ConfigError
 
 
@@ -91,7 +91,7 @@ def _streams(args: argparse.Namespace) -> int:
 
 
 def _streams_send(args: argparse.Namespace) -> int:
-    from mesh.cli_context import _config, _dsn
+    from mesh.cli.context import _config, _dsn
     from mesh.model.ids import new_message_id, validate_topic
     from mesh.model.messages import ActivityRequest, encode, parse_json
     from mesh.model.outcomes import Outgoing
@@ -145,7 +145,7 @@ def _streams_send(args: argparse.Namespace) -> int:
 def _streams_dead(args: argparse.Namespace) -> int:
     from mesh.model.ids import validate_stream
     from mesh.pg.database import run_once
-    from mesh.pg.streams import list_dead_letters
+    from mesh.pg.stream_admin import list_dead_letters
 
     if args.topic is not None:
         validate_stream(args.topic)  # "" must not mean every stream
@@ -167,7 +167,7 @@ def _streams_dead(args: argparse.Namespace) -> int:
 def _streams_requeue(args: argparse.Namespace) -> int:
     from mesh.model.ids import validate_stream
     from mesh.pg.database import run_once
-    from mesh.pg.streams import requeue_dead_letters
+    from mesh.pg.stream_admin import requeue_dead_letters
 
     if args.topic is not None:
         validate_stream(args.topic)  # "" must not mean every stream

@@ -3,7 +3,7 @@
 Both run the workload of ``mesh bench workflows`` (a trigger followed by S sequential worker
 activities, an async echo; ``in_flight`` callers each publishing a job and waiting for it)
 against the same database, one after the other, for each step count. The HotMesh side is npm
-``@hotmeshio/hotmesh`` 0.3.32 driven by ``mesh/hotmesh/bench.mjs``; its pinned lock file is
+``@hotmeshio/hotmesh`` 0.3.32 driven by ``mesh/bench/kit/bench.mjs``; its pinned lock file is
 copied to ``.mesh/hotmesh`` of the current directory and installed there with ``npm ci`` from
 the npm registry (once; again when the lock changes). Needs Node.js 18 or later.
 """
@@ -17,11 +17,11 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from mesh.bench_workflows import bench_workflows
+from mesh.bench.workflows import bench_workflows
 from mesh.errors import ComparisonUnavailable
 from mesh.pg.database import url_parts
 
-KIT = Path(__file__).resolve().parent / "hotmesh"
+KIT = Path(__file__).resolve().parent / "kit"
 KIT_FILES = ("package.json", "package-lock.json", "bench.mjs")
 HOTMESH_VERSION = "0.3.32"
 

@@ -11,7 +11,7 @@ from typing import Any
 import msgspec
 import trio
 
-from mesh.cli_context import session
+from mesh.cli.context import session
 from mesh.errors import ConfigError, DatabaseError, InvalidIdentifier, InvalidPayload
 from mesh.model.ids import validate_stream, validate_topic
 from mesh.model.messages import parse_json

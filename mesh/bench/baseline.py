@@ -12,49 +12,9 @@ import threading
 import time
 from typing import Any
 
-import psycopg
-
 from mesh.model.ids import new_guid
-from mesh.pg.database import Connection
-
-_CLAIM = """
-WITH c AS MATERIALIZED (
-    SELECT id FROM mesh.stream_messages
-    WHERE app = %(app)s AND stream = %(stream)s AND lease_owner IS NULL AND visible_at <= now()
-    ORDER BY priority DESC, visible_at, id LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
-UPDATE mesh.stream_messages m SET lease_owner = %(owner)s,
-    lease_expires_at = now() + interval '30 seconds', attempts = m.attempts + 1
-FROM c WHERE m.id = c.id RETURNING m.id, m.attempts, m.payload::text
-"""
-_ACK_AND_RESPOND = """
-WITH acked AS (
-    DELETE FROM mesh.stream_messages m USING unnest(%(ids)b::bigint[], %(attempts)b::int[]) a(id, attempt)
-    WHERE m.id = a.id AND m.attempts = a.attempt AND m.lease_owner = %(owner)s RETURNING m.id)
-INSERT INTO mesh.stream_messages (app, stream, priority, payload)
-SELECT %(app)s, 'engine', 2, r.payload::jsonb
-FROM unnest(%(ids)b::bigint[], %(responses)b::text[]) r(id, payload) JOIN acked USING (id)
-"""
-_ACK = """
-DELETE FROM mesh.stream_messages m USING unnest(%(ids)b::bigint[], %(attempts)b::int[]) a(id, attempt)
-WHERE m.id = a.id AND m.attempts = a.attempt AND m.lease_owner = %(owner)s
-"""
-_INSERT = """
-INSERT INTO mesh.stream_messages (app, stream, priority, payload)
-SELECT %(app)s, 'bench', 1, p::jsonb FROM unnest(%(payloads)b::text[]) p
-"""
-
-
-def server_facts(conn: Connection) -> dict[str, Any]:
-    row = conn.execute(
-        "SELECT current_setting('server_version'), current_setting('synchronous_commit')"
-    ).fetchone()
-    assert row is not None
-    return {"postgres": row[0], "synchronous_commit": row[1]}
-
-
-def vacuum_streams(conn: Connection) -> None:
-    """Start a measurement from a vacuumed table, so one run's dead rows stay its own."""
-    conn.execute("VACUUM (ANALYZE) mesh.stream_messages")
+from mesh.pg.database import connect_sync
+from mesh.pg.queries import query
 
 
 def run_raw_sql_baseline(
@@ -79,17 +39,21 @@ def run_raw_sql_baseline(
         return run
 
     def produce() -> None:
-        with psycopg.connect(dsn, autocommit=True) as conn:
+        with connect_sync(dsn, "mesh-bench-raw") as conn:
             for offset in range(0, total, batch):
-                conn.execute(_INSERT, {"app": app, "payloads": payloads[offset : offset + batch]})
+                conn.execute(
+                    query("baseline_insert"),
+                    {"app": app, "payloads": payloads[offset : offset + batch]},
+                )
 
     def work() -> None:
         nonlocal round_trips
         owner = new_guid()
-        with psycopg.connect(dsn, autocommit=True) as conn:
+        with connect_sync(dsn, "mesh-bench-raw") as conn:
             while not finished.is_set():
                 rows = conn.execute(
-                    _CLAIM, {"app": app, "stream": "bench", "limit": batch, "owner": owner}
+                    query("baseline_claim"),
+                    {"app": app, "stream": "bench", "limit": batch, "owner": owner},
                 ).fetchall()
                 with lock:
                     round_trips += 1
@@ -97,7 +61,7 @@ def run_raw_sql_baseline(
                     time.sleep(0.001)
                     continue
                 conn.execute(
-                    _ACK_AND_RESPOND,
+                    query("baseline_ack_and_respond"),
                     {
                         "app": app,
                         "owner": owner,
@@ -110,16 +74,17 @@ def run_raw_sql_baseline(
     def collect() -> None:
         nonlocal collected
         owner = new_guid()
-        with psycopg.connect(dsn, autocommit=True) as conn:
+        with connect_sync(dsn, "mesh-bench-raw") as conn:
             while not finished.is_set():
                 rows = conn.execute(
-                    _CLAIM, {"app": app, "stream": "engine", "limit": batch * 4, "owner": owner}
+                    query("baseline_claim"),
+                    {"app": app, "stream": "engine", "limit": batch * 4, "owner": owner},
                 ).fetchall()
                 if not rows:
                     time.sleep(0.001)
                     continue
                 conn.execute(
-                    _ACK,
+                    query("baseline_ack"),
                     {"owner": owner, "ids": [r[0] for r in rows], "attempts": [r[1] for r in rows]},
                 )
                 with lock:

@@ -10,7 +10,7 @@ from typing import Any
 
 import msgspec
 
-from mesh.cli_context import _config, _dsn
+from mesh.cli.context import _config, _dsn
 from mesh.config import load_config
 from mesh.errors import ConfigError
 from mesh.logs import configure_logging
@@ -77,7 +77,7 @@ def add_commands(commands: Any) -> None:
 
 
 def _bench_workflows(args: argparse.Namespace) -> int:
-    from mesh.bench_workflows import bench_workflows
+    from mesh.bench.workflows import bench_workflows
 
     _check_workflow_bench(args, [args.steps], nodes=args.nodes, rounds=args.rounds)
     config = _config(args, quiet=True)
@@ -94,7 +94,7 @@ def _bench_workflows(args: argparse.Namespace) -> int:
 
 
 def _bench_hotmesh(args: argparse.Namespace) -> int:
-    from mesh.bench_hotmesh import bench_hotmesh
+    from mesh.bench.hotmesh import bench_hotmesh
 
     _check_workflow_bench(args, args.steps, rounds=args.rounds)
     config = _config(args, quiet=True)
@@ -122,7 +122,7 @@ def _check_workflow_bench(
 
 
 def _bench_streams(args: argparse.Namespace) -> int:
-    from mesh.bench import bench_streams
+    from mesh.bench.streams import bench_streams
 
     config = load_config(args.config)
     configure_logging(os.environ.get("MESH_LOG_LEVEL") or "warn")
@@ -146,7 +146,7 @@ def _bench_streams(args: argparse.Namespace) -> int:
 
 
 def _bench_scale(args: argparse.Namespace) -> int:
-    from mesh.bench_scale import bench_scale
+    from mesh.bench.scale import bench_scale
 
     config = load_config(args.config)
     configure_logging(os.environ.get("MESH_LOG_LEVEL") or "warn")

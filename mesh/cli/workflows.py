@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from mesh.cli_context import app_of, session
+from mesh.cli.context import app_of, session
 
 
 def add_commands(commands: Any) -> None:

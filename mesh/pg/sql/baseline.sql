@@ -1,0 +1,44 @@
+-- The raw-SQL baseline of `mesh bench streams --baseline` (mesh/bench/baseline.py): the
+-- same work as a mesh worker, issued by plain threads with no framework. Loaded with the
+-- named queries of queries.sql (names are unique across both files).
+
+-- name: baseline_claim
+WITH c AS MATERIALIZED (
+    SELECT id FROM mesh.stream_messages
+    WHERE app = %(app)s AND stream = %(stream)s AND lease_owner IS NULL AND visible_at <= now()
+    ORDER BY priority DESC, visible_at, id LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
+UPDATE mesh.stream_messages m SET lease_owner = %(owner)s,
+    lease_expires_at = now() + interval '30 seconds', attempts = m.attempts + 1
+FROM c WHERE m.id = c.id RETURNING m.id, m.attempts, m.payload::text;
+
+-- name: baseline_ack_and_respond
+WITH acked AS (
+    DELETE FROM mesh.stream_messages m USING unnest(%(ids)b::bigint[], %(attempts)b::int[]) a(id, attempt)
+    WHERE m.id = a.id AND m.attempts = a.attempt AND m.lease_owner = %(owner)s RETURNING m.id)
+INSERT INTO mesh.stream_messages (app, stream, priority, payload)
+SELECT %(app)s, 'engine', 2, r.payload::jsonb
+FROM unnest(%(ids)b::bigint[], %(responses)b::text[]) r(id, payload) JOIN acked USING (id);
+
+-- name: baseline_ack
+DELETE FROM mesh.stream_messages m USING unnest(%(ids)b::bigint[], %(attempts)b::int[]) a(id, attempt)
+WHERE m.id = a.id AND m.attempts = a.attempt AND m.lease_owner = %(owner)s;
+
+-- name: baseline_insert
+INSERT INTO mesh.stream_messages (app, stream, priority, payload)
+SELECT %(app)s, 'bench', 1, p::jsonb FROM unnest(%(payloads)b::text[]) p;
+
+-- name: server_facts
+-- What a benchmark reports about the server it measured.
+SELECT current_setting('server_version'), current_setting('synchronous_commit');
+
+-- name: vacuum_streams
+-- A measurement starts from a vacuumed table, so one run's dead rows stay its own.
+VACUUM (ANALYZE) mesh.stream_messages;
+
+-- name: demo_forget_jobs
+-- `mesh demo` forgets an earlier run's jobs (its order ids repeat).
+DELETE FROM mesh.jobs WHERE app = %(app)s;
+
+-- name: demo_seeds_query
+-- The seeds' query, as `mesh demo` prints and runs it (the schema is on the search path).
+SELECT j.key, j.status, j.entity, a.field, a.value FROM jobs j JOIN jobs_attributes a ON a.job_id = j.id WHERE j.key = 'order-456';
