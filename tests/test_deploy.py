@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mesh.cli import _parser
+from mesh.cli.main import _parser
 
 ROOT = Path(__file__).resolve().parent.parent
 
