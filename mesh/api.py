@@ -34,7 +34,6 @@ from mesh.model.limits import check_json_text
 from mesh.model.quorum import Profile, QuorumMessage
 from mesh.model.retry import RetryPolicy
 from mesh.pg.operations import Operations, started
-from mesh.runtime.actor import Actor
 from mesh.runtime.consumer import ConsumerSettings
 from mesh.runtime.node import Node
 from mesh.runtime.publisher import Publisher
@@ -95,39 +94,28 @@ class Mesh:
     ) -> AsyncIterator[Mesh]:
         """Run a node with an engine, ``workers`` (topic -> function), a quorum member and a
         reaper for the duration of the block; it drains and stops on exit.
-        ``statement_timeout`` (seconds) bounds every statement the node runs."""
-        from actors.engine import EngineActor
-        from actors.maintenance import ReaperActor
-        from actors.quorum import QuorumActor
-        from actors.worker import WorkerActor
-        from mesh.health import system_health
+        ``statement_timeout`` (seconds) bounds every statement the node runs. The node is
+        built by the same code as ``mesh run``'s (:mod:`mesh.launch`)."""
+        from mesh.config import Config, DatabaseConfig
+        from mesh.launch import NodePlan, WorkerPlan, build_actors, build_node
 
-        node = Node(dsn, app=app, statement_timeout=statement_timeout)
+        config = Config(
+            app=app, database=DatabaseConfig(url=dsn, statement_timeout=statement_timeout)
+        )
+        node = build_node(config, dsn)
         mesh = cls(node)
-        actors: list[Actor[Any]] = []
-        if engine:
-            actors.append(
-                EngineActor(node, settings=engine_settings or ConsumerSettings(poll_interval=1.0))
-            )
-        for topic, function in (workers or {}).items():
-            actors.append(
-                WorkerActor(
-                    node,
-                    topic=topic,
-                    function=function,
-                    settings=worker_settings or ConsumerSettings(poll_interval=1.0),
-                    retry=retry or RetryPolicy(),
-                )
-            )
-        if quorum:
-            roles = ["engine"] if engine else []
-            roles += ["worker"] if workers else []
-            actors.append(
-                QuorumActor(
-                    node, roles=roles, topics=list(workers or {}), system_health=system_health
-                )
-            )
-        actors.append(ReaperActor(node.streams, interval=reap_interval))
+        default = ConsumerSettings(poll_interval=1.0)
+        plan = NodePlan(
+            roles=(("engine",) if engine else ()) + (("worker",) if workers else ()),
+            engine=(engine_settings or default) if engine else None,
+            workers=tuple(
+                WorkerPlan(topic, function, worker_settings or default, retry or RetryPolicy())
+                for topic, function in (workers or {}).items()
+            ),
+            quorum=quorum,
+            reap_interval=reap_interval,
+        )
+        actors = build_actors(node, plan)
         try:
             async with trio.open_nursery() as nursery:
                 await nursery.start(

@@ -21,7 +21,7 @@ import trio
 from mesh.api import Mesh
 from mesh.config import Config, parse_config
 from mesh.errors import ConfigError, JobFailed
-from mesh.launch import build_actors, build_node
+from mesh.launch import build_actors, build_node, node_plan
 from mesh.logs import configure_logging
 from mesh.pg.database import Connection, redact, run_once
 from mesh.pg.migrations import migrate
@@ -60,7 +60,7 @@ def run_demo(operator_config: Config, dsn: str, *, orders: int) -> int:
     print(f"mesh demo: {orders} orders through the order workflow on {redact(dsn)}")
 
     node = build_node(config, dsn)
-    actors = build_actors(config, node, roles=["engine", "quorum", "worker"])
+    actors = build_actors(node, node_plan(config, roles=["engine", "quorum", "worker"]))
     mesh = Mesh(node)
     statuses: Counter[str] = Counter()
     seconds: list[float] = []

@@ -1,13 +1,17 @@
-"""The composition root of a node: config in, running actors out."""
+"""The composition root of a node: a config (``mesh run``) or the arguments of
+:meth:`mesh.api.Mesh.open` in, a node and its actors out, by the same code."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from mesh.config import Config
 from mesh.errors import ConfigError, FunctionNotFound
 from mesh.health import system_health
+from mesh.model.retry import RetryPolicy
 from mesh.pg.embedded import embedded_dsn
 from mesh.runtime.actor import Actor
 from mesh.runtime.consumer import ConsumerSettings
@@ -48,48 +52,86 @@ def build_node(config: Config, dsn: str) -> Node:
     )
 
 
-def build_actors(
-    config: Config, node: Node, *, roles: list[str] | None = None, topics: list[str] | None = None
-) -> list[Actor[Any]]:
-    """The actors a node runs for ``roles`` (default: the config's) and ``topics`` (default: all).
+@dataclass(frozen=True)
+class WorkerPlan:
+    """A worker actor to run: ``function`` for every request on ``topic``."""
 
-    Unknown dotted paths and topics are refused here, before the node starts.
-    """
+    topic: str
+    function: Callable[..., Any]
+    settings: ConsumerSettings
+    retry: RetryPolicy
+
+
+@dataclass(frozen=True)
+class NodePlan:
+    """What a node runs. ``mesh run`` makes one from a config (:func:`node_plan`);
+    :meth:`mesh.api.Mesh.open` from its arguments; both start it with :func:`build_actors`."""
+
+    roles: tuple[str, ...]
+    """What the node says it does in roll calls (engine, worker, quorum)."""
+    engine: ConsumerSettings | None = None
+    """The engine's settings; None: no engine."""
+    workers: tuple[WorkerPlan, ...] = ()
+    quorum: bool = True
+    """A quorum member (throttles, roll calls, version activation)."""
+    reap_interval: float = 2.0
+    quorum_refresh: float = 2.0
+
+
+def node_plan(
+    config: Config, *, roles: list[str] | None = None, topics: list[str] | None = None
+) -> NodePlan:
+    """The plan of a node for ``roles`` (default: the config's) and ``topics`` (default:
+    all). Unknown dotted paths and topics are refused here, before the node starts."""
+    roles = roles or list(config.node.roles)
+    streams = config.streams
+    engine = None
+    if "engine" in roles:
+        engine = ConsumerSettings(
+            batch_size=streams.batch_size,
+            lease=config.seconds(streams.lease),
+            poll_interval=config.seconds(streams.poll_interval),
+        )
+    workers = _worker_plans(config, topics) if "worker" in roles else ()
+    return NodePlan(
+        roles=tuple(roles),
+        engine=engine,
+        workers=workers,
+        reap_interval=config.seconds(streams.reap_interval),
+        quorum_refresh=config.seconds(config.quorum.refresh_interval),
+    )
+
+
+def build_actors(node: Node, plan: NodePlan) -> list[Actor[Any]]:
+    """The actors of ``plan``: the quorum member, the reaper, the engine and the workers."""
     from actors.engine import EngineActor
     from actors.maintenance import ReaperActor
     from actors.quorum import QuorumActor
     from actors.worker import WorkerActor
 
-    roles = roles or list(config.node.roles)
-    streams = config.streams
-    workers: list[Actor[Any]] = []
-    if "worker" in roles:
-        workers = _worker_actors(config, node, topics, WorkerActor)
-    served = [actor.topic for actor in workers if isinstance(actor, WorkerActor)]
-    quorum = QuorumActor(
-        node,
-        roles=roles,
-        topics=served,
-        system_health=system_health,
-        refresh_interval=config.seconds(config.quorum.refresh_interval),
-    )
-    reaper = ReaperActor(node.streams, interval=config.seconds(streams.reap_interval))
-    engines: list[Actor[Any]] = []
-    if "engine" in roles:
-        settings = ConsumerSettings(
-            batch_size=streams.batch_size,
-            lease=config.seconds(streams.lease),
-            poll_interval=config.seconds(streams.poll_interval),
-        )
-        engines.append(EngineActor(node, settings=settings))
-    return [quorum, reaper, *engines, *workers]
-
-
-def _worker_actors(
-    config: Config, node: Node, topics: list[str] | None, worker_class: Any
-) -> list[Actor[Any]]:
-    streams = config.streams
+    workers: list[Actor[Any]] = [
+        WorkerActor(node, topic=w.topic, function=w.function, settings=w.settings, retry=w.retry)
+        for w in plan.workers
+    ]
     actors: list[Actor[Any]] = []
+    if plan.quorum:
+        actors.append(
+            QuorumActor(
+                node,
+                roles=list(plan.roles),
+                topics=[w.topic for w in plan.workers],
+                system_health=system_health,
+                refresh_interval=plan.quorum_refresh,
+            )
+        )
+    actors.append(ReaperActor(node.streams, interval=plan.reap_interval))
+    if plan.engine is not None:
+        actors.append(EngineActor(node, settings=plan.engine))
+    return actors + workers
+
+
+def _worker_plans(config: Config, topics: list[str] | None) -> tuple[WorkerPlan, ...]:
+    streams = config.streams
     known = {w.topic for w in config.workers}
     for topic in topics or []:
         if topic not in known:
@@ -99,6 +141,7 @@ def _worker_actors(
                 f"no worker is configured for topic {topic!r}",
                 f"configured topics: {', '.join(sorted(known)) or 'none'}",
             )
+    plans: list[WorkerPlan] = []
     for index, worker in enumerate(config.workers):
         if topics and worker.topic not in topics:
             continue
@@ -112,13 +155,5 @@ def _worker_actors(
             lease=config.seconds(streams.lease),
             poll_interval=config.seconds(streams.poll_interval),
         )
-        actors.append(
-            worker_class(
-                node,
-                topic=worker.topic,
-                function=function,
-                settings=settings,
-                retry=config.retry_policy(worker),
-            )
-        )
-    return actors
+        plans.append(WorkerPlan(worker.topic, function, settings, config.retry_policy(worker)))
+    return tuple(plans)

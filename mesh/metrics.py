@@ -197,7 +197,7 @@ def _consumer_metrics(app: str, snap: _Snapshot) -> Iterator[Metric]:
     for key, name, documentation in _COUNTERS:
         family = CounterMetricFamily(name, documentation, labels=["app", "stream", "role"])
         for stream, stats, _ in snap.consumers:
-            family.add_metric(labels_of[stream], stats[key])
+            family.add_metric(labels_of[stream], getattr(stats, key))
         yield family
     in_flight = GaugeMetricFamily(
         "mesh_messages_in_flight",
@@ -205,7 +205,7 @@ def _consumer_metrics(app: str, snap: _Snapshot) -> Iterator[Metric]:
         labels=["app", "stream", "role"],
     )
     for stream, stats, _ in snap.consumers:
-        in_flight.add_metric(labels_of[stream], stats["in_flight"])
+        in_flight.add_metric(labels_of[stream], stats.in_flight)
     yield in_flight
     duration = HistogramMetricFamily(
         "mesh_handler_duration_seconds",

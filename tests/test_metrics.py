@@ -109,3 +109,63 @@ workers:
     documented = documented_metrics()
     assert len(documented) >= 15, "the README documents the metrics in a table"
     assert documented <= exported, f"documented but not exported: {documented - exported}"
+
+
+PARENTS = """
+app:
+  id: shop
+  version: '1'
+  graphs:
+    - subscribes: parent
+      activities:
+        p: {type: trigger}
+        child: {type: await, topic: child, input: {maps: {n: '{p.output.data.n}'}}}
+      transitions:
+        p: [{to: child}]
+    - subscribes: child
+      activities:
+        c: {type: trigger}
+        echo: {type: worker, topic: work, input: {maps: {n: '{c.output.data.n}'}}}
+      transitions:
+        c: [{to: echo}]
+"""
+
+
+def test_metrics__the_engine_stream_counts_as_role_engine(tmp_path: Path, dsn: str) -> None:
+    """Child starts and their answers travel on the engine stream: its consumer's counters
+    are on /metrics like a worker's."""
+    from mesh import MeshClient
+
+    port = free_port()
+    path = write_config(
+        tmp_path / "mesh.yaml",
+        f"""
+app: {APP}
+metrics:
+  port: {port}
+workers:
+  - topic: {TOPIC}
+    function: tests.activities:echo
+""",
+    )
+    node = NodeProcess(path, dsn, log=tmp_path / "node.log")
+    labels = {"app": APP, "stream": "engine", "role": "engine"}
+    try:
+        node.wait_for_log("event=node_ready")
+        before = scrape(port)
+        with MeshClient(dsn, app=APP) as client:
+            client.deploy(PARENTS)
+            client.activate("1")
+            keys = [client.pub("parent", {"n": n}) for n in range(20)]
+            assert [client.wait(key, timeout=30).status for key in keys] == ["done"] * 20
+        wait_until_sync(
+            lambda: sample(scrape(port), "mesh_messages_acked_total", **labels) >= 40,
+            what="the engine's acks of 20 child starts and 20 answers",
+        )
+        after = scrape(port)
+    finally:
+        node.ensure_stopped()
+    assert sample(before, "mesh_messages_claimed_total", **labels) == 0
+    assert sample(after, "mesh_messages_claimed_total", **labels) >= 40
+    assert sample(after, "mesh_messages_in_flight", **labels) == 0
+    assert sample(after, "mesh_leases_lost_total", **labels) == 0

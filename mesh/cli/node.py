@@ -65,14 +65,14 @@ def _migrate(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from mesh.config import with_drain_timeout
-    from mesh.launch import build_actors, build_node, metrics_port
+    from mesh.launch import build_actors, build_node, metrics_port, node_plan
     from mesh.metrics import serve_metrics
 
     config = _config(args)
     if args.drain_timeout is not None:
         config = with_drain_timeout(config, args.drain_timeout)
     node = build_node(config, _dsn(config))
-    actors = build_actors(config, node, roles=args.role, topics=args.topic)
+    actors = build_actors(node, node_plan(config, roles=args.role, topics=args.topic))
     port = metrics_port(config)
 
     async def main() -> None:

@@ -23,6 +23,7 @@ from mesh.model.ids import ENGINE_STREAM
 from mesh.model.messages import ActivityRequest, ActivityResponse, decode
 from mesh.model.outcomes import ENGINE_ATTEMPTS, Ack, DeadLetter
 from mesh.pg.workflows import BatchReport, Delivery, NextClaim, process
+from mesh.runtime.consumer import BatchResult
 from mesh.runtime.node import Node
 from mesh.runtime.streams import Settlement, StreamClaim
 
@@ -70,8 +71,9 @@ class BatchRunner:
         claim_next: int,
         lease: float,
         retry_of: float | None = None,
-    ) -> list[StreamClaim]:
-        """Handle ``claims``; returns the next batch claimed in the same transaction.
+    ) -> BatchResult:
+        """Handle ``claims`` in one transaction, which also claims up to ``claim_next``
+        more (a :class:`~mesh.runtime.consumer.BatchHandler`).
 
         ``retry_of``: an earlier run of these claims failed with the connection, and their
         leases run from no earlier than this trio time. The earlier run may have committed:
@@ -92,9 +94,10 @@ class BatchRunner:
                 )
                 continue
             deliveries.append(Delivery(message, claim))
+        buried = 0
         if undecodable:
-            await self.node.streams.settle(undecodable)
-            self.counters.dead_lettered += len(undecodable)
+            buried = len(await self.node.streams.settle(undecodable))
+            self.counters.dead_lettered += buried
         next_claim = (
             NextClaim(ENGINE_STREAM, claim_next, lease, ENGINE_ATTEMPTS) if claim_next > 0 else None
         )
@@ -115,8 +118,8 @@ class BatchRunner:
                 len(deliveries),
                 f"{type(error).__name__}: {error}",
             )
-            await self._one_by_one(deliveries)
-            return []
+            acked, dead = await self._one_by_one(deliveries)
+            return BatchResult([], acked=acked, dead_lettered=buried + dead)
         if report.lost and retry_of is not None and trio.current_time() < retry_of + lease:
             log.info(
                 "event=engine_batch_confirmed count=%d (committed before the connection failed)",
@@ -124,15 +127,24 @@ class BatchRunner:
             )
             report.lost = 0
         self.counters.record(report)
-        return report.next_claims
+        return BatchResult(
+            report.next_claims,
+            acked=len(deliveries) - report.lost,
+            dead_lettered=buried,
+            lost=report.lost,
+        )
 
-    async def _one_by_one(self, deliveries: list[Delivery]) -> None:
+    async def _one_by_one(self, deliveries: list[Delivery]) -> tuple[int, int]:
+        """Each message in a transaction of its own; one the engine refuses alone is
+        dead-lettered with the reason. Returns how many were acked and dead-lettered."""
+        acked = dead = 0
         for delivery in deliveries:
             try:
                 report = await self.node.db.run(
                     process, self.node.app, self.versions, [delivery], owner=self.node.guid
                 )
                 self.counters.record(report)
+                acked += len(report.taken)
             except DatabaseUnavailable:
                 raise
             except Exception as error:
@@ -145,6 +157,8 @@ class BatchRunner:
                     [Settlement(delivery.claim, DeadLetter(error=f"engine refused it: {reason}"))]
                 )
                 self.counters.dead_lettered += 1
+                dead += 1
+        return acked, dead
 
 
 class ApplyingSettler:

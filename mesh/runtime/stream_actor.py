@@ -2,25 +2,34 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import trio
 
 from mesh.runtime.actor import Actor
-from mesh.runtime.consumer import ConsumerSettings, Handler, Settler, StreamConsumer
+from mesh.runtime.consumer import (
+    BatchHandler,
+    ConsumerSettings,
+    Handler,
+    Settler,
+    StreamConsumer,
+)
 from mesh.runtime.node import Node
 
 
 class StreamActor(Actor[None]):
-    """Consumes ``stream`` of the node's app with ``handler`` (see :class:`StreamConsumer`)."""
+    """Consumes ``stream`` of the node's app with ``handler`` or ``batch_handler`` (see
+    :class:`StreamConsumer`)."""
 
     def __init__(
         self,
         node: Node,
         *,
         stream: str,
-        handler: Handler,
         settings: ConsumerSettings,
+        handler: Handler | None = None,
+        batch_handler: BatchHandler | None = None,
         settler: Settler | None = None,
     ) -> None:
         super().__init__()
@@ -30,6 +39,7 @@ class StreamActor(Actor[None]):
             app=node.app,
             stream=stream,
             handler=handler,
+            batch_handler=batch_handler,
             settings=settings,
             throttle=node.throttle,
             settler=settler,
@@ -48,4 +58,4 @@ class StreamActor(Actor[None]):
         return self.consumer.in_flight
 
     def statistics(self) -> dict[str, Any]:
-        return {**super().statistics(), **self.consumer.statistics()}
+        return {**super().statistics(), **dataclasses.asdict(self.consumer.statistics())}
