@@ -12,14 +12,23 @@ messages that run alone, heartbeats and the drain are the consumer's, as for eve
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from dataclasses import dataclass
 
 from mesh.model.ids import ENGINE_STREAM
 from mesh.model.outcomes import ENGINE_ATTEMPTS
 from mesh.runtime.consumer import ConsumerSettings
 from mesh.runtime.engine import BatchRunner, EngineCounters
 from mesh.runtime.node import Node
-from mesh.runtime.stream_actor import StreamActor
+from mesh.runtime.stream_actor import StreamActor, StreamActorStatistics
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EngineStatistics(StreamActorStatistics):
+    batches: int
+    """Batch transactions run (the engine stream's and the ones run one by one)."""
+    messages: int
+    outcomes: dict[str, int]
+    """applied, duplicate, stale, finished, refused: how many messages had each outcome."""
 
 
 class EngineActor(StreamActor):
@@ -36,5 +45,12 @@ class EngineActor(StreamActor):
         )
         self.loops = loops
 
-    def statistics(self) -> dict[str, Any]:
-        return {**super().statistics(), **self.counters.snapshot()}
+    def statistics(self) -> EngineStatistics:
+        counters = self.counters
+        return EngineStatistics(
+            **self._base_statistics(),
+            consumer=self.consumer.statistics(),
+            batches=counters.batches,
+            messages=counters.messages,
+            outcomes=dict(counters.outcomes),
+        )

@@ -10,12 +10,12 @@ hung, every time) is dead-lettered with an error response instead of being relea
 from __future__ import annotations
 
 import logging
-from typing import Any
+from dataclasses import dataclass
 
 import trio
 
 from mesh.errors import DatabaseError
-from mesh.runtime.actor import Actor
+from mesh.runtime.actor import Actor, ActorStatistics
 from mesh.runtime.streams import Streams
 
 log = logging.getLogger(__name__)
@@ -66,10 +66,19 @@ class ReaperActor(Actor[None]):
                 "event=poison_dead_lettered id=%s attempts=%d", message.id, message.attempts
             )
 
-    def statistics(self) -> dict[str, Any]:
-        return {
-            **super().statistics(),
-            "released": self.released,
-            "dead_lettered": self.dead_lettered,
-            "pruned_jobs": self.pruned,
-        }
+    def statistics(self) -> ReaperStatistics:
+        return ReaperStatistics(
+            **self._base_statistics(),
+            released=self.released,
+            dead_lettered=self.dead_lettered,
+            pruned_jobs=self.pruned,
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReaperStatistics(ActorStatistics):
+    released: int
+    """Expired leases returned to their streams."""
+    dead_lettered: int
+    """Messages dead-lettered for being claimed too often."""
+    pruned_jobs: int

@@ -23,11 +23,12 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from dataclasses import dataclass
 
 import trio
 
 import mesh
+from actors.worker import WorkerStatistics
 from mesh.errors import BadSignature, DatabaseError, InvalidPayload
 from mesh.model.log_limit import LogLimit
 from mesh.model.quorum import (
@@ -42,9 +43,10 @@ from mesh.model.quorum import (
     Throttle,
     validate_throttle,
 )
-from mesh.runtime.actor import Actor
+from mesh.runtime.actor import Actor, ActorStatistics
 from mesh.runtime.node import Node
 from mesh.runtime.quorum_client import QuorumClient
+from mesh.runtime.stream_actor import StreamActorStatistics
 
 log = logging.getLogger(__name__)
 
@@ -257,14 +259,14 @@ class QuorumActor(Actor[str]):
             else StreamProfile(name, 0, 0.0)
             for name in sorted(consumed)
         ]
-        actors = [a.statistics() for a in self.node.actors]
+        consumers = [
+            s for a in self.node.actors if isinstance(s := a.statistics(), StreamActorStatistics)
+        ]
         counts = Counts(
-            processed=sum(a.get("acked", 0) for a in actors),
-            failed=sum(a.get("failures", 0) for a in actors),
-            retried=sum(a.get("retried", 0) for a in actors),
-            dead_lettered=sum(
-                a.get("dead_lettered", 0) for a in actors if a.get("name") != "reaper"
-            ),
+            processed=sum(s.consumer.acked for s in consumers),
+            failed=sum(s.failures for s in consumers if isinstance(s, WorkerStatistics)),
+            retried=sum(s.consumer.retried for s in consumers),
+            dead_lettered=sum(s.consumer.dead_lettered for s in consumers),
         )
         return Profile(
             guid=self.node.guid,
@@ -287,9 +289,17 @@ class QuorumActor(Actor[str]):
             },
         )
 
-    def statistics(self) -> dict[str, Any]:
-        return {
-            **super().statistics(),
-            "received": dict(self.received),
-            "rejected": dict(self.rejected),
-        }
+    def statistics(self) -> QuorumStatistics:
+        return QuorumStatistics(
+            **self._base_statistics(),
+            received=dict(self.received),
+            rejected=dict(self.rejected),
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QuorumStatistics(ActorStatistics):
+    received: dict[str, int]
+    """Quorum messages accepted, by type."""
+    rejected: dict[str, int]
+    """Quorum messages dropped, by reason."""

@@ -18,6 +18,7 @@ import inspect
 import logging
 import traceback
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import trio
@@ -38,10 +39,18 @@ from mesh.model.retry import GiveUp, RetryPolicy, decide_failure
 from mesh.runtime.consumer import ConsumerSettings
 from mesh.runtime.engine import ApplyingSettler
 from mesh.runtime.node import Node
-from mesh.runtime.stream_actor import StreamActor
+from mesh.runtime.stream_actor import StreamActor, StreamActorStatistics
 from mesh.runtime.streams import StreamClaim
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkerStatistics(StreamActorStatistics):
+    failures: int
+    """Function calls that raised."""
+    responses_applied: int
+    """Responses applied to their jobs in the transaction of their ack."""
 
 
 class WorkerActor(StreamActor):
@@ -143,12 +152,13 @@ class WorkerActor(StreamActor):
     def _function_name(self) -> str:
         return f"{self.function.__module__}:{getattr(self.function, '__qualname__', self.function)}"
 
-    def statistics(self) -> dict[str, Any]:
-        return {
-            **super().statistics(),
-            "failures": self.failures,
-            "responses_applied": self.applier.counters.messages,
-        }
+    def statistics(self) -> WorkerStatistics:
+        return WorkerStatistics(
+            **self._base_statistics(),
+            consumer=self.consumer.statistics(),
+            failures=self.failures,
+            responses_applied=self.applier.counters.messages,
+        )
 
 
 MAX_ERROR_LENGTH = 4000

@@ -23,16 +23,18 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 import mesh
+from actors.maintenance import ReaperStatistics
+from actors.quorum import QuorumStatistics
 from mesh.errors import ConfigError, DatabaseError
 from mesh.model.ids import ENGINE_STREAM
-from mesh.runtime.node import Node
+from mesh.runtime.node import Node, NodeStatistics
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class _Snapshot:
-    node: dict[str, Any]
+    node: NodeStatistics
     consumers: list[Any]
     streams: list[Any]
     throttles: dict[str, int]
@@ -86,44 +88,44 @@ def _node_metrics(app: str, snap: _Snapshot) -> Iterator[Metric]:
         "This node: always 1, with identity labels.",
         labels=["app", "guid", "version"],
     )
-    info.add_metric([app, node["guid"], mesh.__version__], 1)
+    info.add_metric([app, node.guid, mesh.__version__], 1)
     yield info
-    listener = node["listener"]
+    listener = node.listener
     healthy = GaugeMetricFamily(
         "mesh_listener_healthy",
         "1 when the LISTEN connection passed its last self-check.",
         labels=["app"],
     )
-    healthy.add_metric([app], 1 if listener["healthy"] else 0)
+    healthy.add_metric([app], 1 if listener.healthy else 0)
     yield healthy
     connects = CounterMetricFamily(
         "mesh_listener_connects", "LISTEN connections made (reconnects = this - 1).", labels=["app"]
     )
-    connects.add_metric([app], listener["connects"])
+    connects.add_metric([app], listener.connects)
     yield connects
     notifications = CounterMetricFamily(
         "mesh_listener_notifications", "Notifications received and dispatched.", labels=["app"]
     )
-    notifications.add_metric([app], listener["received"])
+    notifications.add_metric([app], listener.received)
     yield notifications
-    database = node["database"]
+    database = node.database
     pool = GaugeMetricFamily(
         "mesh_pool_connections", "Connections in the pool by state.", labels=["app", "state"]
     )
-    pool.add_metric([app, "open"], database["pool_size"])
-    pool.add_metric([app, "idle"], database["pool_available"])
-    pool.add_metric([app, "in_use"], max(0, database["pool_size"] - database["pool_available"]))
+    pool.add_metric([app, "open"], database.pool_size)
+    pool.add_metric([app, "idle"], database.pool_available)
+    pool.add_metric([app, "in_use"], max(0, database.pool_size - database.pool_available))
     yield pool
     waiting = GaugeMetricFamily(
         "mesh_pool_waiting", "Requests waiting for a pooled connection.", labels=["app"]
     )
-    waiting.add_metric([app], database["requests_waiting"])
+    waiting.add_metric([app], database.requests_waiting)
     yield waiting
     restarts = CounterMetricFamily(
         "mesh_actor_restarts", "Times the supervisor restarted an actor.", labels=["app", "actor"]
     )
-    for actor in node["actors"]:
-        restarts.add_metric([app, actor["name"]], actor["restarts"])
+    for actor in node.actors:
+        restarts.add_metric([app, actor.name], actor.restarts)
     yield restarts
     reaped = CounterMetricFamily(
         "mesh_reaper_released",
@@ -135,10 +137,10 @@ def _node_metrics(app: str, snap: _Snapshot) -> Iterator[Metric]:
         "Messages the reaper dead-lettered (claimed too often).",
         labels=["app"],
     )
-    for actor in node["actors"]:
-        if actor["name"] == "reaper":
-            reaped.add_metric([app], actor["released"])
-            poisoned.add_metric([app], actor["dead_lettered"])
+    for actor in node.actors:
+        if isinstance(actor, ReaperStatistics):
+            reaped.add_metric([app], actor.released)
+            poisoned.add_metric([app], actor.dead_lettered)
     yield reaped
     yield poisoned
 
@@ -233,11 +235,11 @@ def _quorum_metrics(app: str, snap: _Snapshot) -> Iterator[Metric]:
     rejected = CounterMetricFamily(
         "mesh_quorum_rejected", "Quorum messages dropped, by reason.", labels=["app", "reason"]
     )
-    for actor in snap.node["actors"]:
-        if actor["name"] == "quorum":
-            for kind, n in actor["received"].items():
+    for actor in snap.node.actors:
+        if isinstance(actor, QuorumStatistics):
+            for kind, n in actor.received.items():
                 received.add_metric([app, kind], n)
-            for reason, n in actor["rejected"].items():
+            for reason, n in actor.rejected.items():
                 rejected.add_metric([app, reason], n)
     yield received
     yield rejected

@@ -645,7 +645,7 @@ async def test_a_response_is_applied_to_its_job_in_the_transaction_that_acks_its
         await mesh.activate("1")
         data = await mesh.pubsub("calc", {"value": 5}, timeout=20)
         (worker,) = workers_of(mesh)
-        applied = worker.statistics()["responses_applied"]
+        applied = worker.statistics().responses_applied
     assert data == {"first": 5, "result": 21}
     assert applied == 2
     assert engine_messages(dsn) == 0
@@ -702,7 +702,9 @@ async def test_a_paused_engine_stream_holds_its_messages_until_resumed(dsn: str)
     async with mesh_with(dsn, SEQUENCE, {"t.double": double}) as mesh:
         (engine,) = [a for a in mesh.node.actors if isinstance(a, EngineActor)]
         await mesh.throttle(-1, topic="engine")
-        await wait_until(lambda: engine.statistics()["paused"], what="every engine loop paused")
+        await wait_until(
+            lambda: engine.statistics().consumer.paused, what="every engine loop paused"
+        )
         key = await mesh.pub("calc", {"value": 1})
         await wait_until(lambda: engine_messages(dsn) == 1, what="the response on the stream")
         with psycopg.connect(dsn) as conn:

@@ -35,7 +35,7 @@ async def test_pub_quorum__reaches_sub_quorum_in_order(dsn: str) -> None:
                             break
         node.request_stop()
     assert received == list(range(20))
-    assert member.statistics()["received"]["user"] == 20
+    assert member.statistics().received["user"] == 20
 
 
 async def test_profile__reports_real_readings(dsn: str) -> None:
@@ -82,7 +82,7 @@ async def test_quorum_api__bad_input_is_refused_and_nothing_sent(dsn: str) -> No
         with pytest.raises(InvalidPayload):
             await node.quorum.set_throttle(-7)
         node.request_stop()
-    assert member.statistics()["received"] == {}
+    assert member.statistics().received == {}
     with psycopg.connect(dsn, autocommit=True) as conn:
         assert conn.execute("SELECT count(*) FROM mesh.throttles").fetchone() == (0,)
         assert conn.execute("SELECT count(*) FROM mesh.quorum_payloads").fetchone() == (0,)

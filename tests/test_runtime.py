@@ -74,7 +74,7 @@ async def test_actor_mailbox__is_bounded_and_reports_statistics() -> None:
     assert actor.try_send("a") and actor.try_send("b")
     assert not actor.try_send("c")
     stats = actor.statistics()
-    assert (stats["mailbox_queued"], stats["mailbox_capacity"]) == (2, 2)
+    assert (stats.mailbox_queued, stats.mailbox_capacity) == (2, 2)
 
 
 async def test_wakeup__coalesces_and_times_out(autojump_clock: trio.testing.MockClock) -> None:

@@ -8,6 +8,7 @@ import psycopg
 import pytest
 import trio
 
+from actors.worker import WorkerStatistics
 from mesh.model.retry import RetryPolicy
 from mesh.runtime.consumer import ConsumerSettings
 from tests import activities
@@ -21,7 +22,7 @@ async def test_success__one_response_in_the_engine_stream(
     (request_id,) = send(conn, {"qty": 2})
     async with running_node(dsn, activities.echo) as (_, worker):
         await wait_until(lambda: len(responses(conn)) == 1, what="the response")
-        await wait_until(lambda: worker.statistics()["acked"] == 1, what="the ack")
+        await wait_until(lambda: worker.statistics().consumer.acked == 1, what="the ack")
     (response,) = responses(conn)
     assert (response.request_id, response.status, response.code, response.data) == (
         request_id,
@@ -159,11 +160,11 @@ async def test_heartbeats__keep_a_slow_handlers_lease(dsn: str, conn: psycopg.Co
 async def test_worker_counters__move_with_the_work(dsn: str, conn: psycopg.Connection) -> None:
     send(conn, *range(25))
     async with running_node(dsn, activities.echo) as (node, worker):
-        await wait_until(lambda: worker.statistics()["acked"] == 25, what="25 acks")
+        await wait_until(lambda: worker.statistics().consumer.acked == 25, what="25 acks")
         stats = node.statistics()
-    assert stats["app"] == APP and stats["listener"]["healthy"] is True
-    (worker_stats,) = stats["actors"]
-    assert worker_stats["claimed"] == 25 and worker_stats["in_flight"] == 0
+    assert stats.app == APP and stats.listener.healthy is True
+    (worker_stats,) = [a for a in stats.actors if isinstance(a, WorkerStatistics)]
+    assert worker_stats.consumer.claimed == 25 and worker_stats.consumer.in_flight == 0
 
 
 async def test_drain__in_process_finishes_in_flight_work(

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import psycopg
@@ -174,15 +175,27 @@ class Database:
                 lambda: self._pool.close(timeout=timeout), abandon_on_cancel=True
             )
 
-    def statistics(self) -> dict[str, int]:
+    def statistics(self) -> DatabaseStatistics:
         stats = self._pool.get_stats()
-        return {
-            "pool_size": stats.get("pool_size", 0),
-            "pool_available": stats.get("pool_available", 0),
-            "requests_waiting": stats.get("requests_waiting", 0),
-            "calls": self.calls,
-            "failures": self.failures,
-        }
+        return DatabaseStatistics(
+            pool_size=stats.get("pool_size", 0),
+            pool_available=stats.get("pool_available", 0),
+            requests_waiting=stats.get("requests_waiting", 0),
+            calls=self.calls,
+            failures=self.failures,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseStatistics:
+    pool_size: int
+    """Connections open."""
+    pool_available: int
+    """Of those, idle."""
+    requests_waiting: int
+    """Calls waiting for a connection."""
+    calls: int
+    failures: int
 
 
 def connect_sync(

@@ -16,8 +16,8 @@ from mesh.model.engine.effects import (
     announcement,
     announcement_payloads,
     buffer_seconds,
-    buffered_resume,
     child_interrupts,
+    signal_resume,
     signal_resumes,
 )
 from mesh.model.engine.state import (
@@ -300,7 +300,7 @@ def _register_hooks(
     keys = {job.id: job.key for job in jobs}
     found = conn.execute(query("register_hooks"), {"rows": _rows(registrations)}).fetchall()
     return [
-        buffered_resume(
+        signal_resume(
             app,
             (keys[job_id], gid, activity, dimension),
             code,

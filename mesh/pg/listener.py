@@ -16,6 +16,7 @@ import random
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import psycopg
 import trio
@@ -247,16 +248,29 @@ class Listener:
                             held,
                         )
 
-    def statistics(self) -> dict[str, object]:
-        return {
-            "healthy": self.healthy,
-            "connects": self.connects,
-            "received": self.received,
-            "callback_failures": self.callback_failures,
-            "channels": len(self._subscribers),
-            "backend_pid": self.backend_pid,
-            "dsn": redact(self.dsn),
-        }
+    def statistics(self) -> ListenerStatistics:
+        return ListenerStatistics(
+            healthy=self.healthy,
+            connects=self.connects,
+            received=self.received,
+            callback_failures=self.callback_failures,
+            channels=len(self._subscribers),
+            backend_pid=self.backend_pid,
+            dsn=redact(self.dsn),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ListenerStatistics:
+    healthy: bool
+    """The LISTEN connection passed its last self-check."""
+    connects: int
+    received: int
+    callback_failures: int
+    channels: int
+    backend_pid: int | None
+    dsn: str
+    """Without its password."""
 
 
 def notify(conn: Connection, channel: str, payload: str = "") -> None:

@@ -158,7 +158,7 @@ class Operations:
 
 
 def started(result: Result) -> str:
-    """The id of the job a start's ``result`` reports, or its refusal raised."""
+    """The id of the job a start's ``result`` reports, or the error it was refused with."""
     if result.error is not None:
         raise result.error
     return result.job_id

@@ -22,6 +22,17 @@ class MailboxStatistics:
     senders_waiting: int
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ActorStatistics:
+    """An actor at one moment."""
+
+    name: str
+    restarts: int
+    """Times the supervisor restarted it."""
+    mailbox_queued: int
+    mailbox_capacity: int
+
+
 class Actor(Generic[M]):
     """Base class of every actor. ``M`` is the type of its mailbox messages."""
 
@@ -64,8 +75,12 @@ class Actor(Generic[M]):
             senders_waiting=stats.tasks_waiting_send,
         )
 
-    def statistics(self) -> dict[str, Any]:
-        """A snapshot of the actor's counters (extended by subclasses)."""
+    def statistics(self) -> ActorStatistics:
+        """A snapshot of the actor's counters (subclasses return a record of their own)."""
+        return ActorStatistics(**self._base_statistics())
+
+    def _base_statistics(self) -> dict[str, Any]:
+        """The fields of :class:`ActorStatistics`, for subclasses' records."""
         mailbox = self.mailbox_statistics()
         return {
             "name": self.name,

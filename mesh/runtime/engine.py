@@ -13,12 +13,10 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any
 
 import trio
 
 from mesh.errors import ConnectionLost, DatabaseUnavailable, InvalidPayload
-from mesh.model.histogram import DurationHistogram
 from mesh.model.ids import ENGINE_STREAM
 from mesh.model.messages import ActivityRequest, ActivityResponse, decode
 from mesh.model.outcomes import ENGINE_ATTEMPTS, Ack, DeadLetter
@@ -32,28 +30,17 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class EngineCounters:
+    """What engine transactions did (the stream's counts are its consumer's)."""
+
     batches: int = 0
     messages: int = 0
     outcomes: dict[str, int] = field(default_factory=dict)
-    lost: int = 0
-    dead_lettered: int = 0
-    batch_seconds: DurationHistogram = field(default_factory=DurationHistogram)
 
     def record(self, report: BatchReport) -> None:
         self.batches += 1
-        self.lost += report.lost
         for result in report.results:
             self.messages += 1
             self.outcomes[result.outcome] = self.outcomes.get(result.outcome, 0) + 1
-
-    def snapshot(self) -> dict[str, Any]:
-        return {
-            "batches": self.batches,
-            "messages": self.messages,
-            "lost": self.lost,
-            "dead_lettered": self.dead_lettered,
-            **{f"outcome_{name}": count for name, count in sorted(self.outcomes.items())},
-        }
 
 
 class BatchRunner:
@@ -97,7 +84,6 @@ class BatchRunner:
         buried = 0
         if undecodable:
             buried = len(await self.node.streams.settle(undecodable))
-            self.counters.dead_lettered += buried
         next_claim = (
             NextClaim(ENGINE_STREAM, claim_next, lease, ENGINE_ATTEMPTS) if claim_next > 0 else None
         )
@@ -156,7 +142,6 @@ class BatchRunner:
                 await self.node.streams.settle(
                     [Settlement(delivery.claim, DeadLetter(error=f"engine refused it: {reason}"))]
                 )
-                self.counters.dead_lettered += 1
                 dead += 1
         return acked, dead
 

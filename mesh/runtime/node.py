@@ -14,17 +14,18 @@ import logging
 import os
 import signal
 import socket
+from dataclasses import dataclass
 from typing import Any
 
 import trio
 
 from mesh.errors import DatabaseError, DatabaseUnavailable, MeshError, lone_error
 from mesh.model.ids import new_guid
-from mesh.pg.database import Database
-from mesh.pg.listener import Listener
+from mesh.pg.database import Database, DatabaseStatistics
+from mesh.pg.listener import Listener, ListenerStatistics
 from mesh.pg.migrations import check_schema
 from mesh.pg.workflows import AppVersions
-from mesh.runtime.actor import Actor
+from mesh.runtime.actor import Actor, ActorStatistics
 from mesh.runtime.quorum_client import QuorumClient
 from mesh.runtime.streams import Streams
 from mesh.runtime.supervisor import Supervisor
@@ -205,14 +206,26 @@ class Node:
                     )
                     os._exit(128 + signum)
 
-    def statistics(self) -> dict[str, Any]:
-        return {
-            "guid": self.guid,
-            "app": self.app,
-            "pid": self.pid,
-            "host": self.host,
-            "draining": self.draining,
-            "database": self.db.statistics(),
-            "listener": self.listener.statistics(),
-            "actors": [actor.statistics() for actor in self.actors],
-        }
+    def statistics(self) -> NodeStatistics:
+        return NodeStatistics(
+            guid=self.guid,
+            app=self.app,
+            pid=self.pid,
+            host=self.host,
+            draining=self.draining,
+            database=self.db.statistics(),
+            listener=self.listener.statistics(),
+            actors=tuple(actor.statistics() for actor in self.actors),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class NodeStatistics:
+    guid: str
+    app: str
+    pid: int
+    host: str
+    draining: bool
+    database: DatabaseStatistics
+    listener: ListenerStatistics
+    actors: tuple[ActorStatistics, ...]

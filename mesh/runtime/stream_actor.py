@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Any
+from dataclasses import dataclass
 
 import trio
 
-from mesh.runtime.actor import Actor
+from mesh.runtime.actor import Actor, ActorStatistics
 from mesh.runtime.consumer import (
     BatchHandler,
     ConsumerSettings,
+    ConsumerStatistics,
     Handler,
     Settler,
     StreamConsumer,
 )
 from mesh.runtime.node import Node
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StreamActorStatistics(ActorStatistics):
+    consumer: ConsumerStatistics
 
 
 class StreamActor(Actor[None]):
@@ -57,5 +62,5 @@ class StreamActor(Actor[None]):
     def in_flight(self) -> int:
         return self.consumer.in_flight
 
-    def statistics(self) -> dict[str, Any]:
-        return {**super().statistics(), **dataclasses.asdict(self.consumer.statistics())}
+    def statistics(self) -> StreamActorStatistics:
+        return StreamActorStatistics(**self._base_statistics(), consumer=self.consumer.statistics())

@@ -8,6 +8,7 @@ from mesh.model.engine.state import (
     Announce,
     DeliverSignal,
     InterruptChildren,
+    JobState,
     RegisterHook,
     UnregisterHooks,
 )
@@ -235,31 +236,26 @@ def test_hook__registers_sleeps_and_passes_through(mesh: Mesh) -> None:
     assert job.has_step("nap", "", 2) and job.semaphore == 1
 
 
+def resume(job: JobState, activity: str, kind: str, code: int = 200, data: object = None) -> Resume:
+    """A resume of ``kind`` for ``activity`` of ``job``, as the database would send it."""
+    return Resume(
+        id=f"{kind}-{code}-{data}",
+        app=job.app,
+        kind=kind,
+        job_id=job.key,
+        gid=job.gid,
+        activity_id=activity,
+        dimension="",
+        code=code,
+        data=data,
+    )
+
+
 def test_hook__signal_202_updates_and_keeps_waiting_then_a_signal_completes(mesh: Mesh) -> None:
     job, _ = mesh.start("waiter", {})
-    signal = Resume(
-        id="s1",
-        app="legs",
-        kind="signal",
-        job_id=job.key,
-        gid=job.gid,
-        activity_id="gate",
-        dimension="",
-        code=202,
-        data={"step": 1},
-    )
-    mesh.run(signal)
+    mesh.run(resume(job, "gate", "signal", 202, {"step": 1}))
     assert job.activities[("gate", "")]["hook"] == {"step": 1} and not job.has_step("gate", "", 2)
-    final = Resume(
-        id="s2",
-        app="legs",
-        kind="signal",
-        job_id=job.key,
-        gid=job.gid,
-        activity_id="gate",
-        dimension="",
-        data={"ok": 1},
-    )
+    final = resume(job, "gate", "signal", 200, {"ok": 1})
     plan, _ = mesh.run(final)
     assert plan.results[0].outcome == "applied" and job.has_step("gate", "", 2)
     assert UnregisterHooks("gate", "") in mesh.commands[job.key]
@@ -268,16 +264,7 @@ def test_hook__signal_202_updates_and_keeps_waiting_then_a_signal_completes(mesh
 
 def test_hook__takes_no_child_resume(mesh: Mesh) -> None:
     job, _ = mesh.start("waiter", {})
-    forged = Resume(
-        id="f",
-        app="legs",
-        kind="child",
-        job_id=job.key,
-        gid=job.gid,
-        activity_id="gate",
-        dimension="",
-    )
-    plan, sent = mesh.run(forged)
+    plan, sent = mesh.run(resume(job, "gate", "child"))
     assert plan.results[0].outcome == "stale" and sent == []
     assert not job.has_step("gate", "", 2)
 

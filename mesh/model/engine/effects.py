@@ -43,25 +43,11 @@ def signal_resumes(
 ) -> list[Outgoing]:
     """The resumes that deliver ``signal`` to the ``hooks`` waiting for it."""
     return [
-        to_engine(
-            Resume(
-                id=new_id(),
-                app=app,
-                kind="signal",
-                job_id=key,
-                gid=gid,
-                activity_id=activity,
-                dimension=dimension,
-                code=signal.code,
-                data=signal.data,
-                sent_at=now,
-            )
-        )
-        for key, gid, activity, dimension in hooks
+        signal_resume(app, hook, signal.code, signal.data, new_id=new_id, now=now) for hook in hooks
     ]
 
 
-def buffered_resume(
+def signal_resume(
     app: str,
     hook: HookRow,
     code: int,
@@ -70,7 +56,8 @@ def buffered_resume(
     new_id: Callable[[], str],
     now: float,
 ) -> Outgoing:
-    """The resume of a hook that registered and found its signal waiting."""
+    """The resume that hands a signal's ``data`` and ``code`` to one waiting ``hook`` (also
+    the one a hook gets when it registers and finds its signal buffered)."""
     key, gid, activity, dimension = hook
     return to_engine(
         Resume(
