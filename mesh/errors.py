@@ -14,6 +14,7 @@ next. Driver errors are translated into these at one boundary (``mesh.pg.databas
     ├── UnknownTopic, InputInvalid, DuplicateJob, UnknownHook, UnknownJob   refused requests
     ├── WorkflowError                                              a job that cannot go on
     ├── JobFailed, JobTimeout                                      waiting for a job
+    ├── ActivityFailed, NondeterminismError, WorkflowCancelled     in workflow code
     ├── NonRetryableError                                          raised by activity code
     └── ComparisonUnavailable                                      ``mesh bench hotmesh``
 """
@@ -188,6 +189,28 @@ class JobFailed(MeshError):
 
 class JobTimeout(MeshError):
     """A job still running when a wait's time ran out (it goes on; wait again or interrupt)."""
+
+
+class ActivityFailed(MeshError):
+    """Raised in workflow code where an activity (or a child workflow) failed for good,
+    after its retry policy was spent: ``type_name`` and ``message`` are the original error's,
+    ``code`` its status. Catch it with ``try/except`` like any error."""
+
+    def __init__(self, type_name: str, message: str, code: int = 500) -> None:
+        super().__init__(f"{type_name}: {message}")
+        self.type_name = type_name
+        self.message = message
+        self.code = code
+
+
+class NondeterminismError(MeshError):
+    """A replayed workflow made another durable call than the one recorded at the same
+    position: it is stopped there (nothing is recorded past it)."""
+
+
+class WorkflowCancelled(MeshError):
+    """Raised at a cancelled workflow's durable calls (``handle.cancel()``); a workflow
+    may catch it to clean up, but every later durable call raises it again."""
 
 
 class ComparisonUnavailable(MeshError):

@@ -1,0 +1,264 @@
+"""Driving a workflow function: replay from the history, then run in place.
+
+:class:`WorkflowRun` owns one workflow's coroutine. The coroutine yields a :class:`Suspend`
+(one call, or the calls of a ``gather``) whenever it awaits durable calls. For each call the
+run takes the next position and:
+
+- if the history has it, checks it is the same call (kind, name, argument shape; else the
+  workflow stops with :class:`~mesh.errors.NondeterminismError`) and, once every call of the
+  suspension has an outcome, sends the outcomes back at once: replay costs no round trip;
+- if not, reports it as new (:attr:`Progress.calls`): the runtime records and performs it, and
+  the coroutine stays suspended until :meth:`WorkflowRun.deliver` hands it the outcome.
+
+So the function runs from the top once; it is replayed only when its coroutine is gone (a
+crash, an eviction, another node), and then only its recorded prefix.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import random
+import uuid
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from mesh.errors import (
+    ActivityFailed,
+    NondeterminismError,
+    WorkflowCancelled,
+)
+from mesh.model.durable.calls import Call, Failure, Recorded, recorded
+
+_current: contextvars.ContextVar[WorkflowRun] = contextvars.ContextVar("mesh_workflow_run")
+
+
+def current_run() -> WorkflowRun:
+    """The run whose workflow code is executing; :class:`RuntimeError` outside a workflow."""
+    try:
+        return _current.get()
+    except LookupError:
+        raise RuntimeError(
+            "this function only works inside a workflow function run by mesh"
+        ) from None
+
+
+@dataclass(frozen=True, slots=True)
+class Suspend:
+    """What a workflow's coroutine yields: the calls it waits for (several for a gather)."""
+
+    calls: tuple[Call, ...]
+    return_exceptions: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowInfo:
+    """What a workflow may know about itself (``workflow.info()``)."""
+
+    workflow_id: str
+    workflow_name: str
+    task_queue: str
+    generation: int = 0
+    """How many times it continued as new."""
+    started_at: float = 0.0
+
+
+class ContinueAsNew(BaseException):
+    """Raised by ``workflow.continue_as_new``: end this run, start the next with ``args``.
+    A BaseException so that ``except Exception`` in workflow code does not swallow it."""
+
+    def __init__(self, args: tuple[Any, ...]) -> None:
+        super().__init__("continue as new")
+        self.args_for_next = args
+
+
+@dataclass(slots=True)
+class Progress:
+    """What the runtime must do after the run advanced."""
+
+    calls: list[tuple[int, Call]] = field(default_factory=list)
+    """New calls, by position, to record and perform (markers and signals are already done:
+    see :attr:`done`)."""
+    done: list[tuple[int, Recorded]] = field(default_factory=list)
+    """Calls that completed as they were made (patch markers), to record as they are."""
+    finished: bool = False
+    result: Any = None
+    failure: Failure | None = None
+    continue_with: tuple[Any, ...] | None = None
+    cancelled: bool = False
+
+
+class WorkflowRun:
+    """One run of a workflow function over its recorded history."""
+
+    def __init__(
+        self,
+        function: Callable[..., Coroutine[Any, Any, Any]],
+        args: list[Any],
+        info: WorkflowInfo,
+        history: Mapping[int, Recorded] | None = None,
+    ) -> None:
+        self.info = info
+        self.history: dict[int, Recorded] = dict(history or {})
+        self.position = 0
+        """The position the next call takes."""
+        self.now = info.started_at
+        self.random = random.Random(f"{info.workflow_id}/{info.generation}")
+        self.cancel_requested = False
+        self._waiting: tuple[int, ...] = ()
+        self._suspension: Suspend | None = None
+        self._progress = Progress()
+        self._coroutine = function(*args)
+        self.finished = False
+
+    # -- driving ------------------------------------------------------------------------------
+
+    def start(self) -> Progress:
+        """Run the function until it waits for an outcome not yet recorded, or ends."""
+        return self._step(lambda: self._coroutine.send(None))
+
+    def deliver(self, position: int, outcome: Recorded) -> Progress:
+        """The outcome of a call the run waits for. Outcomes of calls it does not wait for
+        yet (a gather's others) are kept; the run goes on once its suspension is complete."""
+        self.history[position] = outcome
+        suspension = self._suspension
+        if suspension is None or position not in self._waiting or not self._complete():
+            return Progress()
+        return self._step(self._answer(suspension))
+
+    def cancel(self) -> Progress:
+        """Ask the workflow to stop: it sees :class:`WorkflowCancelled` at its next durable
+        call (now, if it waits for one)."""
+        self.cancel_requested = True
+        if self._suspension is None or self.finished:
+            return Progress()
+        return self._step(lambda: self._coroutine.throw(WorkflowCancelled("cancelled")))
+
+    def close(self) -> None:
+        """Drop the coroutine (evicted from memory): a later run replays the history."""
+        self._coroutine.close()
+
+    def _complete(self) -> bool:
+        return all(self.history.get(p, _PENDING).done for p in self._waiting)
+
+    def _step(self, advance: Callable[[], Any]) -> Progress:
+        """Advance the coroutine, then keep advancing while what it waits for is recorded."""
+        self._progress = progress = Progress()
+        token = _current.set(self)
+        try:
+            while True:
+                try:
+                    yielded = advance()
+                except StopIteration as stop:
+                    return self._end(progress, result=stop.value)
+                except ContinueAsNew as again:
+                    return self._end(progress, continue_with=again.args_for_next)
+                except WorkflowCancelled:
+                    return self._end(progress, cancelled=True)
+                except NondeterminismError:
+                    raise  # the workflow is not the recorded one: the runtime stops it
+                except Exception as error:
+                    return self._end(progress, failure=_failure(error))
+                if not isinstance(yielded, Suspend):
+                    message = (
+                        f"workflow {self.info.workflow_name!r} awaited {yielded!r}, which is not "
+                        "a durable call: await activities, workflow.sleep, workflow.condition "
+                        "or children; run other async code in an activity"
+                    )
+                    advance = _thrower(self._coroutine, TypeError(message))
+                    continue
+                if self.cancel_requested:
+                    advance = _thrower(self._coroutine, WorkflowCancelled("cancelled"))
+                    continue
+                self._suspend(yielded, progress)
+                if not self._complete():
+                    return progress
+                advance = self._answer(yielded)
+        finally:
+            _current.reset(token)
+
+    def _answer(self, suspension: Suspend) -> Callable[[], Any]:
+        """How the coroutine hears the outcomes of ``suspension``'s calls: their values in
+        call order, or the first failure raised (all of them returned as exceptions, with
+        ``return_exceptions``). ``workflow.now()`` moves to the latest outcome's time."""
+        outcomes = [self.history[p] for p in self._waiting]
+        self.now = max([self.now, *(o.at for o in outcomes)])
+        failures = [o.error for o in outcomes if o.error is not None]
+        if failures and not suspension.return_exceptions:
+            first = failures[0]
+            return _thrower(self._coroutine, ActivityFailed(first.type, first.message, first.code))
+        values = [
+            ActivityFailed(o.error.type, o.error.message, o.error.code) if o.error else o.result
+            for o in outcomes
+        ]
+        return lambda: self._coroutine.send(values)
+
+    def _suspend(self, suspension: Suspend, progress: Progress) -> None:
+        positions: list[int] = []
+        for call in suspension.calls:
+            position = self.take_position()
+            known = self.history.get(position)
+            if known is not None:
+                check_same(position, known, call)
+            else:
+                self.history[position] = recorded(call)
+                progress.calls.append((position, call))
+            positions.append(position)
+        self._suspension = suspension
+        self._waiting = tuple(positions)
+
+    def _end(self, progress: Progress, **how: Any) -> Progress:
+        self.finished = True
+        self._suspension = None
+        progress.finished = True
+        for name, value in how.items():
+            setattr(progress, name, value)
+        return progress
+
+    # -- what workflow code reads (through mesh.model.durable.api) ----------------------------
+
+    def take_position(self) -> int:
+        position = self.position
+        self.position += 1
+        return position
+
+    def patched(self, change_id: str) -> bool:
+        """True where the code with the change runs: new runs (a marker is recorded), and
+        replays that recorded the marker; False when replaying a run made before it."""
+        known = self.history.get(self.position)
+        if known is not None:
+            if known.kind == "patch" and known.name == change_id:
+                self.position += 1
+                return True
+            return False  # recorded before the change: take the old path
+        marker = Recorded(kind="patch", name=change_id, shape="[]", done=True, at=self.now)
+        position = self.take_position()
+        self.history[position] = marker
+        self._progress.done.append((position, marker))
+        return True
+
+    def uuid4(self) -> uuid.UUID:
+        return uuid.UUID(int=self.random.getrandbits(128), version=4)
+
+
+_PENDING = Recorded(kind="activity", name="", shape="", done=False)
+
+
+def check_same(position: int, known: Recorded, call: Call) -> None:
+    """:class:`NondeterminismError` unless ``call`` is the one recorded at ``position``."""
+    if (known.kind, known.name, known.shape) != (call.kind, call.name, call.shape):
+        raise NondeterminismError(
+            f"the workflow is not the one that was recorded: at position {position} it made "
+            f"{call.describe()}, the history has {known.describe()}. Keep the recorded order "
+            "of durable calls, or branch with workflow.patched(change_id) for new runs"
+        )
+
+
+def _thrower(coroutine: Coroutine[Any, Any, Any], error: BaseException) -> Callable[[], Any]:
+    return lambda: coroutine.throw(error)
+
+
+def _failure(error: BaseException) -> Failure:
+    if isinstance(error, ActivityFailed):
+        return Failure(error.type_name, error.message, error.code)
+    return Failure(type(error).__name__, str(error), getattr(error, "code", 500))
