@@ -18,7 +18,7 @@ from __future__ import annotations
 import fnmatch
 import logging
 import math
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 import msgspec
 import trio
 
+from mesh.durable.handle import WorkflowHandle
 from mesh.errors import InvalidPayload, JobFailed, JobTimeout, MeshError, lone_error
 from mesh.model.graph.manifest import Manifest
 from mesh.model.ids import job_channel
@@ -91,27 +92,29 @@ class Mesh:
         retry: RetryPolicy | None = None,
         reap_interval: float = 2.0,
         statement_timeout: float = 30.0,
+        workflows: Mapping[str, Sequence[Callable[..., Any]]] | None = None,
+        activities: Mapping[str, Sequence[Callable[..., Any]]] | None = None,
     ) -> AsyncIterator[Mesh]:
         """Run a node with an engine, ``workers`` (topic -> function), a quorum member and a
-        reaper for the duration of the block; it drains and stops on exit.
+        reaper for the duration of the block; it drains and stops on exit. ``workflows`` and
+        ``activities`` (task queue -> functions) run workflows written as code.
         ``statement_timeout`` (seconds) bounds every statement the node runs. The node is
         built by the same code as ``mesh run``'s (:mod:`mesh.launch`)."""
         from mesh.config import Config, DatabaseConfig
-        from mesh.launch import NodePlan, WorkerPlan, build_actors, build_node
+        from mesh.launch import build_actors, build_node, in_process_plan
 
         config = Config(
             app=app, database=DatabaseConfig(url=dsn, statement_timeout=statement_timeout)
         )
         node = build_node(config, dsn)
         mesh = cls(node)
-        default = ConsumerSettings(poll_interval=1.0)
-        plan = NodePlan(
-            roles=(("engine",) if engine else ()) + (("worker",) if workers else ()),
-            engine=(engine_settings or default) if engine else None,
-            workers=tuple(
-                WorkerPlan(topic, function, worker_settings or default, retry or RetryPolicy())
-                for topic, function in (workers or {}).items()
-            ),
+        plan = in_process_plan(
+            engine=engine_settings or ConsumerSettings(poll_interval=1.0) if engine else None,
+            workers=workers or {},
+            workflows=workflows or {},
+            activities=activities or {},
+            settings=worker_settings or ConsumerSettings(poll_interval=1.0),
+            retry=retry or RetryPolicy(),
             quorum=quorum,
             reap_interval=reap_interval,
         )
@@ -180,6 +183,26 @@ class Mesh:
         if len(self._published) > 10_000:
             del self._published[next(iter(self._published))]
         return job_id
+
+    async def start_workflow(
+        self,
+        workflow: Callable[..., Any] | str,
+        *args: Any,
+        task_queue: str = "default",
+        workflow_id: str = "",
+    ) -> WorkflowHandle:
+        """Start a workflow written as code (a function, or its name) with ``args`` on
+        ``task_queue``; a handle to it once its start is committed. A taken ``workflow_id``
+        is refused (:class:`DuplicateJob`)."""
+        name = workflow if isinstance(workflow, str) else workflow.__name__
+        key = await self._run(
+            self.operations.start_workflow, name, list(args), task_queue, workflow_id
+        )
+        return WorkflowHandle(self, key)
+
+    def get_handle(self, workflow_id: str) -> WorkflowHandle:
+        """A handle to the workflow ``workflow_id`` (started by anyone)."""
+        return WorkflowHandle(self, workflow_id)
 
     async def pubsub(
         self, topic: str, data: Any = None, *, timeout: float = 60.0, job_id: str = ""

@@ -4,8 +4,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from mesh.config import Config
@@ -63,6 +63,17 @@ class WorkerPlan:
 
 
 @dataclass(frozen=True)
+class TaskQueuePlan:
+    """Workflows written as code, and their activities, run for ``task_queue``."""
+
+    task_queue: str
+    workflows: tuple[Callable[..., Any], ...] = ()
+    activities: tuple[Callable[..., Any], ...] = ()
+    settings: ConsumerSettings = field(default_factory=ConsumerSettings)
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+
+@dataclass(frozen=True)
 class NodePlan:
     """What a node runs. ``mesh run`` makes one from a config (:func:`node_plan`);
     :meth:`mesh.api.Mesh.open` from its arguments; both start it with :func:`build_actors`."""
@@ -72,10 +83,39 @@ class NodePlan:
     engine: ConsumerSettings | None = None
     """The engine's settings; None: no engine."""
     workers: tuple[WorkerPlan, ...] = ()
+    task_queues: tuple[TaskQueuePlan, ...] = ()
     quorum: bool = True
     """A quorum member (throttles, roll calls, version activation)."""
     reap_interval: float = 2.0
     quorum_refresh: float = 2.0
+
+
+def in_process_plan(
+    *,
+    engine: ConsumerSettings | None,
+    workers: Mapping[str, Callable[..., Any]],
+    workflows: Mapping[str, Sequence[Callable[..., Any]]],
+    activities: Mapping[str, Sequence[Callable[..., Any]]],
+    settings: ConsumerSettings,
+    retry: RetryPolicy,
+    quorum: bool,
+    reap_interval: float,
+) -> NodePlan:
+    """The plan of :meth:`mesh.api.Mesh.open`'s node: functions given in code."""
+    queues = sorted(set(workflows) | set(activities))
+    return NodePlan(
+        roles=(("engine",) if engine else ()) + (("worker",) if workers or queues else ()),
+        engine=engine,
+        workers=tuple(WorkerPlan(t, f, settings, retry) for t, f in workers.items()),
+        task_queues=tuple(
+            TaskQueuePlan(
+                q, tuple(workflows.get(q, ())), tuple(activities.get(q, ())), settings, retry
+            )
+            for q in queues
+        ),
+        quorum=quorum,
+        reap_interval=reap_interval,
+    )
 
 
 def node_plan(
@@ -104,6 +144,7 @@ def node_plan(
 
 def build_actors(node: Node, plan: NodePlan) -> list[Actor[Any]]:
     """The actors of ``plan``: the quorum member, the reaper, the engine and the workers."""
+    from actors.durable import WorkflowWorkerActor, activity_worker
     from actors.engine import EngineActor
     from actors.maintenance import ReaperActor
     from actors.quorum import QuorumActor
@@ -127,6 +168,26 @@ def build_actors(node: Node, plan: NodePlan) -> list[Actor[Any]]:
     actors.append(ReaperActor(node.streams, interval=plan.reap_interval))
     if plan.engine is not None:
         actors.append(EngineActor(node, settings=plan.engine))
+    for queue in plan.task_queues:
+        if queue.workflows:
+            actors.append(
+                WorkflowWorkerActor(
+                    node,
+                    task_queue=queue.task_queue,
+                    workflows=queue.workflows,
+                    settings=queue.settings,
+                )
+            )
+        if queue.activities:
+            workers.append(
+                activity_worker(
+                    node,
+                    task_queue=queue.task_queue,
+                    activities=queue.activities,
+                    settings=queue.settings,
+                    retry=queue.retry,
+                )
+            )
     return actors + workers
 
 

@@ -22,7 +22,7 @@ from mesh.model.ids import new_message_id
 from mesh.model.jobs import JobRecord
 from mesh.model.limits import check_text, check_value
 from mesh.model.messages import StartJob
-from mesh.pg import apps, job_queries
+from mesh.pg import apps, durable, job_queries
 from mesh.pg import jobs as rows
 from mesh.pg.database import Connection
 from mesh.pg.queries import query
@@ -112,6 +112,14 @@ class Operations:
         if result.error is not None:
             raise result.error
         return result.outcome == "applied"
+
+    def start_workflow(
+        self, conn: Connection, name: str, args: list[Any], task_queue: str, workflow_id: str
+    ) -> str:
+        """Start a workflow written as code; its id (:class:`DuplicateJob` if taken)."""
+        return durable.start(
+            conn, self.app, name, args, task_queue=task_queue, workflow_id=workflow_id
+        )
 
     def scrub(self, conn: Connection, job_id: str) -> bool:
         """Delete a finished job and its data now (its id becomes free); False if it is

@@ -329,9 +329,9 @@ def test_resident_runs__bounded_least_recently_resumed_first_and_replay_recovers
         progress = runs[name].start()
         resident.keep(runs[name])
         if name == "b":
-            assert resident.take("a", 0) is runs["a"]  # a was resumed: b is now the oldest
-    assert sorted(resident) == [("a", 0), ("c", 0)] and resident.evicted == 1
-    assert resident.take("b", 0) is None  # evicted: its next outcome replays it
+            assert resident.take("a") is runs["a"]  # a was resumed: b is now the oldest
+    assert sorted(resident) == ["a", "c"] and resident.evicted == 1
+    assert resident.take("b") is None  # evicted: its next outcome replays it
     history = {0: done(progress, 0, 5)}
     replayed = WorkflowRun(long_chain, [2], WorkflowInfo("b", "long_chain", "q"), history)
     assert [p for p, _ in replayed.start().calls] == [1]

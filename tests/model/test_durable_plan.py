@@ -59,12 +59,13 @@ def test_streams__named_like_hotmeshs() -> None:
 def test_plan__start_requests_the_first_activity_on_the_activity_stream() -> None:
     run = WorkflowRun(ship, ["box"], INFO)
     plan = plan_step(run, WORKFLOW, None, now=10.0, new_id=ids())
-    ((position, recorded),) = plan.calls
+    ((position, recorded, args),) = plan.calls
+    assert args == ["box"]
     assert (position, recorded.name, recorded.done) == (0, "pack", False)
     (out,) = plan.outgoing
     request = decode(out.payload)
     assert isinstance(request, ActivityRequest) and out.stream == "orders-activity"
-    assert request.data == {"activity": "pack", "args": ["box"]}
+    assert request.data == {"activity": "pack", "args": ["box"], "timeout": None}
     assert (request.reply_to, request.activity_id, request.job_gid) == ("orders", "0", "g1")
     assert out.max_attempts == 4 and request.retry == RetryPolicy(maximum_attempts=4)
 

@@ -17,6 +17,7 @@ its response carries ``{"result": value}``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -69,8 +70,9 @@ class StepPlan:
 
     outcome: tuple[int, Recorded] | None = None
     """The outcome the message carries, to record at its position."""
-    calls: list[tuple[int, Recorded]] = field(default_factory=list)
-    """Calls made, to record: pending (to be performed) or done (markers)."""
+    calls: list[tuple[int, Recorded, list[Any]]] = field(default_factory=list)
+    """Calls made, to record with their arguments: pending (to be performed) or done
+    (markers)."""
     outgoing: list[Outgoing] = field(default_factory=list)
     progress: Progress = field(default_factory=Progress)
     duplicate: bool = False
@@ -82,15 +84,23 @@ def outcome_of(message: EngineMessage, known: Recorded, now: float) -> Recorded:
     if isinstance(message, ActivityResponse):
         if message.status == "error":
             info = message.error
-            failure = Failure(
-                info.type if info else "Error",
-                info.message if info else "the activity failed",
-                message.code,
-            )
+            kind = info.type if info else "Error"
+            text = info.message if info else "the activity failed"
+            failure = Failure(kind, original_message(kind, text), message.code)
             return msgspec.structs.replace(known, done=True, error=failure, at=now)
         data = message.data if isinstance(message.data, dict) else {}
         return msgspec.structs.replace(known, done=True, result=data.get("result"), at=now)
     return msgspec.structs.replace(known, done=True, at=now)
+
+
+_WHERE = re.compile(r" \(at [^()]*:\d+\)$")
+
+
+def original_message(kind: str, text: str) -> str:
+    """The error's own message, as raised: workers report ``Type: message (at file:line)``
+    (the location stays in the dead letter and the log)."""
+    text = text.removeprefix(f"{kind}: ")
+    return _WHERE.sub("", text)
 
 
 def position_of(message: EngineMessage) -> int | None:
@@ -128,9 +138,9 @@ def plan_step(
         outcome = outcome_of(message, known, now)
         plan.outcome = (position, outcome)
         plan.progress = run.deliver(position, outcome)
-    plan.calls.extend(plan.progress.done)
+    plan.calls.extend((position, marker, []) for position, marker in plan.progress.done)
     for position, call in plan.progress.calls:
-        plan.calls.append((position, run.history[position]))
+        plan.calls.append((position, run.history[position], call.args))
         plan.outgoing.append(_perform(workflow, position, call, now=now, new_id=new_id))
     return plan
 
@@ -145,7 +155,7 @@ def _perform(
             id=new_id(),
             app=workflow.app,
             topic=activity_stream(call.task_queue or workflow.task_queue),
-            data={"activity": call.name, "args": call.args},
+            data={"activity": call.name, "args": call.args, "timeout": call.timeout},
             job_id=workflow.key,
             activity_id=str(position),
             reply_to=workflow_stream(workflow.task_queue),

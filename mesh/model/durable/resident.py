@@ -19,26 +19,24 @@ class ResidentRuns:
             raise ValueError("a node keeps at least one workflow resident")
         self.capacity = capacity
         self.evicted = 0
-        self._runs: OrderedDict[tuple[str, int], WorkflowRun] = OrderedDict()
+        self._runs: OrderedDict[str, WorkflowRun] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._runs)
 
-    def __iter__(self) -> Iterator[tuple[str, int]]:
+    def __iter__(self) -> Iterator[str]:
         return iter(self._runs)
 
-    def take(self, workflow_id: str, generation: int) -> WorkflowRun | None:
-        """The resident run of that workflow generation, if any (it is then the most
-        recently used)."""
-        key = (workflow_id, generation)
-        run = self._runs.get(key)
+    def take(self, workflow_id: str) -> WorkflowRun | None:
+        """The resident run of that workflow, if any (it is then the most recently used)."""
+        run = self._runs.get(workflow_id)
         if run is not None:
-            self._runs.move_to_end(key)
+            self._runs.move_to_end(workflow_id)
         return run
 
     def keep(self, run: WorkflowRun) -> None:
         """Keep a suspended run; evicts the least recently used past the capacity."""
-        key = (run.info.workflow_id, run.info.generation)
+        key = run.info.workflow_id
         self._runs[key] = run
         self._runs.move_to_end(key)
         while len(self._runs) > self.capacity:
@@ -46,8 +44,8 @@ class ResidentRuns:
             evicted.close()
             self.evicted += 1
 
-    def drop(self, workflow_id: str, generation: int) -> None:
+    def drop(self, workflow_id: str) -> None:
         """Forget a run that finished (or that another node now runs)."""
-        run = self._runs.pop((workflow_id, generation), None)
+        run = self._runs.pop(workflow_id, None)
         if run is not None and not run.finished:
             run.close()

@@ -61,6 +61,8 @@ class WorkflowInfo:
     generation: int = 0
     """How many times it continued as new."""
     started_at: float = 0.0
+    run_id: str = ""
+    """The generation's id (a continued workflow gets a new one)."""
 
 
 class ContinueAsNew(BaseException):
@@ -103,8 +105,11 @@ class WorkflowRun:
         self.position = 0
         """The position the next call takes."""
         self.now = info.started_at
-        self.random = random.Random(f"{info.workflow_id}/{info.generation}")
+        self.random = random.Random(f"{info.workflow_id}/{info.run_id or info.generation}")
         self.cancel_requested = False
+        self.applied = 0
+        """Steps applied to the workflow's job when this run last saw it (the runtime's
+        check that no other node moved the workflow on since)."""
         self._waiting: tuple[int, ...] = ()
         self._suspension: Suspend | None = None
         self._progress = Progress()

@@ -245,3 +245,20 @@ CREATE TABLE mesh.buffered_signals (
 
 CREATE INDEX buffered_signals_key ON mesh.buffered_signals (app, topic, match_key, id);
 CREATE INDEX buffered_signals_expires ON mesh.buffered_signals (expires_at);
+
+-- Workflows written as code: each durable call of a job's generation, by position (0007).
+CREATE TABLE mesh.durable_steps (
+    job_id bigint NOT NULL REFERENCES mesh.jobs (id) ON DELETE CASCADE,
+    gid text NOT NULL,
+    position integer NOT NULL CHECK (position >= 0),
+    kind text NOT NULL,
+    name text NOT NULL,
+    shape text NOT NULL,
+    args jsonb NOT NULL DEFAULT '[]',
+    done boolean NOT NULL DEFAULT false,
+    result jsonb,
+    error jsonb,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    completed_at timestamptz,
+    PRIMARY KEY (job_id, gid, position)
+);

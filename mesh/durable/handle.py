@@ -1,0 +1,32 @@
+"""A handle to a workflow written as code."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mesh.api import Mesh
+
+
+class WorkflowHandle:
+    """A workflow written as code, seen from a :class:`Mesh`."""
+
+    def __init__(self, mesh: Mesh, workflow_id: str) -> None:
+        self.mesh = mesh
+        self.workflow_id = workflow_id
+
+    async def result(self, *, timeout: float = 60.0) -> Any:
+        """The workflow's return value once it ends; :class:`JobFailed` (its error's type
+        and message in ``job.error``) when it failed or was cancelled; :class:`JobTimeout`."""
+        record = await self.mesh.wait(self.workflow_id, timeout=timeout)
+        return record.data.get("result")
+
+    async def status(self) -> str:
+        """running, done, failed or interrupted."""
+        return await self.mesh.get_status(self.workflow_id)
+
+    async def state(self) -> dict[str, Any]:
+        return await self.mesh.get_state(self.workflow_id)
+
+    async def export(self) -> dict[str, Any]:
+        return await self.mesh.export(self.workflow_id)

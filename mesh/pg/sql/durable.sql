@@ -1,0 +1,71 @@
+-- Workflows written as code (mesh/pg/durable.py). A workflow is a job of version 'code'
+-- whose topic is the workflow's name; its data holds its args, its task queue and, once
+-- done, its result; its durable calls are rows of mesh.durable_steps. jobs.cycles counts the
+-- steps applied, so a node holding the workflow's coroutine knows whether another node moved
+-- it on meanwhile (then it replays instead).
+
+-- name: durable_start
+-- A new workflow: its job and data, or nothing when the id is taken (no row returned).
+WITH job AS (
+    INSERT INTO mesh.jobs (app, key, gid, version, topic, status, semaphore)
+    VALUES (%(app)s, %(key)s, %(gid)s, 'code', %(name)s, 'running', 1)
+    ON CONFLICT (app, key) DO NOTHING
+    RETURNING id
+), data AS (
+    INSERT INTO mesh.jobs_attributes (job_id, dimension, field, value)
+    SELECT job.id, '', f.field, f.value
+    FROM job, (VALUES ('args', %(args)s::jsonb), ('task_queue', to_jsonb(%(task_queue)s::text)))
+         AS f(field, value)
+)
+SELECT id FROM job;
+
+-- name: durable_lock_jobs
+-- The workflows a batch's messages name, locked in id order, with what a run needs.
+SELECT j.id, j.key, j.gid, j.topic, j.status, j.cycles,
+       (SELECT a.value FROM mesh.jobs_attributes a
+        WHERE a.job_id = j.id AND a.dimension = '' AND a.field = 'args'),
+       (SELECT a.value #>> '{}' FROM mesh.jobs_attributes a
+        WHERE a.job_id = j.id AND a.dimension = '' AND a.field = 'task_queue'),
+       extract(epoch FROM j.created_at)::float8
+FROM mesh.jobs j
+WHERE j.app = %(app)s AND j.key = ANY(%(keys)s::text[]) AND j.version = 'code'
+ORDER BY j.id
+FOR UPDATE OF j;
+
+-- name: durable_history
+-- The recorded calls of one generation, by position.
+SELECT position, kind, name, shape, done, result, error,
+       coalesce(extract(epoch FROM completed_at), 0)::float8
+FROM mesh.durable_steps
+WHERE job_id = %(job_id)s AND gid = %(gid)s
+ORDER BY position;
+
+-- name: durable_record_calls
+INSERT INTO mesh.durable_steps (job_id, gid, position, kind, name, shape, args, done, result,
+                                error, completed_at)
+SELECT r.job_id, r.gid, r.position, r.kind, r.name, r.shape, coalesce(r.args, '[]'), r.done,
+       r.result, r.error, CASE WHEN r.done THEN to_timestamp(r.at) END
+FROM jsonb_to_recordset(%(rows)s::jsonb) AS r(
+    job_id bigint, gid text, position int, kind text, name text, shape text, args jsonb,
+    done boolean, result jsonb, error jsonb, at float8)
+ON CONFLICT (job_id, gid, position) DO NOTHING;
+
+-- name: durable_record_outcomes
+-- An outcome is written once: a position already done is left as it is.
+UPDATE mesh.durable_steps AS s
+SET done = true, result = r.result, error = r.error, completed_at = to_timestamp(r.at)
+FROM jsonb_to_recordset(%(rows)s::jsonb) AS r(
+    job_id bigint, gid text, position int, result jsonb, error jsonb, at float8)
+WHERE s.job_id = r.job_id AND s.gid = r.gid AND s.position = r.position AND NOT s.done;
+
+-- name: durable_update_jobs
+-- Steps applied, and the end of the ones that ended: done (result in the data), failed or
+-- interrupted (error), or continued as a new generation (gid, args, a fresh start).
+UPDATE mesh.jobs AS j
+SET cycles = r.cycles, status = r.status, gid = r.gid, error = r.error, updated_at = now(),
+    semaphore = CASE WHEN r.status = 'running' THEN 1 ELSE 0 END,
+    completed_at = CASE WHEN r.status <> 'running' THEN now() END,
+    expires_at = CASE WHEN r.status <> 'running' THEN now() + interval '1 day' END
+FROM jsonb_to_recordset(%(rows)s::jsonb) AS r(
+    id bigint, cycles int, status text, gid text, error jsonb)
+WHERE j.id = r.id;

@@ -1,0 +1,144 @@
+"""Running workflows written as code from trio: the batch handler of a task queue's
+workflow stream, and the function that runs its activities.
+
+:class:`DurableRunner` hands a claimed batch to :func:`mesh.pg.durable.process` (one
+transaction) in a database thread. A batch the database refuses, or that fails in mesh's own
+code, is retried message by message; a message refused alone is dead-lettered with the reason.
+:func:`activity_runner` turns activity functions into the function a worker runs for the
+task queue's activity stream: it calls the one the request names with the request's
+arguments, async ones in trio and plain ones in a worker thread.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+import math
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import trio
+
+from mesh.errors import DatabaseUnavailable, InvalidPayload, NonRetryableError
+from mesh.model.messages import StartJob, decode
+from mesh.model.outcomes import DeadLetter
+from mesh.pg.durable import Runs, process
+from mesh.runtime.handlers import BatchResult
+from mesh.runtime.node import Node
+from mesh.runtime.streams import Settlement, StreamClaim
+
+log = logging.getLogger(__name__)
+
+
+class DurableRunner:
+    """One task queue's workflow batches on one node."""
+
+    def __init__(self, node: Node, runs: Runs, stream: str, max_attempts: int) -> None:
+        self.node = node
+        self.runs = runs
+        self.stream = stream
+        self.max_attempts = max_attempts
+
+    async def run(
+        self,
+        claims: list[StreamClaim],
+        *,
+        claim_next: int,
+        lease: float,
+        retry_of: float | None = None,
+    ) -> BatchResult:
+        deliveries: list[tuple[Any, StreamClaim]] = []
+        bad: list[Settlement] = []
+        for claim in claims:
+            try:
+                message = decode(claim.payload)
+            except InvalidPayload as error:
+                bad.append(Settlement(claim, DeadLetter(error=f"undecodable: {error}")))
+                continue
+            if not hasattr(message, "job_id") or not (
+                isinstance(message, StartJob) or hasattr(message, "activity_id")
+            ):
+                bad.append(Settlement(claim, DeadLetter(error="not a workflow message")))
+                continue
+            deliveries.append((message, claim))
+        buried = len(await self.node.streams.settle(bad)) if bad else 0
+        next_claim = (self.stream, claim_next, lease, self.max_attempts) if claim_next else None
+        try:
+            report = await self.node.db.run(
+                process,
+                self.node.app,
+                self.runs,
+                deliveries,
+                owner=self.node.guid,
+                next_claim=next_claim,
+            )
+        except DatabaseUnavailable:
+            raise
+        except Exception as error:
+            log.error(
+                "event=workflow_batch_refused size=%d error=%r (retrying message by message)",
+                len(deliveries),
+                f"{type(error).__name__}: {error}",
+            )
+            acked, dead = await self._one_by_one(deliveries)
+            return BatchResult([], acked=acked, dead_lettered=buried + dead)
+        lost = report.lost
+        if lost and retry_of is not None and trio.current_time() < retry_of + lease:
+            lost = 0  # committed before the connection failed
+        return BatchResult(
+            report.next_claims, acked=len(deliveries) - lost, dead_lettered=buried, lost=lost
+        )
+
+    async def _one_by_one(self, deliveries: list[tuple[Any, StreamClaim]]) -> tuple[int, int]:
+        acked = dead = 0
+        for delivery in deliveries:
+            try:
+                report = await self.node.db.run(
+                    process, self.node.app, self.runs, [delivery], owner=self.node.guid
+                )
+                acked += len(report.taken)
+            except DatabaseUnavailable:
+                raise
+            except Exception as error:
+                reason = f"{type(error).__name__}: {error}"
+                log.error(
+                    "event=workflow_message_dead_lettered id=%s error=%r", delivery[1].id, reason
+                )
+                await self.node.streams.settle(
+                    [Settlement(delivery[1], DeadLetter(error=f"refused: {reason}"))]
+                )
+                dead += 1
+        return acked, dead
+
+
+def activity_runner(
+    functions: Sequence[Callable[..., Any]],
+) -> Callable[[Any], Awaitable[dict[str, Any]]]:
+    """The worker function of a task queue's activity stream: runs the activity a request
+    names (``{"activity": name, "args": [...], "timeout": seconds}``) and answers
+    ``{"result": value}``. An unknown name or a malformed request fails at once."""
+    by_name = {function.__name__: function for function in functions}
+
+    async def run_activity(data: Any) -> dict[str, Any]:
+        if not isinstance(data, dict) or not isinstance(data.get("args", []), list):
+            raise NonRetryableError(f"not an activity request: {data!r:.200}")
+        name = data.get("activity")
+        function = by_name.get(name) if isinstance(name, str) else None
+        if function is None:
+            raise NonRetryableError(
+                f"no activity {name!r} runs here; registered: {', '.join(sorted(by_name))}"
+            )
+        timeout = data.get("timeout")
+        limit = timeout if isinstance(timeout, int | float) and timeout > 0 else math.inf
+        args = data.get("args", [])
+        with trio.fail_after(limit):
+            if inspect.iscoroutinefunction(function):
+                result = await function(*args)
+            else:
+                result = await trio.to_thread.run_sync(
+                    functools.partial(function, *args), abandon_on_cancel=True
+                )
+        return {"result": result}
+
+    return run_activity

@@ -1,0 +1,176 @@
+"""Workflows written as code on real Postgres, through Mesh.open: activities (async and in
+threads), sleep, gather, retries spent and caught, replay after eviction, state as rows."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import psycopg
+import pytest
+import trio
+import trio.lowlevel
+
+from mesh import Mesh
+from mesh.errors import ActivityFailed, DuplicateJob, JobFailed
+from mesh.model.durable import api as workflow
+from mesh.model.retry import RetryPolicy
+from mesh.runtime.consumer import ConsumerSettings
+
+FAST = ConsumerSettings(poll_interval=0.2)
+CALLS: Counter[tuple[str, Any]] = Counter()
+
+
+async def check_inventory(item_id: str) -> int:
+    CALLS["check_inventory", item_id] += 1
+    return 5 if item_id.startswith("in-stock") else 0
+
+
+async def reserve_item(item_id: str, quantity: int) -> str:
+    CALLS["reserve_item", item_id] += 1
+    await trio.lowlevel.checkpoint()
+    return f"reserved {quantity} of {item_id}"
+
+
+def notify_backorder(item_id: str) -> None:  # a plain function: runs in a worker thread
+    CALLS["notify_backorder", item_id] += 1
+
+
+async def order_workflow(item_id: str, qty: int) -> str:
+    acts = workflow.proxy_activities(
+        check_inventory, reserve_item, notify_backorder, retry=RetryPolicy(maximum_attempts=5)
+    )
+    available = await acts.check_inventory(item_id)
+    if available >= qty:
+        return await acts.reserve_item(item_id, qty)
+    await acts.notify_backorder(item_id)
+    return "backordered"
+
+
+async def always_fails(item_id: str) -> None:
+    CALLS["always_fails", item_id] += 1
+    raise LookupError(f"{item_id} is nowhere")
+
+
+async def careful(item_id: str) -> dict[str, Any]:
+    acts = workflow.proxy_activities(
+        always_fails, check_inventory, retry=RetryPolicy(maximum_attempts=2, maximum_interval=0)
+    )
+    try:
+        await acts.always_fails(item_id)
+    except ActivityFailed as error:
+        await workflow.sleep(0.2)
+        counts = await workflow.gather(
+            acts.check_inventory("in-stock-a"), acts.check_inventory("none-b")
+        )
+        return {"type": error.type_name, "message": error.message, "counts": counts}
+    return {"unexpected": True}
+
+
+async def unguarded(item_id: str) -> None:
+    acts = workflow.proxy_activities(always_fails, retry=RetryPolicy(maximum_attempts=1))
+    await acts.always_fails(item_id)
+
+
+QUEUES = {"orders": [order_workflow, careful, unguarded]}
+ACTIVITIES = {"orders": [check_inventory, reserve_item, notify_backorder, always_fails]}
+
+
+async def test_order_workflow__as_code_with_async_and_thread_activities(dsn: str) -> None:
+    CALLS.clear()
+    async with Mesh.open(
+        dsn,
+        app="code",
+        workflows=QUEUES,
+        activities=ACTIVITIES,
+        worker_settings=FAST,
+        engine_settings=FAST,
+    ) as mesh:
+        reserved = await mesh.start_workflow(
+            order_workflow, "in-stock-1", 2, task_queue="orders", workflow_id="order-1"
+        )
+        backordered = await mesh.start_workflow(
+            "order_workflow", "gone-2", 1, task_queue="orders", workflow_id="order-2"
+        )
+        assert await reserved.result(timeout=30) == "reserved 2 of in-stock-1"
+        assert await backordered.result(timeout=30) == "backordered"
+        with pytest.raises(DuplicateJob, match="order-1"):
+            await mesh.start_workflow(
+                order_workflow, "x", 1, task_queue="orders", workflow_id="order-1"
+            )
+        assert await reserved.status() == "done"
+    assert (
+        Counter(
+            {
+                ("check_inventory", "in-stock-1"): 1,
+                ("reserve_item", "in-stock-1"): 1,
+                ("check_inventory", "gone-2"): 1,
+                ("notify_backorder", "gone-2"): 1,
+            }
+        )
+        == CALLS
+    )
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute(
+            "SELECT s.position, s.kind, s.name, s.args, s.result, s.done FROM mesh.durable_steps s "
+            "JOIN mesh.jobs j ON j.id = s.job_id WHERE j.key = 'order-1' ORDER BY s.position"
+        ).fetchall()
+    assert rows == [
+        (0, "activity", "check_inventory", ["in-stock-1"], 5, True),
+        (1, "activity", "reserve_item", ["in-stock-1", 2], "reserved 2 of in-stock-1", True),
+    ]
+
+
+async def test_retries_spent__caught_in_the_workflow_then_sleep_and_gather(dsn: str) -> None:
+    CALLS.clear()
+    async with Mesh.open(
+        dsn,
+        app="code",
+        workflows=QUEUES,
+        activities=ACTIVITIES,
+        worker_settings=FAST,
+        engine_settings=FAST,
+    ) as mesh:
+        handle = await mesh.start_workflow(careful, "w1", task_queue="orders")
+        result = await handle.result(timeout=30)
+        failing = await mesh.start_workflow(unguarded, "w2", task_queue="orders")
+        with pytest.raises(JobFailed) as failed:
+            await failing.result(timeout=30)
+    assert result == {"type": "LookupError", "message": "w1 is nowhere", "counts": [5, 0]}
+    assert CALLS["always_fails", "w1"] == 2  # both attempts, then the workflow heard it
+    error = failed.value.job.error
+    assert error is not None and error["type"] == "LookupError" and "w2" in error["message"]
+
+
+async def test_eviction__workflows_replay_from_their_history_and_run_activities_once(
+    dsn: str,
+) -> None:
+    """One resident workflow for twenty interleaved ones: most steps replay from the rows."""
+    import actors.durable
+
+    CALLS.clear()
+    original = actors.durable.RESIDENT_WORKFLOWS
+    actors.durable.RESIDENT_WORKFLOWS = 1
+    try:
+        async with Mesh.open(
+            dsn,
+            app="code",
+            workflows=QUEUES,
+            activities=ACTIVITIES,
+            worker_settings=FAST,
+            engine_settings=FAST,
+        ) as mesh:
+            handles = [
+                await mesh.start_workflow(order_workflow, f"in-stock-{n}", 1, task_queue="orders")
+                for n in range(20)
+            ]
+            results = [await h.result(timeout=60) for h in handles]
+            (runner,) = [
+                a for a in mesh.node.actors if isinstance(a, actors.durable.WorkflowWorkerActor)
+            ]
+            evicted = runner.runner.runs.resident.evicted
+    finally:
+        actors.durable.RESIDENT_WORKFLOWS = original
+    assert results == [f"reserved 1 of in-stock-{n}" for n in range(20)]
+    assert set(CALLS.values()) == {1} and len(CALLS) == 40
+    assert evicted >= 10, "the runs were evicted, so most steps replayed"
