@@ -12,7 +12,7 @@ import trio
 import trio.lowlevel
 
 from mesh import Mesh
-from mesh.errors import ActivityFailed, DuplicateJob, JobFailed
+from mesh.errors import ActivityFailed, DuplicateJob, JobFailed, WorkflowCancelled
 from mesh.model.durable import api as workflow
 from mesh.model.retry import RetryPolicy
 from mesh.runtime.consumer import ConsumerSettings
@@ -174,3 +174,104 @@ async def test_eviction__workflows_replay_from_their_history_and_run_activities_
     assert results == [f"reserved 1 of in-stock-{n}" for n in range(20)]
     assert set(CALLS.values()) == {1} and len(CALLS) == 40
     assert evicted >= 10, "the runs were evicted, so most steps replayed"
+
+
+async def approval(order: str) -> Any:
+    first = await workflow.condition("approve")
+    late = await workflow.condition("never", timeout=0.3)
+    return {"first": first, "late": "timed out" if late is workflow.TIMED_OUT else late}
+
+
+async def child_double(value: int) -> int:
+    acts = workflow.proxy_activities(check_inventory)
+    await acts.check_inventory(f"child-{value}")
+    if value < 0:
+        raise ValueError("negative")
+    return value * 2
+
+
+async def parent(value: int) -> dict[str, Any]:
+    doubled = await workflow.execute_child(child_double, value)
+    started = await workflow.start_child(child_double, value + 1, workflow_id=f"free-{value}")
+    try:
+        await workflow.execute_child(child_double, -1)
+    except ActivityFailed as error:
+        failed = f"{error.type_name}: {error.message}"
+    await workflow.signal(f"waiter-{value}", "approve", {"from": workflow.info().workflow_id})
+    return {"doubled": doubled, "started": started, "failed": failed}
+
+
+async def counter(count: int) -> int:
+    if count < 3:
+        await workflow.sleep(0)
+        workflow.continue_as_new(count + 1)
+    return count
+
+
+async def stoppable(item: str) -> str:
+    acts = workflow.proxy_activities(check_inventory)
+    try:
+        await workflow.condition("go")
+    except WorkflowCancelled:
+        try:
+            await acts.check_inventory("cleanup")
+        except WorkflowCancelled:
+            raise
+    return "went"
+
+
+SIGNALLING = {"orders": [approval, child_double, parent, counter, stoppable]}
+
+
+async def test_conditions_children_signals_continue_and_cancel(dsn: str) -> None:
+    from mesh.errors import WorkflowCancelled  # noqa: F401 (the workflow above uses it)
+
+    CALLS.clear()
+    async with Mesh.open(
+        dsn,
+        app="code",
+        workflows=SIGNALLING,
+        activities=ACTIVITIES,
+        worker_settings=FAST,
+        engine_settings=FAST,
+    ) as mesh:
+        early = await mesh.start_workflow(approval, "a", task_queue="orders", workflow_id="early")
+        assert await early.signal("approve", {"ok": 1})  # may arrive before the condition
+        assert await early.result(timeout=30) == {"first": {"ok": 1}, "late": "timed out"}
+        waiter = await mesh.start_workflow(
+            approval, "b", task_queue="orders", workflow_id="waiter-7"
+        )
+        family = await mesh.start_workflow(parent, 7, task_queue="orders", workflow_id="family")
+        assert await family.result(timeout=30) == {
+            "doubled": 14,
+            "started": "free-7",
+            "failed": "ValueError: negative",
+        }
+        assert await waiter.result(timeout=30) == {"first": {"from": "family"}, "late": "timed out"}
+        assert await mesh.get_handle("free-7").result(timeout=30) == 16
+        looped = await mesh.start_workflow(counter, 0, task_queue="orders", workflow_id="loop")
+        assert await looped.result(timeout=30) == 3
+        stopped = await mesh.start_workflow(stoppable, "s", task_queue="orders")
+        await wait_for_steps(dsn, stopped.workflow_id, 1)
+        assert await stopped.cancel()
+        with pytest.raises(JobFailed) as cancelled:
+            await stopped.result(timeout=30)
+        assert cancelled.value.job.status == "interrupted"
+        assert not await stopped.signal("go")  # not running any more
+    assert CALLS["check_inventory", "child-7"] == 1 and CALLS["check_inventory", "child-8"] == 1
+    assert ("check_inventory", "cleanup") not in CALLS  # cancelled at that call too
+
+
+async def wait_for_steps(dsn: str, key: str, count: int) -> None:
+    from tests.helpers import wait_until
+
+    def recorded() -> bool:
+        with psycopg.connect(dsn) as conn:
+            row = conn.execute(
+                "SELECT count(*) FROM mesh.durable_steps s JOIN mesh.jobs j ON j.id = s.job_id "
+                "WHERE j.key = %s",
+                (key,),
+            ).fetchone()
+        return row is not None and row[0] >= count
+
+    await wait_until(recorded, what=f"{count} recorded calls of {key}")

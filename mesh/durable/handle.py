@@ -30,3 +30,15 @@ class WorkflowHandle:
 
     async def export(self) -> dict[str, Any]:
         return await self.mesh.export(self.workflow_id)
+
+    async def signal(self, signal_id: str, data: Any = None) -> bool:
+        """Send the signal ``signal_id`` (a ``workflow.condition`` waits for it; one sent
+        before the condition is kept for it); False if the workflow is not running."""
+        return await self.mesh.node.db.run(
+            self.mesh.operations.signal_workflow, self.workflow_id, signal_id, data
+        )
+
+    async def cancel(self) -> bool:
+        """Ask the workflow to stop: it sees ``WorkflowCancelled`` at its next durable call
+        (it may catch it to clean up); False if it is not running."""
+        return await self.mesh.node.db.run(self.mesh.operations.cancel_workflow, self.workflow_id)

@@ -18,19 +18,28 @@ import threading
 import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
 from mesh.errors import DuplicateJob, NondeterminismError
-from mesh.model.durable.calls import Failure, Recorded
-from mesh.model.durable.plan import StepPlan, Workflow, plan_step, workflow_stream
+from mesh.model.durable.calls import Call, Failure, Recorded
+from mesh.model.durable.plan import (
+    CANCEL,
+    CHILD,
+    SIGNAL,
+    StepPlan,
+    Workflow,
+    plan_outcome,
+    plan_step,
+    workflow_stream,
+)
 from mesh.model.durable.resident import ResidentRuns
-from mesh.model.durable.run import WorkflowInfo, WorkflowRun
+from mesh.model.durable.run import Progress, WorkflowInfo, WorkflowRun
 from mesh.model.engine.effects import announcement, announcement_payloads
 from mesh.model.ids import job_channel, new_guid, new_message_id, validate_job_id
 from mesh.model.limits import check_value
-from mesh.model.messages import EngineMessage, StartJob, encode
+from mesh.model.messages import EngineMessage, Resume, StartJob, encode
 from mesh.model.outcomes import Outgoing
 from mesh.pg.database import Connection
 from mesh.pg.queries import query
@@ -39,6 +48,9 @@ from mesh.pg.streams import StreamClaim, claim_params, enqueue_params, fence_par
 WorkflowFunction = Callable[..., Coroutine[Any, Any, Any]]
 
 _encode = msgspec.json.Encoder().encode
+
+SIGNALS = "$signals"
+"""The data dimension where signals wait for their condition."""
 
 
 def start(
@@ -54,26 +66,95 @@ def start(
     ``workflow_id`` is refused (:class:`DuplicateJob`), having written nothing."""
     key = validate_job_id(workflow_id) if workflow_id else new_guid()
     check_value(list(args), "the workflow's arguments")
-    gid = new_guid()
     with conn.transaction():
-        row = conn.execute(
-            query("durable_start"),
-            {
-                "app": app,
-                "key": key,
-                "gid": gid,
-                "name": name,
-                "args": _encode(list(args)).decode(),
-                "task_queue": workflow_stream(task_queue),
-            },
-        ).fetchone()
-        if row is None:
+        start_message = _insert(conn, app, key, name, list(args), task_queue, parent=None)
+        if start_message is None:
             raise DuplicateJob(
                 f"workflow id {key!r} is taken in app {app!r} (until that job expires); "
                 "choose another id, or get a handle to the running one"
             )
-        conn.execute(query("enqueue"), enqueue_params([_start_message(app, key, gid, task_queue)]))
+        conn.execute(query("enqueue"), enqueue_params([start_message]))
     return key
+
+
+def _insert(
+    conn: Connection,
+    app: str,
+    key: str,
+    name: str,
+    args: list[Any],
+    task_queue: str,
+    *,
+    parent: dict[str, Any] | None,
+) -> Outgoing | None:
+    """Insert a workflow's job; the message that starts it, or None when the id is taken."""
+    gid = new_guid()
+    row = conn.execute(
+        query("durable_start"),
+        {
+            "app": app,
+            "key": key,
+            "gid": gid,
+            "name": name,
+            "args": _encode(args).decode(),
+            "task_queue": workflow_stream(task_queue),
+            "parent": _encode(parent).decode() if parent else None,
+        },
+    ).fetchone()
+    return None if row is None else _start_message(app, key, gid, task_queue)
+
+
+def signal(conn: Connection, app: str, workflow_id: str, signal_id: str, data: Any) -> bool:
+    """Send ``data`` as the signal ``signal_id`` to a running workflow; False if there is
+    none by that id. A signal its workflow does not wait for yet waits for it."""
+    validate_job_id(workflow_id)
+    check_value(data, "the signal data")
+    message = _signal_message(conn, app, workflow_id, signal_id, data)
+    if message is None:
+        return False
+    conn.execute(query("enqueue"), enqueue_params([message]))
+    return True
+
+
+def cancel(conn: Connection, app: str, workflow_id: str) -> bool:
+    """Ask a running workflow to stop: it sees :class:`WorkflowCancelled` at its next
+    durable call (at once, if it waits for one). False if there is none by that id."""
+    validate_job_id(workflow_id)
+    row = conn.execute(query("durable_target"), {"app": app, "key": workflow_id}).fetchone()
+    if row is None:
+        return False
+    gid, task_queue = row
+    message = Resume(
+        id=new_message_id(),
+        app=app,
+        kind=CANCEL,
+        job_id=workflow_id,
+        gid=gid,
+        activity_id="",
+        dimension="",
+    )
+    conn.execute(query("enqueue"), enqueue_params([Outgoing(app, task_queue, encode(message))]))
+    return True
+
+
+def _signal_message(
+    conn: Connection, app: str, workflow_id: str, signal_id: str, data: Any
+) -> Outgoing | None:
+    row = conn.execute(query("durable_target"), {"app": app, "key": workflow_id}).fetchone()
+    if row is None:
+        return None
+    gid, task_queue = row
+    message = Resume(
+        id=new_message_id(),
+        app=app,
+        kind=SIGNAL,
+        job_id=workflow_id,
+        gid=gid,
+        activity_id=signal_id,
+        dimension="",
+        data=data,
+    )
+    return Outgoing(app, task_queue, encode(message))
 
 
 def _start_message(app: str, key: str, gid: str, task_queue: str) -> Outgoing:
@@ -100,13 +181,31 @@ class Runs:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
+class WorkflowRow(NamedTuple):
+    """A workflow's job as ``durable_lock_jobs`` reads it (under its lock)."""
+
+    id: int
+    key: str
+    gid: str
+    name: str
+    status: str
+    cycles: int
+    args: Any
+    task_queue: str
+    created_at: float
+    parent: Any
+    signals: Any
+    """signal id -> the data of signals nobody waited for yet, oldest first."""
+
+
 @dataclass
 class _Writes:
     calls: list[dict[str, Any]] = field(default_factory=list)
     outcomes: list[dict[str, Any]] = field(default_factory=list)
     jobs: dict[int, dict[str, Any]] = field(default_factory=dict)
     """Job id -> its row as the batch leaves it (one UPDATE may set a row only once)."""
-    data: list[dict[str, Any]] = field(default_factory=list)
+    data: dict[tuple[int, str, str], Any] = field(default_factory=dict)
+    """(job id, dimension, field) -> the value the batch leaves there."""
     outgoing: list[Outgoing] = field(default_factory=list)
     announced: list[bytes] = field(default_factory=list)
     kept: list[tuple[WorkflowRun, int]] = field(default_factory=list)
@@ -136,18 +235,16 @@ def process(
             report.taken, report.lost = taken, len(claims) - len(taken)
             live = [message for message, claim in deliveries if claim.id in taken]
             keys = sorted({message.job_id for message in live})
-            jobs = {
-                row[1]: row
-                for row in conn.execute(query("durable_lock_jobs"), {"app": app, "keys": keys})
-            }
+            found = conn.execute(query("durable_lock_jobs"), {"app": app, "keys": keys})
+            jobs = {row.key: row for row in map(WorkflowRow._make, found)}
             for message in live:
                 row = jobs.get(message.job_id)
-                if row is None or row[4] != "running":
+                if row is None or row.status != "running":
                     continue  # unknown, or ended: nothing to do
-                touched.append(row[1])
+                touched.append(row.key)
                 if _step(conn, app, runs, row, message, writes):
                     report.applied += 1
-                    jobs[row[1]] = _after(row, writes)
+                    jobs[row.key] = _after(row, writes)
             _write(conn, app, writes)
             report.ended = len(writes.announced)
             cursor = None
@@ -173,101 +270,181 @@ def process(
     return report
 
 
-def _after(row: tuple[Any, ...], writes: _Writes) -> tuple[Any, ...]:
+def _after(row: WorkflowRow, writes: _Writes) -> WorkflowRow:
     """The job's row as the step left it (a later message of the batch sees it)."""
-    update = writes.jobs[row[0]]
-    return (row[0], row[1], update["gid"], row[3], update["status"], update["cycles"], *row[6:])
+    update = writes.jobs.get(row.id)
+    if update is None:
+        return row
+    args = writes.data.get((row.id, "", "args"), row.args)
+    signals = dict(row.signals or {})
+    signals.update({f: v for (i, d, f), v in writes.data.items() if i == row.id and d == SIGNALS})
+    return row._replace(
+        gid=update["gid"],
+        status=update["status"],
+        cycles=update["cycles"],
+        args=args,
+        signals=signals,
+    )
 
 
 def _step(
     conn: Connection,
     app: str,
     runs: Runs,
-    row: tuple[Any, ...],
+    row: WorkflowRow,
     message: EngineMessage,
     writes: _Writes,
 ) -> bool:
     """Apply one message to its workflow; False when it changed nothing."""
-    job_id, key, gid, name, _, cycles, args, task_queue, created_at = row
-    workflow = Workflow(app=app, key=key, gid=gid, task_queue=task_queue)
+    job_id, key, gid, cycles = row.id, row.key, row.gid, row.cycles
+    workflow = Workflow(app=app, key=key, gid=gid, task_queue=row.task_queue)
     is_start = isinstance(message, StartJob)
     if isinstance(message, StartJob) and (message.data or {}).get("gid") != gid:
         return False  # the start of an earlier generation
-    run = writes.runs.get(key)
-    if run is None:
-        with runs.lock:
-            run = runs.resident.take(key)
-        if run is not None and (run.info.run_id != gid or run.applied != cycles):
-            run = None  # another node moved the workflow on: replay it
-    fresh = run is None
     now = time.time()
     try:
-        if fresh:
-            function = runs.functions.get(name)
-            if function is None:
-                raise LookupError(f"no workflow function {name!r} runs on this task queue")
-            info = WorkflowInfo(key, name, task_queue, started_at=created_at, run_id=gid)
-            run = WorkflowRun(function, list(args or []), info, _history(conn, job_id, gid))
-            if not is_start:
-                replay = run.start()
-                if replay.calls or replay.finished:
-                    raise NondeterminismError(
-                        f"replaying workflow {key!r} made calls the history does not hold"
-                    )
-        elif is_start:
-            return False
-        assert run is not None
-        if is_start and run.history:
+        run = _run_of(conn, runs, row, writes, replay=not is_start)
+        if is_start and (run.history or key in writes.runs):
             return False  # started already: a duplicate start
         plan = plan_step(
             run, workflow, None if is_start else message, now=now, new_id=new_message_id
         )
+        writes.runs[key] = run
+        if plan.duplicate:
+            writes.kept.append((run, cycles))
+            return False
+        _perform_effects(conn, run, workflow, plan, row, writes, now)
     except Exception as error:  # the workflow cannot go on: it fails with the reason
-        _end(writes, row, "failed", _error(error))
+        _end(writes, app, row, "failed", _error(error))
         return True
-    writes.runs[key] = run
-    if plan.duplicate:
-        writes.kept.append((run, cycles))
-        return False
     _record(writes, job_id, gid, plan, now)
-    progress = plan.progress
+    _conclude(writes, app, run, row, plan.progress)
+    return True
+
+
+def _run_of(
+    conn: Connection, runs: Runs, row: WorkflowRow, writes: _Writes, *, replay: bool
+) -> WorkflowRun:
+    """The workflow's run: moved earlier in this batch, resident (if this node made the
+    workflow's last step), or rebuilt from its recorded calls (and replayed, unless the
+    message is its start)."""
+    key, gid = row.key, row.gid
+    run = writes.runs.get(key)
+    if run is not None:
+        return run
+    with runs.lock:
+        run = runs.resident.take(key)
+    if run is not None and run.info.run_id == gid and run.applied == row.cycles:
+        return run
+    function = runs.functions.get(row.name)
+    if function is None:
+        raise LookupError(f"no workflow function {row.name!r} runs on this task queue")
+    info = WorkflowInfo(key, row.name, row.task_queue, started_at=row.created_at, run_id=gid)
+    run = WorkflowRun(function, list(row.args or []), info, _history(conn, row.id, gid))
+    if replay:
+        replayed = run.start()
+        if replayed.calls or replayed.finished:
+            raise NondeterminismError(
+                f"replaying workflow {key!r} made calls its recorded history does not hold"
+            )
+    return run
+
+
+def _perform_effects(
+    conn: Connection,
+    run: WorkflowRun,
+    workflow: Workflow,
+    plan: StepPlan,
+    row: WorkflowRow,
+    writes: _Writes,
+    now: float,
+) -> None:
+    """Carry out the calls the database performs (signals, children, conditions a signal
+    already waits for); those that complete at once move the run on, which may make more."""
+    before: dict[str, list[Any]] = row.signals or {}
+    signals = {signal_id: list(queue) for signal_id, queue in before.items()}
+    if plan.buffered is not None:
+        signal_id, data = plan.buffered
+        signals.setdefault(signal_id, []).append(data)
+    done = 0
+    while done < len(plan.effects):
+        position, call = plan.effects[done]
+        done += 1
+        outcome = _effect(conn, workflow, position, call, signals, writes, now)
+        if outcome is not None:
+            known = run.history[position]
+            finished = msgspec.structs.replace(known, done=True, at=now, **outcome)
+            plan_outcome(plan, run, workflow, position, finished, now=now, new_id=new_message_id)
+    for signal_id, queue in signals.items():
+        if queue != before.get(signal_id):
+            writes.data[(row.id, SIGNALS, signal_id)] = queue
+
+
+def _effect(
+    conn: Connection,
+    workflow: Workflow,
+    position: int,
+    call: Call,
+    signals: dict[str, list[Any]],
+    writes: _Writes,
+    now: float,
+) -> dict[str, Any] | None:
+    """Perform one call in the database; its outcome fields if it completed at once."""
+    app = workflow.app
+    if call.kind == "condition":
+        waiting = signals.get(call.name)
+        return {"result": {"data": waiting.pop(0)}} if waiting else None
+    if call.kind == "signal":
+        message = _signal_message(conn, app, call.workflow_id, call.name, call.args[0])
+        if message is None:
+            failure = Failure("UnknownJob", f"no running workflow {call.workflow_id!r}", 404)
+            return {"error": failure}
+        writes.outgoing.append(message)
+        return {}
+    child = call.workflow_id or f"{workflow.key}-{position}"
+    parent = None
+    if call.kind == "child":
+        parent = {
+            "workflow_id": workflow.key,
+            "gid": workflow.gid,
+            "position": position,
+            "task_queue": workflow.task_queue,
+        }
+    queue = call.task_queue or workflow.task_queue
+    start_message = _insert(conn, app, child, call.name, call.args, queue, parent=parent)
+    if start_message is None:
+        return {"error": Failure("DuplicateJob", f"workflow id {child!r} is taken", 409)}
+    writes.outgoing.append(start_message)
+    return {"result": child} if call.kind == "start_child" else None
+
+
+def _conclude(
+    writes: _Writes, app: str, run: WorkflowRun, row: WorkflowRow, progress: Progress
+) -> None:
+    """Write how the step left the workflow: going on, continued as new, or ended."""
+    job_id, key, gid, cycles = row.id, row.key, row.gid, row.cycles
     if not progress.finished:
         _update(writes, job_id, cycles + 1, "running", gid, None)
         writes.kept.append((run, cycles + 1))
-        return True
+        return
     writes.dropped.append(key)
     if progress.continue_with is not None:
         fresh_gid = new_guid()
         _update(writes, job_id, 0, "running", fresh_gid, None)
-        writes.data.append(
-            {
-                "job_id": job_id,
-                "dimension": "",
-                "field": "args",
-                "value": list(progress.continue_with),
-            }
-        )
-        writes.outgoing.append(_start_message(app, key, fresh_gid, task_queue))
+        writes.data[(job_id, "", "args")] = list(progress.continue_with)
+        writes.outgoing.append(_start_message(app, key, fresh_gid, row.task_queue))
     elif progress.failure is not None:
-        _end(writes, row, "failed", _failure_error(progress.failure))
+        _end(writes, app, row, "failed", _failure_error(progress.failure))
     elif progress.cancelled:
-        _end(
-            writes,
-            row,
-            "interrupted",
-            {"message": "cancelled", "type": "WorkflowCancelled", "code": 410},
-        )
+        error = {"message": "cancelled", "type": "WorkflowCancelled", "code": 410}
+        _end(writes, app, row, "interrupted", error)
     else:
-        writes.data.append(
-            {"job_id": job_id, "dimension": "", "field": "result", "value": progress.result}
-        )
-        _end(writes, row, "done", None)
-    return True
+        writes.data[(job_id, "", "result")] = progress.result
+        _end(writes, app, row, "done", None, result=progress.result)
 
 
 def _record(writes: _Writes, job_id: int, gid: str, plan: StepPlan, now: float) -> None:
-    if plan.outcome is not None:
-        position, outcome = plan.outcome
+    for position, outcome in plan.outcomes:
         writes.outcomes.append(
             {
                 "job_id": job_id,
@@ -309,11 +486,32 @@ def _update(
     }
 
 
-def _end(writes: _Writes, row: tuple[Any, ...], status: str, error: dict[str, Any] | None) -> None:
-    job_id, key, gid, name, _, cycles = row[:6]
-    _update(writes, job_id, cycles + 1, status, gid, error)
-    writes.dropped.append(key)
-    writes.announced.append(announcement(name, key, status))
+def _end(
+    writes: _Writes,
+    app: str,
+    row: WorkflowRow,
+    status: str,
+    error: dict[str, Any] | None,
+    *,
+    result: Any = None,
+) -> None:
+    """The workflow ended: its row, its announcement, and its parent's answer (a child)."""
+    parent = row.parent
+    _update(writes, row.id, row.cycles + 1, status, row.gid, error)
+    writes.dropped.append(row.key)
+    writes.announced.append(announcement(row.name, row.key, status))
+    if isinstance(parent, dict):
+        answer = Resume(
+            id=new_message_id(),
+            app=app,
+            kind=CHILD,
+            job_id=parent["workflow_id"],
+            gid=parent["gid"],
+            activity_id=str(parent["position"]),
+            dimension="",
+            data={"result": result} if error is None else {"error": error},
+        )
+        writes.outgoing.append(Outgoing(app, parent["task_queue"], encode(answer)))
 
 
 def _rows(values: list[dict[str, Any]]) -> str:
@@ -321,12 +519,17 @@ def _rows(values: list[dict[str, Any]]) -> str:
 
 
 def _write(conn: Connection, app: str, writes: _Writes) -> None:
-    if writes.outcomes:
-        conn.execute(query("durable_record_outcomes"), {"rows": _rows(writes.outcomes)})
+    # Calls first: a call that completed at once is recorded, then its outcome.
     if writes.calls:
         conn.execute(query("durable_record_calls"), {"rows": _rows(writes.calls)})
+    if writes.outcomes:
+        conn.execute(query("durable_record_outcomes"), {"rows": _rows(writes.outcomes)})
     if writes.data:
-        conn.execute(query("save_attributes"), {"rows": _rows(writes.data)})
+        data = [
+            {"job_id": job_id, "dimension": dimension, "field": name, "value": value}
+            for (job_id, dimension, name), value in writes.data.items()
+        ]
+        conn.execute(query("save_attributes"), {"rows": _rows(data)})
     if writes.jobs:
         conn.execute(query("durable_update_jobs"), {"rows": _rows(list(writes.jobs.values()))})
     if writes.outgoing:

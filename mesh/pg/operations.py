@@ -121,6 +121,16 @@ class Operations:
             conn, self.app, name, args, task_queue=task_queue, workflow_id=workflow_id
         )
 
+    def signal_workflow(
+        self, conn: Connection, workflow_id: str, signal_id: str, data: Any
+    ) -> bool:
+        """Send a signal to a running workflow written as code; False if none by that id."""
+        return durable.signal(conn, self.app, workflow_id, signal_id, data)
+
+    def cancel_workflow(self, conn: Connection, workflow_id: str) -> bool:
+        """Ask a running workflow written as code to stop; False if none by that id."""
+        return durable.cancel(conn, self.app, workflow_id)
+
     def scrub(self, conn: Connection, job_id: str) -> bool:
         """Delete a finished job and its data now (its id becomes free); False if it is
         running or unknown."""

@@ -6,8 +6,6 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-import pytest
-
 from mesh.model.durable import api as workflow
 from mesh.model.durable.calls import Failure
 from mesh.model.durable.plan import Workflow, activity_stream, plan_step, workflow_stream
@@ -76,8 +74,8 @@ def test_plan__outcomes_record_once_and_drive_the_next_calls() -> None:
     first = decode(plan_step(run, WORKFLOW, None, now=10.0, new_id=new_id).outgoing[0].payload)
     answer = response(first, "L-1")
     plan = plan_step(run, WORKFLOW, answer, now=11.0, new_id=new_id)
-    assert plan.outcome is not None and plan.outcome[0] == 0
-    assert plan.outcome[1].result == "L-1" and plan.outcome[1].at == 11.0
+    ((position, outcome),) = plan.outcomes
+    assert (position, outcome.result, outcome.at) == (0, "L-1", 11.0)
     (wake_out,) = plan.outgoing
     wake = decode(wake_out.payload)
     assert isinstance(wake, Resume) and wake_out.stream == "orders" and wake_out.delay == 7200.0
@@ -118,7 +116,25 @@ async def waits_for_approval() -> Any:
     return await workflow.condition("approved")
 
 
-def test_plan__calls_the_runtime_cannot_run_yet_say_so() -> None:
+def test_plan__a_condition_is_the_runtimes_with_a_timer_when_it_has_a_timeout() -> None:
     run = WorkflowRun(waits_for_approval, [], INFO)
-    with pytest.raises(NotImplementedError, match="activities, sleeps and gathers"):
-        plan_step(run, WORKFLOW, None, now=1.0, new_id=ids())
+    plan = plan_step(run, WORKFLOW, None, now=1.0, new_id=ids())
+    ((position, call),) = plan.effects
+    assert (position, call.kind, call.name) == (0, "condition", "approved")
+    assert plan.outgoing == []  # no timeout: no timer
+    signal = Resume(
+        id="s",
+        app="shop",
+        kind="signal",
+        job_id="order-9",
+        gid="g1",
+        activity_id="approved",
+        dimension="",
+        data={"ok": True},
+    )
+    end = plan_step(run, WORKFLOW, signal, now=2.0, new_id=ids())
+    assert end.progress.finished and end.progress.result == {"ok": True}
+    early = plan_step(
+        WorkflowRun(waits_for_approval, [], INFO), WORKFLOW, signal, now=2.0, new_id=ids()
+    )
+    assert early.buffered == ("approved", {"ok": True})  # nobody waits yet: kept

@@ -68,15 +68,34 @@ class Workflow:
 class StepPlan:
     """What the transaction must write."""
 
-    outcome: tuple[int, Recorded] | None = None
-    """The outcome the message carries, to record at its position."""
+    outcomes: list[tuple[int, Recorded]] = field(default_factory=list)
+    """Outcomes to record at their positions (the message's, and any that followed at once)."""
     calls: list[tuple[int, Recorded, list[Any]]] = field(default_factory=list)
     """Calls made, to record with their arguments: pending (to be performed) or done
     (markers)."""
     outgoing: list[Outgoing] = field(default_factory=list)
+    effects: list[tuple[int, Call]] = field(default_factory=list)
+    """Calls the runtime performs in the database itself: signals to other workflows,
+    children, and conditions (a signal may be waiting for them already)."""
+    buffered: tuple[str, Any] | None = None
+    """A signal nobody waits for yet: (signal id, data), kept for the condition to come."""
     progress: Progress = field(default_factory=Progress)
     duplicate: bool = False
     """The message changed nothing: its position was done already, or is not this run's."""
+
+
+SIGNAL = "signal"
+"""The kind of the :class:`Resume` that carries a signal to a workflow (``activity_id`` is
+the signal id, ``data`` its data)."""
+TIMEOUT = "timeout"
+"""The kind of the :class:`Resume` that ends a condition's wait."""
+CANCEL = "cancel"
+"""The kind of the :class:`Resume` that asks a workflow to stop (``handle.cancel()``)."""
+CHILD = "child"
+"""The kind of the :class:`Resume` that carries a child's end to its parent (``data``:
+``{"result": value}`` or ``{"error": {type, message, code}}``)."""
+
+RUNTIME_KINDS = frozenset({"signal", "child", "start_child", "condition"})
 
 
 def outcome_of(message: EngineMessage, known: Recorded, now: float) -> Recorded:
@@ -89,6 +108,19 @@ def outcome_of(message: EngineMessage, known: Recorded, now: float) -> Recorded:
             failure = Failure(kind, original_message(kind, text), message.code)
             return msgspec.structs.replace(known, done=True, error=failure, at=now)
         data = message.data if isinstance(message.data, dict) else {}
+        return msgspec.structs.replace(known, done=True, result=data.get("result"), at=now)
+    if isinstance(message, Resume) and message.kind == TIMEOUT:
+        return msgspec.structs.replace(known, done=True, result={"timed_out": True}, at=now)
+    if isinstance(message, Resume) and message.kind == CHILD:
+        data = message.data if isinstance(message.data, dict) else {}
+        error = data.get("error")
+        if isinstance(error, dict):
+            failure = Failure(
+                str(error.get("type", "Error")),
+                str(error.get("message", "the child failed")),
+                int(error.get("code", 500)) if isinstance(error.get("code"), int) else 500,
+            )
+            return msgspec.structs.replace(known, done=True, error=failure, at=now)
         return msgspec.structs.replace(known, done=True, result=data.get("result"), at=now)
     return msgspec.structs.replace(known, done=True, at=now)
 
@@ -123,26 +155,103 @@ def plan_step(
     started (replayed) already when it was not resident."""
     plan = StepPlan()
     if message is None:
-        plan.progress = run.start()
+        _advance(plan, run, workflow, run.start(), now=now, new_id=new_id)
+        return plan
+    gid = message.job_gid if isinstance(message, ActivityResponse) else getattr(message, "gid", "")
+    if gid != workflow.gid:
+        plan.duplicate = True
+        return plan
+    if isinstance(message, Resume) and message.kind == CANCEL:
+        _advance(plan, run, workflow, run.cancel(), now=now, new_id=new_id)
+        return plan
+    if isinstance(message, Resume) and message.kind == SIGNAL:
+        position = waiting_condition(run, message.activity_id)
+        if position is None:
+            plan.buffered = (message.activity_id, message.data)
+            return plan
+        outcome = msgspec.structs.replace(
+            run.history[position], done=True, result={"data": message.data}, at=now
+        )
     else:
         position = position_of(message)
         known = run.history.get(position) if position is not None else None
-        gid = (
-            message.job_gid
-            if isinstance(message, ActivityResponse)
-            else getattr(message, "gid", "")
-        )
-        if position is None or known is None or known.done or gid != workflow.gid:
+        if position is None or known is None or known.done:
             plan.duplicate = True
             return plan
         outcome = outcome_of(message, known, now)
-        plan.outcome = (position, outcome)
-        plan.progress = run.deliver(position, outcome)
-    plan.calls.extend((position, marker, []) for position, marker in plan.progress.done)
-    for position, call in plan.progress.calls:
-        plan.calls.append((position, run.history[position], call.args))
-        plan.outgoing.append(_perform(workflow, position, call, now=now, new_id=new_id))
+    plan_outcome(plan, run, workflow, position, outcome, now=now, new_id=new_id)
     return plan
+
+
+def plan_outcome(
+    plan: StepPlan,
+    run: WorkflowRun,
+    workflow: Workflow,
+    position: int,
+    outcome: Recorded,
+    *,
+    now: float,
+    new_id: Callable[[], str],
+) -> None:
+    """Record ``outcome`` at ``position`` and go on with the run (the runtime calls this too,
+    for a call it completed at once: a signal sent, a child started, a buffered signal)."""
+    plan.outcomes.append((position, outcome))
+    _advance(plan, run, workflow, run.deliver(position, outcome), now=now, new_id=new_id)
+
+
+def _advance(
+    plan: StepPlan,
+    run: WorkflowRun,
+    workflow: Workflow,
+    progress: Progress,
+    *,
+    now: float,
+    new_id: Callable[[], str],
+) -> None:
+    plan.progress = progress
+    plan.calls.extend((position, marker, []) for position, marker in progress.done)
+    for position, call in progress.calls:
+        plan.calls.append((position, run.history[position], call.args))
+        if call.kind in RUNTIME_KINDS:
+            plan.effects.append((position, call))
+            if call.kind == "condition" and call.timeout is not None:
+                plan.outgoing.append(
+                    _resume(workflow, position, TIMEOUT, call.timeout, now, new_id)
+                )
+        else:
+            plan.outgoing.append(_perform(workflow, position, call, now=now, new_id=new_id))
+
+
+def waiting_condition(run: WorkflowRun, signal_id: str) -> int | None:
+    """The first position where the run waits for the signal ``signal_id``, if any."""
+    for position in sorted(run.history):
+        known = run.history[position]
+        if known.kind == "condition" and known.name == signal_id and not known.done:
+            return position
+    return None
+
+
+def _resume(
+    workflow: Workflow,
+    position: int,
+    kind: str,
+    delay: float,
+    now: float,
+    new_id: Callable[[], str],
+) -> Outgoing:
+    message = Resume(
+        id=new_id(),
+        app=workflow.app,
+        kind=kind,
+        job_id=workflow.key,
+        gid=workflow.gid,
+        activity_id=str(position),
+        dimension="",
+        sent_at=now,
+    )
+    return Outgoing(
+        workflow.app, workflow_stream(workflow.task_queue), encode(message), delay=delay
+    )
 
 
 def _perform(
@@ -171,27 +280,8 @@ def _perform(
             max_attempts=policy.maximum_attempts,
         )
     if call.kind == "sleep":
-        wake = Resume(
-            id=new_id(),
-            app=workflow.app,
-            kind=WAKE,
-            job_id=workflow.key,
-            gid=workflow.gid,
-            activity_id=str(position),
-            dimension="",
-            sent_at=now,
-        )
-        return Outgoing(
-            workflow.app,
-            workflow_stream(workflow.task_queue),
-            encode(wake),
-            PRIORITY_REQUEST,
-            delay=call.timeout or 0.0,
-        )
-    raise NotImplementedError(
-        f"{call.kind} calls are not run yet: workflows may await activities, sleeps and "
-        "gathers of them"
-    )
+        return _resume(workflow, position, WAKE, call.timeout or 0.0, now, new_id)
+    raise ValueError(f"a {call.kind} call is performed by the runtime, not by a message")
 
 
 def workflow_result(progress: Progress) -> dict[str, Any]:

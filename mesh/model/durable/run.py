@@ -113,14 +113,18 @@ class WorkflowRun:
         self._waiting: tuple[int, ...] = ()
         self._suspension: Suspend | None = None
         self._progress = Progress()
-        self._coroutine = function(*args)
+        self._function = function
+        self._args = args
+        self._coroutine: Coroutine[Any, Any, Any] | None = None
+        """Made at :meth:`start` (a coroutine never started would warn when collected)."""
         self.finished = False
 
     # -- driving ------------------------------------------------------------------------------
 
     def start(self) -> Progress:
         """Run the function until it waits for an outcome not yet recorded, or ends."""
-        return self._step(lambda: self._coroutine.send(None))
+        coroutine = self._coroutine = self._function(*self._args)
+        return self._step(lambda: coroutine.send(None))
 
     def deliver(self, position: int, outcome: Recorded) -> Progress:
         """The outcome of a call the run waits for. Outcomes of calls it does not wait for
@@ -137,11 +141,17 @@ class WorkflowRun:
         self.cancel_requested = True
         if self._suspension is None or self.finished:
             return Progress()
-        return self._step(lambda: self._coroutine.throw(WorkflowCancelled("cancelled")))
+        return self._step(_thrower(self._started(), WorkflowCancelled("cancelled")))
 
     def close(self) -> None:
         """Drop the coroutine (evicted from memory): a later run replays the history."""
-        self._coroutine.close()
+        if self._coroutine is not None:
+            self._coroutine.close()
+
+    def _started(self) -> Coroutine[Any, Any, Any]:
+        if self._coroutine is None:
+            raise RuntimeError("the run was not started")
+        return self._coroutine
 
     def _complete(self) -> bool:
         return all(self.history.get(p, _PENDING).done for p in self._waiting)
@@ -170,10 +180,10 @@ class WorkflowRun:
                         "a durable call: await activities, workflow.sleep, workflow.condition "
                         "or children; run other async code in an activity"
                     )
-                    advance = _thrower(self._coroutine, TypeError(message))
+                    advance = _thrower(self._started(), TypeError(message))
                     continue
                 if self.cancel_requested:
-                    advance = _thrower(self._coroutine, WorkflowCancelled("cancelled"))
+                    advance = _thrower(self._started(), WorkflowCancelled("cancelled"))
                     continue
                 self._suspend(yielded, progress)
                 if not self._complete():
@@ -191,12 +201,14 @@ class WorkflowRun:
         failures = [o.error for o in outcomes if o.error is not None]
         if failures and not suspension.return_exceptions:
             first = failures[0]
-            return _thrower(self._coroutine, ActivityFailed(first.type, first.message, first.code))
+            error = ActivityFailed(first.type, first.message, first.code)
+            return _thrower(self._started(), error)
         values = [
             ActivityFailed(o.error.type, o.error.message, o.error.code) if o.error else o.result
             for o in outcomes
         ]
-        return lambda: self._coroutine.send(values)
+        coroutine = self._started()
+        return lambda: coroutine.send(values)
 
     def _suspend(self, suspension: Suspend, progress: Progress) -> None:
         positions: list[int] = []

@@ -5,7 +5,8 @@
 -- it on meanwhile (then it replays instead).
 
 -- name: durable_start
--- A new workflow: its job and data, or nothing when the id is taken (no row returned).
+-- A new workflow: its job and data (with its parent's await, for a child), or nothing when
+-- the id is taken (no row returned).
 WITH job AS (
     INSERT INTO mesh.jobs (app, key, gid, version, topic, status, semaphore)
     VALUES (%(app)s, %(key)s, %(gid)s, 'code', %(name)s, 'running', 1)
@@ -14,10 +15,18 @@ WITH job AS (
 ), data AS (
     INSERT INTO mesh.jobs_attributes (job_id, dimension, field, value)
     SELECT job.id, '', f.field, f.value
-    FROM job, (VALUES ('args', %(args)s::jsonb), ('task_queue', to_jsonb(%(task_queue)s::text)))
-         AS f(field, value)
+    FROM job, (VALUES ('args', %(args)s::jsonb), ('task_queue', to_jsonb(%(task_queue)s::text)),
+                      ('parent', %(parent)s::jsonb)) AS f(field, value)
+    WHERE f.value IS NOT NULL
 )
 SELECT id FROM job;
+
+-- name: durable_target
+-- Where a signal to a workflow goes: its generation and its task queue (running ones only).
+SELECT j.gid, (SELECT a.value #>> '{}' FROM mesh.jobs_attributes a
+               WHERE a.job_id = j.id AND a.dimension = '' AND a.field = 'task_queue')
+FROM mesh.jobs j
+WHERE j.app = %(app)s AND j.key = %(key)s AND j.version = 'code' AND j.status = 'running';
 
 -- name: durable_lock_jobs
 -- The workflows a batch's messages name, locked in id order, with what a run needs.
@@ -26,7 +35,11 @@ SELECT j.id, j.key, j.gid, j.topic, j.status, j.cycles,
         WHERE a.job_id = j.id AND a.dimension = '' AND a.field = 'args'),
        (SELECT a.value #>> '{}' FROM mesh.jobs_attributes a
         WHERE a.job_id = j.id AND a.dimension = '' AND a.field = 'task_queue'),
-       extract(epoch FROM j.created_at)::float8
+       extract(epoch FROM j.created_at)::float8,
+       (SELECT a.value FROM mesh.jobs_attributes a
+        WHERE a.job_id = j.id AND a.dimension = '' AND a.field = 'parent'),
+       (SELECT jsonb_object_agg(a.field, a.value) FROM mesh.jobs_attributes a
+        WHERE a.job_id = j.id AND a.dimension = '$signals')
 FROM mesh.jobs j
 WHERE j.app = %(app)s AND j.key = ANY(%(keys)s::text[]) AND j.version = 'code'
 ORDER BY j.id
