@@ -19,6 +19,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from mesh.errors import (
+    ActivityFailed,
     BadSignature,
     ConfigError,
     ConnectionLost,
@@ -35,6 +36,7 @@ from mesh.errors import (
     ManifestInvalid,
     MeshError,
     NoActiveVersion,
+    NondeterminismError,
     NonRetryableError,
     PayloadTooLarge,
     PipeError,
@@ -46,11 +48,13 @@ from mesh.errors import (
     UnknownTopic,
     UnknownVersion,
     VersionConflict,
+    WorkflowCancelled,
     WorkflowError,
 )
 
 if TYPE_CHECKING:
     from mesh.api import Mesh
+    from mesh.durable.handle import WorkflowHandle
     from mesh.model.jobs import JobEvent, JobRecord, StepRecord
     from mesh.model.messages import Pending
     from mesh.model.quorum import Profile, QuorumMessage
@@ -71,10 +75,13 @@ _LAZY = {
     "Profile": "mesh.model.quorum",
     "QuorumMessage": "mesh.model.quorum",
     "RetryPolicy": "mesh.model.retry",
+    "WorkflowHandle": "mesh.durable.handle",
 }
 
 
 def __getattr__(name: str) -> Any:
+    if name == "workflow":  # the in-workflow API, a module
+        return importlib.import_module("mesh.workflow")
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'mesh' has no attribute {name!r}")
@@ -88,6 +95,7 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "ActivityFailed",
     "BadSignature",
     "ConfigError",
     "ConnectionLost",
@@ -110,6 +118,7 @@ __all__ = [
     "MeshError",
     "NoActiveVersion",
     "NonRetryableError",
+    "NondeterminismError",
     "PayloadTooLarge",
     "Pending",
     "PipeError",
@@ -125,6 +134,9 @@ __all__ = [
     "UnknownTopic",
     "UnknownVersion",
     "VersionConflict",
+    "WorkflowCancelled",
     "WorkflowError",
+    "WorkflowHandle",
     "__version__",
+    "workflow",
 ]

@@ -120,7 +120,10 @@ def test_run__refuses_an_unmigrated_database_then_migrate_fixes_it(
     refused = mesh("run", dsn=empty_dsn, cwd=tmp_path, timeout=30)
     assert refused.returncode == 2 and "run `mesh migrate`" in refused.stderr
     migrated = mesh("migrate", dsn=empty_dsn, cwd=tmp_path)
-    assert migrated.returncode == 0 and "applied [1, 2, 3, 4, 5, 6]" in migrated.stdout
+    from mesh.pg.migrations import available_migrations
+
+    every = [number for number, _, _ in available_migrations()]
+    assert migrated.returncode == 0 and f"applied {every}" in migrated.stdout
     again = mesh("migrate", dsn=empty_dsn, cwd=tmp_path)
     assert "up to date" in again.stdout
 

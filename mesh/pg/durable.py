@@ -9,7 +9,7 @@ outcome, the new calls, the requests and wakes, the workflow's end and its annou
 claims the next batch, all in one transaction. If the transaction fails, the runs it advanced
 are dropped from memory (their next message replays them).
 
-:func:`start` begins a workflow: its job, its data and the message that runs it.
+Starting, signalling and cancelling a workflow are in :mod:`mesh.pg.durable_messages`.
 """
 
 from __future__ import annotations
@@ -18,148 +18,43 @@ import threading
 import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any
 
 import msgspec
 
-from mesh.errors import DuplicateJob, NondeterminismError
-from mesh.model.durable.calls import Call, Failure, Recorded
+from mesh.errors import NondeterminismError
+from mesh.model.durable.calls import Call, Failure
 from mesh.model.durable.plan import (
-    CANCEL,
     CHILD,
-    SIGNAL,
     StepPlan,
     Workflow,
     plan_outcome,
     plan_step,
-    workflow_stream,
 )
 from mesh.model.durable.resident import ResidentRuns
 from mesh.model.durable.run import Progress, WorkflowInfo, WorkflowRun
-from mesh.model.engine.effects import announcement, announcement_payloads
-from mesh.model.ids import job_channel, new_guid, new_message_id, validate_job_id
-from mesh.model.limits import check_value
+from mesh.model.engine.effects import announcement
+from mesh.model.ids import new_guid, new_message_id
 from mesh.model.messages import EngineMessage, Resume, StartJob, encode
 from mesh.model.outcomes import Outgoing
+from mesh.pg import durable_messages
 from mesh.pg.database import Connection
+from mesh.pg.durable_rows import (
+    SIGNALS,
+    WorkflowRow,
+    Writes,
+    after,
+    history,
+    record,
+    update,
+    write,
+)
 from mesh.pg.queries import query
-from mesh.pg.streams import StreamClaim, claim_params, enqueue_params, fence_params
+from mesh.pg.streams import StreamClaim, claim_params, fence_params
 
 WorkflowFunction = Callable[..., Coroutine[Any, Any, Any]]
 
 _encode = msgspec.json.Encoder().encode
-
-SIGNALS = "$signals"
-"""The data dimension where signals wait for their condition."""
-
-
-def start(
-    conn: Connection,
-    app: str,
-    name: str,
-    args: Sequence[Any],
-    *,
-    task_queue: str,
-    workflow_id: str = "",
-) -> str:
-    """Start the workflow ``name`` with ``args`` on ``task_queue``; its id. A taken
-    ``workflow_id`` is refused (:class:`DuplicateJob`), having written nothing."""
-    key = validate_job_id(workflow_id) if workflow_id else new_guid()
-    check_value(list(args), "the workflow's arguments")
-    with conn.transaction():
-        start_message = _insert(conn, app, key, name, list(args), task_queue, parent=None)
-        if start_message is None:
-            raise DuplicateJob(
-                f"workflow id {key!r} is taken in app {app!r} (until that job expires); "
-                "choose another id, or get a handle to the running one"
-            )
-        conn.execute(query("enqueue"), enqueue_params([start_message]))
-    return key
-
-
-def _insert(
-    conn: Connection,
-    app: str,
-    key: str,
-    name: str,
-    args: list[Any],
-    task_queue: str,
-    *,
-    parent: dict[str, Any] | None,
-) -> Outgoing | None:
-    """Insert a workflow's job; the message that starts it, or None when the id is taken."""
-    gid = new_guid()
-    row = conn.execute(
-        query("durable_start"),
-        {
-            "app": app,
-            "key": key,
-            "gid": gid,
-            "name": name,
-            "args": _encode(args).decode(),
-            "task_queue": workflow_stream(task_queue),
-            "parent": _encode(parent).decode() if parent else None,
-        },
-    ).fetchone()
-    return None if row is None else _start_message(app, key, gid, task_queue)
-
-
-def signal(conn: Connection, app: str, workflow_id: str, signal_id: str, data: Any) -> bool:
-    """Send ``data`` as the signal ``signal_id`` to a running workflow; False if there is
-    none by that id. A signal its workflow does not wait for yet waits for it."""
-    validate_job_id(workflow_id)
-    check_value(data, "the signal data")
-    message = _signal_message(conn, app, workflow_id, signal_id, data)
-    if message is None:
-        return False
-    conn.execute(query("enqueue"), enqueue_params([message]))
-    return True
-
-
-def cancel(conn: Connection, app: str, workflow_id: str) -> bool:
-    """Ask a running workflow to stop: it sees :class:`WorkflowCancelled` at its next
-    durable call (at once, if it waits for one). False if there is none by that id."""
-    validate_job_id(workflow_id)
-    row = conn.execute(query("durable_target"), {"app": app, "key": workflow_id}).fetchone()
-    if row is None:
-        return False
-    gid, task_queue = row
-    message = Resume(
-        id=new_message_id(),
-        app=app,
-        kind=CANCEL,
-        job_id=workflow_id,
-        gid=gid,
-        activity_id="",
-        dimension="",
-    )
-    conn.execute(query("enqueue"), enqueue_params([Outgoing(app, task_queue, encode(message))]))
-    return True
-
-
-def _signal_message(
-    conn: Connection, app: str, workflow_id: str, signal_id: str, data: Any
-) -> Outgoing | None:
-    row = conn.execute(query("durable_target"), {"app": app, "key": workflow_id}).fetchone()
-    if row is None:
-        return None
-    gid, task_queue = row
-    message = Resume(
-        id=new_message_id(),
-        app=app,
-        kind=SIGNAL,
-        job_id=workflow_id,
-        gid=gid,
-        activity_id=signal_id,
-        dimension="",
-        data=data,
-    )
-    return Outgoing(app, task_queue, encode(message))
-
-
-def _start_message(app: str, key: str, gid: str, task_queue: str) -> Outgoing:
-    message = StartJob(id=new_message_id(), app=app, topic="", data={"gid": gid}, job_id=key)
-    return Outgoing(app, workflow_stream(task_queue), encode(message))
 
 
 @dataclass
@@ -181,40 +76,6 @@ class Runs:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-class WorkflowRow(NamedTuple):
-    """A workflow's job as ``durable_lock_jobs`` reads it (under its lock)."""
-
-    id: int
-    key: str
-    gid: str
-    name: str
-    status: str
-    cycles: int
-    args: Any
-    task_queue: str
-    created_at: float
-    parent: Any
-    signals: Any
-    """signal id -> the data of signals nobody waited for yet, oldest first."""
-
-
-@dataclass
-class _Writes:
-    calls: list[dict[str, Any]] = field(default_factory=list)
-    outcomes: list[dict[str, Any]] = field(default_factory=list)
-    jobs: dict[int, dict[str, Any]] = field(default_factory=dict)
-    """Job id -> its row as the batch leaves it (one UPDATE may set a row only once)."""
-    data: dict[tuple[int, str, str], Any] = field(default_factory=dict)
-    """(job id, dimension, field) -> the value the batch leaves there."""
-    outgoing: list[Outgoing] = field(default_factory=list)
-    announced: list[bytes] = field(default_factory=list)
-    kept: list[tuple[WorkflowRun, int]] = field(default_factory=list)
-    runs: dict[str, WorkflowRun] = field(default_factory=dict)
-    """The runs this batch moved, by workflow id: a later message of the same workflow in
-    the batch continues from them (the database has not seen their steps yet)."""
-    dropped: list[str] = field(default_factory=list)
-
-
 def process(
     conn: Connection,
     app: str,
@@ -226,7 +87,7 @@ def process(
 ) -> DurableReport:
     """Handle ``deliveries`` (messages with their claims) in one transaction."""
     report = DurableReport()
-    writes = _Writes()
+    writes = Writes()
     touched: list[str] = []
     try:
         with conn.transaction():
@@ -244,8 +105,8 @@ def process(
                 touched.append(row.key)
                 if _step(conn, app, runs, row, message, writes):
                     report.applied += 1
-                    jobs[row.key] = _after(row, writes)
-            _write(conn, app, writes)
+                    jobs[row.key] = after(row, writes)
+            write(conn, app, writes)
             report.ended = len(writes.announced)
             cursor = None
             if next_claim is not None:
@@ -270,30 +131,13 @@ def process(
     return report
 
 
-def _after(row: WorkflowRow, writes: _Writes) -> WorkflowRow:
-    """The job's row as the step left it (a later message of the batch sees it)."""
-    update = writes.jobs.get(row.id)
-    if update is None:
-        return row
-    args = writes.data.get((row.id, "", "args"), row.args)
-    signals = dict(row.signals or {})
-    signals.update({f: v for (i, d, f), v in writes.data.items() if i == row.id and d == SIGNALS})
-    return row._replace(
-        gid=update["gid"],
-        status=update["status"],
-        cycles=update["cycles"],
-        args=args,
-        signals=signals,
-    )
-
-
 def _step(
     conn: Connection,
     app: str,
     runs: Runs,
     row: WorkflowRow,
     message: EngineMessage,
-    writes: _Writes,
+    writes: Writes,
 ) -> bool:
     """Apply one message to its workflow; False when it changed nothing."""
     job_id, key, gid, cycles = row.id, row.key, row.gid, row.cycles
@@ -317,13 +161,13 @@ def _step(
     except Exception as error:  # the workflow cannot go on: it fails with the reason
         _end(writes, app, row, "failed", _error(error))
         return True
-    _record(writes, job_id, gid, plan, now)
+    record(writes, job_id, gid, plan, now)
     _conclude(writes, app, run, row, plan.progress)
     return True
 
 
 def _run_of(
-    conn: Connection, runs: Runs, row: WorkflowRow, writes: _Writes, *, replay: bool
+    conn: Connection, runs: Runs, row: WorkflowRow, writes: Writes, *, replay: bool
 ) -> WorkflowRun:
     """The workflow's run: moved earlier in this batch, resident (if this node made the
     workflow's last step), or rebuilt from its recorded calls (and replayed, unless the
@@ -340,7 +184,7 @@ def _run_of(
     if function is None:
         raise LookupError(f"no workflow function {row.name!r} runs on this task queue")
     info = WorkflowInfo(key, row.name, row.task_queue, started_at=row.created_at, run_id=gid)
-    run = WorkflowRun(function, list(row.args or []), info, _history(conn, row.id, gid))
+    run = WorkflowRun(function, list(row.args or []), info, history(conn, row.id, gid))
     if replay:
         replayed = run.start()
         if replayed.calls or replayed.finished:
@@ -356,7 +200,7 @@ def _perform_effects(
     workflow: Workflow,
     plan: StepPlan,
     row: WorkflowRow,
-    writes: _Writes,
+    writes: Writes,
     now: float,
 ) -> None:
     """Carry out the calls the database performs (signals, children, conditions a signal
@@ -386,7 +230,7 @@ def _effect(
     position: int,
     call: Call,
     signals: dict[str, list[Any]],
-    writes: _Writes,
+    writes: Writes,
     now: float,
 ) -> dict[str, Any] | None:
     """Perform one call in the database; its outcome fields if it completed at once."""
@@ -395,7 +239,9 @@ def _effect(
         waiting = signals.get(call.name)
         return {"result": {"data": waiting.pop(0)}} if waiting else None
     if call.kind == "signal":
-        message = _signal_message(conn, app, call.workflow_id, call.name, call.args[0])
+        message = durable_messages.signal_message(
+            conn, app, call.workflow_id, call.name, call.args[0]
+        )
         if message is None:
             failure = Failure("UnknownJob", f"no running workflow {call.workflow_id!r}", 404)
             return {"error": failure}
@@ -411,7 +257,9 @@ def _effect(
             "task_queue": workflow.task_queue,
         }
     queue = call.task_queue or workflow.task_queue
-    start_message = _insert(conn, app, child, call.name, call.args, queue, parent=parent)
+    start_message = durable_messages.insert(
+        conn, app, child, call.name, call.args, queue, parent=parent
+    )
     if start_message is None:
         return {"error": Failure("DuplicateJob", f"workflow id {child!r} is taken", 409)}
     writes.outgoing.append(start_message)
@@ -419,20 +267,20 @@ def _effect(
 
 
 def _conclude(
-    writes: _Writes, app: str, run: WorkflowRun, row: WorkflowRow, progress: Progress
+    writes: Writes, app: str, run: WorkflowRun, row: WorkflowRow, progress: Progress
 ) -> None:
     """Write how the step left the workflow: going on, continued as new, or ended."""
     job_id, key, gid, cycles = row.id, row.key, row.gid, row.cycles
     if not progress.finished:
-        _update(writes, job_id, cycles + 1, "running", gid, None)
+        update(writes, job_id, cycles + 1, "running", gid, None)
         writes.kept.append((run, cycles + 1))
         return
     writes.dropped.append(key)
     if progress.continue_with is not None:
         fresh_gid = new_guid()
-        _update(writes, job_id, 0, "running", fresh_gid, None)
+        update(writes, job_id, 0, "running", fresh_gid, None)
         writes.data[(job_id, "", "args")] = list(progress.continue_with)
-        writes.outgoing.append(_start_message(app, key, fresh_gid, row.task_queue))
+        writes.outgoing.append(durable_messages.start_message(app, key, fresh_gid, row.task_queue))
     elif progress.failure is not None:
         _end(writes, app, row, "failed", _failure_error(progress.failure))
     elif progress.cancelled:
@@ -443,51 +291,8 @@ def _conclude(
         _end(writes, app, row, "done", None, result=progress.result)
 
 
-def _record(writes: _Writes, job_id: int, gid: str, plan: StepPlan, now: float) -> None:
-    for position, outcome in plan.outcomes:
-        writes.outcomes.append(
-            {
-                "job_id": job_id,
-                "gid": gid,
-                "position": position,
-                "result": outcome.result,
-                "error": msgspec.to_builtins(outcome.error) if outcome.error else None,
-                "at": outcome.at,
-            }
-        )
-    for position, recorded, args in plan.calls:
-        writes.calls.append(
-            {
-                "job_id": job_id,
-                "gid": gid,
-                "position": position,
-                "kind": recorded.kind,
-                "name": recorded.name,
-                "shape": recorded.shape,
-                "args": args,
-                "done": recorded.done,
-                "result": recorded.result,
-                "error": None,
-                "at": recorded.at or now,
-            }
-        )
-    writes.outgoing.extend(plan.outgoing)
-
-
-def _update(
-    writes: _Writes, job_id: int, cycles: int, status: str, gid: str, error: dict[str, Any] | None
-) -> None:
-    writes.jobs[job_id] = {
-        "id": job_id,
-        "cycles": cycles,
-        "status": status,
-        "gid": gid,
-        "error": error,
-    }
-
-
 def _end(
-    writes: _Writes,
+    writes: Writes,
     app: str,
     row: WorkflowRow,
     status: str,
@@ -497,7 +302,7 @@ def _end(
 ) -> None:
     """The workflow ended: its row, its announcement, and its parent's answer (a child)."""
     parent = row.parent
-    _update(writes, row.id, row.cycles + 1, status, row.gid, error)
+    update(writes, row.id, row.cycles + 1, status, row.gid, error)
     writes.dropped.append(row.key)
     writes.announced.append(announcement(row.name, row.key, status))
     if isinstance(parent, dict):
@@ -512,44 +317,6 @@ def _end(
             data={"result": result} if error is None else {"error": error},
         )
         writes.outgoing.append(Outgoing(app, parent["task_queue"], encode(answer)))
-
-
-def _rows(values: list[dict[str, Any]]) -> str:
-    return _encode(values).decode()
-
-
-def _write(conn: Connection, app: str, writes: _Writes) -> None:
-    # Calls first: a call that completed at once is recorded, then its outcome.
-    if writes.calls:
-        conn.execute(query("durable_record_calls"), {"rows": _rows(writes.calls)})
-    if writes.outcomes:
-        conn.execute(query("durable_record_outcomes"), {"rows": _rows(writes.outcomes)})
-    if writes.data:
-        data = [
-            {"job_id": job_id, "dimension": dimension, "field": name, "value": value}
-            for (job_id, dimension, name), value in writes.data.items()
-        ]
-        conn.execute(query("save_attributes"), {"rows": _rows(data)})
-    if writes.jobs:
-        conn.execute(query("durable_update_jobs"), {"rows": _rows(list(writes.jobs.values()))})
-    if writes.outgoing:
-        conn.execute(query("enqueue"), enqueue_params(writes.outgoing))
-    payloads = announcement_payloads(writes.announced)
-    if payloads:
-        channels = [job_channel(app)] * len(payloads)
-        conn.execute(query("announce"), {"channels": channels, "payloads": payloads})
-
-
-def _history(conn: Connection, job_id: int, gid: str) -> dict[int, Recorded]:
-    history: dict[int, Recorded] = {}
-    for position, kind, name, shape, done, result, error, at in conn.execute(
-        query("durable_history"), {"job_id": job_id, "gid": gid}
-    ):
-        failure = msgspec.convert(error, Failure) if error else None
-        history[position] = Recorded(
-            kind=kind, name=name, shape=shape, done=done, result=result, error=failure, at=at
-        )
-    return history
 
 
 def _failure_error(failure: Failure) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from mesh.model.ids import new_message_id
 from mesh.model.jobs import JobRecord
 from mesh.model.limits import check_text, check_value
 from mesh.model.messages import StartJob
-from mesh.pg import apps, durable, job_queries
+from mesh.pg import apps, durable_messages, job_queries
 from mesh.pg import jobs as rows
 from mesh.pg.database import Connection
 from mesh.pg.queries import query
@@ -117,7 +117,7 @@ class Operations:
         self, conn: Connection, name: str, args: list[Any], task_queue: str, workflow_id: str
     ) -> str:
         """Start a workflow written as code; its id (:class:`DuplicateJob` if taken)."""
-        return durable.start(
+        return durable_messages.start(
             conn, self.app, name, args, task_queue=task_queue, workflow_id=workflow_id
         )
 
@@ -125,11 +125,11 @@ class Operations:
         self, conn: Connection, workflow_id: str, signal_id: str, data: Any
     ) -> bool:
         """Send a signal to a running workflow written as code; False if none by that id."""
-        return durable.signal(conn, self.app, workflow_id, signal_id, data)
+        return durable_messages.signal(conn, self.app, workflow_id, signal_id, data)
 
     def cancel_workflow(self, conn: Connection, workflow_id: str) -> bool:
         """Ask a running workflow written as code to stop; False if none by that id."""
-        return durable.cancel(conn, self.app, workflow_id)
+        return durable_messages.cancel(conn, self.app, workflow_id)
 
     def scrub(self, conn: Connection, job_id: str) -> bool:
         """Delete a finished job and its data now (its id becomes free); False if it is

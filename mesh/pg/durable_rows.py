@@ -1,0 +1,157 @@
+"""The rows of a workflow batch: the workflows as locked and read, what the batch writes
+(collected while its messages are applied, written together at the end), and the recorded
+calls a replay starts from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import msgspec
+
+from mesh.model.durable.calls import Failure, Recorded
+from mesh.model.durable.plan import StepPlan
+from mesh.model.durable.run import WorkflowRun
+from mesh.model.engine.effects import announcement_payloads
+from mesh.model.ids import job_channel
+from mesh.model.outcomes import Outgoing
+from mesh.pg.database import Connection
+from mesh.pg.queries import query
+from mesh.pg.streams import enqueue_params
+
+_encode = msgspec.json.Encoder().encode
+
+SIGNALS = "$signals"
+"""The data dimension where signals wait for their condition."""
+
+
+class WorkflowRow(NamedTuple):
+    """A workflow's job as ``durable_lock_jobs`` reads it (under its lock)."""
+
+    id: int
+    key: str
+    gid: str
+    name: str
+    status: str
+    cycles: int
+    args: Any
+    task_queue: str
+    created_at: float
+    parent: Any
+    signals: Any
+    """signal id -> the data of signals nobody waited for yet, oldest first."""
+
+
+@dataclass
+class Writes:
+    calls: list[dict[str, Any]] = field(default_factory=list)
+    outcomes: list[dict[str, Any]] = field(default_factory=list)
+    jobs: dict[int, dict[str, Any]] = field(default_factory=dict)
+    """Job id -> its row as the batch leaves it (one UPDATE may set a row only once)."""
+    data: dict[tuple[int, str, str], Any] = field(default_factory=dict)
+    """(job id, dimension, field) -> the value the batch leaves there."""
+    outgoing: list[Outgoing] = field(default_factory=list)
+    announced: list[bytes] = field(default_factory=list)
+    kept: list[tuple[WorkflowRun, int]] = field(default_factory=list)
+    runs: dict[str, WorkflowRun] = field(default_factory=dict)
+    """The runs this batch moved, by workflow id: a later message of the same workflow in
+    the batch continues from them (the database has not seen their steps yet)."""
+    dropped: list[str] = field(default_factory=list)
+
+
+def after(row: WorkflowRow, writes: Writes) -> WorkflowRow:
+    """The job's row as the step left it (a later message of the batch sees it)."""
+    update = writes.jobs.get(row.id)
+    if update is None:
+        return row
+    args = writes.data.get((row.id, "", "args"), row.args)
+    signals = dict(row.signals or {})
+    signals.update({f: v for (i, d, f), v in writes.data.items() if i == row.id and d == SIGNALS})
+    return row._replace(
+        gid=update["gid"],
+        status=update["status"],
+        cycles=update["cycles"],
+        args=args,
+        signals=signals,
+    )
+
+
+def record(writes: Writes, job_id: int, gid: str, plan: StepPlan, now: float) -> None:
+    for position, outcome in plan.outcomes:
+        writes.outcomes.append(
+            {
+                "job_id": job_id,
+                "gid": gid,
+                "position": position,
+                "result": outcome.result,
+                "error": msgspec.to_builtins(outcome.error) if outcome.error else None,
+                "at": outcome.at,
+            }
+        )
+    for position, recorded, args in plan.calls:
+        writes.calls.append(
+            {
+                "job_id": job_id,
+                "gid": gid,
+                "position": position,
+                "kind": recorded.kind,
+                "name": recorded.name,
+                "shape": recorded.shape,
+                "args": args,
+                "done": recorded.done,
+                "result": recorded.result,
+                "error": None,
+                "at": recorded.at or now,
+            }
+        )
+    writes.outgoing.extend(plan.outgoing)
+
+
+def update(
+    writes: Writes, job_id: int, cycles: int, status: str, gid: str, error: dict[str, Any] | None
+) -> None:
+    writes.jobs[job_id] = {
+        "id": job_id,
+        "cycles": cycles,
+        "status": status,
+        "gid": gid,
+        "error": error,
+    }
+
+
+def _rows(values: list[dict[str, Any]]) -> str:
+    return _encode(values).decode()
+
+
+def write(conn: Connection, app: str, writes: Writes) -> None:
+    # Calls first: a call that completed at once is recorded, then its outcome.
+    if writes.calls:
+        conn.execute(query("durable_record_calls"), {"rows": _rows(writes.calls)})
+    if writes.outcomes:
+        conn.execute(query("durable_record_outcomes"), {"rows": _rows(writes.outcomes)})
+    if writes.data:
+        data = [
+            {"job_id": job_id, "dimension": dimension, "field": name, "value": value}
+            for (job_id, dimension, name), value in writes.data.items()
+        ]
+        conn.execute(query("save_attributes"), {"rows": _rows(data)})
+    if writes.jobs:
+        conn.execute(query("durable_update_jobs"), {"rows": _rows(list(writes.jobs.values()))})
+    if writes.outgoing:
+        conn.execute(query("enqueue"), enqueue_params(writes.outgoing))
+    payloads = announcement_payloads(writes.announced)
+    if payloads:
+        channels = [job_channel(app)] * len(payloads)
+        conn.execute(query("announce"), {"channels": channels, "payloads": payloads})
+
+
+def history(conn: Connection, job_id: int, gid: str) -> dict[int, Recorded]:
+    history: dict[int, Recorded] = {}
+    for position, kind, name, shape, done, result, error, at in conn.execute(
+        query("durable_history"), {"job_id": job_id, "gid": gid}
+    ):
+        failure = msgspec.convert(error, Failure) if error else None
+        history[position] = Recorded(
+            kind=kind, name=name, shape=shape, done=done, result=result, error=failure, at=at
+        )
+    return history

@@ -1,0 +1,68 @@
+"""What workflow code calls: ``from mesh import workflow``.
+
+::
+
+    async def order_workflow(item_id: str, qty: int) -> str:
+        acts = workflow.proxy_activities(check_inventory, reserve_item, notify_backorder,
+                                         retry=RetryPolicy(maximum_attempts=5))
+        available = await acts.check_inventory(item_id)
+        if available >= qty:
+            return await acts.reserve_item(item_id, qty)
+        await acts.notify_backorder(item_id)
+        return "backordered"
+
+A workflow function awaits only durable calls (activities, :func:`sleep`, :func:`condition`,
+children, :func:`gather` of them) and reads time and randomness from :func:`now`,
+:func:`random` and :func:`uuid4`: it runs once from the top, and is replayed from its
+recorded calls only when its node lost it (a crash, an eviction, another node). A replay that
+makes another call than the recorded one at the same position stops the workflow
+(:class:`~mesh.errors.NondeterminismError`); branch with :func:`patched` to change a workflow
+that has runs in flight. Activities run at least once (a crash mid-activity runs it again);
+their recorded results never change.
+"""
+
+from mesh.errors import ActivityFailed, NondeterminismError, WorkflowCancelled
+from mesh.model.durable.api import (
+    TIMED_OUT,
+    Activities,
+    Durable,
+    TimedOut,
+    condition,
+    continue_as_new,
+    execute_child,
+    gather,
+    info,
+    now,
+    patched,
+    proxy_activities,
+    random,
+    signal,
+    sleep,
+    start_child,
+    uuid4,
+)
+from mesh.model.durable.run import WorkflowInfo
+
+__all__ = [
+    "TIMED_OUT",
+    "Activities",
+    "ActivityFailed",
+    "Durable",
+    "NondeterminismError",
+    "TimedOut",
+    "WorkflowCancelled",
+    "WorkflowInfo",
+    "condition",
+    "continue_as_new",
+    "execute_child",
+    "gather",
+    "info",
+    "now",
+    "patched",
+    "proxy_activities",
+    "random",
+    "signal",
+    "sleep",
+    "start_child",
+    "uuid4",
+]
