@@ -67,6 +67,16 @@ class WorkerConfig(_Strict, forbid_unknown_fields=True, frozen=True):
     retry: RetryConfig | None = None
 
 
+class TaskQueueConfig(_Strict, forbid_unknown_fields=True, frozen=True):
+    """Workflows written as code, and their activities, run for one task queue."""
+
+    name: str
+    workflows: list[str] = msgspec.field(default_factory=list)
+    activities: list[str] = msgspec.field(default_factory=list)
+    concurrency: int = 10
+    retry: RetryConfig | None = None
+
+
 class NodeConfig(_Strict, forbid_unknown_fields=True, frozen=True):
     roles: list[Role] = msgspec.field(default_factory=lambda: ["engine", "quorum", "worker"])
     drain_timeout: Duration = "30 seconds"
@@ -92,6 +102,7 @@ class Config(_Strict, forbid_unknown_fields=True, frozen=True):
     streams: StreamsConfig = StreamsConfig()
     retry: RetryConfig = RetryConfig()
     workers: list[WorkerConfig] = msgspec.field(default_factory=list)
+    task_queues: list[TaskQueueConfig] = msgspec.field(default_factory=list)
     quorum: QuorumConfig = QuorumConfig()
     metrics: MetricsConfig = MetricsConfig()
     log_level: LogLevel = "info"
@@ -101,7 +112,7 @@ class Config(_Strict, forbid_unknown_fields=True, frozen=True):
     def seconds(self, value: Duration) -> float:
         return parse_duration(value)
 
-    def retry_policy(self, worker: WorkerConfig | None = None) -> RetryPolicy:
+    def retry_policy(self, worker: WorkerConfig | TaskQueueConfig | None = None) -> RetryPolicy:
         settings = worker.retry if worker and worker.retry else self.retry
         return RetryPolicy.from_settings(
             settings.maximum_attempts, settings.backoff_coefficient, settings.maximum_interval
@@ -316,17 +327,31 @@ def validate(config: Config) -> None:
                 "merge the two entries or raise concurrency",
             )
         seen.add(worker.topic)
-        if ":" not in worker.function:
-            raise ConfigError(
-                source,
-                f"{prefix}.function",
-                f"{worker.function!r} is not a function path",
-                "write 'package.module:function'",
-            )
+        _function_path(source, f"{prefix}.function", worker.function)
         _within(source, f"{prefix}.concurrency", worker.concurrency, 1, 100_000)
         if worker.batch_size is not None:
             _within(source, f"{prefix}.batch_size", worker.batch_size, 1, 10_000)
         _check(source, f"{prefix}.retry", lambda worker=worker: config.retry_policy(worker))
+
+    queues: set[str] = set()
+    for index, queue in enumerate(config.task_queues):
+        prefix = f"task_queues[{index}]"
+        _check(source, f"{prefix}.name", lambda queue=queue: validate_topic(queue.name))
+        if queue.name in queues or queue.name in seen:
+            raise ConfigError(source, f"{prefix}.name", f"{queue.name!r} is used twice")
+        queues.add(queue.name)
+        for kind in ("workflows", "activities"):
+            for number, path in enumerate(getattr(queue, kind)):
+                _function_path(source, f"{prefix}.{kind}[{number}]", path)
+        _within(source, f"{prefix}.concurrency", queue.concurrency, 1, 100_000)
+        _check(source, f"{prefix}.retry", lambda queue=queue: config.retry_policy(queue))
+
+
+def _function_path(source: str, key: str, path: str) -> None:
+    if ":" not in path:
+        raise ConfigError(
+            source, key, f"{path!r} is not a function path", "write 'package.module:function'"
+        )
 
 
 def _check(source: str, key: str, check: Any) -> None:

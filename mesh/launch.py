@@ -133,10 +133,12 @@ def node_plan(
             poll_interval=config.seconds(streams.poll_interval),
         )
     workers = _worker_plans(config, topics) if "worker" in roles else ()
+    queues = _task_queue_plans(config) if "worker" in roles and not topics else ()
     return NodePlan(
         roles=tuple(roles),
         engine=engine,
         workers=workers,
+        task_queues=queues,
         reap_interval=config.seconds(streams.reap_interval),
         quorum_refresh=config.seconds(config.quorum.refresh_interval),
     )
@@ -217,4 +219,34 @@ def _worker_plans(config: Config, topics: list[str] | None) -> tuple[WorkerPlan,
             poll_interval=config.seconds(streams.poll_interval),
         )
         plans.append(WorkerPlan(worker.topic, function, settings, config.retry_policy(worker)))
+    return tuple(plans)
+
+
+def _task_queue_plans(config: Config) -> tuple[TaskQueuePlan, ...]:
+    """The task queues of code workflows the config names, their functions resolved."""
+    plans: list[TaskQueuePlan] = []
+    for index, queue in enumerate(config.task_queues):
+        found: dict[str, list[Callable[..., Any]]] = {"workflows": [], "activities": []}
+        for kind, functions in found.items():
+            for number, path in enumerate(getattr(queue, kind)):
+                try:
+                    functions.append(resolve_function(path))
+                except FunctionNotFound as error:
+                    key = f"task_queues[{index}].{kind}[{number}]"
+                    raise ConfigError(config.source, key, str(error)) from error
+        settings = ConsumerSettings(
+            batch_size=config.streams.batch_size,
+            concurrency=queue.concurrency,
+            lease=config.seconds(config.streams.lease),
+            poll_interval=config.seconds(config.streams.poll_interval),
+        )
+        plans.append(
+            TaskQueuePlan(
+                queue.name,
+                tuple(found["workflows"]),
+                tuple(found["activities"]),
+                settings,
+                config.retry_policy(queue),
+            )
+        )
     return tuple(plans)

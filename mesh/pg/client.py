@@ -108,6 +108,22 @@ class MeshClient:
             self.operations.interrupt, job_id, reason=reason, code=code, descend=descend
         )
 
+    def start_workflow(
+        self,
+        workflow: Callable[..., Any] | str,
+        *args: Any,
+        task_queue: str = "default",
+        workflow_id: str = "",
+    ) -> ClientWorkflowHandle:
+        """Start a workflow written as code (a function, or its name) on ``task_queue``; a
+        handle once its start is committed (:class:`DuplicateJob` if the id is taken)."""
+        name = workflow if isinstance(workflow, str) else workflow.__name__
+        key = self._run(self.operations.start_workflow, name, list(args), task_queue, workflow_id)
+        return ClientWorkflowHandle(self, key)
+
+    def get_handle(self, workflow_id: str) -> ClientWorkflowHandle:
+        return ClientWorkflowHandle(self, workflow_id)
+
     def scrub(self, job_id: str) -> bool:
         """Delete a finished job and its data now (its id becomes free)."""
         return self._run(self.operations.scrub, job_id)
@@ -156,3 +172,29 @@ class MeshClient:
         if record.status != "done" and not record.persisted:
             raise JobFailed(record)
         return record
+
+
+class ClientWorkflowHandle:
+    """A workflow written as code, seen from a :class:`MeshClient` (the synchronous twin of
+    :class:`mesh.durable.handle.WorkflowHandle`)."""
+
+    def __init__(self, client: MeshClient, workflow_id: str) -> None:
+        self.client = client
+        self.workflow_id = workflow_id
+
+    def result(self, *, timeout: float = 60.0) -> Any:
+        """The workflow's return value once it ends; :class:`JobFailed` when it failed or
+        was cancelled; :class:`JobTimeout`."""
+        return self.client.wait(self.workflow_id, timeout=timeout).data.get("result")
+
+    def status(self) -> str:
+        return self.client.get_status(self.workflow_id)
+
+    def signal(self, signal_id: str, data: Any = None) -> bool:
+        """Send the signal ``signal_id``; False if the workflow is not running."""
+        operations = self.client.operations
+        return self.client._run(operations.signal_workflow, self.workflow_id, signal_id, data)
+
+    def cancel(self) -> bool:
+        """Ask the workflow to stop; False if it is not running."""
+        return self.client._run(self.client.operations.cancel_workflow, self.workflow_id)

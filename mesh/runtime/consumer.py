@@ -297,7 +297,7 @@ class StreamConsumer:
                     limit = min(
                         self.settings.batch_size, slots.free(alone_wanted=False) + len(batch)
                     )
-                    limit = limit if self._may_claim_along() else 0
+                    limit = max(0, limit) if self._may_claim_along() else 0
                     sent_at = trio.current_time()
                     try:
                         with slots.reserve(limit):

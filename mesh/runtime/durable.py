@@ -63,7 +63,7 @@ class DurableRunner:
                 continue
             deliveries.append((message, claim))
         buried = len(await self.node.streams.settle(bad)) if bad else 0
-        next_claim = (self.stream, claim_next, lease, self.max_attempts) if claim_next else None
+        next_claim = (self.stream, claim_next, lease, self.max_attempts) if claim_next > 0 else None
         try:
             report = await self.node.db.run(
                 process,

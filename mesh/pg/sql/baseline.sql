@@ -42,3 +42,7 @@ DELETE FROM mesh.jobs WHERE app = %(app)s;
 -- name: demo_seeds_query
 -- The seeds' query, as `mesh demo` prints and runs it (the schema is on the search path).
 SELECT j.key, j.status, j.entity, a.field, a.value FROM jobs j JOIN jobs_attributes a ON a.job_id = j.id WHERE j.key = 'order-456';
+
+-- name: demo_code_steps_query
+-- The calls of one order workflow written as code, as `mesh demo` prints them.
+SELECT s.position, s.kind, s.name, s.args, s.result FROM durable_steps s JOIN jobs j ON j.id = s.job_id WHERE j.key = 'code-order-456' ORDER BY s.position;
