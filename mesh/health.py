@@ -22,3 +22,26 @@ def system_health() -> SystemHealth:
         network_sent_bytes=network.bytes_sent if network else 0,
         network_received_bytes=network.bytes_recv if network else 0,
     )
+
+
+def processes_cpu_seconds(pids: list[int]) -> float:
+    """User plus system CPU seconds the processes ``pids`` have spent (0 for one gone)."""
+    total = 0.0
+    for pid in pids:
+        try:
+            times = psutil.Process(pid).cpu_times()
+        except psutil.Error:
+            continue
+        total += times.user + times.system
+    return total
+
+
+def processes_rss_bytes(pids: list[int]) -> int:
+    """Resident memory of the processes ``pids`` (0 for one gone)."""
+    total = 0
+    for pid in pids:
+        try:
+            total += psutil.Process(pid).memory_info().rss
+        except psutil.Error:
+            continue
+    return total

@@ -65,9 +65,11 @@ def _one_round(dsn: str, count: int, *, messages: int, batch: int) -> dict[str, 
 
 
 @contextmanager
-def node_processes(dsn: str, config_text: str, count: int, *, roles: list[str]) -> Iterator[None]:
+def node_processes(
+    dsn: str, config_text: str, count: int, *, roles: list[str]
+) -> Iterator[list[int]]:
     """``count`` nodes started with ``mesh run`` on ``config_text``, live by roll call when
-    the block starts, drained with SIGTERM when it ends."""
+    the block starts (it gets their pids), drained with SIGTERM when it ends."""
     with tempfile.TemporaryDirectory() as folder:
         config_path = Path(folder) / "mesh.yaml"
         config_path.write_text(config_text)
@@ -79,7 +81,7 @@ def node_processes(dsn: str, config_text: str, count: int, *, roles: list[str]) 
         nodes = [subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL) for _ in range(count)]
         try:
             trio.run(_wait_for_members, config, dsn, count)
-            yield
+            yield [node.pid for node in nodes]
         finally:
             for node in nodes:
                 node.send_signal(signal.SIGTERM)

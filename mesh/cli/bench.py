@@ -63,6 +63,19 @@ def add_commands(commands: Any) -> None:
     )
     bench_wf.add_argument("--json", action="store_true", help="print JSON (the only format)")
     bench_wf.set_defaults(handler=_bench_workflows)
+    bench_du = bench_commands.add_parser(
+        "durable", help="workflows written as code: throughput, latency, node CPU and memory"
+    )
+    bench_du.add_argument("--workflows", type=int, default=2000)
+    bench_du.add_argument("--activities", type=int, default=1, help="sequential activities")
+    bench_du.add_argument("--in-flight", type=int, default=50, help="workflows running at once")
+    bench_du.add_argument("--nodes", type=int, default=1, help="node processes")
+    bench_du.add_argument("--rounds", type=int, default=1, help="report the median round")
+    bench_du.add_argument(
+        "--suspended", type=int, default=0, help="also measure memory per waiting workflow"
+    )
+    bench_du.add_argument("--json", action="store_true", help="print JSON (the only format)")
+    bench_du.set_defaults(handler=_bench_durable)
     bench_hm = bench_commands.add_parser(
         "hotmesh", help="bench workflows side by side with HotMesh 0.3.32 (needs Node.js)"
     )
@@ -88,6 +101,30 @@ def _bench_workflows(args: argparse.Namespace) -> int:
         in_flight=args.in_flight,
         nodes=args.nodes,
         rounds=args.rounds,
+    )
+    print(msgspec.json.encode(report).decode())
+    return 0
+
+
+def _bench_durable(args: argparse.Namespace) -> int:
+    from mesh.bench.durable import bench_durable
+
+    _check_workflow_bench(args, [args.activities], nodes=args.nodes, rounds=args.rounds)
+    if args.activities < 1 or args.suspended < 0:
+        raise ConfigError(
+            "<command line>",
+            "bench durable",
+            "--activities must be at least 1 and --suspended at least 0",
+        )
+    config = _config(args, quiet=True)
+    report = bench_durable(
+        _dsn(config),
+        workflows=args.workflows,
+        activities=args.activities,
+        in_flight=args.in_flight,
+        nodes=args.nodes,
+        rounds=args.rounds,
+        suspended=args.suspended,
     )
     print(msgspec.json.encode(report).decode())
     return 0

@@ -25,7 +25,9 @@ import msgspec
 from mesh.errors import NondeterminismError
 from mesh.model.durable.calls import Call, Failure
 from mesh.model.durable.plan import (
+    CANCEL,
     CHILD,
+    SIGNAL,
     StepPlan,
     Workflow,
     plan_outcome,
@@ -148,6 +150,8 @@ def _step(
     now = time.time()
     try:
         run = _run_of(conn, runs, row, writes, replay=not is_start)
+        if run is None:
+            return _before_start(app, row, message, writes)
         if is_start and (run.history or key in writes.runs):
             return False  # started already: a duplicate start
         plan = plan_step(
@@ -168,10 +172,10 @@ def _step(
 
 def _run_of(
     conn: Connection, runs: Runs, row: WorkflowRow, writes: Writes, *, replay: bool
-) -> WorkflowRun:
+) -> WorkflowRun | None:
     """The workflow's run: moved earlier in this batch, resident (if this node made the
     workflow's last step), or rebuilt from its recorded calls (and replayed, unless the
-    message is its start)."""
+    message is its start). None: a message came before the start ran (a signal, a cancel)."""
     key, gid = row.key, row.gid
     run = writes.runs.get(key)
     if run is not None:
@@ -184,7 +188,10 @@ def _run_of(
     if function is None:
         raise LookupError(f"no workflow function {row.name!r} runs on this task queue")
     info = WorkflowInfo(key, row.name, row.task_queue, started_at=row.created_at, run_id=gid)
-    run = WorkflowRun(function, list(row.args or []), info, history(conn, row.id, gid))
+    recorded = history(conn, row.id, gid)
+    if replay and not recorded:
+        return None  # its start has not run yet
+    run = WorkflowRun(function, list(row.args or []), info, recorded)
     if replay:
         replayed = run.start()
         if replayed.calls or replayed.finished:
@@ -192,6 +199,20 @@ def _run_of(
                 f"replaying workflow {key!r} made calls its recorded history does not hold"
             )
     return run
+
+
+def _before_start(app: str, row: WorkflowRow, message: EngineMessage, writes: Writes) -> bool:
+    """A message for a workflow whose start has not run yet: a signal waits for it, a
+    cancel ends it before it began; anything else is not for this generation."""
+    if isinstance(message, Resume) and message.kind == SIGNAL:
+        queue = list((row.signals or {}).get(message.activity_id, []))
+        writes.data[(row.id, SIGNALS, message.activity_id)] = [*queue, message.data]
+        return True
+    if isinstance(message, Resume) and message.kind == CANCEL:
+        error = {"message": "cancelled before it started", "type": "WorkflowCancelled", "code": 410}
+        _end(writes, app, row, "interrupted", error)
+        return True
+    return False
 
 
 def _perform_effects(

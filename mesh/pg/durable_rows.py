@@ -155,3 +155,9 @@ def history(conn: Connection, job_id: int, gid: str) -> dict[int, Recorded]:
             kind=kind, name=name, shape=shape, done=done, result=result, error=failure, at=at
         )
     return history
+
+
+def waiting(conn: Connection, app: str) -> int:
+    """How many of ``app``'s workflows wait for a signal."""
+    row = conn.execute(query("durable_waiting"), {"app": app}).fetchone()
+    return int(row[0]) if row else 0

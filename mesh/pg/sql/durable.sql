@@ -82,3 +82,8 @@ SET cycles = r.cycles, status = r.status, gid = r.gid, error = r.error, updated_
 FROM jsonb_to_recordset(%(rows)s::jsonb) AS r(
     id bigint, cycles int, status text, gid text, error jsonb)
 WHERE j.id = r.id;
+
+-- name: durable_waiting
+-- How many of an app's workflows wait for a signal (a condition not yet answered).
+SELECT count(*) FROM mesh.durable_steps s JOIN mesh.jobs j ON j.id = s.job_id
+WHERE j.app = %(app)s AND j.status = 'running' AND s.kind = 'condition' AND NOT s.done;

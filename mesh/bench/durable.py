@@ -1,0 +1,164 @@
+"""``mesh bench durable``: workflows written as code, end to end, and what they cost.
+
+Each workflow is ``chain(A)``: A sequential activities (async echo). The mesh runs in
+``nodes`` processes started with ``mesh run`` (a workflow worker and an activity worker for
+the task queue); this process is the client: ``in_flight`` tasks each start a workflow and
+wait for its result. Besides throughput and latency it reports the CPU seconds the node
+processes spent in the measured rounds (``node_cpu_s``, and per activity): a workflow that
+ran from the top after every step (HotMesh) would cost CPU in the square of its length; here
+it is linear. With ``suspended`` it also starts that many workflows that wait for a signal,
+and reports the node's resident memory per suspended workflow.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import trio
+
+from mesh import workflow
+from mesh.api import Mesh
+from mesh.bench.scale import node_processes
+from mesh.bench.streams import _percentile, _vacuum
+from mesh.health import processes_cpu_seconds, processes_rss_bytes
+from mesh.model.ids import new_guid
+from mesh.pg.database import redact, run_once, server_facts
+from mesh.pg.durable_rows import waiting
+from mesh.pg.migrations import migrate
+
+QUEUE = "bench-durable"
+
+
+async def step(value: int) -> int:
+    """The activity: an async echo (plus one)."""
+    return value + 1
+
+
+async def chain(length: int) -> int:
+    """The workflow: ``length`` sequential activities."""
+    acts = workflow.proxy_activities(step)
+    value = 0
+    for _ in range(length):
+        value = await acts.step(value)
+    return value
+
+
+async def parked(value: int) -> Any:
+    """A workflow that waits for a signal nobody sends (to measure resident memory)."""
+    return await workflow.condition("never")
+
+
+def bench_durable(
+    dsn: str,
+    *,
+    workflows: int,
+    activities: int,
+    in_flight: int,
+    nodes: int,
+    rounds: int = 1,
+    suspended: int = 0,
+) -> dict[str, Any]:
+    run_once(dsn, migrate)
+    facts = run_once(dsn, server_facts)
+    app = f"durable-{new_guid()[:8].lower()}"
+    _vacuum(dsn)
+    config_text = (
+        f"app: {app}\n"
+        "streams: {poll_interval: 0.5 seconds, batch_size: 50}\n"
+        f"task_queues:\n  - name: {QUEUE}\n"
+        "    workflows: ['mesh.bench.durable:chain', 'mesh.bench.durable:parked']\n"
+        "    activities: ['mesh.bench.durable:step']\n"
+        "    concurrency: 100\n"
+        "log_level: warn\n"
+    )
+    results: list[dict[str, Any]] = []
+    memory: dict[str, Any] = {}
+    with node_processes(dsn, config_text, nodes, roles=["worker", "quorum"]) as pids:
+        for _ in range(rounds):
+            cpu = processes_cpu_seconds(pids)
+            result = trio.run(_measure, dsn, app, workflows, activities, in_flight)
+            result["node_cpu_s"] = round(processes_cpu_seconds(pids) - cpu, 3)
+            result["node_cpu_ms_per_activity"] = round(
+                1000 * result["node_cpu_s"] / max(1, workflows * activities), 4
+            )
+            results.append(result)
+        if suspended:
+            memory = trio.run(_memory, dsn, app, suspended, pids)
+    median = sorted(results, key=lambda r: r["workflows_per_s"])[len(results) // 2]
+    return {
+        "workflows": workflows,
+        "activities": activities,
+        **median,
+        **(
+            {"rounds": [r["workflows_per_s"] for r in results], "reported": "the median round"}
+            if rounds > 1
+            else {}
+        ),
+        **({"memory": memory} if memory else {}),
+        "settings": {
+            "in_flight": in_flight,
+            "nodes": nodes,
+            "node_roles": "worker+quorum (a workflow worker and an activity worker)",
+            "batch_size": 50,
+            "function": "async echo",
+            "cpus": os.cpu_count(),
+            "database": redact(dsn),
+            **facts,
+        },
+        "measured": "client start to result; node processes started with `mesh run`",
+    }
+
+
+async def _measure(
+    dsn: str, app: str, workflows: int, activities: int, in_flight: int
+) -> dict[str, Any]:
+    latencies: list[float] = []
+    failures = 0
+    remaining = workflows
+    async with Mesh.open(dsn, app=app, engine=False, quorum=False) as mesh:
+
+        async def client() -> None:
+            nonlocal remaining, failures
+            while remaining > 0:
+                remaining -= 1
+                begun = time.perf_counter()
+                handle = await mesh.start_workflow(chain, activities, task_queue=QUEUE)
+                if await handle.result(timeout=600) != activities:
+                    failures += 1
+                latencies.append(time.perf_counter() - begun)
+
+        started = time.perf_counter()
+        async with trio.open_nursery() as nursery:
+            for _ in range(in_flight):
+                nursery.start_soon(client)
+        elapsed = time.perf_counter() - started
+    ordered = sorted(x * 1000 for x in latencies)
+    return {
+        "workflows_per_s": round(len(latencies) / elapsed, 1),
+        "activities_per_s": round(len(latencies) * activities / elapsed, 1),
+        "elapsed_s": round(elapsed, 3),
+        "failed": failures,
+        "latency_ms": {f"p{p}": round(_percentile(ordered, p), 1) for p in (50, 90, 99)},
+    }
+
+
+async def _memory(dsn: str, app: str, count: int, pids: list[int]) -> dict[str, Any]:
+    """Start ``count`` workflows that wait; the nodes' resident memory before and after."""
+    async with Mesh.open(dsn, app=app, engine=False, quorum=False) as mesh:
+        before = processes_rss_bytes(pids)
+        handles = [await mesh.start_workflow(parked, n, task_queue=QUEUE) for n in range(count)]
+        with trio.fail_after(120):
+            # The nodes record the conditions: the database is what there is to ask.
+            while await mesh.node.db.run(waiting, app) < count:  # noqa: ASYNC110
+                await trio.sleep(0.2)
+        after = processes_rss_bytes(pids)
+        for handle in handles:
+            await handle.cancel()
+    return {
+        "suspended": count,
+        "node_rss_before_mb": round(before / 2**20, 1),
+        "node_rss_after_mb": round(after / 2**20, 1),
+        "rss_per_suspended_workflow_kb": round((after - before) / count / 1024, 2),
+    }
