@@ -53,6 +53,7 @@ from mesh.pg.durable_rows import (
 )
 from mesh.pg.queries import query
 from mesh.pg.streams import StreamClaim, claim_params, fence_params
+from mesh.pg.workflows import roll_back
 
 WorkflowFunction = Callable[..., Coroutine[Any, Any, Any]]
 
@@ -91,15 +92,20 @@ def process(
     report = DurableReport()
     writes = Writes()
     touched: list[str] = []
+    cursor = None
     try:
-        with conn.transaction():
+        # Pipelined: BEGIN, the fenced ack and the locks travel together, the writes, the next
+        # claim and COMMIT together: two round trips for a batch of resident workflows.
+        with conn.pipeline():
+            conn.execute("BEGIN")
             claims = [claim for _, claim in deliveries]
-            taken = {r[0] for r in conn.execute(query("take_claims"), fence_params(owner, claims))}
+            taking = conn.execute(query("take_claims"), fence_params(owner, claims))
+            keys = sorted({message.job_id for message, _ in deliveries})
+            locking = conn.execute(query("durable_lock_jobs"), {"app": app, "keys": keys})
+            taken = {r[0] for r in taking.fetchall()}
             report.taken, report.lost = taken, len(claims) - len(taken)
             live = [message for message, claim in deliveries if claim.id in taken]
-            keys = sorted({message.job_id for message in live})
-            found = conn.execute(query("durable_lock_jobs"), {"app": app, "keys": keys})
-            jobs = {row.key: row for row in map(WorkflowRow._make, found)}
+            jobs = {row.key: row for row in map(WorkflowRow._make, locking.fetchall())}
             for message in live:
                 row = jobs.get(message.job_id)
                 if row is None or row.status != "running":
@@ -110,16 +116,17 @@ def process(
                     jobs[row.key] = after(row, writes)
             write(conn, app, writes)
             report.ended = len(writes.announced)
-            cursor = None
             if next_claim is not None:
                 stream, limit, lease, attempts = next_claim
                 cursor = conn.execute(
                     query("claim"),
                     claim_params(app, stream, owner, limit, lease, max_attempts=attempts),
                 )
+            conn.execute("COMMIT")
         if cursor is not None:
             report.next_claims = [StreamClaim(*row) for row in cursor.fetchall()]
     except BaseException:
+        roll_back(conn)
         with runs.lock:
             for key in touched:
                 runs.resident.drop(key)

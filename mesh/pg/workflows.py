@@ -133,16 +133,16 @@ def process(
                 report.next_claims = [StreamClaim(*row) for row in claiming.fetchall()]
             return report
         except (_KeyTaken, psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure):
-            _roll_back(conn)
+            roll_back(conn)
             if attempt == 4:
                 raise
         except BaseException:
-            _roll_back(conn)
+            roll_back(conn)
             raise
     raise AssertionError("unreachable")
 
 
-def _roll_back(conn: Connection) -> None:
+def roll_back(conn: Connection) -> None:
     """End a transaction that failed midway. A connection that died needs nothing, and its
     error must not hide the one that ended the transaction (the pool discards it)."""
     if not conn.closed and conn.info.transaction_status != TransactionStatus.IDLE:
