@@ -76,16 +76,21 @@ QUEUES = {"orders": [order_workflow, careful, unguarded]}
 ACTIVITIES = {"orders": [check_inventory, reserve_item, notify_backorder, always_fails]}
 
 
-async def test_order_workflow__as_code_with_async_and_thread_activities(dsn: str) -> None:
-    CALLS.clear()
-    async with Mesh.open(
+def code_mesh(dsn: str, workflows: dict[str, list[Any]]) -> Any:
+    """A Mesh whose node runs ``workflows`` and the test's activities on task queue orders."""
+    return Mesh.open(
         dsn,
         app="code",
-        workflows=QUEUES,
+        workflows=workflows,
         activities=ACTIVITIES,
         worker_settings=FAST,
         engine_settings=FAST,
-    ) as mesh:
+    )
+
+
+async def test_order_workflow__as_code_with_async_and_thread_activities(dsn: str) -> None:
+    CALLS.clear()
+    async with code_mesh(dsn, QUEUES) as mesh:
         reserved = await mesh.start_workflow(
             order_workflow, "in-stock-1", 2, task_queue="orders", workflow_id="order-1"
         )
@@ -123,14 +128,7 @@ async def test_order_workflow__as_code_with_async_and_thread_activities(dsn: str
 
 async def test_retries_spent__caught_in_the_workflow_then_sleep_and_gather(dsn: str) -> None:
     CALLS.clear()
-    async with Mesh.open(
-        dsn,
-        app="code",
-        workflows=QUEUES,
-        activities=ACTIVITIES,
-        worker_settings=FAST,
-        engine_settings=FAST,
-    ) as mesh:
+    async with code_mesh(dsn, QUEUES) as mesh:
         handle = await mesh.start_workflow(careful, "w1", task_queue="orders")
         result = await handle.result(timeout=30)
         failing = await mesh.start_workflow(unguarded, "w2", task_queue="orders")
@@ -152,14 +150,7 @@ async def test_eviction__workflows_replay_from_their_history_and_run_activities_
     original = actors.durable.RESIDENT_WORKFLOWS
     actors.durable.RESIDENT_WORKFLOWS = 1
     try:
-        async with Mesh.open(
-            dsn,
-            app="code",
-            workflows=QUEUES,
-            activities=ACTIVITIES,
-            worker_settings=FAST,
-            engine_settings=FAST,
-        ) as mesh:
+        async with code_mesh(dsn, QUEUES) as mesh:
             handles = [
                 await mesh.start_workflow(order_workflow, f"in-stock-{n}", 1, task_queue="orders")
                 for n in range(20)
@@ -227,14 +218,7 @@ async def test_conditions_children_signals_continue_and_cancel(dsn: str) -> None
     from mesh.errors import WorkflowCancelled  # noqa: F401 (the workflow above uses it)
 
     CALLS.clear()
-    async with Mesh.open(
-        dsn,
-        app="code",
-        workflows=SIGNALLING,
-        activities=ACTIVITIES,
-        worker_settings=FAST,
-        engine_settings=FAST,
-    ) as mesh:
+    async with code_mesh(dsn, SIGNALLING) as mesh:
         early = await mesh.start_workflow(approval, "a", task_queue="orders", workflow_id="early")
         assert await early.signal("approve", {"ok": 1})  # may arrive before the condition
         assert await early.result(timeout=30) == {"first": {"ok": 1}, "late": "timed out"}

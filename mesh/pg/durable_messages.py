@@ -89,26 +89,25 @@ def cancel(conn: Connection, app: str, workflow_id: str) -> bool:
     """Ask a running workflow to stop: it sees :class:`WorkflowCancelled` at its next
     durable call (at once, if it waits for one). False if there is none by that id."""
     validate_job_id(workflow_id)
-    row = conn.execute(query("durable_target"), {"app": app, "key": workflow_id}).fetchone()
-    if row is None:
+    message = message_to(conn, app, workflow_id, CANCEL, "", None)
+    if message is None:
         return False
-    gid, task_queue = row
-    message = Resume(
-        id=new_message_id(),
-        app=app,
-        kind=CANCEL,
-        job_id=workflow_id,
-        gid=gid,
-        activity_id="",
-        dimension="",
-    )
-    conn.execute(query("enqueue"), enqueue_params([Outgoing(app, task_queue, encode(message))]))
+    conn.execute(query("enqueue"), enqueue_params([message]))
     return True
 
 
 def signal_message(
     conn: Connection, app: str, workflow_id: str, signal_id: str, data: Any
 ) -> Outgoing | None:
+    """The message that carries a signal to a running workflow (None: none by that id)."""
+    return message_to(conn, app, workflow_id, SIGNAL, signal_id, data)
+
+
+def message_to(
+    conn: Connection, app: str, workflow_id: str, kind: str, activity_id: str, data: Any
+) -> Outgoing | None:
+    """A message of ``kind`` on the stream of the running workflow ``workflow_id``, for its
+    current generation (None: no running workflow by that id)."""
     row = conn.execute(query("durable_target"), {"app": app, "key": workflow_id}).fetchone()
     if row is None:
         return None
@@ -116,10 +115,10 @@ def signal_message(
     message = Resume(
         id=new_message_id(),
         app=app,
-        kind=SIGNAL,
+        kind=kind,
         job_id=workflow_id,
         gid=gid,
-        activity_id=signal_id,
+        activity_id=activity_id,
         dimension="",
         data=data,
     )

@@ -24,6 +24,7 @@ from mesh.errors import DatabaseUnavailable, InvalidPayload, NonRetryableError
 from mesh.model.messages import StartJob, decode
 from mesh.model.outcomes import DeadLetter
 from mesh.pg.durable import Runs, process
+from mesh.runtime.engine import one_by_one
 from mesh.runtime.handlers import BatchResult
 from mesh.runtime.node import Node
 from mesh.runtime.streams import Settlement, StreamClaim
@@ -91,25 +92,15 @@ class DurableRunner:
         )
 
     async def _one_by_one(self, deliveries: list[tuple[Any, StreamClaim]]) -> tuple[int, int]:
-        acked = dead = 0
-        for delivery in deliveries:
-            try:
-                report = await self.node.db.run(
-                    process, self.node.app, self.runs, [delivery], owner=self.node.guid
-                )
-                acked += len(report.taken)
-            except DatabaseUnavailable:
-                raise
-            except Exception as error:
-                reason = f"{type(error).__name__}: {error}"
-                log.error(
-                    "event=workflow_message_dead_lettered id=%s error=%r", delivery[1].id, reason
-                )
-                await self.node.streams.settle(
-                    [Settlement(delivery[1], DeadLetter(error=f"refused: {reason}"))]
-                )
-                dead += 1
-        return acked, dead
+        async def alone(delivery: tuple[Any, StreamClaim]) -> int:
+            report = await self.node.db.run(
+                process, self.node.app, self.runs, [delivery], owner=self.node.guid
+            )
+            return len(report.taken)
+
+        return await one_by_one(
+            self.node.streams, [(d[1], d) for d in deliveries], alone, "workflow"
+        )
 
 
 def activity_runner(

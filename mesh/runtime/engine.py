@@ -12,7 +12,9 @@ request and its response's effect on the job commit together, without the engine
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import trio
 
@@ -23,7 +25,7 @@ from mesh.model.outcomes import ENGINE_ATTEMPTS, Ack, DeadLetter
 from mesh.pg.workflows import BatchReport, Delivery, NextClaim, process
 from mesh.runtime.consumer import BatchResult
 from mesh.runtime.node import Node
-from mesh.runtime.streams import Settlement, StreamClaim
+from mesh.runtime.streams import Settlement, StreamClaim, Streams
 
 log = logging.getLogger(__name__)
 
@@ -123,27 +125,45 @@ class BatchRunner:
     async def _one_by_one(self, deliveries: list[Delivery]) -> tuple[int, int]:
         """Each message in a transaction of its own; one the engine refuses alone is
         dead-lettered with the reason. Returns how many were acked and dead-lettered."""
-        acked = dead = 0
-        for delivery in deliveries:
-            try:
-                report = await self.node.db.run(
-                    process, self.node.app, self.versions, [delivery], owner=self.node.guid
-                )
-                self.counters.record(report)
-                acked += len(report.taken)
-            except DatabaseUnavailable:
-                raise
-            except Exception as error:
-                assert delivery.claim is not None
-                reason = f"{type(error).__name__}: {error}"
-                log.error(
-                    "event=engine_message_dead_lettered id=%s error=%r", delivery.claim.id, reason
-                )
-                await self.node.streams.settle(
-                    [Settlement(delivery.claim, DeadLetter(error=f"engine refused it: {reason}"))]
-                )
-                dead += 1
-        return acked, dead
+
+        async def alone(delivery: Delivery) -> int:
+            report = await self.node.db.run(
+                process, self.node.app, self.versions, [delivery], owner=self.node.guid
+            )
+            self.counters.record(report)
+            return len(report.taken)
+
+        return await one_by_one(
+            self.node.streams, [(d.claim, d) for d in deliveries if d.claim], alone, "engine"
+        )
+
+
+T = TypeVar("T")
+
+
+async def one_by_one(
+    streams: Streams,
+    items: list[tuple[StreamClaim, T]],
+    run_alone: Callable[[T], Awaitable[int]],
+    who: str,
+) -> tuple[int, int]:
+    """Run each claimed item in a transaction of its own (``run_alone`` returns how many it
+    acked): one the database or mesh refuses alone is dead-lettered with the reason, so it
+    cannot hold up the others. Returns how many were acked and dead-lettered."""
+    acked = dead = 0
+    for claim, item in items:
+        try:
+            acked += await run_alone(item)
+        except DatabaseUnavailable:
+            raise
+        except Exception as error:
+            reason = f"{type(error).__name__}: {error}"
+            log.error("event=message_dead_lettered by=%s id=%s error=%r", who, claim.id, reason)
+            await streams.settle(
+                [Settlement(claim, DeadLetter(error=f"{who} refused it: {reason}"))]
+            )
+            dead += 1
+    return acked, dead
 
 
 class ApplyingSettler:
