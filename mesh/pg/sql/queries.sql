@@ -632,8 +632,20 @@ FROM mesh.jobs j
 WHERE j.app = %(app)s AND j.key = %(key)s;
 
 -- name: job_timeline
-SELECT activity, dimension, leg, code, at FROM mesh.job_steps
-WHERE job_id = %(id)s ORDER BY at, dimension, leg, activity;
+-- A YAML job's activity legs; a code workflow's durable calls as legs of activities named
+-- 'position:name' (made: leg 1; its outcome: leg 2, code 200 or the error's code), its
+-- generation as the dimension.
+SELECT activity, dimension, leg, code, at FROM (
+    SELECT activity, dimension, leg, code, at FROM mesh.job_steps WHERE job_id = %(id)s
+    UNION ALL
+    SELECT s.position || ':' || s.name, s.gid, 1, 200, s.created_at
+    FROM mesh.durable_steps s WHERE s.job_id = %(id)s
+    UNION ALL
+    SELECT s.position || ':' || s.name, s.gid, 2, coalesce((s.error->>'code')::int, 200),
+           s.completed_at
+    FROM mesh.durable_steps s WHERE s.job_id = %(id)s AND s.done
+) AS t
+ORDER BY at, dimension, leg, activity;
 
 -- name: list_jobs
 SELECT key, topic, version, status, created_at, completed_at FROM mesh.jobs
