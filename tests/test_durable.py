@@ -140,31 +140,48 @@ async def test_retries_spent__caught_in_the_workflow_then_sleep_and_gather(dsn: 
     assert error is not None and error["type"] == "LookupError" and "w2" in error["message"]
 
 
+async def gated(item_id: str) -> str:
+    acts = workflow.proxy_activities(check_inventory, reserve_item)
+    await acts.check_inventory(item_id)
+    await workflow.condition("go")
+    return await acts.reserve_item(item_id, 1)
+
+
 async def test_eviction__workflows_replay_from_their_history_and_run_activities_once(
     dsn: str,
 ) -> None:
-    """One resident workflow for twenty interleaved ones: most steps replay from the rows."""
+    """One resident workflow for twenty waiting ones: nineteen are evicted, and each resumes
+    by replaying its rows, running no activity twice."""
     import actors.durable
+    from mesh.pg.durable_rows import waiting
+    from tests.helpers import wait_until
 
     CALLS.clear()
     original = actors.durable.RESIDENT_WORKFLOWS
     actors.durable.RESIDENT_WORKFLOWS = 1
     try:
-        async with code_mesh(dsn, QUEUES) as mesh:
+        async with code_mesh(dsn, {"orders": [gated]}) as mesh:
             handles = [
-                await mesh.start_workflow(order_workflow, f"in-stock-{n}", 1, task_queue="orders")
+                await mesh.start_workflow(gated, f"in-stock-{n}", task_queue="orders")
                 for n in range(20)
             ]
-            results = [await h.result(timeout=60) for h in handles]
+
+            async def all_waiting() -> bool:
+                return await mesh.node.db.run(waiting, "code") == 20
+
+            await wait_until(all_waiting, what="twenty workflows at their condition")
             (runner,) = [
                 a for a in mesh.node.actors if isinstance(a, actors.durable.WorkflowWorkerActor)
             ]
             evicted = runner.runner.runs.resident.evicted
+            for handle in handles:
+                await handle.signal("go")
+            results = [await h.result(timeout=60) for h in handles]
     finally:
         actors.durable.RESIDENT_WORKFLOWS = original
+    assert evicted >= 19, "all but one of the waiting runs were evicted"
     assert results == [f"reserved 1 of in-stock-{n}" for n in range(20)]
     assert set(CALLS.values()) == {1} and len(CALLS) == 40
-    assert evicted >= 10, "the runs were evicted, so most steps replayed"
 
 
 async def approval(order: str) -> Any:

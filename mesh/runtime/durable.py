@@ -21,7 +21,7 @@ from typing import Any
 import trio
 
 from mesh.errors import DatabaseUnavailable, InvalidPayload, NonRetryableError
-from mesh.model.messages import StartJob, decode
+from mesh.model.messages import ActivityResponse, Resume, StartJob, decode
 from mesh.model.outcomes import DeadLetter
 from mesh.pg.durable import Runs, process
 from mesh.runtime.engine import one_by_one
@@ -57,9 +57,7 @@ class DurableRunner:
             except InvalidPayload as error:
                 bad.append(Settlement(claim, DeadLetter(error=f"undecodable: {error}")))
                 continue
-            if not hasattr(message, "job_id") or not (
-                isinstance(message, StartJob) or hasattr(message, "activity_id")
-            ):
+            if not isinstance(message, StartJob | ActivityResponse | Resume):
                 bad.append(Settlement(claim, DeadLetter(error="not a workflow message")))
                 continue
             deliveries.append((message, claim))

@@ -138,3 +138,21 @@ def test_plan__a_condition_is_the_runtimes_with_a_timer_when_it_has_a_timeout() 
         WorkflowRun(waits_for_approval, [], INFO), WORKFLOW, signal, now=2.0, new_id=ids()
     )
     assert early.buffered == ("approved", {"ok": True})  # nobody waits yet: kept
+
+
+def test_plan__an_outcome_of_the_wrong_kind_for_its_call_changes_nothing() -> None:
+    run = WorkflowRun(ship, ["box"], INFO)
+    plan_step(run, WORKFLOW, None, now=1.0, new_id=ids())  # position 0: an activity
+    for kind in ("wake", "timeout", "child", "made-up"):
+        forged = Resume(
+            id="f",
+            app="shop",
+            kind=kind,
+            job_id="order-9",
+            gid="g1",
+            activity_id="0",
+            dimension="",
+            data={"result": "forged"},
+        )
+        assert plan_step(run, WORKFLOW, forged, now=2.0, new_id=ids()).duplicate, kind
+    assert run.history[0].done is False

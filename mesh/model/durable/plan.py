@@ -135,6 +135,18 @@ def original_message(kind: str, text: str) -> str:
     return _WHERE.sub("", text)
 
 
+ANSWERS = {"activity": "response", "sleep": WAKE, "condition": TIMEOUT, "child": CHILD}
+"""What ends each kind of call: an activity's response, a sleep's wake, a condition's
+timeout (its signal is matched by id, see :func:`waiting_condition`), a child's end."""
+
+
+def answers(message: EngineMessage, known: Recorded) -> bool:
+    """Whether ``message`` is the kind of outcome the call ``known`` waits for."""
+    if isinstance(message, ActivityResponse):
+        return known.kind == "activity"
+    return isinstance(message, Resume) and ANSWERS.get(known.kind) == message.kind
+
+
 def position_of(message: EngineMessage) -> int | None:
     """The position an outcome message is for (None: not an outcome, or malformed)."""
     activity = getattr(message, "activity_id", None)
@@ -175,8 +187,8 @@ def plan_step(
     else:
         position = position_of(message)
         known = run.history.get(position) if position is not None else None
-        if position is None or known is None or known.done:
-            plan.duplicate = True
+        if position is None or known is None or known.done or not answers(message, known):
+            plan.duplicate = True  # not an outcome this call waits for: nothing happens
             return plan
         outcome = outcome_of(message, known, now)
     plan_outcome(plan, run, workflow, position, outcome, now=now, new_id=new_id)
