@@ -315,36 +315,39 @@ def validate(config: Config) -> None:
     for key, count in counts.items():
         _within(source, key, count, *COUNT_BOUNDS[key])
     _check(source, "retry", lambda: config.retry_policy())
-    seen: set[str] = set()
+    taken: set[str] = set()  # worker topics and task queue names: streams, so unique
     for index, worker in enumerate(config.workers):
         prefix = f"workers[{index}]"
-        _check(source, f"{prefix}.topic", lambda worker=worker: validate_topic(worker.topic))
-        if worker.topic in seen:
-            raise ConfigError(
-                source,
-                f"{prefix}.topic",
-                f"topic {worker.topic!r} is configured twice",
-                "merge the two entries or raise concurrency",
-            )
-        seen.add(worker.topic)
-        _function_path(source, f"{prefix}.function", worker.function)
-        _within(source, f"{prefix}.concurrency", worker.concurrency, 1, 100_000)
+        _entry(config, prefix, "topic", worker.topic, worker, taken)
+        _function_path(config.source, f"{prefix}.function", worker.function)
         if worker.batch_size is not None:
-            _within(source, f"{prefix}.batch_size", worker.batch_size, 1, 10_000)
-        _check(source, f"{prefix}.retry", lambda worker=worker: config.retry_policy(worker))
-
-    queues: set[str] = set()
+            _within(config.source, f"{prefix}.batch_size", worker.batch_size, 1, 10_000)
     for index, queue in enumerate(config.task_queues):
         prefix = f"task_queues[{index}]"
-        _check(source, f"{prefix}.name", lambda queue=queue: validate_topic(queue.name))
-        if queue.name in queues or queue.name in seen:
-            raise ConfigError(source, f"{prefix}.name", f"{queue.name!r} is used twice")
-        queues.add(queue.name)
+        _entry(config, prefix, "name", queue.name, queue, taken)
         for kind in ("workflows", "activities"):
             for number, path in enumerate(getattr(queue, kind)):
-                _function_path(source, f"{prefix}.{kind}[{number}]", path)
-        _within(source, f"{prefix}.concurrency", queue.concurrency, 1, 100_000)
-        _check(source, f"{prefix}.retry", lambda queue=queue: config.retry_policy(queue))
+                _function_path(config.source, f"{prefix}.{kind}[{number}]", path)
+
+
+def _entry(
+    config: Config,
+    prefix: str,
+    key: str,
+    name: str,
+    entry: WorkerConfig | TaskQueueConfig,
+    taken: set[str],
+) -> None:
+    """What worker and task-queue entries share: a valid stream name used once, a
+    concurrency in range, a valid retry policy."""
+    source = config.source
+    _check(source, f"{prefix}.{key}", lambda: validate_topic(name))
+    if name in taken:
+        fix = "merge the two entries or raise concurrency"
+        raise ConfigError(source, f"{prefix}.{key}", f"{name!r} is configured twice", fix)
+    taken.add(name)
+    _within(source, f"{prefix}.concurrency", entry.concurrency, 1, 100_000)
+    _check(source, f"{prefix}.retry", lambda: config.retry_policy(entry))
 
 
 def _function_path(source: str, key: str, path: str) -> None:

@@ -22,47 +22,14 @@ their recorded results never change.
 """
 
 from mesh.errors import ActivityFailed, NondeterminismError, WorkflowCancelled
-from mesh.model.durable.api import (
-    TIMED_OUT,
-    Activities,
-    Durable,
-    TimedOut,
-    condition,
-    continue_as_new,
-    execute_child,
-    gather,
-    info,
-    now,
-    patched,
-    proxy_activities,
-    random,
-    signal,
-    sleep,
-    start_child,
-    uuid4,
-)
+from mesh.model.durable import api
+from mesh.model.durable.api import *  # noqa: F403 (the in-workflow API, re-exported whole)
 from mesh.model.durable.run import WorkflowInfo
 
 __all__ = [
-    "TIMED_OUT",
-    "Activities",
+    *api.__all__,
     "ActivityFailed",
-    "Durable",
     "NondeterminismError",
-    "TimedOut",
     "WorkflowCancelled",
     "WorkflowInfo",
-    "condition",
-    "continue_as_new",
-    "execute_child",
-    "gather",
-    "info",
-    "now",
-    "patched",
-    "proxy_activities",
-    "random",
-    "signal",
-    "sleep",
-    "start_child",
-    "uuid4",
 ]

@@ -21,7 +21,8 @@ import trio
 from mesh import workflow
 from mesh.api import Mesh
 from mesh.bench.scale import node_processes
-from mesh.bench.streams import _percentile, _vacuum
+from mesh.bench.streams import _vacuum
+from mesh.bench.workflows import latency_ms, median_round
 from mesh.health import processes_cpu_seconds, processes_rss_bytes
 from mesh.model.ids import new_guid
 from mesh.pg.database import redact, run_once, server_facts
@@ -86,16 +87,10 @@ def bench_durable(
             results.append(result)
         if suspended:
             memory = trio.run(_memory, dsn, app, suspended, pids)
-    median = sorted(results, key=lambda r: r["workflows_per_s"])[len(results) // 2]
     return {
         "workflows": workflows,
         "activities": activities,
-        **median,
-        **(
-            {"rounds": [r["workflows_per_s"] for r in results], "reported": "the median round"}
-            if rounds > 1
-            else {}
-        ),
+        **median_round(results),
         **({"memory": memory} if memory else {}),
         "settings": {
             "in_flight": in_flight,
@@ -134,13 +129,12 @@ async def _measure(
             for _ in range(in_flight):
                 nursery.start_soon(client)
         elapsed = time.perf_counter() - started
-    ordered = sorted(x * 1000 for x in latencies)
     return {
         "workflows_per_s": round(len(latencies) / elapsed, 1),
         "activities_per_s": round(len(latencies) * activities / elapsed, 1),
         "elapsed_s": round(elapsed, 3),
         "failed": failures,
-        "latency_ms": {f"p{p}": round(_percentile(ordered, p), 1) for p in (50, 90, 99)},
+        "latency_ms": latency_ms(latencies),
     }
 
 

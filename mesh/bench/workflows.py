@@ -64,16 +64,10 @@ def bench_workflows(
     )
     with node_processes(dsn, config_text, nodes, roles=["engine", "worker", "quorum"]):
         results = [trio.run(_measure, dsn, app, workflows, in_flight) for _ in range(rounds)]
-    median = sorted(results, key=lambda r: r["workflows_per_s"])[len(results) // 2]
     return {
         "workflows": workflows,
         "steps": steps,
-        **median,
-        **(
-            {"rounds": [r["workflows_per_s"] for r in results], "reported": "the median round"}
-            if rounds > 1
-            else {}
-        ),
+        **median_round(results),
         "settings": {
             "in_flight": in_flight,
             "nodes": nodes,
@@ -110,10 +104,25 @@ async def _measure(dsn: str, app: str, workflows: int, in_flight: int) -> dict[s
             for _ in range(in_flight):
                 nursery.start_soon(client)
         elapsed = time.perf_counter() - started
-    ordered = sorted(x * 1000 for x in latencies)
     return {
         "workflows_per_s": round(len(latencies) / elapsed, 1),
         "elapsed_s": round(elapsed, 3),
         "failed": failures,
-        "latency_ms": {f"p{p}": round(_percentile(ordered, p), 1) for p in (50, 90, 99)},
+        "latency_ms": latency_ms(latencies),
     }
+
+
+def latency_ms(latencies: list[float]) -> dict[str, float]:
+    """p50, p90 and p99 of ``latencies`` (seconds), in milliseconds."""
+    ordered = sorted(x * 1000 for x in latencies)
+    return {f"p{p}": round(_percentile(ordered, p), 1) for p in (50, 90, 99)}
+
+
+def median_round(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """The round of median throughput, with every round's throughput when there were
+    several."""
+    median = sorted(results, key=lambda r: r["workflows_per_s"])[len(results) // 2]
+    if len(results) == 1:
+        return median
+    rounds = [r["workflows_per_s"] for r in results]
+    return {**median, "rounds": rounds, "reported": "the median round"}

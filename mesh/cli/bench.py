@@ -51,42 +51,50 @@ def add_commands(commands: Any) -> None:
     bench_scale.add_argument("--batch", type=int, default=50)
     bench_scale.add_argument("--json", action="store_true", help="print JSON (the only format)")
     bench_scale.set_defaults(handler=_bench_scale)
-    bench_wf = bench_commands.add_parser(
-        "workflows", help="end-to-end workflows per second: a trigger and S worker steps"
+    _add_workflow_benches(bench_commands)
+
+
+def _add_workflow_benches(bench_commands: Any) -> None:
+    bench_wf = _workflow_bench(
+        bench_commands, "workflows", "end-to-end workflows per second: a trigger and S worker steps"
     )
-    bench_wf.add_argument("--workflows", type=int, default=2000)
     bench_wf.add_argument("--steps", type=int, default=1, help="sequential worker activities")
-    bench_wf.add_argument("--in-flight", type=int, default=50, help="jobs running at once")
     bench_wf.add_argument("--nodes", type=int, default=1, help="node processes (engine+worker)")
-    bench_wf.add_argument(
-        "--rounds", type=int, default=1, help="repeat and report the median round (default 1)"
-    )
-    bench_wf.add_argument("--json", action="store_true", help="print JSON (the only format)")
     bench_wf.set_defaults(handler=_bench_workflows)
-    bench_du = bench_commands.add_parser(
-        "durable", help="workflows written as code: throughput, latency, node CPU and memory"
+    bench_du = _workflow_bench(
+        bench_commands,
+        "durable",
+        "workflows written as code: throughput, latency, node CPU and memory",
     )
-    bench_du.add_argument("--workflows", type=int, default=2000)
     bench_du.add_argument("--activities", type=int, default=1, help="sequential activities")
-    bench_du.add_argument("--in-flight", type=int, default=50, help="workflows running at once")
     bench_du.add_argument("--nodes", type=int, default=1, help="node processes")
-    bench_du.add_argument("--rounds", type=int, default=1, help="report the median round")
     bench_du.add_argument(
         "--suspended", type=int, default=0, help="also measure memory per waiting workflow"
     )
-    bench_du.add_argument("--json", action="store_true", help="print JSON (the only format)")
     bench_du.set_defaults(handler=_bench_durable)
-    bench_hm = bench_commands.add_parser(
-        "hotmesh", help="bench workflows side by side with HotMesh 0.3.32 (needs Node.js)"
+    bench_hm = _workflow_bench(
+        bench_commands,
+        "hotmesh",
+        "bench workflows side by side with HotMesh 0.3.32 (needs Node.js)",
+        rounds="mesh's rounds; the median is reported (default 1)",
     )
-    bench_hm.add_argument("--workflows", type=int, default=2000)
     bench_hm.add_argument("--steps", type=int, nargs="+", default=[1, 3], help="e.g. 1 3")
-    bench_hm.add_argument("--in-flight", type=int, default=50, help="jobs running at once")
-    bench_hm.add_argument(
-        "--rounds", type=int, default=1, help="mesh's rounds; the median is reported (default 1)"
-    )
-    bench_hm.add_argument("--json", action="store_true", help="print JSON (the only format)")
     bench_hm.set_defaults(handler=_bench_hotmesh)
+
+
+def _workflow_bench(
+    bench_commands: Any,
+    name: str,
+    description: str,
+    rounds: str = "repeat and report the median round (default 1)",
+) -> Any:
+    """A workflow benchmark's parser, with the options every one has."""
+    parser = bench_commands.add_parser(name, help=description)
+    parser.add_argument("--workflows", type=int, default=2000)
+    parser.add_argument("--in-flight", type=int, default=50, help="workflows running at once")
+    parser.add_argument("--rounds", type=int, default=1, help=rounds)
+    parser.add_argument("--json", action="store_true", help="print JSON (the only format)")
+    return parser
 
 
 def _bench_workflows(args: argparse.Namespace) -> int:

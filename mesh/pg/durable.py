@@ -26,19 +26,20 @@ from mesh.errors import NondeterminismError
 from mesh.model.durable.calls import Call, Failure
 from mesh.model.durable.plan import (
     CANCEL,
-    CHILD,
     SIGNAL,
     StepPlan,
     Workflow,
+    child_answer,
+    no_target,
     plan_outcome,
     plan_step,
+    taken_id,
 )
 from mesh.model.durable.resident import ResidentRuns
 from mesh.model.durable.run import Progress, WorkflowInfo, WorkflowRun
 from mesh.model.engine.effects import announcement
 from mesh.model.ids import new_guid, new_message_id
-from mesh.model.messages import EngineMessage, Resume, StartJob, encode
-from mesh.model.outcomes import Outgoing
+from mesh.model.messages import EngineMessage, Resume, StartJob
 from mesh.pg import durable_messages
 from mesh.pg.database import Connection
 from mesh.pg.durable_rows import (
@@ -271,8 +272,7 @@ def _effect(
             conn, app, call.workflow_id, call.name, call.args[0]
         )
         if message is None:
-            failure = Failure("UnknownJob", f"no running workflow {call.workflow_id!r}", 404)
-            return {"error": failure}
+            return {"error": no_target(call.workflow_id)}
         writes.outgoing.append(message)
         return {}
     child = call.workflow_id or f"{workflow.key}-{position}"
@@ -289,7 +289,7 @@ def _effect(
         conn, app, child, call.name, call.args, queue, parent=parent
     )
     if start_message is None:
-        return {"error": Failure("DuplicateJob", f"workflow id {child!r} is taken", 409)}
+        return {"error": taken_id(child)}
     writes.outgoing.append(start_message)
     return {"result": child} if call.kind == "start_child" else None
 
@@ -334,17 +334,11 @@ def _end(
     writes.dropped.append(row.key)
     writes.announced.append(announcement(row.name, row.key, status))
     if isinstance(parent, dict):
-        answer = Resume(
-            id=new_message_id(),
-            app=app,
-            kind=CHILD,
-            job_id=parent["workflow_id"],
-            gid=parent["gid"],
-            activity_id=str(parent["position"]),
-            dimension="",
-            data={"result": result} if error is None else {"error": error},
+        waiting = Workflow(
+            app=app, key=parent["workflow_id"], gid=parent["gid"], task_queue=parent["task_queue"]
         )
-        writes.outgoing.append(Outgoing(app, parent["task_queue"], encode(answer)))
+        answer = child_answer(waiting, parent["position"], result, error, new_id=new_message_id)
+        writes.outgoing.append(answer)
 
 
 def _failure_error(failure: Failure) -> dict[str, Any]:

@@ -10,10 +10,16 @@ from typing import Any
 import msgspec
 
 from mesh.errors import DuplicateJob
-from mesh.model.durable.plan import CANCEL, SIGNAL, workflow_stream
+from mesh.model.durable.plan import (
+    CANCEL,
+    SIGNAL,
+    Workflow,
+    start_of,
+    to_workflow,
+    workflow_stream,
+)
 from mesh.model.ids import new_guid, new_message_id, validate_job_id
 from mesh.model.limits import check_value
-from mesh.model.messages import Resume, StartJob, encode
 from mesh.model.outcomes import Outgoing
 from mesh.pg.database import Connection
 from mesh.pg.queries import query
@@ -112,19 +118,11 @@ def message_to(
     if row is None:
         return None
     gid, task_queue = row
-    message = Resume(
-        id=new_message_id(),
-        app=app,
-        kind=kind,
-        job_id=workflow_id,
-        gid=gid,
-        activity_id=activity_id,
-        dimension="",
-        data=data,
-    )
-    return Outgoing(app, task_queue, encode(message))
+    target = Workflow(app=app, key=workflow_id, gid=gid, task_queue=task_queue)
+    return to_workflow(target, kind, activity_id, data=data, new_id=new_message_id)
 
 
 def start_message(app: str, key: str, gid: str, task_queue: str) -> Outgoing:
-    message = StartJob(id=new_message_id(), app=app, topic="", data={"gid": gid}, job_id=key)
-    return Outgoing(app, workflow_stream(task_queue), encode(message))
+    """The message that runs a workflow generation's start."""
+    workflow = Workflow(app=app, key=key, gid=gid, task_queue=task_queue)
+    return start_of(workflow, new_id=new_message_id)

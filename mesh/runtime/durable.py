@@ -20,14 +20,13 @@ from typing import Any
 
 import trio
 
-from mesh.errors import DatabaseUnavailable, InvalidPayload, NonRetryableError
-from mesh.model.messages import ActivityResponse, Resume, StartJob, decode
-from mesh.model.outcomes import DeadLetter
+from mesh.errors import DatabaseUnavailable, NonRetryableError
+from mesh.model.messages import ActivityResponse, Resume, StartJob
 from mesh.pg.durable import Runs, process
-from mesh.runtime.engine import one_by_one
+from mesh.runtime.engine import confirmed_lost, decode_claims, one_by_one
 from mesh.runtime.handlers import BatchResult
 from mesh.runtime.node import Node
-from mesh.runtime.streams import Settlement, StreamClaim
+from mesh.runtime.streams import StreamClaim
 
 log = logging.getLogger(__name__)
 
@@ -49,19 +48,12 @@ class DurableRunner:
         lease: float,
         retry_of: float | None = None,
     ) -> BatchResult:
-        deliveries: list[tuple[Any, StreamClaim]] = []
-        bad: list[Settlement] = []
-        for claim in claims:
-            try:
-                message = decode(claim.payload)
-            except InvalidPayload as error:
-                bad.append(Settlement(claim, DeadLetter(error=f"undecodable: {error}")))
-                continue
-            if not isinstance(message, StartJob | ActivityResponse | Resume):
-                bad.append(Settlement(claim, DeadLetter(error="not a workflow message")))
-                continue
-            deliveries.append((message, claim))
-        buried = len(await self.node.streams.settle(bad)) if bad else 0
+        deliveries, buried = await decode_claims(
+            self.node.streams,
+            claims,
+            lambda message: isinstance(message, StartJob | ActivityResponse | Resume),
+            "not a workflow message",
+        )
         next_claim = (self.stream, claim_next, lease, self.max_attempts) if claim_next > 0 else None
         try:
             report = await self.node.db.run(
@@ -82,9 +74,7 @@ class DurableRunner:
             )
             acked, dead = await self._one_by_one(deliveries)
             return BatchResult([], acked=acked, dead_lettered=buried + dead)
-        lost = report.lost
-        if lost and retry_of is not None and trio.current_time() < retry_of + lease:
-            lost = 0  # committed before the connection failed
+        lost = confirmed_lost(report.lost, retry_of, lease)
         return BatchResult(
             report.next_claims, acked=len(deliveries) - lost, dead_lettered=buried, lost=lost
         )

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import trio
 
@@ -69,23 +69,13 @@ class BatchRunner:
         claims no longer held while their leases were still valid were handled by it (nobody
         else can take a leased message), not lost.
         """
-        deliveries: list[Delivery] = []
-        undecodable: list[Settlement] = []
-        for claim in claims:
-            try:
-                message = decode(claim.payload)
-            except InvalidPayload as error:
-                undecodable.append(Settlement(claim, DeadLetter(error=f"undecodable: {error}")))
-                continue
-            if isinstance(message, ActivityRequest):
-                undecodable.append(
-                    Settlement(claim, DeadLetter(error="a worker request on the engine stream"))
-                )
-                continue
-            deliveries.append(Delivery(message, claim))
-        buried = 0
-        if undecodable:
-            buried = len(await self.node.streams.settle(undecodable))
+        accepted, buried = await decode_claims(
+            self.node.streams,
+            claims,
+            lambda message: not isinstance(message, ActivityRequest),
+            "a worker request on the engine stream",
+        )
+        deliveries = [Delivery(message, claim) for message, claim in accepted]
         next_claim = (
             NextClaim(ENGINE_STREAM, claim_next, lease, ENGINE_ATTEMPTS) if claim_next > 0 else None
         )
@@ -108,12 +98,7 @@ class BatchRunner:
             )
             acked, dead = await self._one_by_one(deliveries)
             return BatchResult([], acked=acked, dead_lettered=buried + dead)
-        if report.lost and retry_of is not None and trio.current_time() < retry_of + lease:
-            log.info(
-                "event=engine_batch_confirmed count=%d (committed before the connection failed)",
-                report.lost,
-            )
-            report.lost = 0
+        report.lost = confirmed_lost(report.lost, retry_of, lease)
         self.counters.record(report)
         return BatchResult(
             report.next_claims,
@@ -139,6 +124,39 @@ class BatchRunner:
 
 
 T = TypeVar("T")
+
+
+async def decode_claims(
+    streams: Streams,
+    claims: list[StreamClaim],
+    accept: Callable[[Any], bool],
+    refusal: str,
+) -> tuple[list[tuple[Any, StreamClaim]], int]:
+    """The claimed messages decoded, with their claims; one that does not decode, or that
+    ``accept`` refuses (``refusal`` says why), is dead-lettered. Also returns how many were."""
+    accepted: list[tuple[Any, StreamClaim]] = []
+    bad: list[Settlement] = []
+    for claim in claims:
+        try:
+            message = decode(claim.payload)
+        except InvalidPayload as error:
+            bad.append(Settlement(claim, DeadLetter(error=f"undecodable: {error}")))
+            continue
+        if not accept(message):
+            bad.append(Settlement(claim, DeadLetter(error=refusal)))
+            continue
+        accepted.append((message, claim))
+    return accepted, len(await streams.settle(bad)) if bad else 0
+
+
+def confirmed_lost(lost: int, retry_of: float | None, lease: float) -> int:
+    """Claims a batch found gone, less those an earlier run of it committed: when it is run
+    again after a lost connection (``retry_of``: when its leases started), a claim its
+    lease still covered was taken by that earlier run, not by another consumer."""
+    if lost and retry_of is not None and trio.current_time() < retry_of + lease:
+        log.info("event=batch_confirmed count=%d (committed before the connection failed)", lost)
+        return 0
+    return lost
 
 
 async def one_by_one(

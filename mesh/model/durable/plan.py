@@ -33,6 +33,7 @@ from mesh.model.messages import (
     ActivityResponse,
     EngineMessage,
     Resume,
+    StartJob,
     encode,
 )
 from mesh.model.outcomes import Outgoing
@@ -251,19 +252,66 @@ def _resume(
     now: float,
     new_id: Callable[[], str],
 ) -> Outgoing:
+    return to_workflow(workflow, kind, str(position), delay=delay, now=now, new_id=new_id)
+
+
+def to_workflow(
+    workflow: Workflow,
+    kind: str,
+    activity_id: str = "",
+    *,
+    data: Any = None,
+    delay: float = 0.0,
+    now: float = 0.0,
+    new_id: Callable[[], str],
+) -> Outgoing:
+    """A :class:`Resume` of ``kind`` for the current generation of ``workflow``, on its
+    task queue's stream (a wake, a timeout, a signal, a cancel, a child's answer)."""
     message = Resume(
         id=new_id(),
         app=workflow.app,
         kind=kind,
         job_id=workflow.key,
         gid=workflow.gid,
-        activity_id=str(position),
+        activity_id=activity_id,
         dimension="",
+        data=data,
         sent_at=now,
     )
     return Outgoing(
         workflow.app, workflow_stream(workflow.task_queue), encode(message), delay=delay
     )
+
+
+def start_of(workflow: Workflow, *, new_id: Callable[[], str]) -> Outgoing:
+    """The message that runs the start of ``workflow``'s current generation."""
+    message = StartJob(
+        id=new_id(), app=workflow.app, topic="", data={"gid": workflow.gid}, job_id=workflow.key
+    )
+    return Outgoing(workflow.app, workflow_stream(workflow.task_queue), encode(message))
+
+
+def child_answer(
+    parent: Workflow,
+    position: int,
+    result: Any,
+    error: dict[str, Any] | None,
+    *,
+    new_id: Callable[[], str],
+) -> Outgoing:
+    """What a child's end tells the await at ``position`` of its ``parent``."""
+    data = {"result": result} if error is None else {"error": error}
+    return to_workflow(parent, CHILD, str(position), data=data, new_id=new_id)
+
+
+def taken_id(workflow_id: str) -> Failure:
+    """The failure of a child call whose workflow id another workflow holds."""
+    return Failure("DuplicateJob", f"workflow id {workflow_id!r} is taken", 409)
+
+
+def no_target(workflow_id: str) -> Failure:
+    """The failure of a signal call to a workflow that is not running."""
+    return Failure("UnknownJob", f"no running workflow {workflow_id!r}", 404)
 
 
 def _perform(
