@@ -54,13 +54,17 @@ def activity_worker(
     activities: Sequence[Callable[..., Any]],
     settings: ConsumerSettings,
     retry: RetryPolicy,
+    workflows: Sequence[WorkflowWorkerActor] = (),
 ) -> WorkerActor:
     """The worker that runs ``activities`` for ``task_queue`` (requests carry the retry
-    policy of the workflow's proxy; ``retry`` serves requests without one)."""
+    policy of the workflow's proxy; ``retry`` serves requests without one). A response to a
+    workflow that one of this node's ``workflows`` actors runs is applied in the transaction
+    that acks its request."""
     return WorkerActor(
         node,
         topic=activity_stream(task_queue),
         function=activity_runner(activities),
         settings=settings,
         retry=retry,
+        appliers={actor.topic: actor.runner.apply_at_ack for actor in workflows},
     )

@@ -2,9 +2,10 @@
 
 Async functions run in trio; plain functions run in a worker thread (at most ``concurrency``
 at once). The function receives the request's ``data`` and its return value becomes the
-``success`` response. A response for this app's engine is applied to its job in the
-transaction that acks the request (:class:`mesh.runtime.engine.ApplyingSettler`); any other is
-written to the request's ``reply_to`` stream in the statement that acks it. ``Pending(data)``
+``success`` response. A response for this app's engine, or for a workflow stream whose
+workflows this node runs (``appliers``), is applied to its job in the transaction that acks
+the request (:class:`mesh.runtime.engine.ApplyingSettler`); any other is written to the
+request's ``reply_to`` stream in the statement that acks it. ``Pending(data)``
 sends a 202 response and keeps the activity open. An exception is retried per the message's
 retry policy (falling back to the worker's); after the last attempt, or at once for
 :class:`mesh.errors.NonRetryableError`, the request is dead-lettered together with an
@@ -17,7 +18,7 @@ import dataclasses
 import inspect
 import logging
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,7 +38,7 @@ from mesh.model.messages import (
 from mesh.model.outcomes import Ack, DeadLetter, Outcome, Retry, reply
 from mesh.model.retry import GiveUp, RetryPolicy, decide_failure
 from mesh.runtime.consumer import ConsumerSettings
-from mesh.runtime.engine import ApplyingSettler
+from mesh.runtime.engine import Applier, ApplyingSettler
 from mesh.runtime.node import Node
 from mesh.runtime.stream_actor import StreamActor, StreamActorStatistics
 from mesh.runtime.streams import StreamClaim
@@ -62,8 +63,9 @@ class WorkerActor(StreamActor):
         function: Callable[..., Any],
         settings: ConsumerSettings,
         retry: RetryPolicy,
+        appliers: Mapping[str, Applier] | None = None,
     ) -> None:
-        self.applier = ApplyingSettler(node)
+        self.applier = ApplyingSettler(node, appliers)
         # A request without a policy of its own gets the worker's: its stream row takes the
         # policy's attempts at its first claim (the reaper counts crashes against them).
         settings = dataclasses.replace(settings, max_attempts=retry.maximum_attempts)
@@ -157,7 +159,7 @@ class WorkerActor(StreamActor):
             **self._base_statistics(),
             consumer=self.consumer.statistics(),
             failures=self.failures,
-            responses_applied=self.applier.counters.messages,
+            responses_applied=self.applier.applied,
         )
 
 

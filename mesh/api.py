@@ -15,49 +15,33 @@ so a missed notification costs latency, never a result.
 
 from __future__ import annotations
 
-import fnmatch
 import logging
 import math
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-import msgspec
 import trio
 
 from mesh.durable.handle import WorkflowHandle
-from mesh.errors import InvalidPayload, JobFailed, JobTimeout, MeshError, lone_error
+from mesh.errors import JobFailed, JobTimeout, MeshError, lone_error
 from mesh.model.graph.manifest import Manifest
 from mesh.model.ids import job_channel
-from mesh.model.jobs import FINAL, JobEvent, JobRecord
-from mesh.model.limits import check_json_text
+from mesh.model.jobs import JobEvent, JobRecord
 from mesh.model.quorum import Profile, QuorumMessage
 from mesh.model.retry import RetryPolicy
+from mesh.pg.durable_messages import WorkflowStart
 from mesh.pg.operations import Operations, started
 from mesh.runtime.consumer import ConsumerSettings
+from mesh.runtime.job_events import JobEvents, Subscriber
 from mesh.runtime.node import Node
-from mesh.runtime.publisher import Publisher
+from mesh.runtime.publisher import GroupCommit, Publisher
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 __all__ = ["JobEvent", "JobFailed", "JobTimeout", "Mesh"]
-
-ANSWERS = FINAL | {"persisted"}
-"""Job events a waiter waits for."""
-
-
-Subscriber = Callable[[JobEvent], Any]
-
-
-class _JobNotice(msgspec.Struct, frozen=True):
-    topic: str
-    job_id: str
-    status: str
-
-
-_JOB_NOTICES = msgspec.json.Decoder(list[_JobNotice] | _JobNotice)
 
 
 class Mesh:
@@ -68,14 +52,14 @@ class Mesh:
         self.versions = node.versions
         self.operations = Operations(self.app, node.versions)
         self._publisher = Publisher(node.db, self.app, self.versions)
-        self._waiters: dict[str, list[trio.Event]] = {}
-        self._finished: dict[str, str] = {}
-        self._published: dict[str, None] = {}
-        """Recently finished job ids and their status, as announced (bounded)."""
-        self._subscribers: list[tuple[str, Subscriber]] = []
-        self.bad_notifications = 0
-        """Job-channel notifications dropped as malformed."""
-        node.listener.subscribe(job_channel(node.app), self._on_job_event)
+        self._workflow_starts: GroupCommit[WorkflowStart, str] = GroupCommit(
+            node.db, self.operations.start_workflows
+        )
+        self._result_reads: GroupCommit[str, JobRecord] = GroupCommit(
+            node.db, self.operations.get_results
+        )
+        self.job_events = JobEvents()
+        node.listener.subscribe(job_channel(node.app), self.job_events.on_payload)
 
     @classmethod
     @asynccontextmanager
@@ -138,6 +122,11 @@ class Mesh:
                 raise lone from None
             raise
 
+    @property
+    def bad_notifications(self) -> int:
+        """Job-channel notifications dropped as malformed."""
+        return self.job_events.bad_notifications
+
     async def _run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """An :class:`Operations` method, run in the node's database thread."""
         return await self.node.db.run(fn, *args, **kwargs)
@@ -179,9 +168,7 @@ class Mesh:
         Starts from concurrent tasks are committed together (:class:`Publisher`)."""
         message = self.operations.start_message(topic, data, job_id=job_id, pending=pending)
         job_id = started(await self._publisher.start(message))
-        self._published[job_id] = None
-        if len(self._published) > 10_000:
-            del self._published[next(iter(self._published))]
+        self.job_events.remember(job_id)
         return job_id
 
     async def start_workflow(
@@ -195,9 +182,9 @@ class Mesh:
         ``task_queue``; a handle to it once its start is committed. A taken ``workflow_id``
         is refused (:class:`DuplicateJob`)."""
         name = workflow if isinstance(workflow, str) else workflow.__name__
-        key = await self._run(
-            self.operations.start_workflow, name, list(args), task_queue, workflow_id
-        )
+        begun = WorkflowStart.of(name, args, task_queue=task_queue, workflow_id=workflow_id)
+        key = await self._workflow_starts.submit(begun)
+        self.job_events.remember(key)
         return WorkflowHandle(self, key)
 
     def get_handle(self, workflow_id: str) -> WorkflowHandle:
@@ -217,15 +204,26 @@ class Mesh:
 
         The record decides, not the notice: a notice any database login could have sent
         that the job's row does not bear out is forgotten, and the wait goes on."""
+        return await self._wait(job_id, timeout, self.get_job)
+
+    async def wait_result(self, job_id: str, *, timeout: float = 60.0) -> Any:
+        """Like :meth:`wait`, but only the ``result`` data field of a job that is done (a code
+        workflow's return value): concurrent waiters read theirs together, in one query."""
+        record = await self._wait(job_id, timeout, self._result_reads.submit)
+        return record.data.get("result")
+
+    async def _wait(
+        self, job_id: str, timeout: float, read: Callable[[str], Awaitable[JobRecord]]
+    ) -> JobRecord:
         deadline = trio.current_time() + timeout
         while True:
             await self.wait_status(job_id, timeout=max(0.0, deadline - trio.current_time()))
-            record = await self.get_job(job_id)
+            record = await read(job_id)
             if record.answered:
                 break
-            self._finished.pop(job_id, None)
+            self.job_events.finished.pop(job_id, None)
         if record.status != "done" and not record.persisted:
-            raise JobFailed(record)
+            raise JobFailed(await self.get_job(job_id) if read != self.get_job else record)
         return record
 
     async def wait_status(self, job_id: str, *, timeout: float = 60.0) -> str:
@@ -234,13 +232,13 @@ class Mesh:
         job's commit).
         The job is re-read every ``recheck`` seconds without news, and at once for a job
         this Mesh did not start (it may have finished before we listened)."""
-        event = trio.Event()
-        self._waiters.setdefault(job_id, []).append(event)
-        check_now = job_id not in self._published
+        events = self.job_events
+        event = events.arm(job_id)
+        check_now = job_id not in events.started
         try:
             with trio.move_on_after(timeout):
                 while True:
-                    status = self._finished.get(job_id)
+                    status = events.finished.get(job_id)
                     if status is not None:
                         return status
                     if check_now:
@@ -250,10 +248,10 @@ class Mesh:
                     with trio.move_on_after(self.recheck) as nap:
                         await event.wait()
                     check_now = nap.cancelled_caught
-                    event = self._rearm(job_id, event)
+                    event = events.rearm(job_id, event)
             raise JobTimeout(f"job {job_id!r} is still running after {timeout:g} s")
         finally:
-            self._drop_waiter(job_id, event)
+            events.drop(job_id, event)
 
     async def get_job(self, job_id: str, *, details: bool = True) -> JobRecord:
         """The job's record (with ``details``: its data, activities and timeline)."""
@@ -301,15 +299,15 @@ class Mesh:
 
     def sub(self, topic: str, callback: Subscriber) -> None:
         """Call ``callback(JobEvent)`` when a job publishing to ``topic`` finishes or emits."""
-        self._subscribers.append((topic, callback))
+        self.job_events.subscribers.append((topic, callback))
 
     def psub(self, pattern: str, callback: Subscriber) -> None:
         """Like :meth:`sub` for every topic matching ``pattern`` (``order.*``)."""
-        self._subscribers.append((pattern, callback))
+        self.job_events.subscribers.append((pattern, callback))
 
     def unsub(self, topic: str) -> None:
         """Remove every subscription made with ``topic`` (or pattern)."""
-        self._subscribers = [(t, c) for t, c in self._subscribers if t != topic]
+        self.job_events.subscribers = [(t, c) for t, c in self.job_events.subscribers if t != topic]
 
     punsub = unsub
 
@@ -323,55 +321,14 @@ class Mesh:
         def deliver(event: JobEvent) -> None:
             send.send_nowait(event)
 
-        self._subscribers.append((pattern, deliver))
+        self.job_events.subscribers.append((pattern, deliver))
         try:
             yield receive
         finally:
-            self._subscribers = [(t, c) for t, c in self._subscribers if c is not deliver]
+            self.job_events.subscribers = [
+                (t, c) for t, c in self.job_events.subscribers if c is not deliver
+            ]
             send.close()
-
-    def _on_job_event(self, payload: str) -> None:
-        """A job-channel notification: a JSON array of events (one object from older nodes).
-
-        Any database login can send one: it is decoded within the nesting limit into typed
-        events, or dropped (counted)."""
-        try:
-            check_json_text(payload, "a job notification")
-            decoded = _JOB_NOTICES.decode(payload)
-        except (msgspec.DecodeError, InvalidPayload, RecursionError):
-            self.bad_notifications += 1
-            return
-        for notice in decoded if isinstance(decoded, list) else [decoded]:
-            self._dispatch(JobEvent(notice.topic, notice.job_id, notice.status))
-
-    def _dispatch(self, event: JobEvent) -> None:
-        if event.status in ANSWERS:
-            self._finished[event.job_id] = event.status
-            if len(self._finished) > 10_000:
-                del self._finished[next(iter(self._finished))]
-        for waiter in self._waiters.get(event.job_id, []):
-            waiter.set()
-        for pattern, callback in list(self._subscribers):
-            if fnmatch.fnmatchcase(event.topic, pattern):
-                try:
-                    callback(event)
-                except Exception:  # a subscriber's bug must not stop the others, or the node
-                    log.exception("event=job_subscriber_failed topic=%s", event.topic)
-
-    def _rearm(self, job_id: str, event: trio.Event) -> trio.Event:
-        if not event.is_set():
-            return event
-        self._drop_waiter(job_id, event)
-        fresh = trio.Event()
-        self._waiters.setdefault(job_id, []).append(fresh)
-        return fresh
-
-    def _drop_waiter(self, job_id: str, event: trio.Event) -> None:
-        waiters = self._waiters.get(job_id, [])
-        if event in waiters:
-            waiters.remove(event)
-        if not waiters:
-            self._waiters.pop(job_id, None)
 
     # -- quorum ------------------------------------------------------------------------------
 

@@ -170,16 +170,15 @@ def build_actors(node: Node, plan: NodePlan) -> list[Actor[Any]]:
     actors.append(ReaperActor(node.streams, interval=plan.reap_interval))
     if plan.engine is not None:
         actors.append(EngineActor(node, settings=plan.engine))
+    runners = [
+        WorkflowWorkerActor(
+            node, task_queue=queue.task_queue, workflows=queue.workflows, settings=queue.settings
+        )
+        for queue in plan.task_queues
+        if queue.workflows
+    ]
+    actors.extend(runners)
     for queue in plan.task_queues:
-        if queue.workflows:
-            actors.append(
-                WorkflowWorkerActor(
-                    node,
-                    task_queue=queue.task_queue,
-                    workflows=queue.workflows,
-                    settings=queue.settings,
-                )
-            )
         if queue.activities:
             workers.append(
                 activity_worker(
@@ -188,6 +187,7 @@ def build_actors(node: Node, plan: NodePlan) -> list[Actor[Any]]:
                     activities=queue.activities,
                     settings=queue.settings,
                     retry=queue.retry,
+                    workflows=runners,
                 )
             )
     return actors + workers

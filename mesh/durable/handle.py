@@ -18,8 +18,7 @@ class WorkflowHandle:
     async def result(self, *, timeout: float = 60.0) -> Any:
         """The workflow's return value once it ends; :class:`JobFailed` (its error's type
         and message in ``job.error``) when it failed or was cancelled; :class:`JobTimeout`."""
-        record = await self.mesh.wait(self.workflow_id, timeout=timeout)
-        return record.data.get("result")
+        return await self.mesh.wait_result(self.workflow_id, timeout=timeout)
 
     async def status(self) -> str:
         """running, done, failed or interrupted."""

@@ -17,6 +17,8 @@ import itertools
 import re
 from typing import Any
 
+import msgspec
+
 from mesh.errors import InvalidPayload
 
 MAX_DEPTH = 100
@@ -80,6 +82,23 @@ def check_value(value: Any, what: str) -> None:
                     stack.append((child, depth + 1))
             else:
                 stack.extend((child, depth + 1) for child in item)
+
+
+def json_text(value: Any, what: str) -> str:
+    """``value`` checked (:func:`check_value`) and encoded as JSON text; a value JSON cannot
+    hold (a set, an arbitrary object) is refused with :class:`InvalidPayload` naming
+    ``what``, before anything reaches the database."""
+    check_value(value, what)
+    try:
+        return _ENCODE(value).decode()
+    except (TypeError, ValueError, OverflowError) as error:
+        raise InvalidPayload(
+            f"{what} cannot be encoded as JSON: {error}; pass JSON values (dict, list, str, "
+            "int, float, bool, None)"
+        ) from error
+
+
+_ENCODE = msgspec.json.Encoder().encode
 
 
 def check_text(text: str, what: str) -> str:

@@ -54,7 +54,7 @@ from mesh.pg.durable_rows import (
 )
 from mesh.pg.queries import query
 from mesh.pg.streams import StreamClaim, claim_params, fence_params
-from mesh.pg.workflows import roll_back
+from mesh.pg.workflows import Delivery, NextClaim, roll_back
 
 WorkflowFunction = Callable[..., Coroutine[Any, Any, Any]]
 
@@ -84,12 +84,13 @@ def process(
     conn: Connection,
     app: str,
     runs: Runs,
-    deliveries: Sequence[tuple[EngineMessage, StreamClaim]],
+    deliveries: Sequence[Delivery],
     *,
     owner: str,
-    next_claim: tuple[str, int, float, int] | None = None,
+    next_claim: NextClaim | None = None,
 ) -> DurableReport:
-    """Handle ``deliveries`` (messages with their claims) in one transaction."""
+    """Handle ``deliveries`` (messages with their claims: a workflow stream's, or an activity
+    request's whose response is applied at its ack) in one transaction."""
     report = DurableReport()
     writes = Writes()
     touched: list[str] = []
@@ -99,13 +100,13 @@ def process(
         # claim and COMMIT together: two round trips for a batch of resident workflows.
         with conn.pipeline():
             conn.execute("BEGIN")
-            claims = [claim for _, claim in deliveries]
+            claims = [d.claim for d in deliveries if d.claim is not None]
             taking = conn.execute(query("take_claims"), fence_params(owner, claims))
-            keys = sorted({message.job_id for message, _ in deliveries})
+            keys = sorted({d.message.job_id for d in deliveries})
             locking = conn.execute(query("durable_lock_jobs"), {"app": app, "keys": keys})
             taken = {r[0] for r in taking.fetchall()}
             report.taken, report.lost = taken, len(claims) - len(taken)
-            live = [message for message, claim in deliveries if claim.id in taken]
+            live = [d.message for d in deliveries if d.claim is not None and d.claim.id in taken]
             jobs = {row.key: row for row in map(WorkflowRow._make, locking.fetchall())}
             for message in live:
                 row = jobs.get(message.job_id)
@@ -118,10 +119,16 @@ def process(
             write(conn, app, writes)
             report.ended = len(writes.announced)
             if next_claim is not None:
-                stream, limit, lease, attempts = next_claim
                 cursor = conn.execute(
                     query("claim"),
-                    claim_params(app, stream, owner, limit, lease, max_attempts=attempts),
+                    claim_params(
+                        app,
+                        next_claim.stream,
+                        owner,
+                        next_claim.limit,
+                        next_claim.lease,
+                        max_attempts=next_claim.max_attempts,
+                    ),
                 )
             conn.execute("COMMIT")
         if cursor is not None:
@@ -196,7 +203,8 @@ def _run_of(
     if function is None:
         raise LookupError(f"no workflow function {row.name!r} runs on this task queue")
     info = WorkflowInfo(key, row.name, row.task_queue, started_at=row.created_at, run_id=gid)
-    recorded = history(conn, row.id, gid)
+    # A generation records its first calls with its first step (``cycles`` counts steps).
+    recorded = history(conn, row.id, gid) if row.cycles else {}
     if replay and not recorded:
         return None  # its start has not run yet
     run = WorkflowRun(function, list(row.args or []), info, recorded)

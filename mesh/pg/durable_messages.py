@@ -5,6 +5,7 @@ workflows themselves (children, signals between workflows) in the workflow trans
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -19,13 +20,34 @@ from mesh.model.durable.plan import (
     workflow_stream,
 )
 from mesh.model.ids import new_guid, new_message_id, validate_job_id
-from mesh.model.limits import check_value
+from mesh.model.limits import json_text
 from mesh.model.outcomes import Outgoing
 from mesh.pg.database import Connection
 from mesh.pg.queries import query
 from mesh.pg.streams import enqueue_params
+from mesh.pg.workflows import roll_back
 
 _encode = msgspec.json.Encoder().encode
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowStart:
+    """A client's start of a workflow, checked: ``key`` is its id (chosen or new)."""
+
+    key: str
+    name: str
+    args: str
+    """The arguments, as JSON text."""
+    task_queue: str
+
+    @classmethod
+    def of(
+        cls, name: str, args: Sequence[Any], *, task_queue: str, workflow_id: str = ""
+    ) -> WorkflowStart:
+        """The start of ``name`` with ``args`` on ``task_queue``; refuses a malformed id
+        or arguments that are not JSON before anything reaches the database."""
+        key = validate_job_id(workflow_id) if workflow_id else new_guid()
+        return cls(key, name, json_text(list(args), "the workflow's arguments"), task_queue)
 
 
 def start(
@@ -39,17 +61,47 @@ def start(
 ) -> str:
     """Start the workflow ``name`` with ``args`` on ``task_queue``; its id. A taken
     ``workflow_id`` is refused (:class:`DuplicateJob`), having written nothing."""
-    key = validate_job_id(workflow_id) if workflow_id else new_guid()
-    check_value(list(args), "the workflow's arguments")
-    with conn.transaction():
-        start_message = insert(conn, app, key, name, list(args), task_queue, parent=None)
-        if start_message is None:
-            raise DuplicateJob(
-                f"workflow id {key!r} is taken in app {app!r} (until that job expires); "
-                "choose another id, or get a handle to the running one"
-            )
-        conn.execute(query("enqueue"), enqueue_params([start_message]))
-    return key
+    begun = WorkflowStart.of(name, args, task_queue=task_queue, workflow_id=workflow_id)
+    (outcome,) = start_many(conn, app, [begun])
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
+
+
+def start_many(
+    conn: Connection, app: str, starts: Sequence[WorkflowStart]
+) -> list[str | Exception]:
+    """Start workflows in one transaction (two round trips, pipelined): each one's id, or
+    :class:`DuplicateJob` for a taken id (that start writes nothing; the others commit)."""
+    outcomes: list[str | Exception] = []
+    messages: list[Outgoing] = []
+    try:
+        with conn.pipeline():
+            conn.execute("BEGIN")
+            inserting = []
+            for begun in starts:
+                gid, params = _start_params(
+                    app, begun.key, begun.name, begun.args, begun.task_queue, None
+                )
+                inserting.append((begun, gid, conn.execute(query("durable_start"), params)))
+            for begun, gid, cursor in inserting:
+                if cursor.fetchone() is None:
+                    outcomes.append(
+                        DuplicateJob(
+                            f"workflow id {begun.key!r} is taken in app {app!r} (until that "
+                            "job expires); choose another id, or get a handle to the running one"
+                        )
+                    )
+                else:
+                    outcomes.append(begun.key)
+                    messages.append(start_message(app, begun.key, gid, begun.task_queue))
+            if messages:
+                conn.execute(query("enqueue"), enqueue_params(messages))
+            conn.execute("COMMIT")
+    except BaseException:
+        roll_back(conn)
+        raise
+    return outcomes
 
 
 def insert(
@@ -60,30 +112,40 @@ def insert(
     args: list[Any],
     task_queue: str,
     *,
-    parent: dict[str, Any] | None,
+    parent: dict[str, Any] | None = None,
 ) -> Outgoing | None:
     """Insert a workflow's job; the message that starts it, or None when the id is taken."""
-    gid = new_guid()
-    row = conn.execute(
-        query("durable_start"),
-        {
-            "app": app,
-            "key": key,
-            "gid": gid,
-            "name": name,
-            "args": _encode(args).decode(),
-            "task_queue": workflow_stream(task_queue),
-            "parent": _encode(parent).decode() if parent else None,
-        },
-    ).fetchone()
+    gid, params = _start_params(app, key, name, _encode(args).decode(), task_queue, parent)
+    row = conn.execute(query("durable_start"), params).fetchone()
     return None if row is None else start_message(app, key, gid, task_queue)
+
+
+def _start_params(
+    app: str,
+    key: str,
+    name: str,
+    args: str,
+    task_queue: str,
+    parent: dict[str, Any] | None,
+) -> tuple[str, dict[str, Any]]:
+    """A new generation id and the ``durable_start`` parameters of a workflow's job."""
+    gid = new_guid()
+    return gid, {
+        "app": app,
+        "key": key,
+        "gid": gid,
+        "name": name,
+        "args": args,
+        "task_queue": workflow_stream(task_queue),
+        "parent": _encode(parent).decode() if parent else None,
+    }
 
 
 def signal(conn: Connection, app: str, workflow_id: str, signal_id: str, data: Any) -> bool:
     """Send ``data`` as the signal ``signal_id`` to a running workflow; False if there is
     none by that id. A signal its workflow does not wait for yet waits for it."""
     validate_job_id(workflow_id)
-    check_value(data, "the signal data")
+    json_text(data, "the signal data")
     message = signal_message(conn, app, workflow_id, signal_id, data)
     if message is None:
         return False

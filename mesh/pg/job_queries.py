@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -32,6 +33,22 @@ def get_job(conn: Connection, app: str, key: str, *, details: bool = True) -> Jo
             record.data[name] = decoded
     record.timeline = [StepRecord(*r) for r in conn.execute(query("job_timeline"), {"id": id_})]
     return record
+
+
+def get_results(conn: Connection, app: str, keys: Sequence[str]) -> list[JobRecord | None]:
+    """The jobs ``keys`` (None where unknown), each in one read with only its ``result``
+    data field (a code workflow's return value), as a waiter for results needs them."""
+    for key in keys:
+        validate_job_id(key)
+    records: list[JobRecord | None] = [None] * len(keys)
+    for position, *columns, result in conn.execute(
+        query("job_results"), {"app": app, "keys": list(keys)}
+    ):
+        record = JobRecord(*columns)
+        if result is not None:
+            record.data["result"] = msgspec.json.decode(result)
+        records[position - 1] = record
+    return records
 
 
 def get_raw(conn: Connection, app: str, key: str) -> dict[str, Any] | None:

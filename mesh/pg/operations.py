@@ -121,6 +121,12 @@ class Operations:
             conn, self.app, name, args, task_queue=task_queue, workflow_id=workflow_id
         )
 
+    def start_workflows(
+        self, conn: Connection, starts: list[durable_messages.WorkflowStart]
+    ) -> list[str | Exception]:
+        """Start workflows in one transaction: each one's id, or :class:`DuplicateJob`."""
+        return durable_messages.start_many(conn, self.app, starts)
+
     def signal_workflow(
         self, conn: Connection, workflow_id: str, signal_id: str, data: Any
     ) -> bool:
@@ -144,6 +150,14 @@ class Operations:
         if record is None:
             raise self.unknown(job_id)
         return record
+
+    def get_results(self, conn: Connection, job_ids: list[str]) -> list[JobRecord | Exception]:
+        """Jobs by id in one read, each with only its ``result`` data field;
+        :class:`UnknownJob` in place of one that does not exist."""
+        records = job_queries.get_results(conn, self.app, job_ids)
+        return [
+            self.unknown(key) if r is None else r for key, r in zip(job_ids, records, strict=True)
+        ]
 
     def get_status(self, conn: Connection, job_id: str) -> str:
         """running, pending, done, failed or interrupted."""

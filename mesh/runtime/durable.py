@@ -22,7 +22,8 @@ import trio
 
 from mesh.errors import DatabaseUnavailable, NonRetryableError
 from mesh.model.messages import ActivityResponse, Resume, StartJob
-from mesh.pg.durable import Runs, process
+from mesh.pg.durable import DurableReport, Runs, process
+from mesh.pg.workflows import Delivery, NextClaim
 from mesh.runtime.engine import confirmed_lost, decode_claims, one_by_one
 from mesh.runtime.handlers import BatchResult
 from mesh.runtime.node import Node
@@ -48,13 +49,16 @@ class DurableRunner:
         lease: float,
         retry_of: float | None = None,
     ) -> BatchResult:
-        deliveries, buried = await decode_claims(
+        accepted, buried = await decode_claims(
             self.node.streams,
             claims,
             lambda message: isinstance(message, StartJob | ActivityResponse | Resume),
             "not a workflow message",
         )
-        next_claim = (self.stream, claim_next, lease, self.max_attempts) if claim_next > 0 else None
+        deliveries = [Delivery(message, claim) for message, claim in accepted]
+        next_claim = (
+            NextClaim(self.stream, claim_next, lease, self.max_attempts) if claim_next > 0 else None
+        )
         try:
             report = await self.node.db.run(
                 process,
@@ -79,15 +83,30 @@ class DurableRunner:
             report.next_claims, acked=len(deliveries) - lost, dead_lettered=buried, lost=lost
         )
 
-    async def _one_by_one(self, deliveries: list[tuple[Any, StreamClaim]]) -> tuple[int, int]:
-        async def alone(delivery: tuple[Any, StreamClaim]) -> int:
+    async def apply_at_ack(
+        self, deliveries: list[Delivery], next_claim: NextClaim | None
+    ) -> DurableReport:
+        """Activity responses applied to their workflows in the transaction that acks their
+        requests (an :class:`~mesh.runtime.engine.Applier` for the node's activity workers):
+        a resident workflow moves on without its response crossing the workflow stream."""
+        return await self.node.db.run(
+            process,
+            self.node.app,
+            self.runs,
+            deliveries,
+            owner=self.node.guid,
+            next_claim=next_claim,
+        )
+
+    async def _one_by_one(self, deliveries: list[Delivery]) -> tuple[int, int]:
+        async def alone(delivery: Delivery) -> int:
             report = await self.node.db.run(
                 process, self.node.app, self.runs, [delivery], owner=self.node.guid
             )
             return len(report.taken)
 
         return await one_by_one(
-            self.node.streams, [(d[1], d) for d in deliveries], alone, "workflow"
+            self.node.streams, [(d.claim, d) for d in deliveries if d.claim], alone, "workflow"
         )
 
 

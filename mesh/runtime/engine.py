@@ -12,9 +12,9 @@ request and its response's effect on the job commit together, without the engine
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import trio
 
@@ -184,23 +184,42 @@ async def one_by_one(
     return acked, dead
 
 
+class Applied(Protocol):
+    """What applying responses at their acks did: the request claims it acked, and the
+    claims of the next batch it took in the same transaction."""
+
+    taken: set[int]
+    next_claims: list[StreamClaim]
+
+
+Applier = Callable[[list[Delivery], NextClaim | None], Awaitable[Applied]]
+"""Applies responses to the workflows they answer, each delivered with its request's claim,
+in one transaction that also acks those requests (and takes the next claims)."""
+
+
 class ApplyingSettler:
     """A worker's settles, each response applied to its job in the transaction of its ack.
 
-    Through the engine stream, a worker's response costs one more insert, claim, delete and
-    commit, and waits for the next engine batch. Here an ack whose one follow-up is a
-    response for this app's engine becomes a :class:`Delivery` whose claim is the worker's
-    request: :func:`process` deletes the request fenced by its attempt (a lost lease means
-    no effect, as for engine messages) and applies the response, and the job's next step is
-    enqueued in the same commit. Retries, dead letters, other follow-ups, and everything
-    while the engine stream is throttled settle as usual. So does a batch the database
-    refuses or the engine cannot apply: its responses go through the engine stream, whose
-    batches isolate and dead-letter a bad message, and which waits out a locked job.
+    Through a stream, a worker's response costs one more insert, claim, delete and commit,
+    and waits for the next batch of the stream's consumer. Here an ack whose one follow-up is
+    a response for a stream this node applies (this app's engine stream, and the workflow
+    streams of the task queues whose workflows this node runs: ``appliers``) becomes a
+    :class:`Delivery` whose claim is the worker's request: the applying transaction deletes
+    the request fenced by its attempt (a lost lease means no effect, as for stream messages)
+    and applies the response, and the job's next step is enqueued in the same commit.
+    Retries, dead letters, other follow-ups, and everything while the target stream is
+    throttled settle as usual. So does a batch the database refuses or the engine cannot
+    apply: its responses go through the stream, whose batches isolate and dead-letter a bad
+    message, and which waits out a locked job.
     """
 
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: Node, appliers: Mapping[str, Applier] | None = None) -> None:
         self.node = node
         self.counters = EngineCounters()
+        self.appliers: dict[str, Applier] = {ENGINE_STREAM: self._apply_to_jobs}
+        self.appliers.update(appliers or {})
+        self.applied = 0
+        """Responses applied at their acks (to YAML jobs and to code workflows)."""
 
     async def settle(self, settlements: list[Settlement]) -> set[int]:
         done, _ = await self._settle(settlements, None)
@@ -235,59 +254,80 @@ class ApplyingSettler:
                 max_attempts=next_claim.max_attempts,
             )
         done = await streams.settle(plain) if plain else set()
-        try:
-            report = await self.node.db.run(
-                process,
-                self.node.app,
-                self.node.versions,
-                [delivery for _, delivery in applying],
-                owner=self.node.guid,
-                next_claim=next_claim,
-            )
-        except ConnectionLost:
-            # It may have committed with its reply lost: the consumer settles the batch again
-            # (fenced, so nothing is done twice) and counts what is gone as settled.
-            raise
-        except Exception as error:
-            # Refused, timed out (a job locked for long) or an engine bug: settle the plain
-            # way, so the engine stream's batches isolate a bad response.
-            log.warning(
-                "event=inline_apply_failed size=%d error=%r (settling through the engine stream)",
-                len(applying),
-                str(error),
-            )
-            return done | await streams.settle([settlement for settlement, _ in applying]), []
+        next_claims: list[StreamClaim] = []
+        for index, (stream, group) in enumerate(applying.items()):
+            last = index == len(applying) - 1  # the next claim rides on the last transaction
+            try:
+                applied = await self.appliers[stream](
+                    [delivery for _, delivery in group], next_claim if last else None
+                )
+            except ConnectionLost:
+                # It may have committed with its reply lost: the consumer settles the batch
+                # again (fenced, so nothing is done twice) and counts what is gone as settled.
+                raise
+            except Exception as error:
+                # Refused, timed out (a job locked for long) or a bug: settle the plain way,
+                # so the stream's batches isolate a bad response.
+                log.warning(
+                    "event=inline_apply_failed stream=%s size=%d error=%r (settling through "
+                    "the stream)",
+                    stream,
+                    len(group),
+                    str(error),
+                )
+                done |= await streams.settle([settlement for settlement, _ in group])
+                continue
+            self.applied += len(applied.taken)
+            done |= applied.taken
+            next_claims = applied.next_claims if last else next_claims
+        return done, next_claims
+
+    async def _apply_to_jobs(
+        self, deliveries: list[Delivery], next_claim: NextClaim | None
+    ) -> BatchReport:
+        report = await self.node.db.run(
+            process,
+            self.node.app,
+            self.node.versions,
+            deliveries,
+            owner=self.node.guid,
+            next_claim=next_claim,
+        )
         self.counters.record(report)
-        return done | report.taken, report.next_claims
+        return report
 
     def _split(
         self, settlements: list[Settlement]
-    ) -> tuple[list[Settlement], list[tuple[Settlement, Delivery]]]:
-        """The settlements to settle as usual, and the acks to apply here."""
+    ) -> tuple[list[Settlement], dict[str, list[tuple[Settlement, Delivery]]]]:
+        """The settlements to settle as usual, and the acks to apply here by stream."""
         node = self.node
-        if node.throttle.effective(ENGINE_STREAM) != 0:
-            return settlements, []
         plain: list[Settlement] = []
-        applying: list[tuple[Settlement, Delivery]] = []
+        applying: dict[str, list[tuple[Settlement, Delivery]]] = {}
         for settlement in settlements:
-            response = _engine_response(node.app, settlement)
-            if response is None:
+            target = _response(node.app, settlement, self.appliers)
+            if target is None or node.throttle.effective(target[0]) != 0:
                 plain.append(settlement)
             else:
-                applying.append((settlement, Delivery(response, settlement.claim)))
+                stream, response = target
+                applying.setdefault(stream, []).append(
+                    (settlement, Delivery(response, settlement.claim))
+                )
         return plain, applying
 
 
-def _engine_response(app: str, settlement: Settlement) -> ActivityResponse | None:
-    """The response an ack sends to ``app``'s engine, when that is its only follow-up."""
+def _response(
+    app: str, settlement: Settlement, streams: Mapping[str, Any]
+) -> tuple[str, ActivityResponse] | None:
+    """The stream and response an ack sends to one of ``streams`` of ``app``, when that is
+    its only follow-up."""
     outcome = settlement.outcome
     if not isinstance(outcome, Ack) or len(outcome.follow_ups) != 1:
         return None
     follow_up = outcome.follow_ups[0]
-    if follow_up.app != app or follow_up.stream != ENGINE_STREAM or follow_up.delay:
+    if follow_up.app != app or follow_up.stream not in streams or follow_up.delay:
         return None
     try:
         message = decode(follow_up.payload)
     except InvalidPayload:
         return None
-    return message if isinstance(message, ActivityResponse) else None
+    return (follow_up.stream, message) if isinstance(message, ActivityResponse) else None

@@ -620,6 +620,17 @@ WHERE j.app = %(app)s AND j.key = %(key)s;
 SELECT dimension, field, value::text FROM mesh.jobs_attributes
 WHERE job_id = %(id)s ORDER BY dimension, field;
 
+-- name: job_results
+-- Jobs by key, each with its data field 'result' (a code workflow's return value): columns
+-- in JobRecord's order after the key's position, then the result as JSON text (or NULL).
+SELECT k.ord, j.key, j.gid, j.version, j.topic, j.entity, j.status, j.semaphore, j.error,
+       j.created_at, j.updated_at, j.completed_at, j.expires_at, p.key, j.persisted_at,
+       (SELECT a.value::text FROM mesh.jobs_attributes a
+        WHERE a.job_id = j.id AND a.dimension = '' AND a.field = 'result')
+FROM unnest(%(keys)s::text[]) WITH ORDINALITY AS k(key, ord)
+JOIN mesh.jobs j ON j.app = %(app)s AND j.key = k.key
+LEFT JOIN mesh.jobs p ON p.id = j.parent_id;
+
 -- name: job_raw
 -- A job exactly as stored: its row, its attribute rows and its step rows, as JSON.
 SELECT to_jsonb(j)::text,

@@ -1,0 +1,156 @@
+"""The short paths of workflows written as code, on real Postgres: starts committed together,
+results read together, and activity responses applied to their workflows in the transaction
+that acks their requests (and through the workflow stream when that cannot be done)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+import pytest
+import trio
+
+from mesh import Mesh
+from mesh.errors import DuplicateJob, InvalidPayload, JobFailed, UnknownJob
+from mesh.model.durable import api as workflow
+from mesh.runtime.consumer import ConsumerSettings
+from tests.helpers import wait_until
+
+FAST = ConsumerSettings(poll_interval=0.2)
+GATES: dict[str, trio.Event] = {}
+
+
+async def add_one(value: int) -> int:
+    gate = GATES.get(f"add_one:{value}")
+    if gate is not None:
+        await gate.wait()
+    return value + 1
+
+
+async def refuse(value: int) -> int:
+    raise ValueError(f"{value} is refused")
+
+
+async def twice(value: int) -> int:
+    acts = workflow.proxy_activities(add_one)
+    return await acts.add_one(await acts.add_one(value))
+
+
+async def refusing(value: int) -> int:
+    acts = workflow.proxy_activities(refuse, retry=workflow.RetryPolicy(maximum_attempts=1))
+    return await acts.refuse(value)
+
+
+def code_mesh(dsn: str) -> Any:
+    return Mesh.open(
+        dsn,
+        app="paths",
+        workflows={"q": [twice, refusing]},
+        activities={"q": [add_one, refuse]},
+        worker_settings=FAST,
+        engine_settings=FAST,
+    )
+
+
+def actors(mesh: Mesh) -> tuple[Any, Any]:
+    """The node's workflow worker and activity worker of task queue q."""
+    from actors.durable import WorkflowWorkerActor
+    from actors.worker import WorkerActor
+
+    (runner,) = [a for a in mesh.node.actors if isinstance(a, WorkflowWorkerActor)]
+    (worker,) = [a for a in mesh.node.actors if isinstance(a, WorkerActor)]
+    return runner, worker
+
+
+def stream_messages(dsn: str, stream: str) -> int:
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM mesh.stream_messages WHERE stream = %s", (stream,)
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+async def test_responses_are_applied_at_their_acks__the_workflow_stream_carries_only_starts(
+    dsn: str,
+) -> None:
+    async with code_mesh(dsn) as mesh:
+        handles = [await mesh.start_workflow(twice, n, task_queue="q") for n in range(5)]
+        results = [await handle.result(timeout=30) for handle in handles]
+        runner, worker = actors(mesh)
+        claimed = runner.statistics().consumer.claimed
+        applied = worker.statistics().responses_applied
+    assert results == [n + 2 for n in range(5)]
+    assert applied == 10  # two activities each, every response applied at its ack
+    assert claimed == 5  # the workflow stream saw the five starts and nothing else
+
+
+async def test_a_response_waits_on_the_paused_workflow_stream_and_goes_on_when_resumed(
+    dsn: str,
+) -> None:
+    GATES["add_one:40"] = trio.Event()
+    async with code_mesh(dsn) as mesh:
+        runner, worker = actors(mesh)
+        handle = await mesh.start_workflow(twice, 40, task_queue="q")
+        await wait_until(
+            lambda: worker.statistics().consumer.claimed == 1, what="the first activity runs"
+        )
+        await mesh.throttle(-1, topic="q")
+        await wait_until(lambda: mesh.node.throttle.effective("q") == -1, what="the pause")
+        GATES["add_one:40"].set()
+        await wait_until(lambda: stream_messages(dsn, "q") == 1, what="the response on q")
+        assert await handle.status() == "running"
+        assert worker.statistics().responses_applied == 0
+        await mesh.throttle(0)
+        result = await handle.result(timeout=30)
+        applied = worker.statistics().responses_applied
+    assert result == 42
+    assert applied == 1  # the second activity's response was applied at its ack again
+
+
+async def test_concurrent_starts_share_commits__each_keeps_its_own_outcome(dsn: str) -> None:
+    outcomes: dict[int, Any] = {}
+
+    async def start(index: int, mesh: Mesh) -> None:
+        workflow_id = "twin" if index in (3, 4) else ""
+        argument: Any = object() if index == 7 else index
+        try:
+            handle = await mesh.start_workflow(
+                twice, argument, task_queue="q", workflow_id=workflow_id
+            )
+            outcomes[index] = await handle.result(timeout=30)
+        except (DuplicateJob, InvalidPayload) as error:
+            outcomes[index] = error
+
+    async with code_mesh(dsn) as mesh:
+        async with trio.open_nursery() as nursery:
+            for index in range(30):
+                nursery.start_soon(start, index, mesh)
+        batches = mesh._workflow_starts.batches
+        reads = mesh._result_reads.batches
+    assert batches < 15, f"{batches} commits for 30 concurrent starts"
+    assert reads < 25, f"{reads} reads for 29 concurrent results"
+    assert isinstance(outcomes.pop(7), InvalidPayload)  # refused before the database
+    twins = [outcomes.pop(3), outcomes.pop(4)]
+    assert sorted(type(o).__name__ for o in twins) == ["DuplicateJob", "int"]
+    assert outcomes == {index: index + 2 for index in outcomes}
+    assert len(outcomes) == 27
+
+
+async def test_results_read_together_still_say_failed_and_unknown_with_details(
+    dsn: str,
+) -> None:
+    async with code_mesh(dsn) as mesh:
+        good, bad = (
+            await mesh.start_workflow(twice, 1, task_queue="q"),
+            await mesh.start_workflow(refusing, 9, task_queue="q"),
+        )
+        with pytest.raises(JobFailed) as failed:
+            await bad.result(timeout=30)
+        assert await good.result(timeout=30) == 3
+        with pytest.raises(UnknownJob):
+            await mesh.get_handle("no-such-workflow").result(timeout=5)
+    job = failed.value.job
+    assert job.error is not None and job.error["type"] == "ValueError"
+    assert "9 is refused" in job.error["message"]
+    assert job.timeline, "a failed workflow's record comes with its details"
