@@ -23,10 +23,9 @@ def test_hotmesh_is_pinned_in_the_manifest_and_the_lock() -> None:
 
 
 @pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
-def test_the_node_script_parses() -> None:
-    checked = subprocess.run(
-        ["node", "--check", str(KIT / "bench.mjs")], capture_output=True, text=True
-    )
+@pytest.mark.parametrize("script", ["bench.mjs", "durable.mjs"])
+def test_the_node_scripts_parse(script: str) -> None:
+    checked = subprocess.run(["node", "--check", str(KIT / script)], capture_output=True, text=True)
     assert checked.returncode == 0, checked.stderr
 
 

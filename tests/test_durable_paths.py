@@ -90,7 +90,7 @@ async def test_a_response_waits_on_the_paused_workflow_stream_and_goes_on_when_r
 ) -> None:
     GATES["add_one:40"] = trio.Event()
     async with code_mesh(dsn) as mesh:
-        runner, worker = actors(mesh)
+        _, worker = actors(mesh)
         handle = await mesh.start_workflow(twice, 40, task_queue="q")
         await wait_until(
             lambda: worker.statistics().consumer.claimed == 1, what="the first activity runs"

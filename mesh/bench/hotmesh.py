@@ -2,8 +2,11 @@
 
 Both run the workload of ``mesh bench workflows`` (a trigger followed by S sequential worker
 activities, an async echo; ``in_flight`` callers each publishing a job and waiting for it)
-against the same database, one after the other, for each step count. The HotMesh side is npm
-``@hotmeshio/hotmesh`` 0.3.32 driven by ``mesh/bench/kit/bench.mjs``; its pinned lock file is
+against the same database, one after the other, for each step count. With ``--code`` both
+run workflows written as code instead: ``mesh bench durable``'s ``chain`` of A activities
+against HotMesh's MeshFlow running the same function. The HotMesh side is npm
+``@hotmeshio/hotmesh`` 0.3.32 driven by ``mesh/bench/kit/bench.mjs`` (``durable.mjs`` for
+code workflows); its pinned lock file is
 copied to ``.mesh/hotmesh`` of the current directory and installed there with ``npm ci`` from
 the npm registry (once; again when the lock changes). Needs Node.js 18 or later.
 """
@@ -22,7 +25,7 @@ from mesh.errors import ComparisonUnavailable
 from mesh.pg.database import url_parts
 
 KIT = Path(__file__).resolve().parent / "kit"
-KIT_FILES = ("package.json", "package-lock.json", "bench.mjs")
+KIT_FILES = ("package.json", "package-lock.json", "bench.mjs", "durable.mjs")
 HOTMESH_VERSION = "0.3.32"
 
 
@@ -44,24 +47,64 @@ def bench_hotmesh(
         ours = bench_workflows(
             dsn, workflows=workflows, steps=count, in_flight=in_flight, nodes=1, rounds=rounds
         )
-        theirs = run_hotmesh(kit, dsn, workflows=workflows, steps=count, in_flight=in_flight)
-        runs.append(
-            {
-                "steps": count,
-                "mesh": ours,
-                "hotmesh": theirs,
-                "throughput_ratio": round(ours["workflows_per_s"] / theirs["workflows_per_s"], 1),
-                "p50_latency_ratio": round(
-                    theirs["latency_ms"]["p50"] / ours["latency_ms"]["p50"], 1
-                ),
-            }
-        )
+        options = {"workflows": workflows, "steps": count, "in-flight": in_flight}
+        theirs = run_hotmesh(kit, dsn, "bench.mjs", options)
+        runs.append({"steps": count, **_side_by_side(ours, theirs)})
     return {
         "workflows": workflows,
         "in_flight": in_flight,
         "hotmesh_version": HOTMESH_VERSION,
         "runs": runs,
         "ratios": "throughput: mesh / HotMesh workflows per second; p50: HotMesh / mesh",
+    }
+
+
+def bench_hotmesh_code(
+    dsn: str,
+    *,
+    workflows: int,
+    hotmesh_workflows: int,
+    activities: list[int],
+    in_flight: int,
+    workdir: Path,
+    rounds: int = 1,
+) -> dict[str, Any]:
+    """Workflows written as code on both sides, same Postgres, one after the other: mesh's
+    ``bench durable`` and HotMesh's MeshFlow (``kit/durable.mjs``: the same ``chain`` of A
+    activities). HotMesh's side runs ``hotmesh_workflows`` (it is two orders of magnitude
+    slower: the default mesh count would take it many minutes)."""
+    from mesh.bench.durable import bench_durable
+
+    kit = install_kit(workdir)
+    runs: list[dict[str, Any]] = []
+    for count in activities:
+        ours = bench_durable(
+            dsn,
+            workflows=workflows,
+            activities=count,
+            in_flight=in_flight,
+            nodes=1,
+            rounds=rounds,
+        )
+        options = {"workflows": hotmesh_workflows, "activities": count, "in-flight": in_flight}
+        theirs = run_hotmesh(kit, dsn, "durable.mjs", options)
+        runs.append({"activities": count, **_side_by_side(ours, theirs)})
+    return {
+        "workflows": {"mesh": workflows, "hotmesh": hotmesh_workflows},
+        "in_flight": in_flight,
+        "hotmesh_version": HOTMESH_VERSION,
+        "hotmesh_api": "MeshFlow (Worker.create, Client.workflow.start, handle.result)",
+        "runs": runs,
+        "ratios": "throughput: mesh / HotMesh workflows per second; p50: HotMesh / mesh",
+    }
+
+
+def _side_by_side(ours: dict[str, Any], theirs: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "mesh": ours,
+        "hotmesh": theirs,
+        "throughput_ratio": round(ours["workflows_per_s"] / theirs["workflows_per_s"], 1),
+        "p50_latency_ratio": round(theirs["latency_ms"]["p50"] / ours["latency_ms"]["p50"], 1),
     }
 
 
@@ -93,11 +136,11 @@ def install_kit(workdir: Path) -> Path:
     return workdir
 
 
-def run_hotmesh(
-    kit: Path, dsn: str, *, workflows: int, steps: int, in_flight: int
-) -> dict[str, Any]:
-    command = ["node", str(kit / "bench.mjs"), "--workflows", str(workflows)]
-    command += ["--steps", str(steps), "--in-flight", str(in_flight)]
+def run_hotmesh(kit: Path, dsn: str, script: str, options: dict[str, int]) -> dict[str, Any]:
+    """Run one of the kit's scripts with ``--name value`` options; its JSON figures."""
+    command = ["node", str(kit / script)]
+    for name, value in options.items():
+        command += [f"--{name}", str(value)]
     env = {**os.environ, "MESH_BENCH_PG": json.dumps(node_postgres_options(dsn))}
     done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=kit)
     # HotMesh logs JSON lines to stdout too: the result is the line with the figures.

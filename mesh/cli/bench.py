@@ -79,6 +79,24 @@ def _add_workflow_benches(bench_commands: Any) -> None:
         rounds="mesh's rounds; the median is reported (default 1)",
     )
     bench_hm.add_argument("--steps", type=int, nargs="+", default=[1, 3], help="e.g. 1 3")
+    bench_hm.add_argument(
+        "--code",
+        action="store_true",
+        help="workflows written as code: bench durable vs HotMesh MeshFlow",
+    )
+    bench_hm.add_argument(
+        "--activities",
+        type=int,
+        nargs="+",
+        default=[1],
+        help="with --code: sequential activities per workflow, e.g. 1 10",
+    )
+    bench_hm.add_argument(
+        "--hotmesh-workflows",
+        type=int,
+        default=200,
+        help="with --code: workflows HotMesh runs (default 200; it runs a few per second)",
+    )
     bench_hm.set_defaults(handler=_bench_hotmesh)
 
 
@@ -139,10 +157,28 @@ def _bench_durable(args: argparse.Namespace) -> int:
 
 
 def _bench_hotmesh(args: argparse.Namespace) -> int:
-    from mesh.bench.hotmesh import bench_hotmesh
+    from mesh.bench.hotmesh import bench_hotmesh, bench_hotmesh_code
 
     _check_workflow_bench(args, args.steps, rounds=args.rounds)
     config = _config(args, quiet=True)
+    if args.code:
+        if min(args.activities) < 1 or args.hotmesh_workflows < 1:
+            raise ConfigError(
+                "<command line>",
+                "bench hotmesh",
+                "--activities and --hotmesh-workflows must be at least 1",
+            )
+        report = bench_hotmesh_code(
+            _dsn(config),
+            workflows=args.workflows,
+            hotmesh_workflows=args.hotmesh_workflows,
+            activities=args.activities,
+            in_flight=args.in_flight,
+            rounds=args.rounds,
+            workdir=Path(".mesh") / "hotmesh",
+        )
+        print(msgspec.json.encode(report).decode())
+        return 0
     report = bench_hotmesh(
         _dsn(config),
         workflows=args.workflows,
