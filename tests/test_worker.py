@@ -9,6 +9,7 @@ import pytest
 import trio
 
 from actors.worker import WorkerStatistics
+from mesh import Mesh
 from mesh.model.retry import RetryPolicy
 from mesh.runtime.consumer import ConsumerSettings
 from tests import activities
@@ -241,3 +242,57 @@ async def test_a_crashed_consumer__is_restarted_by_its_supervisor(
         worker.consumer.wake()
         await wait_until(lambda: len(responses(conn)) == 2, what="both responses after the restart")
         assert worker.restarts == 1
+
+
+async def test_a_heartbeat_never_cancels_a_batch_transaction_whose_own_ack_removed_its_rows(
+    dsn: str,
+) -> None:
+    """A batch handler's fenced ack deletes its claims; a heartbeat that runs after that
+    commit and before the handler returns finds the rows gone. It must not take them for lost
+    and cancel the batch (which would drop the next batch claimed in the same commit)."""
+    from mesh.model.outcomes import Ack, Outgoing
+    from mesh.runtime.consumer import StreamConsumer
+    from mesh.runtime.handlers import BatchResult
+    from mesh.runtime.streams import Settlement, StreamClaim
+
+    committed, release, returned = trio.Event(), trio.Event(), trio.Event()
+    heartbeats: list[set[int]] = []
+
+    async def batch(claims: list[StreamClaim], **_: Any) -> BatchResult:
+        acked = await mesh.node.streams.settle([Settlement(c, Ack()) for c in claims])
+        committed.set()
+        await release.wait()  # heartbeats run meanwhile, and find every row gone
+        returned.set()
+        return BatchResult([], acked=len(acked))
+
+    async with Mesh.open(dsn, app="hb", engine=False, quorum=False) as mesh:
+        extend = mesh.node.streams.extend_leases
+
+        async def counted(claims: Any, lease: float) -> tuple[set[int], set[int]]:
+            kept, extended = await extend(claims, lease)
+            if committed.is_set():
+                heartbeats.append(kept)
+            return kept, extended
+
+        mesh.node.streams.extend_leases = counted  # type: ignore[method-assign]
+        settings = ConsumerSettings(lease=0.3, poll_interval=0.1, batch_size=5)
+        consumer = StreamConsumer(
+            mesh.node.streams,
+            mesh.node.wakeups,
+            app="hb",
+            stream="jobs",
+            settings=settings,
+            batch_handler=batch,
+        )
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(consumer.run)
+            await mesh.node.streams.enqueue([Outgoing("hb", "jobs", b'{"n": 1}')])
+            await committed.wait()
+            await wait_until(lambda: len(heartbeats) >= 2, what="heartbeats after the commit")
+            release.set()
+            with trio.fail_after(10):  # a cancelled batch never returns
+                await returned.wait()
+            nursery.cancel_scope.cancel()
+    assert heartbeats[-1] == set()  # the rows were gone, as the heartbeat saw
+    assert consumer.counters.lost == 0
+    assert consumer.counters.acked == 1

@@ -71,30 +71,41 @@ def start(
 def start_many(
     conn: Connection, app: str, starts: Sequence[WorkflowStart]
 ) -> list[str | Exception]:
-    """Start workflows in one transaction (two round trips, pipelined): each one's id, or
-    :class:`DuplicateJob` for a taken id (that start writes nothing; the others commit)."""
+    """Start workflows in one transaction (one statement for the jobs, one for their
+    messages, two round trips): each one's id, or :class:`DuplicateJob` for a taken id (that start writes
+    nothing; the others commit)."""
+    gids = [new_guid() for _ in starts]
+    rows = [
+        {
+            "ord": index,
+            "key": begun.key,
+            "gid": gid,
+            "name": begun.name,
+            "args": msgspec.Raw(begun.args.encode()),
+            "task_queue": workflow_stream(begun.task_queue),
+        }
+        for index, (begun, gid) in enumerate(zip(starts, gids, strict=True))
+    ]
     outcomes: list[str | Exception] = []
     messages: list[Outgoing] = []
     try:
-        with conn.pipeline():
+        with conn.pipeline():  # two round trips: BEGIN and the jobs; the messages and COMMIT
             conn.execute("BEGIN")
-            inserting = []
-            for begun in starts:
-                gid, params = _start_params(
-                    app, begun.key, begun.name, begun.args, begun.task_queue, None
-                )
-                inserting.append((begun, gid, conn.execute(query("durable_start"), params)))
-            for begun, gid, cursor in inserting:
-                if cursor.fetchone() is None:
+            cursor = conn.execute(
+                query("durable_start_many"), {"app": app, "rows": _encode(rows).decode()}
+            )
+            inserted = {row[0] for row in cursor.fetchall()}
+            for begun, gid in zip(starts, gids, strict=True):
+                if gid in inserted:
+                    outcomes.append(begun.key)
+                    messages.append(start_message(app, begun.key, gid, begun.task_queue))
+                else:
                     outcomes.append(
                         DuplicateJob(
                             f"workflow id {begun.key!r} is taken in app {app!r} (until that "
                             "job expires); choose another id, or get a handle to the running one"
                         )
                     )
-                else:
-                    outcomes.append(begun.key)
-                    messages.append(start_message(app, begun.key, gid, begun.task_queue))
             if messages:
                 conn.execute(query("enqueue"), enqueue_params(messages))
             conn.execute("COMMIT")

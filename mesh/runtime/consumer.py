@@ -290,8 +290,6 @@ class StreamConsumer:
         result, limit, sent_at = BatchResult([]), 0, 0.0
         try:
             with trio.CancelScope() as scope:
-                for entry in batch:
-                    entry.batch_scope = scope
                 while True:
                     # The next batch takes this batch's slots.
                     limit = min(
@@ -316,6 +314,8 @@ class StreamConsumer:
                             backoff,
                         )
                         retry_of = min(entry.lease_from for entry in batch)
+                        for entry in batch:  # retrying: a heartbeat finding all lost stops it
+                            entry.batch_scope = scope
                         await trio.sleep(backoff)
                         backoff = min(5.0, backoff * 2)
         finally:

@@ -33,6 +33,10 @@ async def keep_leases(
 
     A batch whose leases are *all* lost is cancelled: nobody could record its work. A batch
     that still holds some leases runs on; its lost messages are refused at settle (fencing).
+    Only entries with a ``batch_scope`` are judged: a batch transaction (the engine's, a
+    workflow stream's) gets one only while it waits to retry, because while it runs, its own
+    fenced ack may be what removed the rows, and cancelling it after it committed would drop
+    the next batch it claimed in the same commit (left leased until the lease ran out).
     """
     held = [entry.claim for entry in in_flight.values()]
     if not held:

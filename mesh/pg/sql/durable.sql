@@ -21,6 +21,27 @@ WITH job AS (
 )
 SELECT id FROM job;
 
+-- name: durable_start_many
+-- New workflows started by clients, in one statement: their jobs and data. A start whose id
+-- is taken (or taken by an earlier start of the same statement, in ``ord`` order) inserts
+-- nothing; the generation ids of those inserted come back.
+WITH input AS (
+    SELECT * FROM jsonb_to_recordset(%(rows)s::jsonb)
+        AS r(ord int, key text, gid text, name text, args jsonb, task_queue text)
+), job AS (
+    INSERT INTO mesh.jobs (app, key, gid, version, topic, status, semaphore)
+    SELECT %(app)s, key, gid, 'code', name, 'running', 1 FROM input ORDER BY ord
+    ON CONFLICT (app, key) DO NOTHING
+    RETURNING id, gid
+), data AS (
+    INSERT INTO mesh.jobs_attributes (job_id, dimension, field, value)
+    SELECT job.id, '', f.field, f.value
+    FROM job JOIN input i ON i.gid = job.gid,
+         LATERAL (VALUES ('args', i.args), ('task_queue', to_jsonb(i.task_queue)))
+             AS f(field, value)
+)
+SELECT gid FROM job;
+
 -- name: durable_target
 -- Where a signal to a workflow goes: its generation and its task queue (running ones only).
 SELECT j.gid, (SELECT a.value #>> '{}' FROM mesh.jobs_attributes a
