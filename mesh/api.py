@@ -20,7 +20,7 @@ import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 import trio
 
@@ -40,6 +40,7 @@ from mesh.runtime.publisher import GroupCommit, Publisher
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+R = TypeVar("R")
 
 __all__ = ["JobEvent", "JobFailed", "JobTimeout", "Mesh"]
 
@@ -171,23 +172,38 @@ class Mesh:
         self.job_events.remember(job_id)
         return job_id
 
+    @overload
+    async def start_workflow(
+        self,
+        workflow: Callable[..., Awaitable[R]],
+        *args: Any,
+        task_queue: str = "default",
+        workflow_id: str = "",
+    ) -> WorkflowHandle[R]: ...
+
+    @overload
+    async def start_workflow(
+        self, workflow: str, *args: Any, task_queue: str = "default", workflow_id: str = ""
+    ) -> WorkflowHandle[Any]: ...
+
     async def start_workflow(
         self,
         workflow: Callable[..., Any] | str,
         *args: Any,
         task_queue: str = "default",
         workflow_id: str = "",
-    ) -> WorkflowHandle:
+    ) -> WorkflowHandle[Any]:
         """Start a workflow written as code (a function, or its name) with ``args`` on
-        ``task_queue``; a handle to it once its start is committed. A taken ``workflow_id``
-        is refused (:class:`DuplicateJob`)."""
+        ``task_queue``; a handle to it once its start is committed (typed by the function's
+        return type). A taken ``workflow_id`` is refused (:class:`DuplicateJob`).
+        Concurrent starts share commits."""
         name = workflow if isinstance(workflow, str) else workflow.__name__
         begun = WorkflowStart.of(name, args, task_queue=task_queue, workflow_id=workflow_id)
         key = await self._workflow_starts.submit(begun)
         self.job_events.remember(key)
         return WorkflowHandle(self, key)
 
-    def get_handle(self, workflow_id: str) -> WorkflowHandle:
+    def get_handle(self, workflow_id: str) -> WorkflowHandle[Any]:
         """A handle to the workflow ``workflow_id`` (started by anyone)."""
         return WorkflowHandle(self, workflow_id)
 

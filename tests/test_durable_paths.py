@@ -41,11 +41,25 @@ async def refusing(value: int) -> int:
     return await acts.refuse(value)
 
 
+async def typed(value: int) -> Any:
+    acts = workflow.proxy_activities(add_one)
+    plus = await acts[add_one](value)
+    try:
+        acts[refuse]
+    except KeyError as error:
+        unproxied = str(error)
+    try:
+        await acts.add_one(value=value)
+    except TypeError as error:
+        keywords = str(error)
+    return {"plus": plus, "unproxied": unproxied, "keywords": keywords}
+
+
 def code_mesh(dsn: str) -> Any:
     return Mesh.open(
         dsn,
         app="paths",
-        workflows={"q": [twice, refusing]},
+        workflows={"q": [twice, refusing, typed]},
         activities={"q": [add_one, refuse]},
         worker_settings=FAST,
         engine_settings=FAST,
@@ -154,3 +168,11 @@ async def test_results_read_together_still_say_failed_and_unknown_with_details(
     assert job.error is not None and job.error["type"] == "ValueError"
     assert "9 is refused" in job.error["message"]
     assert job.timeline, "a failed workflow's record comes with its details"
+
+
+async def test_typed_proxies_call_the_function_they_name__keywords_are_refused(dsn: str) -> None:
+    async with code_mesh(dsn) as mesh:
+        result = await (await mesh.start_workflow(typed, 9, task_queue="q")).result(timeout=30)
+    assert result["plus"] == 10
+    assert "is not a proxied activity; proxied: add_one" in result["unproxied"]
+    assert "keyword arguments (value)" in result["keywords"]

@@ -2,23 +2,27 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 if TYPE_CHECKING:
     from mesh.api import Mesh
 
+R = TypeVar("R")
 
-class WorkflowHandle:
-    """A workflow written as code, seen from a :class:`Mesh`."""
+
+class WorkflowHandle(Generic[R]):
+    """A workflow written as code, seen from a :class:`Mesh`; ``R`` is its function's return
+    type when it was started by function (``Any`` by name or id)."""
 
     def __init__(self, mesh: Mesh, workflow_id: str) -> None:
         self.mesh = mesh
         self.workflow_id = workflow_id
 
-    async def result(self, *, timeout: float = 60.0) -> Any:
+    async def result(self, *, timeout: float = 60.0) -> R:
         """The workflow's return value once it ends; :class:`JobFailed` (its error's type
         and message in ``job.error``) when it failed or was cancelled; :class:`JobTimeout`."""
-        return await self.mesh.wait_result(self.workflow_id, timeout=timeout)
+        result: R = await self.mesh.wait_result(self.workflow_id, timeout=timeout)
+        return result
 
     async def status(self) -> str:
         """running, done, failed or interrupted."""

@@ -14,9 +14,9 @@ job at least every ``recheck`` seconds.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar, cast, overload
 
 import psycopg
 import psycopg_pool
@@ -30,6 +30,7 @@ from mesh.pg.database import connection_settings, translate
 from mesh.pg.operations import Operations
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 class MeshClient:
@@ -108,20 +109,34 @@ class MeshClient:
             self.operations.interrupt, job_id, reason=reason, code=code, descend=descend
         )
 
+    @overload
+    def start_workflow(
+        self,
+        workflow: Callable[..., Awaitable[R]],
+        *args: Any,
+        task_queue: str = "default",
+        workflow_id: str = "",
+    ) -> ClientWorkflowHandle[R]: ...
+
+    @overload
+    def start_workflow(
+        self, workflow: str, *args: Any, task_queue: str = "default", workflow_id: str = ""
+    ) -> ClientWorkflowHandle[Any]: ...
+
     def start_workflow(
         self,
         workflow: Callable[..., Any] | str,
         *args: Any,
         task_queue: str = "default",
         workflow_id: str = "",
-    ) -> ClientWorkflowHandle:
+    ) -> ClientWorkflowHandle[Any]:
         """Start a workflow written as code (a function, or its name) on ``task_queue``; a
         handle once its start is committed (:class:`DuplicateJob` if the id is taken)."""
         name = workflow if isinstance(workflow, str) else workflow.__name__
         key = self._run(self.operations.start_workflow, name, list(args), task_queue, workflow_id)
         return ClientWorkflowHandle(self, key)
 
-    def get_handle(self, workflow_id: str) -> ClientWorkflowHandle:
+    def get_handle(self, workflow_id: str) -> ClientWorkflowHandle[Any]:
         return ClientWorkflowHandle(self, workflow_id)
 
     def scrub(self, job_id: str) -> bool:
@@ -174,7 +189,7 @@ class MeshClient:
         return record
 
 
-class ClientWorkflowHandle:
+class ClientWorkflowHandle(Generic[R]):
     """A workflow written as code, seen from a :class:`MeshClient` (the synchronous twin of
     :class:`mesh.durable.handle.WorkflowHandle`)."""
 
@@ -182,10 +197,11 @@ class ClientWorkflowHandle:
         self.client = client
         self.workflow_id = workflow_id
 
-    def result(self, *, timeout: float = 60.0) -> Any:
+    def result(self, *, timeout: float = 60.0) -> R:
         """The workflow's return value once it ends; :class:`JobFailed` when it failed or
         was cancelled; :class:`JobTimeout`."""
-        return self.client.wait(self.workflow_id, timeout=timeout).data.get("result")
+        record = self.client.wait(self.workflow_id, timeout=timeout)
+        return cast(R, record.data.get("result"))
 
     def status(self) -> str:
         return self.client.get_status(self.workflow_id)

@@ -1,6 +1,7 @@
 """The functions workflow code calls (re-exported as ``mesh.workflow``).
 
-Durable calls are awaited: ``await acts.reserve_item(item, qty)``, ``await sleep("30 days")``,
+Durable calls are awaited: ``await acts.reserve_item(item, qty)`` (or, typed by the function,
+``await acts[reserve_item](item, qty)``), ``await sleep("30 days")``,
 ``await condition("approved", timeout="1 hour")``, ``await execute_child(ship, order)``,
 ``await gather(acts.a(x), acts.b(y))``. The rest answer at once and are deterministic on
 replay: ``now()``, ``random()``, ``uuid4()``, ``info()``, ``patched(change_id)``.
@@ -9,8 +10,8 @@ replay: ``now()``, ``random()``, ``uuid4()``, ``info()``, ``patched(change_id)``
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Generator
-from typing import Any, Generic, TypeVar
+from collections.abc import Awaitable, Callable, Generator
+from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from mesh.model.durable.calls import Call, CallKind
 from mesh.model.durable.run import ContinueAsNew, Suspend, WorkflowInfo, current_run
@@ -19,6 +20,8 @@ from mesh.model.limits import check_value
 from mesh.model.retry import RetryPolicy
 
 T = TypeVar("T")
+R = TypeVar("R")
+P = ParamSpec("P")
 
 
 class TimedOut:
@@ -84,10 +87,15 @@ class gather(Generic[T]):
 
 
 class Activities:
-    """The proxied activities of :func:`proxy_activities`, one attribute per function."""
+    """The proxied activities of :func:`proxy_activities`: ``acts.name(*args)`` (HotMesh's
+    style; the result is typed ``Any``), or ``acts[function](*args)``, typed by the function:
+    its arguments are checked and the result has its return type."""
 
-    def __init__(self, calls: dict[str, Callable[..., Durable[Any]]]) -> None:
+    def __init__(
+        self, calls: dict[str, Callable[..., Durable[Any]]], functions: dict[str, Any]
+    ) -> None:
         self._calls = calls
+        self._functions = functions
 
     def __getattr__(self, name: str) -> Callable[..., Durable[Any]]:
         try:
@@ -96,6 +104,20 @@ class Activities:
             raise AttributeError(
                 f"no proxied activity {name!r}; proxied: {', '.join(sorted(self._calls))}"
             ) from None
+
+    @overload
+    def __getitem__(self, function: Callable[P, Awaitable[R]]) -> Callable[P, Durable[R]]: ...
+
+    @overload
+    def __getitem__(self, function: Callable[P, R]) -> Callable[P, Durable[R]]: ...
+
+    def __getitem__(self, function: Callable[..., Any]) -> Callable[..., Durable[Any]]:
+        name = getattr(function, "__name__", None)
+        if name is None or self._functions.get(name) is not function:
+            raise KeyError(
+                f"{function!r} is not a proxied activity; proxied: {', '.join(sorted(self._calls))}"
+            )
+        return self._calls[name]
 
 
 def proxy_activities(
@@ -111,7 +133,12 @@ def proxy_activities(
     limit = None if start_to_close is None else parse_duration(start_to_close)
 
     def proxy(name: str) -> Callable[..., Durable[Any]]:
-        def call(*args: Any) -> Durable[Any]:
+        def call(*args: Any, **keywords: Any) -> Durable[Any]:
+            if keywords:
+                raise TypeError(
+                    f"activity {name!r} got keyword arguments ({', '.join(keywords)}): a "
+                    "durable call records positional arguments only; pass them in order"
+                )
             check_value(list(args), f"the arguments of activity {name!r}")
             return Durable(
                 Call(
@@ -126,7 +153,9 @@ def proxy_activities(
 
         return call
 
-    return Activities({f.__name__: proxy(f.__name__) for f in functions})
+    return Activities(
+        {f.__name__: proxy(f.__name__) for f in functions}, {f.__name__: f for f in functions}
+    )
 
 
 def sleep(duration: float | str) -> Durable[None]:
