@@ -94,16 +94,27 @@ FROM jsonb_to_recordset(%(rows)s::jsonb) AS r(
 ON CONFLICT (job_id, gid, position) DO NOTHING;
 
 -- name: durable_record_outcomes
--- An outcome is written once: a position already done is left as it is.
+-- An outcome is written once: a position already done is left as it is. The rows are found
+-- by one primary-key probe each and updated by their ctid, a plan that cannot drift: joined
+-- freely, a generic plan cached while the table was small scanned it on every write.
+WITH r AS MATERIALIZED (
+    SELECT * FROM jsonb_to_recordset(%(rows)s::jsonb) AS r(
+        job_id bigint, gid text, position int, result jsonb, error jsonb, at float8)
+)
 UPDATE mesh.durable_steps AS s
 SET done = true, result = r.result, error = r.error, completed_at = to_timestamp(r.at)
-FROM jsonb_to_recordset(%(rows)s::jsonb) AS r(
-    job_id bigint, gid text, position int, result jsonb, error jsonb, at float8)
-WHERE s.job_id = r.job_id AND s.gid = r.gid AND s.position = r.position AND NOT s.done;
+FROM r
+WHERE s.ctid = ANY(ARRAY(
+        SELECT found.ctid FROM r AS w CROSS JOIN LATERAL (
+            SELECT ctid FROM mesh.durable_steps
+            WHERE job_id = w.job_id AND gid = w.gid AND position = w.position LIMIT 1
+        ) AS found))
+  AND s.job_id = r.job_id AND s.gid = r.gid AND s.position = r.position AND NOT s.done;
 
 -- name: durable_update_jobs
 -- Steps applied, and the end of the ones that ended: done (result in the data), failed or
--- interrupted (error), or continued as a new generation (gid, args, a fresh start).
+-- interrupted (error), or continued as a new generation (gid, args, a fresh start). The
+-- jobs are found by primary key (`id = ANY`): a free join's cached plan scanned them all.
 UPDATE mesh.jobs AS j
 SET cycles = r.cycles, status = r.status, gid = r.gid, error = r.error, updated_at = now(),
     semaphore = CASE WHEN r.status = 'running' THEN 1 ELSE 0 END,
@@ -111,7 +122,8 @@ SET cycles = r.cycles, status = r.status, gid = r.gid, error = r.error, updated_
     expires_at = CASE WHEN r.status <> 'running' THEN now() + interval '1 day' END
 FROM jsonb_to_recordset(%(rows)s::jsonb) AS r(
     id bigint, cycles int, status text, gid text, error jsonb)
-WHERE j.id = r.id;
+WHERE j.id = ANY(ARRAY(SELECT (e->>'id')::bigint FROM jsonb_array_elements(%(rows)s::jsonb) e))
+  AND j.id = r.id;
 
 -- name: durable_waiting
 -- How many of an app's workflows wait for a signal (a condition not yet answered).
