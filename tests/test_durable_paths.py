@@ -55,11 +55,18 @@ async def typed(value: int) -> Any:
     return {"plus": plus, "unproxied": unproxied, "keywords": keywords}
 
 
+async def renewing(generation: int) -> Any:
+    if generation == 1:
+        await workflow.condition("next")
+        workflow.continue_as_new(2)
+    return await workflow.condition("go")
+
+
 def code_mesh(dsn: str) -> Any:
     return Mesh.open(
         dsn,
         app="paths",
-        workflows={"q": [twice, refusing, typed]},
+        workflows={"q": [twice, refusing, typed, renewing]},
         activities={"q": [add_one, refuse]},
         worker_settings=FAST,
         engine_settings=FAST,
@@ -176,3 +183,33 @@ async def test_typed_proxies_call_the_function_they_name__keywords_are_refused(d
     assert result["plus"] == 10
     assert "is not a proxied activity; proxied: add_one" in result["unproxied"]
     assert "keyword arguments (value)" in result["keywords"]
+
+
+def waits_for(dsn: str, key: str, signal_id: str) -> bool:
+    """Whether the workflow's current generation waits on a condition for ``signal_id``."""
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM mesh.durable_steps s JOIN mesh.jobs j ON j.id = s.job_id "
+            "WHERE j.key = %s AND s.gid = j.gid AND s.kind = 'condition' AND s.name = %s "
+            "AND NOT s.done",
+            (key, signal_id),
+        ).fetchone()
+    return row == (1,)
+
+
+async def test_a_signal_sent_to_an_earlier_generation_reaches_the_current_one(dsn: str) -> None:
+    from mesh.model.durable.plan import SIGNAL
+    from mesh.pg.durable_messages import message_to
+
+    async with code_mesh(dsn) as mesh:
+        handle = await mesh.start_workflow(renewing, 1, task_queue="q")
+        key = handle.workflow_id
+        await wait_until(lambda: waits_for(dsn, key, "next"), what="generation 1 waits")
+        # Sent while generation 1 was current; it arrives after the workflow continued as new.
+        late = await mesh.node.db.run(message_to, "paths", key, SIGNAL, "go", {"late": True})
+        assert late is not None
+        assert await handle.signal("next")
+        await wait_until(lambda: waits_for(dsn, key, "go"), what="generation 2 waits")
+        await mesh.node.streams.enqueue([late])
+        result = await handle.result(timeout=30)
+    assert result == {"late": True}

@@ -6,6 +6,8 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
+import msgspec
+
 from mesh.model.durable import api as workflow
 from mesh.model.durable.calls import Failure
 from mesh.model.durable.plan import Workflow, activity_stream, plan_step, workflow_stream
@@ -138,6 +140,13 @@ def test_plan__a_condition_is_the_runtimes_with_a_timer_when_it_has_a_timeout() 
         WorkflowRun(waits_for_approval, [], INFO), WORKFLOW, signal, now=2.0, new_id=ids()
     )
     assert early.buffered == ("approved", {"ok": True})  # nobody waits yet: kept
+    # A signal is addressed to the workflow: sent while an earlier generation was current
+    # (the workflow continued as new since), the current one takes it. Outcomes are not.
+    renewed = WorkflowRun(waits_for_approval, [], INFO)
+    plan_step(renewed, WORKFLOW, None, now=1.0, new_id=ids())
+    older = msgspec.structs.replace(signal, gid="g0")
+    end = plan_step(renewed, WORKFLOW, older, now=2.0, new_id=ids())
+    assert end.progress.finished and end.progress.result == {"ok": True}
 
 
 def test_plan__an_outcome_of_the_wrong_kind_for_its_call_changes_nothing() -> None:

@@ -171,7 +171,11 @@ def plan_step(
         _advance(plan, run, workflow, run.start(), now=now, new_id=new_id)
         return plan
     gid = message.job_gid if isinstance(message, ActivityResponse) else getattr(message, "gid", "")
-    if gid != workflow.gid:
+    to_workflow = isinstance(message, Resume) and message.kind in (SIGNAL, CANCEL)
+    if gid != workflow.gid and not to_workflow:
+        # An outcome for an earlier generation's call. A signal or a cancel is addressed to
+        # the workflow, whatever generation was current when it was sent: the current one
+        # takes it (it may have continued as new meanwhile).
         plan.duplicate = True
         return plan
     if isinstance(message, Resume) and message.kind == CANCEL:
