@@ -66,5 +66,5 @@ def activity_worker(
         function=activity_runner(activities),
         settings=settings,
         retry=retry,
-        appliers={actor.topic: actor.runner.apply_at_ack for actor in workflows},
+        appliers={actor.topic: actor.runner.transact for actor in workflows},
     )

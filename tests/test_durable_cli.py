@@ -68,5 +68,21 @@ task_queues:
         assert code == 0 and "stop" in out2, err
         code, out3, _ = run("workflow", "result", out, "--timeout", "30")
         assert code == 1 and json.loads(out3)["status"] == "interrupted"
+        code, out4, err = run("workflow", "start", "approval", "[7]", "--task-queue", "q")
+        assert code == 0, err
+        code, _, err = run("workflow", "terminate", out4, "--reason", "from the cli")
+        assert code == 0, err
+        code, out5, _ = run("workflow", "result", out4, "--timeout", "30")
+        ended = json.loads(out5)
+        assert code == 1 and ended["status"] == "interrupted"
+        assert ended["error"]["type"] == "WorkflowTerminated"
+        assert ended["error"]["message"] == "from the cli"
+        code, out6, err = run("workflow", "export", "a-1", "--allow", "status", "timeline")
+        exported = json.loads(out6)
+        assert code == 0 and set(exported) == {"status", "timeline"}, err
+        assert exported["status"] == "done"
+        assert [s["activity"] for s in exported["timeline"]] == ["0:approve"] * 2
+        code, _, err = run("workflow", "export", "a-1", "--allow", "everything")
+        assert code == 2 and "choose among data, state, status, timeline" in err
     finally:
         node.ensure_stopped()

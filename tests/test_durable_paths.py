@@ -99,10 +99,13 @@ async def test_responses_are_applied_at_their_acks__the_workflow_stream_carries_
         handles = [await mesh.start_workflow(twice, n, task_queue="q") for n in range(5)]
         results = [await handle.result(timeout=30) for handle in handles]
         runner, worker = actors(mesh)
-        claimed = runner.statistics().consumer.claimed
+        # Two activities each, every response applied at its ack (counted once the settle
+        # task resumes, which may be after the client saw the last result).
+        await wait_until(lambda: worker.statistics().consumer.acked == 10, what="ten acks")
         applied = worker.statistics().responses_applied
+        claimed = runner.statistics().consumer.claimed
     assert results == [n + 2 for n in range(5)]
-    assert applied == 10  # two activities each, every response applied at its ack
+    assert applied == 10
     assert claimed == 5  # the workflow stream saw the five starts and nothing else
 
 
@@ -123,10 +126,15 @@ async def test_a_response_waits_on_the_paused_workflow_stream_and_goes_on_when_r
         assert await handle.status() == "running"
         assert worker.statistics().responses_applied == 0
         await mesh.throttle(0)
+        await wait_until(lambda: mesh.node.throttle.effective("q") == 0, what="the resume")
         result = await handle.result(timeout=30)
-        applied = worker.statistics().responses_applied
+        # The second activity's response was applied at its ack again (the worker counts it
+        # once its settle task resumes, which may be after the client saw the result).
+        await wait_until(
+            lambda: worker.statistics().responses_applied == 1, what="the second applied"
+        )
+        assert worker.statistics().consumer.acked == 2
     assert result == 42
-    assert applied == 1  # the second activity's response was applied at its ack again
 
 
 async def test_concurrent_starts_share_commits__each_keeps_its_own_outcome(dsn: str) -> None:
@@ -213,3 +221,30 @@ async def test_a_signal_sent_to_an_earlier_generation_reaches_the_current_one(ds
         await mesh.node.streams.enqueue([late])
         result = await handle.result(timeout=30)
     assert result == {"late": True}
+
+
+async def test_state_export_and_terminate_from_the_handle(dsn: str) -> None:
+    async with code_mesh(dsn) as mesh:
+        done = await mesh.start_workflow(twice, 5, task_queue="q", workflow_id="exported")
+        assert await done.result(timeout=30) == 7
+        state = await done.state()
+        everything = await done.export()
+        parts = await done.export(allow=["status", "data"])
+        with pytest.raises(InvalidPayload, match="choose among data, state, status, timeline"):
+            await done.export(allow=["secrets"])
+        waiting = await mesh.start_workflow(renewing, 1, task_queue="q")
+        await wait_until(lambda: waits_for(dsn, waiting.workflow_id, "next"), what="it waits")
+        assert await waiting.terminate("no longer needed")
+        with pytest.raises(JobFailed) as ended:
+            await waiting.result(timeout=30)
+        assert not await waiting.terminate()  # not running any more
+        assert not await waiting.signal("next")
+    assert state["metadata"]["jid"] == "exported" and state["metadata"]["status"] == "done"
+    assert state["data"]["result"] == 7 and state["data"]["args"] == [5]
+    assert set(everything) == {"data", "state", "status", "timeline"}
+    calls = [(s["activity"], s["leg"]) for s in everything["timeline"]]
+    assert calls == [("0:add_one", 1), ("0:add_one", 2), ("1:add_one", 1), ("1:add_one", 2)]
+    assert parts == {"status": "done", "data": everything["data"]}
+    job = ended.value.job
+    assert job.status == "interrupted" and job.error is not None
+    assert (job.error["type"], job.error["message"]) == ("WorkflowTerminated", "no longer needed")

@@ -161,32 +161,24 @@ def _bench_hotmesh(args: argparse.Namespace) -> int:
 
     _check_workflow_bench(args, args.steps, rounds=args.rounds)
     config = _config(args, quiet=True)
+    if args.code and (min(args.activities) < 1 or args.hotmesh_workflows < 1):
+        raise ConfigError(
+            "<command line>",
+            "bench hotmesh",
+            "--activities and --hotmesh-workflows must be at least 1",
+        )
+    common = {"workflows": args.workflows, "in_flight": args.in_flight, "rounds": args.rounds}
+    workdir = Path(".mesh") / "hotmesh"
     if args.code:
-        if min(args.activities) < 1 or args.hotmesh_workflows < 1:
-            raise ConfigError(
-                "<command line>",
-                "bench hotmesh",
-                "--activities and --hotmesh-workflows must be at least 1",
-            )
         report = bench_hotmesh_code(
             _dsn(config),
-            workflows=args.workflows,
             hotmesh_workflows=args.hotmesh_workflows,
             activities=args.activities,
-            in_flight=args.in_flight,
-            rounds=args.rounds,
-            workdir=Path(".mesh") / "hotmesh",
+            workdir=workdir,
+            **common,
         )
-        print(msgspec.json.encode(report).decode())
-        return 0
-    report = bench_hotmesh(
-        _dsn(config),
-        workflows=args.workflows,
-        steps=args.steps,
-        in_flight=args.in_flight,
-        rounds=args.rounds,
-        workdir=Path(".mesh") / "hotmesh",
-    )
+    else:
+        report = bench_hotmesh(_dsn(config), steps=args.steps, workdir=workdir, **common)
     print(msgspec.json.encode(report).decode())
     return 0
 

@@ -1,5 +1,6 @@
 """``mesh workflow``: workflows written as code, from the command line: start (and wait),
-result, status, signal, cancel. ``mesh job ID`` shows a workflow's recorded calls."""
+result, status, signal, cancel, terminate, export. ``mesh job ID`` shows a workflow's
+recorded calls."""
 
 from __future__ import annotations
 
@@ -36,7 +37,17 @@ def add_commands(commands: Any) -> None:
     cancel = verbs.add_parser("cancel", help="ask a workflow to stop")
     cancel.add_argument("workflow_id")
     cancel.set_defaults(handler=_cancel)
-    for verb in (start, result, status, signal, cancel):
+    terminate = verbs.add_parser("terminate", help="end a workflow now (its code is not told)")
+    terminate.add_argument("workflow_id")
+    terminate.add_argument("--reason", default="terminated", help="recorded as its error")
+    terminate.set_defaults(handler=_terminate)
+    export = verbs.add_parser("export", help="a workflow's data, state, status and timeline")
+    export.add_argument("workflow_id")
+    export.add_argument(
+        "--allow", nargs="+", metavar="PART", help="only these: data state status timeline"
+    )
+    export.set_defaults(handler=_export)
+    for verb in (start, result, status, signal, cancel, terminate, export):
         verb.add_argument("--app", help="the app id (default: the config's)")
 
 
@@ -124,4 +135,20 @@ def _cancel(args: argparse.Namespace) -> int:
         if not client.get_handle(args.workflow_id).cancel():
             raise UnknownJob(f"no running workflow {args.workflow_id!r}")
     print(f"asked {args.workflow_id} to stop")
+    return 0
+
+
+def _terminate(args: argparse.Namespace) -> int:
+    from mesh.errors import UnknownJob
+
+    with _client(args) as client:
+        if not client.get_handle(args.workflow_id).terminate(args.reason):
+            raise UnknownJob(f"no running workflow {args.workflow_id!r}")
+    print(f"terminating {args.workflow_id}")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        print(json.dumps(client.get_handle(args.workflow_id).export(args.allow)))
     return 0

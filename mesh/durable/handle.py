@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 if TYPE_CHECKING:
@@ -31,8 +32,19 @@ class WorkflowHandle(Generic[R]):
     async def state(self) -> dict[str, Any]:
         return await self.mesh.get_state(self.workflow_id)
 
-    async def export(self) -> dict[str, Any]:
-        return await self.mesh.export(self.workflow_id)
+    async def export(self, allow: Sequence[str] | None = None) -> dict[str, Any]:
+        """HotMesh's ``export``: ``data``, ``state``, ``status`` and ``timeline`` (each
+        recorded call as ``position:name``), or only the parts ``allow`` names."""
+        return await self.mesh.node.db.run(
+            self.mesh.operations.export_workflow, self.workflow_id, allow
+        )
+
+    async def terminate(self, reason: str = "terminated") -> bool:
+        """End the workflow at once as interrupted (HotMesh's ``interrupt``): its code is not
+        told (use :meth:`cancel` to let it clean up); False if it is not running."""
+        return await self.mesh.node.db.run(
+            self.mesh.operations.terminate_workflow, self.workflow_id, reason
+        )
 
     async def signal(self, signal_id: str, data: Any = None) -> bool:
         """Send the signal ``signal_id`` (a ``workflow.condition`` waits for it; one sent

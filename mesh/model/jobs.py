@@ -3,11 +3,16 @@ its waiters and subscribers hear. Filled by :mod:`mesh.pg.job_queries` and the j
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from mesh.errors import InvalidPayload
+
 FINAL = frozenset({"done", "failed", "interrupted"})
+EXPORT_PARTS = ("data", "state", "status", "timeline")
+"""What an export may hold (HotMesh's ``export`` options)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +73,20 @@ class JobRecord:
             },
             "data": self.data,
         }
+
+    def export(self, app: str, allow: Sequence[str] | None = None) -> dict[str, Any]:
+        """HotMesh's ``export``: the parts ``allow`` names (``data``, ``state``, ``status``,
+        ``timeline``; all of them by default). :class:`InvalidPayload` for another name."""
+        parts = list(EXPORT_PARTS if allow is None else allow)
+        unknown = [part for part in parts if part not in EXPORT_PARTS]
+        if unknown:
+            raise InvalidPayload(
+                f"cannot export {', '.join(map(repr, unknown))}: choose among "
+                f"{', '.join(EXPORT_PARTS)}"
+            )
+        whole = self.as_dict()
+        views = {"data": whole["data"], "status": self.status, "timeline": whole["timeline"]}
+        return {part: self.state(app) if part == "state" else views[part] for part in parts}
 
     def query_state(self, fields: list[str]) -> dict[str, Any]:
         """Chosen fields: job data names, or ``activity/part`` (``checkInventory/output``,

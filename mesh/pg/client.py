@@ -14,7 +14,7 @@ job at least every ``recheck`` seconds.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, Generic, TypeVar, cast, overload
 
@@ -214,3 +214,12 @@ class ClientWorkflowHandle(Generic[R]):
     def cancel(self) -> bool:
         """Ask the workflow to stop; False if it is not running."""
         return self.client._run(self.client.operations.cancel_workflow, self.workflow_id)
+
+    def terminate(self, reason: str = "terminated") -> bool:
+        """End the workflow at once, its code not told; False if it is not running."""
+        operations = self.client.operations
+        return self.client._run(operations.terminate_workflow, self.workflow_id, reason)
+
+    def export(self, allow: Sequence[str] | None = None) -> dict[str, Any]:
+        """``data``, ``state``, ``status`` and ``timeline``, or the parts ``allow`` names."""
+        return self.client._run(self.client.operations.export_workflow, self.workflow_id, allow)

@@ -27,6 +27,7 @@ from mesh.model.durable.calls import Call, Failure
 from mesh.model.durable.plan import (
     CANCEL,
     SIGNAL,
+    TERMINATE,
     StepPlan,
     Workflow,
     child_answer,
@@ -53,7 +54,7 @@ from mesh.pg.durable_rows import (
     write,
 )
 from mesh.pg.queries import query
-from mesh.pg.streams import StreamClaim, claim_params, fence_params
+from mesh.pg.streams import StreamClaim, fence_params
 from mesh.pg.workflows import Delivery, NextClaim, roll_back
 
 WorkflowFunction = Callable[..., Coroutine[Any, Any, Any]]
@@ -119,17 +120,7 @@ def process(
             write(conn, app, writes)
             report.ended = len(writes.announced)
             if next_claim is not None:
-                cursor = conn.execute(
-                    query("claim"),
-                    claim_params(
-                        app,
-                        next_claim.stream,
-                        owner,
-                        next_claim.limit,
-                        next_claim.lease,
-                        max_attempts=next_claim.max_attempts,
-                    ),
-                )
+                cursor = conn.execute(query("claim"), next_claim.params(app, owner))
             conn.execute("COMMIT")
         if cursor is not None:
             report.next_claims = [StreamClaim(*row) for row in cursor.fetchall()]
@@ -163,6 +154,11 @@ def _step(
     if isinstance(message, StartJob) and (message.data or {}).get("gid") != gid:
         return False  # the start of an earlier generation
     now = time.time()
+    if isinstance(message, Resume) and message.kind == TERMINATE:
+        reason = (message.data or {}).get("reason") if isinstance(message.data, dict) else None
+        error = {"message": str(reason or "terminated"), "type": "WorkflowTerminated", "code": 410}
+        _end(writes, app, row, "interrupted", error)
+        return True
     try:
         run = _run_of(conn, runs, row, writes, replay=not is_start)
         if run is None:

@@ -14,13 +14,14 @@ from mesh.errors import DuplicateJob
 from mesh.model.durable.plan import (
     CANCEL,
     SIGNAL,
+    TERMINATE,
     Workflow,
     start_of,
     to_workflow,
     workflow_stream,
 )
 from mesh.model.ids import new_guid, new_message_id, validate_job_id
-from mesh.model.limits import json_text
+from mesh.model.limits import check_text, json_text
 from mesh.model.outcomes import Outgoing
 from mesh.pg.database import Connection
 from mesh.pg.queries import query
@@ -169,6 +170,18 @@ def cancel(conn: Connection, app: str, workflow_id: str) -> bool:
     durable call (at once, if it waits for one). False if there is none by that id."""
     validate_job_id(workflow_id)
     message = message_to(conn, app, workflow_id, CANCEL, "", None)
+    if message is None:
+        return False
+    conn.execute(query("enqueue"), enqueue_params([message]))
+    return True
+
+
+def terminate(conn: Connection, app: str, workflow_id: str, reason: str) -> bool:
+    """End a running workflow as interrupted, its code not told (its resident run is
+    dropped, its parent answered, its waiters woken); False if there is none by that id."""
+    validate_job_id(workflow_id)
+    check_text(reason, "the reason")
+    message = message_to(conn, app, workflow_id, TERMINATE, "", {"reason": reason})
     if message is None:
         return False
     conn.execute(query("enqueue"), enqueue_params([message]))

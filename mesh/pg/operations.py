@@ -10,6 +10,7 @@ of every deployed version (:func:`~mesh.model.engine.effects.route_signal`).
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from mesh.errors import UnknownJob
@@ -136,6 +137,18 @@ class Operations:
     def cancel_workflow(self, conn: Connection, workflow_id: str) -> bool:
         """Ask a running workflow written as code to stop; False if none by that id."""
         return durable_messages.cancel(conn, self.app, workflow_id)
+
+    def terminate_workflow(self, conn: Connection, workflow_id: str, reason: str) -> bool:
+        """End a running workflow written as code at once (its code is not told); False if
+        it is not running."""
+        return durable_messages.terminate(conn, self.app, workflow_id, reason)
+
+    def export_workflow(
+        self, conn: Connection, workflow_id: str, allow: Sequence[str] | None = None
+    ) -> dict[str, Any]:
+        """HotMesh's ``export``: ``data``, ``state``, ``status``, ``timeline`` (or those
+        ``allow`` names)."""
+        return self.get_job(conn, workflow_id).export(self.app, allow)
 
     def scrub(self, conn: Connection, job_id: str) -> bool:
         """Delete a finished job and its data now (its id becomes free); False if it is

@@ -100,6 +100,12 @@ class NextClaim:
     max_attempts: int = DEFAULT_ATTEMPTS
     """For messages that carry no retry policy (the consumer's policy)."""
 
+    def params(self, app: str, owner: str) -> dict[str, object]:
+        """The ``claim`` query's parameters for ``owner``."""
+        return claim_params(
+            app, self.stream, owner, self.limit, self.lease, max_attempts=self.max_attempts
+        )
+
 
 class _KeyTaken(Exception):
     """A new job's key was inserted by a concurrent transaction: run the batch again."""
@@ -193,18 +199,7 @@ def _process(
         conn.execute(query("enqueue"), enqueue_params(outgoing))
     if next_claim is None:
         return report, None
-    claiming = conn.execute(
-        query("claim"),
-        claim_params(
-            app,
-            next_claim.stream,
-            owner,
-            next_claim.limit,
-            next_claim.lease,
-            max_attempts=next_claim.max_attempts,
-        ),
-    )
-    return report, claiming
+    return report, conn.execute(query("claim"), next_claim.params(app, owner))
 
 
 def _take_and_load(

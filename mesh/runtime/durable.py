@@ -60,14 +60,7 @@ class DurableRunner:
             NextClaim(self.stream, claim_next, lease, self.max_attempts) if claim_next > 0 else None
         )
         try:
-            report = await self.node.db.run(
-                process,
-                self.node.app,
-                self.runs,
-                deliveries,
-                owner=self.node.guid,
-                next_claim=next_claim,
-            )
+            report = await self.transact(deliveries, next_claim)
         except DatabaseUnavailable:
             raise
         except Exception as error:
@@ -83,12 +76,13 @@ class DurableRunner:
             report.next_claims, acked=len(deliveries) - lost, dead_lettered=buried, lost=lost
         )
 
-    async def apply_at_ack(
-        self, deliveries: list[Delivery], next_claim: NextClaim | None
+    async def transact(
+        self, deliveries: list[Delivery], next_claim: NextClaim | None = None
     ) -> DurableReport:
-        """Activity responses applied to their workflows in the transaction that acks their
-        requests (an :class:`~mesh.runtime.engine.Applier` for the node's activity workers):
-        a resident workflow moves on without its response crossing the workflow stream."""
+        """One workflow transaction for ``deliveries``: a batch of the workflow stream, or
+        activity responses applied to their workflows in the transaction that acks their
+        requests (as the :class:`~mesh.runtime.engine.Applier` of this node's activity
+        workers: a resident workflow moves on without its response crossing the stream)."""
         return await self.node.db.run(
             process,
             self.node.app,
@@ -100,10 +94,7 @@ class DurableRunner:
 
     async def _one_by_one(self, deliveries: list[Delivery]) -> tuple[int, int]:
         async def alone(delivery: Delivery) -> int:
-            report = await self.node.db.run(
-                process, self.node.app, self.runs, [delivery], owner=self.node.guid
-            )
-            return len(report.taken)
+            return len((await self.transact([delivery])).taken)
 
         return await one_by_one(
             self.node.streams, [(d.claim, d) for d in deliveries if d.claim], alone, "workflow"

@@ -86,6 +86,8 @@ class StepPlan:
 
 
 SIGNAL = "signal"
+TERMINATE = "terminate"
+"""Ends the workflow at once, as interrupted; its code does not see it (unlike a cancel)."""
 """The kind of the :class:`Resume` that carries a signal to a workflow (``activity_id`` is
 the signal id, ``data`` its data)."""
 TIMEOUT = "timeout"

@@ -85,12 +85,13 @@ ORDER BY position;
 
 -- name: durable_record_calls
 INSERT INTO mesh.durable_steps (job_id, gid, position, kind, name, shape, args, done, result,
-                                error, completed_at)
+                                error, created_at, completed_at)
 SELECT r.job_id, r.gid, r.position, r.kind, r.name, r.shape, coalesce(r.args, '[]'), r.done,
-       r.result, r.error, CASE WHEN r.done THEN to_timestamp(r.at) END
+       r.result, r.error, to_timestamp(r.made),
+       CASE WHEN r.done THEN to_timestamp(greatest(r.at, r.made)) END
 FROM jsonb_to_recordset(%(rows)s::jsonb) AS r(
     job_id bigint, gid text, position int, kind text, name text, shape text, args jsonb,
-    done boolean, result jsonb, error jsonb, at float8)
+    done boolean, result jsonb, error jsonb, at float8, made float8)
 ON CONFLICT (job_id, gid, position) DO NOTHING;
 
 -- name: durable_record_outcomes
