@@ -248,3 +248,15 @@ async def test_state_export_and_terminate_from_the_handle(dsn: str) -> None:
     job = ended.value.job
     assert job.status == "interrupted" and job.error is not None
     assert (job.error["type"], job.error["message"]) == ("WorkflowTerminated", "no longer needed")
+
+
+async def test_a_start_that_cannot_be_stored_is_refused_before_the_database(dsn: str) -> None:
+    from mesh.errors import InvalidIdentifier
+
+    async with code_mesh(dsn) as mesh:
+        with pytest.raises(InvalidPayload, match="the workflow's name"):
+            await mesh.start_workflow("twice\x00", 1, task_queue="q")
+        with pytest.raises(InvalidIdentifier):
+            await mesh.start_workflow(twice, 1, task_queue="no such queue!")
+        batches = mesh._workflow_starts.batches
+    assert batches == 0  # nothing was sent

@@ -45,9 +45,12 @@ class WorkflowStart:
     def of(
         cls, name: str, args: Sequence[Any], *, task_queue: str, workflow_id: str = ""
     ) -> WorkflowStart:
-        """The start of ``name`` with ``args`` on ``task_queue``; refuses a malformed id
-        or arguments that are not JSON before anything reaches the database."""
+        """The start of ``name`` with ``args`` on ``task_queue``; refuses a malformed id,
+        name or task queue, or arguments that are not JSON, before anything reaches the
+        database."""
         key = validate_job_id(workflow_id) if workflow_id else new_guid()
+        workflow_stream(task_queue)  # a task queue that cannot name a stream is refused
+        check_text(name, "the workflow's name")
         return cls(key, name, json_text(list(args), "the workflow's arguments"), task_queue)
 
 
@@ -73,8 +76,8 @@ def start_many(
     conn: Connection, app: str, starts: Sequence[WorkflowStart]
 ) -> list[str | Exception]:
     """Start workflows in one transaction (one statement for the jobs, one for their
-    messages, two round trips): each one's id, or :class:`DuplicateJob` for a taken id (that start writes
-    nothing; the others commit)."""
+    messages, two round trips): each one's id, or :class:`DuplicateJob` for a taken id
+    (that start writes nothing; the others commit)."""
     gids = [new_guid() for _ in starts]
     rows = [
         {
