@@ -13,7 +13,6 @@ and reports the node's resident memory per suspended workflow.
 from __future__ import annotations
 
 import os
-import time
 from typing import Any
 
 import trio
@@ -22,7 +21,7 @@ from mesh import workflow
 from mesh.api import Mesh
 from mesh.bench.scale import node_processes
 from mesh.bench.streams import _vacuum
-from mesh.bench.workflows import latency_ms, median_round
+from mesh.bench.workflows import closed_loop, median_round
 from mesh.health import processes_cpu_seconds, processes_rss_bytes
 from mesh.model.ids import new_guid
 from mesh.pg.database import redact, run_once, server_facts
@@ -109,33 +108,15 @@ def bench_durable(
 async def _measure(
     dsn: str, app: str, workflows: int, activities: int, in_flight: int
 ) -> dict[str, Any]:
-    latencies: list[float] = []
-    failures = 0
-    remaining = workflows
     async with Mesh.open(dsn, app=app, engine=False, quorum=False) as mesh:
 
-        async def client() -> None:
-            nonlocal remaining, failures
-            while remaining > 0:
-                remaining -= 1
-                begun = time.perf_counter()
-                handle = await mesh.start_workflow(chain, activities, task_queue=QUEUE)
-                if await handle.result(timeout=600) != activities:
-                    failures += 1
-                latencies.append(time.perf_counter() - begun)
+        async def one(_: int) -> bool:
+            handle = await mesh.start_workflow(chain, activities, task_queue=QUEUE)
+            return await handle.result(timeout=600) == activities
 
-        started = time.perf_counter()
-        async with trio.open_nursery() as nursery:
-            for _ in range(in_flight):
-                nursery.start_soon(client)
-        elapsed = time.perf_counter() - started
-    return {
-        "workflows_per_s": round(len(latencies) / elapsed, 1),
-        "activities_per_s": round(len(latencies) * activities / elapsed, 1),
-        "elapsed_s": round(elapsed, 3),
-        "failed": failures,
-        "latency_ms": latency_ms(latencies),
-    }
+        result = await closed_loop(one, workflows, in_flight)
+    result["activities_per_s"] = round(result["workflows_per_s"] * activities, 1)
+    return result
 
 
 async def _memory(dsn: str, app: str, count: int, pids: list[int]) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import trio
@@ -83,27 +84,38 @@ def bench_workflows(
 
 
 async def _measure(dsn: str, app: str, workflows: int, in_flight: int) -> dict[str, Any]:
-    latencies: list[float] = []
-    failures = 0
-    remaining = workflows
-
     async with Mesh.open(dsn, app=app, engine=False, quorum=False) as mesh:
 
-        async def client() -> None:
-            nonlocal remaining, failures
-            while remaining > 0:
-                remaining -= 1
-                begun = time.perf_counter()
-                job_id = await mesh.pub("bench.run", {"seed": remaining})
-                if await mesh.wait_status(job_id, timeout=120) != "done":
-                    failures += 1
-                latencies.append(time.perf_counter() - begun)
+        async def one(seed: int) -> bool:
+            job_id = await mesh.pub("bench.run", {"seed": seed})
+            return await mesh.wait_status(job_id, timeout=120) == "done"
 
-        started = time.perf_counter()
-        async with trio.open_nursery() as nursery:
-            for _ in range(in_flight):
-                nursery.start_soon(client)
-        elapsed = time.perf_counter() - started
+        return await closed_loop(one, workflows, in_flight)
+
+
+async def closed_loop(
+    one: Callable[[int], Awaitable[bool]], count: int, in_flight: int
+) -> dict[str, Any]:
+    """``in_flight`` clients, each running ``one(n)`` (True: it succeeded) and then the next,
+    until ``count`` have run: throughput, failures and latency percentiles."""
+    latencies: list[float] = []
+    failures = 0
+    remaining = count
+
+    async def client() -> None:
+        nonlocal remaining, failures
+        while remaining > 0:
+            remaining -= 1
+            begun = time.perf_counter()
+            if not await one(remaining):
+                failures += 1
+            latencies.append(time.perf_counter() - begun)
+
+    started = time.perf_counter()
+    async with trio.open_nursery() as nursery:
+        for _ in range(in_flight):
+            nursery.start_soon(client)
+    elapsed = time.perf_counter() - started
     return {
         "workflows_per_s": round(len(latencies) / elapsed, 1),
         "elapsed_s": round(elapsed, 3),

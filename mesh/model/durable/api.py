@@ -182,16 +182,7 @@ def execute_child(
 ) -> Durable[Any]:
     """Start a child workflow and wait for its result (its failure raises
     :class:`ActivityFailed`)."""
-    check_value(list(args), "the child's arguments")
-    return Durable(
-        Call(
-            kind="child",
-            name=_child_name(workflow),
-            args=list(args),
-            workflow_id=workflow_id,
-            task_queue=task_queue,
-        )
-    )
+    return _child("child", workflow, args, workflow_id, task_queue)
 
 
 def start_child(
@@ -201,16 +192,25 @@ def start_child(
     task_queue: str = "",
 ) -> Durable[str]:
     """Start a child workflow without waiting for it; its workflow id."""
+    return _child("start_child", workflow, args, workflow_id, task_queue)
+
+
+def _child(
+    kind: CallKind,
+    workflow: Callable[..., Any] | str,
+    args: tuple[Any, ...],
+    workflow_id: str,
+    task_queue: str,
+) -> Durable[Any]:
     check_value(list(args), "the child's arguments")
-    return Durable(
-        Call(
-            kind="start_child",
-            name=_child_name(workflow),
-            args=list(args),
-            workflow_id=workflow_id,
-            task_queue=task_queue,
-        )
+    call = Call(
+        kind=kind,
+        name=_child_name(workflow),
+        args=list(args),
+        workflow_id=workflow_id,
+        task_queue=task_queue,
     )
+    return Durable(call)
 
 
 def signal(workflow_id: str, signal_id: str, data: Any = None) -> Durable[None]:
