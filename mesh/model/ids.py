@@ -8,6 +8,7 @@ mistake at the edge (CLI, config) rather than deep inside the mesh.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import itertools
 import re
@@ -63,6 +64,7 @@ def _check(value: str, kind: str, pattern: re.Pattern[str], allowed: str) -> Non
         raise InvalidIdentifier(f"{kind} {value!r} is not allowed: use only {allowed}")
 
 
+@functools.lru_cache(maxsize=4096)
 def stream_channel(app_id: str, stream: str) -> str:
     """The NOTIFY channel that wakes consumers of one stream.
 
@@ -103,6 +105,7 @@ def quorum_channel(app_id: str, *, guid: str = "", topic: str = "") -> str:
     return "mesh_q_" + digest[:24]
 
 
+@functools.lru_cache(maxsize=256)
 def job_channel(app_id: str) -> str:
     """The NOTIFY channel on which an app's job completions (and emits) are announced."""
     digest = hashlib.md5(f"{app_id}/jobs".encode(), usedforsecurity=False).hexdigest()

@@ -17,6 +17,7 @@ crash, an eviction, another node), and then only its recorded prefix.
 from __future__ import annotations
 
 import contextvars
+import functools
 import random
 import uuid
 from collections.abc import Callable, Coroutine, Mapping
@@ -105,7 +106,6 @@ class WorkflowRun:
         self.position = 0
         """The position the next call takes."""
         self.now = info.started_at
-        self.random = random.Random(f"{info.workflow_id}/{info.run_id or info.generation}")
         self.cancel_requested = False
         self.applied = 0
         """Steps applied to the workflow's job when this run last saw it (the runtime's
@@ -118,6 +118,12 @@ class WorkflowRun:
         self._coroutine: Coroutine[Any, Any, Any] | None = None
         """Made at :meth:`start` (a coroutine never started would warn when collected)."""
         self.finished = False
+
+    @functools.cached_property
+    def random(self) -> random.Random:
+        """The workflow's own generator, seeded by its id and generation (made when first
+        used: most workflows never draw, and seeding is not free)."""
+        return random.Random(f"{self.info.workflow_id}/{self.info.run_id or self.info.generation}")
 
     # -- driving ------------------------------------------------------------------------------
 
