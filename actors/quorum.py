@@ -20,6 +20,7 @@ import logging
 import os
 import socket
 import time
+import typing
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -37,6 +38,7 @@ from mesh.model.quorum import (
     Pong,
     Profile,
     QuorumMessage,
+    Ref,
     RollCall,
     StreamProfile,
     SystemHealth,
@@ -52,6 +54,21 @@ log = logging.getLogger(__name__)
 
 Subscriber = Callable[[QuorumMessage], None]
 PRUNE_INTERVAL = 300.0
+MESSAGE_KINDS = tuple(
+    sorted(kind.__name__.lower() for kind in typing.get_args(QuorumMessage) if kind is not Ref)
+)
+"""What ``mesh_quorum_messages`` counts, by type (a stored oversized message, a ref, is
+counted as the message it refers to)."""
+REJECT_REASONS = (
+    "bad_signature",
+    "bad_throttle",
+    "bad_throttle_signature",
+    "mailbox_full",
+    "malformed",
+    "subscriber_full",
+    "unresolvable",
+)
+"""Why a quorum message is dropped (``mesh_quorum_rejected``)."""
 """Seconds between deletions of stored oversized messages older than an hour."""
 
 
@@ -75,8 +92,9 @@ class QuorumActor(Actor[str]):
         self.system_health = system_health
         self.refresh_interval = refresh_interval
         self.started_at = time.time()
-        self.received: Counter[str] = Counter()
-        self.rejected: Counter[str] = Counter()
+        # Every kind and reason starts at 0, so dashboards and alerts see a sample at once.
+        self.received: Counter[str] = Counter(dict.fromkeys(MESSAGE_KINDS, 0))
+        self.rejected: Counter[str] = Counter(dict.fromkeys(REJECT_REASONS, 0))
         self._subscribers: list[Subscriber] = []
         self._nursery: trio.Nursery | None = None
         self._log_limit = LogLimit()

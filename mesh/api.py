@@ -66,9 +66,10 @@ class Mesh:
     @asynccontextmanager
     async def open(
         cls,
-        dsn: str,
+        dsn: str | None = None,
         *,
         app: str,
+        migrate: bool | None = None,
         engine: bool = True,
         workers: Mapping[str, Callable[..., Any]] | None = None,
         quorum: bool = True,
@@ -84,14 +85,26 @@ class Mesh:
         reaper for the duration of the block; it drains and stops on exit. ``workflows`` and
         ``activities`` (task queue -> functions) run workflows written as code.
         ``statement_timeout`` (seconds) bounds every statement the node runs. The node is
-        built by the same code as ``mesh run``'s (:mod:`mesh.launch`)."""
+        built by the same code as ``mesh run``'s (:mod:`mesh.launch`).
+
+        ``dsn`` None: the embedded database (``./.mesh/pg``, or ``MESH_EMBEDDED_DIR``),
+        started if no process of the host runs it yet. ``migrate``: create or upgrade the
+        schema before the node starts (idempotent, safe from many processes at once);
+        the default is True on the embedded database and False elsewhere, where a deploy
+        runs ``mesh migrate`` once and an out-of-date schema is refused with that advice."""
         from mesh.config import Config, DatabaseConfig
         from mesh.launch import build_actors, build_node, in_process_plan
+
+        if dsn is None:
+            from mesh.pg.embedded import embedded_dsn
+
+            dsn = await trio.to_thread.run_sync(embedded_dsn)
+            migrate = True if migrate is None else migrate
 
         config = Config(
             app=app, database=DatabaseConfig(url=dsn, statement_timeout=statement_timeout)
         )
-        node = build_node(config, dsn)
+        node = build_node(config, dsn, migrate=bool(migrate))
         mesh = cls(node)
         plan = in_process_plan(
             engine=engine_settings or ConsumerSettings(poll_interval=1.0) if engine else None,

@@ -39,7 +39,7 @@ def metrics_port(config: Config) -> int:
     return int(value)
 
 
-def build_node(config: Config, dsn: str) -> Node:
+def build_node(config: Config, dsn: str, *, migrate: bool = False) -> Node:
     return Node(
         dsn,
         app=config.app,
@@ -49,6 +49,7 @@ def build_node(config: Config, dsn: str) -> Node:
         statement_timeout=config.seconds(config.database.statement_timeout),
         quorum_secret=config.quorum.secret.encode() or None,
         listen_dsn=config.database.listen_url or None,
+        migrate=migrate,
     )
 
 

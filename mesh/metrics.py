@@ -39,6 +39,9 @@ class _Snapshot:
     streams: list[Any]
     throttles: dict[str, int]
     oldest_transaction: float | None
+    streams_read: bool
+    """The stream statistics were read (else the stream gauges have no samples: unknown is
+    not 0)."""
 
 
 class NodeCollector(Collector):
@@ -49,9 +52,11 @@ class NodeCollector(Collector):
     async def _snapshot(self) -> _Snapshot:
         streams: list[Any] = []
         oldest: float | None = None
+        read = False
         try:
             with trio.fail_after(5):
                 streams = await self.node.streams.stats(self.node.app)
+                read = True
                 oldest = await self.node.streams.oldest_transaction_age()
         except (DatabaseError, trio.TooSlowError) as error:
             log.warning("event=metrics_stream_stats_failed error=%r", str(error))
@@ -63,6 +68,7 @@ class NodeCollector(Collector):
             streams=streams,
             throttles={name: self.node.throttle.effective(name) for name in sorted(names)},
             oldest_transaction=oldest,
+            streams_read=read,
         )
 
     def collect(self) -> Iterator[Metric]:
@@ -174,6 +180,13 @@ def _stream_metrics(app: str, snap: _Snapshot) -> Iterator[Metric]:
         leased.add_metric(labels, s.leased)
         lag.add_metric(labels, s.lag_seconds)
         dead.add_metric(labels, s.dead_lettered)
+    if snap.streams_read:
+        # A stream this node consumes that holds nothing has no row: it reads 0, not a gap.
+        held = {s.stream for s in snap.streams}
+        for stream in sorted({c[0] for c in snap.consumers} - held):
+            labels = [app, stream, _role(stream)]
+            for family in (depth, ready, leased, lag, dead):
+                family.add_metric(labels, 0)
     yield from (depth, ready, leased, lag, dead)
     if snap.oldest_transaction is not None:
         oldest = GaugeMetricFamily(

@@ -242,3 +242,18 @@ def test_input_schema__lists_every_problem() -> None:
     assert schema_problems({"type": "array", "items": {"enum": ["a", "b"]}}, ["a", "c"]) == [
         "[1]: 'c' is not one of ['a', 'b']"
     ]
+
+
+@pytest.mark.parametrize(
+    "prefix", ["# the shop\n", "---\n", "\n\n", "%YAML 1.2\n---\n", "  # indented comment\n"]
+)
+def test_inline_yaml_is_recognised_by_its_content_whatever_it_starts_with(prefix: str) -> None:
+    assert load_manifest(prefix + SHOP.lstrip()).app.id == "shop"
+
+
+def test_a_path_is_always_a_file_and_a_missing_one_says_so(tmp_path: Path) -> None:
+    (tmp_path / "shop.yaml").write_text(SHOP)
+    assert load_manifest(tmp_path / "shop.yaml").app.id == "shop"
+    assert load_manifest(str(tmp_path / "shop.yaml")).app.id == "shop"
+    with pytest.raises(ManifestInvalid, match="cannot read the file"):
+        load_manifest(tmp_path / "app: shop")

@@ -76,6 +76,11 @@ workers:
         node.wait_for_log("event=node_ready")
         before = scrape(port)
         assert sample(before, "mesh_messages_acked_total", stream=TOPIC) == 0
+        # Nothing queued and nothing rejected yet: samples of 0, not gaps.
+        for gauge in ("mesh_stream_depth", "mesh_stream_ready", "mesh_stream_leased"):
+            assert sample(before, gauge, app=APP, stream=TOPIC, role="worker") == 0
+        assert sample(before, "mesh_quorum_rejected_total", app=APP, reason="malformed") == 0
+        assert sample(before, "mesh_quorum_messages_total", app=APP, type="ping") == 0
         send(conn, *({"n": n} for n in range(25)))
         channel = quorum_channel(APP)
         conn.execute(
@@ -99,6 +104,7 @@ workers:
     assert (
         sample(after, "mesh_stream_depth", app=APP, stream=REPLIES, role="worker") == 25
     )  # the responses
+    assert sample(after, "mesh_stream_depth", **labels) == 0  # emptied again: 0, not a gap
     assert sample(after, "mesh_throttle_milliseconds", **labels) == 0
     assert sample(after, "mesh_listener_healthy", app=APP) == 1
     assert sample(after, "mesh_quorum_messages_total", app=APP, type="ping") == 1

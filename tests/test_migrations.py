@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import uuid
+
 import psycopg
 import pytest
 import trio
@@ -9,6 +12,7 @@ import trio
 from mesh.errors import SchemaOutOfDate
 from mesh.pg.migrations import check_schema, current_version, latest_version, migrate
 from mesh.runtime.node import Node
+from tests.conftest import ROOT
 
 CATALOG = """
 SELECT 'column', table_name || '.' || column_name || ' ' || data_type || ' ' || is_nullable
@@ -71,3 +75,52 @@ async def test_node__refuses_to_start_on_an_unmigrated_database(empty_dsn: str) 
     node = Node(empty_dsn, app="a")
     with trio.fail_after(20), pytest.raises(SchemaOutOfDate, match="mesh migrate"):
         await node.run([], handle_signals=False)
+
+
+async def test_mesh_open__with_migrate_installs_the_schema_and_runs(empty_dsn: str) -> None:
+    from mesh.api import Mesh
+    from tests.durable_workflows import add_one, sequence
+
+    with trio.fail_after(60):
+        async with Mesh.open(
+            empty_dsn,
+            app="fresh",
+            migrate=True,
+            workflows={"q": [sequence]},
+            activities={"q": [add_one]},
+        ) as mesh:
+            handle = await mesh.start_workflow(sequence, 1, task_queue="q")
+            assert await handle.result(timeout=30) == 4  # three activities, each adding one
+    with psycopg.connect(empty_dsn) as conn:
+        assert current_version(conn) == latest_version()
+
+
+async def test_mesh_open__without_migrate_still_refuses_an_unmigrated_database(
+    empty_dsn: str,
+) -> None:
+    from mesh.api import Mesh
+
+    with trio.fail_after(20), pytest.raises(SchemaOutOfDate, match="mesh migrate"):
+        async with Mesh.open(empty_dsn, app="fresh"):
+            pass
+
+
+@pytest.mark.skipif(
+    bool(os.environ.get("MESH_TEST_DATABASE_URL")), reason="runs on the embedded server only"
+)
+async def test_mesh_open__without_a_dsn_joins_the_embedded_database_and_migrates(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from mesh.api import Mesh
+    from tests.durable_workflows import add_one, sequence
+
+    # The suite's own embedded server (already running): joining it takes milliseconds.
+    monkeypatch.setenv("MESH_EMBEDDED_DIR", str(ROOT / ".mesh" / "test-pg"))
+    app = f"embedded-{uuid.uuid4().hex[:8]}"
+    with trio.fail_after(60):
+        async with Mesh.open(
+            app=app, workflows={"q": [sequence]}, activities={"q": [add_one]}
+        ) as mesh:
+            handle = await mesh.start_workflow(sequence, 10, task_queue="q")
+            assert await handle.result(timeout=30) == 13
+            assert "test-pg" in mesh.node.db.dsn

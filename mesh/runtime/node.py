@@ -24,6 +24,7 @@ from mesh.model.ids import new_guid
 from mesh.pg.database import Database, DatabaseStatistics
 from mesh.pg.listener import Listener, ListenerStatistics
 from mesh.pg.migrations import check_schema
+from mesh.pg.migrations import migrate as migrate_schema
 from mesh.pg.workflows import AppVersions
 from mesh.runtime.actor import Actor, ActorStatistics
 from mesh.runtime.quorum_client import QuorumClient
@@ -47,8 +48,11 @@ class Node:
         statement_timeout: float = 30.0,
         quorum_secret: bytes | None = None,
         listen_dsn: str | None = None,
+        migrate: bool = False,
     ) -> None:
         self.guid = new_guid()
+        self.migrate = migrate
+        """At boot, bring the schema up to date instead of only checking it."""
         self.app = app
         self.pid = os.getpid()
         self.host = socket.gethostname()
@@ -137,7 +141,8 @@ class Node:
         log.info("event=node_stopped guid=%s", self.guid)
 
     async def _connect_and_check_schema(self) -> None:
-        """Wait (logging) until the database answers, then check its schema version."""
+        """Wait (logging) until the database answers, then check its schema version (or,
+        with ``migrate``, bring it up to date: idempotent, under the migration lock)."""
         opened = False
         while True:
             await self.db.wait_until_reachable()
@@ -145,7 +150,7 @@ class Node:
                 await self.db.open()  # only now: a pool opened against a dead server just spams
                 opened = True
             try:
-                await self.db.run(check_schema)
+                await self.db.run(migrate_schema if self.migrate else check_schema)
                 return
             except DatabaseUnavailable as error:
                 log.warning("event=database_lost_during_boot error=%r", str(error))
