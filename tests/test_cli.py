@@ -9,7 +9,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.helpers import NodeProcess, mesh, wait_until_sync, write_config
+from tests.helpers import ROOT, NodeProcess, mesh, wait_until_sync, write_config
 
 pytestmark = pytest.mark.slow
 
@@ -260,3 +260,29 @@ def test_streams_dead_and_requeue(tmp_path: Path, dsn: str, conn: psycopg.Connec
         json.loads(mesh("streams", "dead", "--json", dsn=dsn, cwd=tmp_path, MESH_APP="shop").stdout)
         == []
     )
+
+
+def test_run__imports_worker_modules_from_the_working_directory(
+    tmp_path: Path, dsn: str, conn: psycopg.Connection
+) -> None:
+    """`mesh run` (the console script, not `python -m`) finds a module next to the config,
+    as a Procfile in a project folder expects."""
+    (tmp_path / "local_tasks.py").write_text(
+        "def shout(data):\n    return {'said': str(data['word']).upper()}\n"
+    )
+    path = write_config(
+        tmp_path / "mesh.yaml",
+        "app: shop\nworkers:\n  - {topic: shout, function: 'local_tasks:shout'}\n",
+    )
+    # No empty entry on PYTHONPATH (it would stand for the working directory).
+    node = NodeProcess(path, dsn, log=tmp_path / "node.log", env={"PYTHONPATH": str(ROOT)})
+    try:
+        node.wait_for_log("event=node_ready")
+        sent = mesh(
+            "--config", str(path), "streams", "send", "shout", '{"word": "hi"}', dsn=dsn, cwd=tmp_path
+        )
+        assert sent.returncode == 0, sent.stderr
+        wait_until_sync(lambda: depth(conn) == 0, what="the request handled and acked")
+    finally:
+        node.ensure_stopped()
+    assert "FunctionNotFound" not in node.log() and "cannot import" not in node.log()

@@ -31,6 +31,11 @@ EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for `... | head -1
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Modules named in the config (workers, workflows) import from the working directory,
+    # as `python -m` would and as gunicorn and celery users expect: the `mesh` script's own
+    # folder is what Python put first on the path instead.
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
     parser = _parser()
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):
