@@ -17,7 +17,7 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from mesh.pg.database import Database
-from mesh.pg.embedded import embedded_dsn
+from mesh.pg.embedded import embedded_dsn, embedded_server, stop_embedded
 from mesh.pg.migrations import add_to_search_path, migrate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,11 +25,16 @@ TEMPLATE = "mesh_test_template"
 
 
 @pytest.fixture(scope="session")
-def server_dsn() -> str:
+def server_dsn() -> Iterator[str]:
     url = os.environ.get("MESH_TEST_DATABASE_URL")
     if url:
-        return url
-    return embedded_dsn(ROOT / ".mesh" / "test-pg")
+        yield url
+        return
+    folder = ROOT / ".mesh" / "test-pg"
+    ours = embedded_server(folder) is None
+    yield embedded_dsn(folder)
+    if ours:  # started for this session: stopped with it (`mesh db stop` does the same)
+        stop_embedded(folder)
 
 
 def _admin(server_dsn: str) -> psycopg.Connection:

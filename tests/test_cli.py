@@ -279,10 +279,44 @@ def test_run__imports_worker_modules_from_the_working_directory(
     try:
         node.wait_for_log("event=node_ready")
         sent = mesh(
-            "--config", str(path), "streams", "send", "shout", '{"word": "hi"}', dsn=dsn, cwd=tmp_path
+            "--config",
+            str(path),
+            "streams",
+            "send",
+            "shout",
+            '{"word": "hi"}',
+            dsn=dsn,
+            cwd=tmp_path,
         )
         assert sent.returncode == 0, sent.stderr
         wait_until_sync(lambda: depth(conn) == 0, what="the request handled and acked")
     finally:
         node.ensure_stopped()
     assert "FunctionNotFound" not in node.log() and "cannot import" not in node.log()
+
+
+def test_db_status_and_stop__the_embedded_server(tmp_path: Path) -> None:
+    own = {"MESH_DATABASE_URL": "", "MESH_EMBEDDED_DIR": str(tmp_path / "pg")}
+    before = mesh("db", "status", dsn="", cwd=tmp_path, **own)
+    assert before.returncode == 1 and "not running" in before.stdout
+    started = mesh("db", "url", dsn="", cwd=tmp_path, **own)
+    assert started.returncode == 0, started.stderr
+    try:
+        running = mesh("db", "status", "--json", dsn="", cwd=tmp_path, **own)
+        report = json.loads(running.stdout)
+        assert running.returncode == 0 and report["running"] is True
+        assert report["url"] == started.stdout.strip() and report["pid"] > 0
+    finally:
+        stopped = mesh("db", "stop", dsn="", cwd=tmp_path, **own)
+    assert stopped.returncode == 0 and f"pid {report['pid']}" in stopped.stdout
+    after = mesh("db", "status", dsn="", cwd=tmp_path, **own)
+    assert after.returncode == 1 and "not running" in after.stdout
+    again = mesh("db", "stop", "--json", dsn="", cwd=tmp_path, **own)
+    assert json.loads(again.stdout)["stopped"] is False
+
+
+def test_db_status__a_configured_database_that_does_not_answer(tmp_path: Path) -> None:
+    result = mesh("db", "status", dsn="postgresql://nobody@127.0.0.1:1/none", cwd=tmp_path)
+    assert result.returncode == 3 and "no answer from" in result.stdout
+    refused = mesh("db", "stop", dsn="postgresql://nobody@127.0.0.1:1/none", cwd=tmp_path)
+    assert refused.returncode == 2 and "only the embedded server" in refused.stderr

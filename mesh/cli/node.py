@@ -4,6 +4,7 @@ database they share."""
 from __future__ import annotations
 
 import argparse
+import time
 from typing import Any
 
 import trio
@@ -18,6 +19,16 @@ def add_commands(commands: Any) -> None:
     db_commands.add_parser(
         "url", help="print the database URL in use (starts the embedded server if needed)"
     ).set_defaults(handler=_db_url)
+    status = db_commands.add_parser(
+        "status", help="whether the database answers (and the embedded server's process)"
+    )
+    status.add_argument("--json", action="store_true", help="print JSON")
+    status.set_defaults(handler=_db_status)
+    stop = db_commands.add_parser(
+        "stop", help="stop the embedded server (the next mesh command starts it again)"
+    )
+    stop.add_argument("--json", action="store_true", help="print JSON")
+    stop.set_defaults(handler=_db_stop)
 
     commands.add_parser(
         "migrate", help="create or upgrade the mesh schema (once per deploy)"
@@ -50,6 +61,72 @@ def add_commands(commands: Any) -> None:
 
 def _db_url(args: argparse.Namespace) -> int:
     print(_dsn(_config(args)))
+    return 0
+
+
+def _db_status(args: argparse.Namespace) -> int:
+    """Exit 0: the database answers; 1: the embedded server is not running; 3: the
+    configured database does not answer."""
+    import json
+
+    from mesh.errors import DatabaseUnavailable
+    from mesh.pg.database import redact, run_once, server_facts
+    from mesh.pg.embedded import embedded_dir, embedded_server
+
+    config = _config(args)
+    report: dict[str, Any]
+    if config.database.url:
+        report = {"embedded": False, "url": redact(config.database.url)}
+        try:
+            report |= {"running": True, **run_once(config.database.url, server_facts)}
+        except DatabaseUnavailable as error:
+            report |= {"running": False, "error": str(error)}
+    else:
+        server = embedded_server()
+        report = {"embedded": True, "data_dir": str(embedded_dir()), "running": bool(server)}
+        if server is not None:
+            report |= {
+                "pid": server.pid,
+                "url": server.url,
+                "started_at": time.strftime(
+                    "%Y-%m-%dT%H:%M:%S%z", time.localtime(server.started_at)
+                ),
+                "connections": server.connections,
+            }
+    if args.json:
+        print(json.dumps(report))
+    elif not report["running"]:
+        if report["embedded"]:
+            print(f"not running: {report['data_dir']}; any mesh command starts it")
+        else:
+            print(f"no answer from {report['url']}: {report['error']}")
+    else:
+        print("running: " + ", ".join(f"{k} {v}" for k, v in report.items() if k != "running"))
+    if report["running"]:
+        return 0
+    return 3 if config.database.url else 1
+
+
+def _db_stop(args: argparse.Namespace) -> int:
+    import json
+
+    from mesh.pg.embedded import embedded_dir, stop_embedded
+
+    config = _config(args)
+    if config.database.url:
+        raise ConfigError(
+            config.source,
+            "database.url",
+            "mesh stops only the embedded server; this config names another database",
+            "stop that server with its own tools (pg_ctl, systemctl, your provider)",
+        )
+    stopped = stop_embedded()
+    if args.json:
+        print(json.dumps({"data_dir": str(embedded_dir()), "stopped": stopped is not None}))
+    elif stopped is None:
+        print(f"not running: {embedded_dir()}")
+    else:
+        print(f"stopped the embedded Postgres (pid {stopped.pid}) of {stopped.data_dir}")
     return 0
 
 

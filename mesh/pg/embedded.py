@@ -10,8 +10,13 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
+
+import psutil
 
 from mesh.errors import DatabaseUnavailable
 
@@ -45,3 +50,77 @@ def embedded_dsn(data_dir: Path | None = None) -> str:
     dsn: str = server.get_uri()
     log.debug("event=embedded_database dir=%s dsn=%s", data_dir, dsn)
     return dsn
+
+
+@dataclass(frozen=True)
+class EmbeddedServer:
+    """A running embedded server, as its ``postmaster.pid`` and the process table say."""
+
+    data_dir: Path
+    pid: int
+    socket_dir: str
+    started_at: float
+    connections: int
+    """Server processes other than the postmaster's helpers: roughly, open connections."""
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres:@/postgres?host={self.socket_dir}"
+
+
+def embedded_server(data_dir: Path | None = None) -> EmbeddedServer | None:
+    """The embedded server of ``data_dir`` if it runs (None: not running, or never made).
+    Starts nothing."""
+    data_dir = data_dir or embedded_dir()
+    try:
+        lines = (data_dir / "postmaster.pid").read_text().splitlines()
+        pid = int(lines[0])
+        process = psutil.Process(pid)
+        # A stale file whose pid now belongs to another process is not our server.
+        if "postgres" not in process.name() and not any(
+            "postgres" in part for part in process.cmdline()[:1]
+        ):
+            return None
+        children = process.children()
+    except (OSError, ValueError, IndexError, psutil.Error):
+        return None
+    backends = sum(1 for child in children if _is_backend(child))
+    return EmbeddedServer(
+        data_dir=data_dir,
+        pid=pid,
+        socket_dir=lines[4] if len(lines) > 4 and lines[4] else str(data_dir),
+        started_at=process.create_time(),
+        connections=backends,
+    )
+
+
+def _is_backend(process: psutil.Process) -> bool:
+    try:
+        title = " ".join(process.cmdline())
+    except psutil.Error:
+        return False
+    # Helpers title themselves "postgres: checkpointer" etc.; a connection "postgres: user db".
+    helpers = ("checkpointer", "background writer", "walwriter", "autovacuum", "logical")
+    return title.startswith("postgres:") and not any(h in title for h in helpers)
+
+
+def stop_embedded(data_dir: Path | None = None, timeout: float = 30.0) -> EmbeddedServer | None:
+    """Stop the embedded server of ``data_dir`` (a fast shutdown: open transactions roll
+    back, connections close; committed work is safe). Returns what was stopped, None if it
+    was not running; :class:`DatabaseUnavailable` if it is still up after ``timeout``."""
+    server = embedded_server(data_dir)
+    if server is None:
+        return None
+    try:
+        os.kill(server.pid, signal.SIGINT)  # Postgres' fast shutdown
+    except ProcessLookupError:
+        return server
+    deadline = time.monotonic() + timeout
+    while psutil.pid_exists(server.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if psutil.pid_exists(server.pid):
+        raise DatabaseUnavailable(
+            f"the embedded Postgres (pid {server.pid}) did not stop within {timeout:g} s; "
+            "try again, or stop it with SIGQUIT"
+        )
+    return server
