@@ -12,6 +12,7 @@ workflow's recorded calls.
 
 from __future__ import annotations
 
+import json
 import os
 import statistics
 import time
@@ -126,7 +127,7 @@ def run_demo(operator_config: Config, dsn: str, *, orders: int) -> int:
         sql = _shown(name)
         print(f"\n{title}:\n  {sql}")
         for row in run_once(dsn, _rows_of, name):
-            print("  ", " | ".join(str(cell) for cell in row))
+            print("  ", " | ".join(_cell(cell) for cell in row))
     print(f'\nTry it yourself: psql "{redact(dsn)}" -c "{_shown("demo_seeds_query")}"')
     return (
         0
@@ -136,8 +137,17 @@ def run_demo(operator_config: Config, dsn: str, *, orders: int) -> int:
 
 
 def _shown(name: str) -> str:
-    """A named query as a person would type it: without its comment lines."""
-    return " ".join(line for line in query(name).splitlines() if not line.startswith("--"))
+    """A named query as a person would type it: on one line, without its comment lines."""
+    return " ".join(
+        " ".join(line.split()) for line in query(name).splitlines() if not line.startswith("--")
+    )
+
+
+def _cell(value: object) -> str:
+    """A cell as text: JSON values as JSON, not as Python reprs."""
+    if isinstance(value, dict | list | bool) or value is None:
+        return json.dumps(value)
+    return str(value)
 
 
 def _rows_of(conn: Connection, name: str) -> list[tuple[object, ...]]:

@@ -102,7 +102,7 @@ workers:
         return max(guids, key=lambda name: held.get(guids[name], 0), default="worker-1")
 
     def finished() -> int:
-        row = conn.execute("SELECT count(*) FROM mesh.jobs WHERE status <> 'running'").fetchone()
+        row = conn.execute("SELECT count(*) FROM mesh.jobs WHERE state <> 'running'").fetchone()
         return int(row[0]) if row else 0
 
     try:
@@ -120,13 +120,11 @@ workers:
     finally:
         for node in nodes.values():
             node.ensure_stopped()
-    statuses = dict(
-        conn.execute("SELECT status, count(*) FROM mesh.jobs GROUP BY status").fetchall()
-    )
+    statuses = dict(conn.execute("SELECT state, count(*) FROM mesh.jobs GROUP BY state").fetchall())
     assert statuses == {"done": total}, statuses
     assert conn.execute("SELECT count(*) FROM mesh.dead_letters").fetchone() == (0,)
     finals = conn.execute(
-        "SELECT a.value::text, count(*) FROM mesh.jobs_attributes a WHERE a.field = 'final' "
+        "SELECT a.value::text, count(*) FROM mesh.jobs_attributes a WHERE a.symbol = 'final' "
         "GROUP BY 1"
     ).fetchall()
     assert finals == [("2", total)], finals

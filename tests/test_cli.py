@@ -10,6 +10,7 @@ import psycopg
 import pytest
 
 from tests.helpers import ROOT, NodeProcess, mesh, wait_until_sync, write_config
+from tests.test_engine import HOTMESH_README_QUERY
 
 pytestmark = pytest.mark.slow
 
@@ -173,11 +174,21 @@ def test_demo__runs_the_orders_to_completion(
     assert result.returncode == 0, result.stdout + result.stderr
     assert "40/40 finished" in result.stdout
     assert "nothing pending, leased or dead-lettered" in result.stdout
-    # Both branches ran, and the seeds' query printed order-456's data.
+    # Both branches ran, and HotMesh's README query printed order-456's data.
     assert "reserved" in result.stdout and "backordered" in result.stdout
-    assert "order-456 | done | order | availableQty | 12" in result.stdout
+    assert "order-456 | 0 | order | availableQty |  | 12 |" in result.stdout
     assert "level=error" not in result.stderr and "Traceback" not in result.stderr
     assert depth(conn) == 0
+    # The query runs verbatim (bare table names, HotMesh's columns), for the YAML order and,
+    # with its key, for the order written as code: every row with a semaphore of 0.
+    for key, workflow, attribute, value in (
+        ("order-456", "order", "availableQty", 12),
+        ("code-order-456", "order_workflow", "result", "reserved"),
+    ):
+        rows = conn.execute(HOTMESH_README_QUERY.replace("order-456", key)).fetchall()
+        assert rows and {(row[0], row[1], row[2]) for row in rows} == {(key, 0, workflow)}
+        assert {row[3]: row[5] for row in rows}[attribute] == value
+        assert [row[3] for row in rows] == sorted(row[3] for row in rows)
 
 
 def test_bench_scale__runs_worker_processes_and_prints_json(tmp_path: Path, dsn: str) -> None:
@@ -230,7 +241,7 @@ def test_bench_workflows__runs_rounds_on_a_node_process_and_prints_json(
     assert report["latency_ms"]["p50"] > 0
     # 2 rounds of 60 workflows, each a trigger and two worker steps, all done.
     row = conn.execute(
-        "SELECT count(*), count(*) FILTER (WHERE status = 'done') FROM mesh.jobs"
+        "SELECT count(*), count(*) FILTER (WHERE state = 'done') FROM mesh.jobs"
     ).fetchone()
     assert row == (120, 120)
 

@@ -29,11 +29,11 @@ CREATE TRIGGER test_audit_request AFTER INSERT ON mesh.stream_messages
 CREATE TABLE test_finishes (job text, status text);
 CREATE FUNCTION test_audit_finish() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO test_finishes VALUES (NEW.key, NEW.status);
+    INSERT INTO test_finishes VALUES (NEW.key, NEW.state);
     RETURN NULL;
 END $$;
-CREATE TRIGGER test_audit_finish AFTER UPDATE OF status ON mesh.jobs
-    FOR EACH ROW WHEN (OLD.status = 'running' AND NEW.status <> 'running')
+CREATE TRIGGER test_audit_finish AFTER UPDATE OF state ON mesh.jobs
+    FOR EACH ROW WHEN (OLD.state = 'running' AND NEW.state <> 'running')
     EXECUTE FUNCTION test_audit_finish();
 """
 
@@ -90,17 +90,17 @@ def test_sigkill_mid_run__a_second_node_finishes_every_code_workflow_once(
             for key in approvals[: len(approvals) // 2]:  # some wait for them, some not yet
                 client.get_handle(key).signal("approve", {"ok": started[key][1]})
             wait_until_sync(
-                lambda: count(conn, "SELECT count(*) FROM mesh.jobs WHERE status = 'done'") >= 40,
+                lambda: count(conn, "SELECT count(*) FROM mesh.jobs WHERE state = 'done'") >= 40,
                 what="the first node to finish some workflows",
             )
             first.kill()
-            running = count(conn, "SELECT count(*) FROM mesh.jobs WHERE status = 'running'")
+            running = count(conn, "SELECT count(*) FROM mesh.jobs WHERE state = 'running'")
             assert running > 0, "the crash caught workflows mid-way"
             second = NodeProcess(config, dsn, log=tmp_path / "second.log")
             for key in approvals[len(approvals) // 2 :]:
                 client.get_handle(key).signal("approve", {"ok": started[key][1]})
             wait_until_sync(
-                lambda: count(conn, "SELECT count(*) FROM mesh.jobs WHERE status = 'running'") == 0,
+                lambda: count(conn, "SELECT count(*) FROM mesh.jobs WHERE state = 'running'") == 0,
                 timeout=120,
                 what="every workflow to finish after the takeover",
             )

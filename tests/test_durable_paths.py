@@ -260,3 +260,32 @@ async def test_a_start_that_cannot_be_stored_is_refused_before_the_database(dsn:
             await mesh.start_workflow(twice, 1, task_queue="no such queue!")
         batches = mesh._workflow_starts.batches
     assert batches == 0  # nothing was sent
+
+
+def semaphore(dsn: str, key: str) -> tuple[int, str]:
+    """HotMesh's reading of a job: its semaphore (jobs.status) and its state in words."""
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute("SELECT status, state FROM jobs WHERE key = %s", (key,)).fetchone()
+    assert row is not None
+    return int(row[0]), str(row[1])
+
+
+async def test_jobs_status_is_the_semaphore__open_calls_then_0__negative_when_it_ended_badly(
+    dsn: str,
+) -> None:
+    async with code_mesh(dsn) as mesh:
+        done = await mesh.start_workflow(twice, 1, task_queue="q", workflow_id="counted")
+        await done.result(timeout=30)
+        failed = await mesh.start_workflow(refusing, 1, task_queue="q", workflow_id="refused")
+        with pytest.raises(JobFailed):
+            await failed.result(timeout=30)
+        waiting = await mesh.start_workflow(renewing, 1, task_queue="q", workflow_id="waits")
+        await wait_until(lambda: waits_for(dsn, "waits", "next"), what="it waits")
+        open_while_waiting = semaphore(dsn, "waits")
+        await waiting.terminate("stop")
+        with pytest.raises(JobFailed):
+            await waiting.result(timeout=30)
+    assert semaphore(dsn, "counted") == (0, "done")
+    assert open_while_waiting == (1, "running")  # one call open: the condition
+    assert semaphore(dsn, "refused") == (-1_000_000_000, "failed")
+    assert semaphore(dsn, "waits") == (-1_000_000_000, "interrupted")

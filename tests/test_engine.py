@@ -67,12 +67,10 @@ async def test_order_workflow_both_branches_and_the_seeds_query(dsn: str) -> Non
     assert reserved["status"] == "reserved" and reserved["reserved"] == 2
     assert backordered["status"] == "backordered"
     with psycopg.connect(dsn) as conn:
-        rows = conn.execute(
-            "SELECT j.key, j.status, j.entity, a.field, a.value FROM jobs j "
-            "JOIN jobs_attributes a ON a.job_id = j.id WHERE j.key = 'order-456'"
-        ).fetchall()
-        fields = {field: value for _, _, _, field, value in rows}
-        assert {row[1] for row in rows} == {"done"} and {row[2] for row in rows} == {"order"}
+        rows = conn.execute(HOTMESH_README_QUERY).fetchall()
+        fields = {field: value for _, _, _, field, _, value, _, _ in rows}
+        # The semaphore of a finished job is 0; the entity is the graph's.
+        assert {row[1] for row in rows} == {0} and {row[2] for row in rows} == {"order"}
         assert fields["availableQty"] == 12 and fields["requestedQty"] == 2
         assert fields["status"] == "reserved"
         assert fields["checkInventory/output"]["availableQty"] == 12
@@ -82,6 +80,14 @@ async def test_order_workflow_both_branches_and_the_seeds_query(dsn: str) -> Non
         ).fetchall()
         assert [s[0] for s in steps] == ["placed", "checkInventory", "notifyBackorder"]
 
+
+# HotMesh's README, "What's still running? Query the semaphore", pasted as it is.
+HOTMESH_README_QUERY = """
+SELECT j.key AS job_key, j.status AS semaphore, j.entity AS workflow, a.symbol AS attribute,
+       a.dimension AS dimension, a.value AS value, j.created_at, j.updated_at
+FROM jobs j JOIN jobs_attributes a ON a.job_id = j.id
+WHERE j.key = 'order-456' ORDER BY a.symbol, a.dimension;
+"""
 
 SEQUENCE = """
 app:
@@ -124,9 +130,9 @@ async def test_sequential_workers_map_outputs_into_job_data(dsn: str) -> None:
     assert data == {"first": 5, "result": 21}
     assert state["metadata"]["tpc"] == "calc"
     # get_raw: the rows as stored.
-    assert raw["job"]["key"] == "five" and raw["job"]["status"] == "done"
-    assert raw["job"]["semaphore"] == 0 and "id" in raw["job"]
-    attributes = {(a["dimension"], a["field"]): a["value"] for a in raw["attributes"]}
+    assert raw["job"]["key"] == "five" and raw["job"]["state"] == "done"
+    assert raw["job"]["status"] == 0 and "id" in raw["job"]  # the semaphore
+    attributes = {(a["dimension"], a["symbol"]): a["value"] for a in raw["attributes"]}
     assert attributes[("", "result")] == 21 and attributes[("", "b/output")]["plusOne"] == 21
     legs = [(s["activity"], s["leg"]) for s in raw["steps"]]
     assert legs.count(("a", 1)) == legs.count(("a", 2)) == 1 and ("b", 2) in legs
@@ -607,6 +613,14 @@ async def test_interrupt_self_other_and_descend(dsn: str) -> None:
         assert await mesh.interrupt(other, reason="operator") is True
         assert await mesh.interrupt(other) is False
     assert own.value.job.status == "interrupted"
+    # HotMesh's semaphore (jobs.status): interrupt subtracts 1,000,000,000 from what was open.
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute(
+            "SELECT status, state FROM jobs WHERE key = ANY(%s)", ([other, parent, child],)
+        ).fetchall()
+    assert len(rows) == 3 and all(
+        -1_000_000_000 <= open_ < -100_000_000 and state == "interrupted" for open_, state in rows
+    )
 
 
 async def _child_of(dsn: str, parent: str) -> str:

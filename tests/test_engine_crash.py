@@ -140,14 +140,14 @@ CREATE TRIGGER test_audit_request AFTER INSERT ON mesh.stream_messages
 CREATE TABLE test_finishes (job text, status text);
 CREATE FUNCTION test_audit_finish() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO test_finishes VALUES (NEW.key, NEW.status);
+    INSERT INTO test_finishes VALUES (NEW.key, NEW.state);
     RETURN NULL;
 END $$;
-CREATE TRIGGER test_audit_finish AFTER UPDATE OF status ON mesh.jobs
-    FOR EACH ROW WHEN (OLD.status = 'running' AND NEW.status <> 'running')
+CREATE TRIGGER test_audit_finish AFTER UPDATE OF state ON mesh.jobs
+    FOR EACH ROW WHEN (OLD.state = 'running' AND NEW.state <> 'running')
     EXECUTE FUNCTION test_audit_finish();
 CREATE TRIGGER test_audit_finished_at_once AFTER INSERT ON mesh.jobs
-    FOR EACH ROW WHEN (NEW.status <> 'running') EXECUTE FUNCTION test_audit_finish();
+    FOR EACH ROW WHEN (NEW.state <> 'running') EXECUTE FUNCTION test_audit_finish();
 """
 
 
@@ -214,14 +214,14 @@ def test_sigkill_mid_run__another_node_completes_every_workflow_exactly_once(
             for key in approvals[:25]:
                 client.signal("c.approve", {"id": key, "approved": True})
             wait_until_sync(
-                lambda: count(conn, "SELECT count(*) FROM mesh.jobs WHERE status = 'done'") >= 30,
+                lambda: count(conn, "SELECT count(*) FROM mesh.jobs WHERE state = 'done'") >= 30,
                 what="the first node to finish some workflows",
             )
             first.kill()
             running = {
                 topic: count(
                     conn,
-                    "SELECT count(*) FROM mesh.jobs WHERE topic = %s AND status = 'running'",
+                    "SELECT count(*) FROM mesh.jobs WHERE topic = %s AND state = 'running'",
                     (topic,),
                 )
                 for topic in ("c.approval", "c.nap", "c.loop", "c.parent")
@@ -234,7 +234,7 @@ def test_sigkill_mid_run__another_node_completes_every_workflow_exactly_once(
             for key in approvals[25:]:
                 client.signal("c.approve", {"id": key, "approved": True})
             wait_until_sync(
-                lambda: count(conn, "SELECT count(*) FROM mesh.jobs WHERE status = 'running'") == 0,
+                lambda: count(conn, "SELECT count(*) FROM mesh.jobs WHERE state = 'running'") == 0,
                 timeout=90,
                 what="every workflow to finish after the takeover",
             )
@@ -252,7 +252,7 @@ def test_sigkill_mid_run__another_node_completes_every_workflow_exactly_once(
         if second is not None:
             second.ensure_stopped()
 
-    jobs = conn.execute("SELECT key, topic, status FROM mesh.jobs").fetchall()
+    jobs = conn.execute("SELECT key, topic, state FROM mesh.jobs").fetchall()
     assert len(jobs) == 250  # 200 started, 50 children
     assert {status for _, _, status in jobs} == {"done"}
     # Each job finished once: one status change out of running, one completion event.
@@ -335,7 +335,7 @@ def test_redeploy__running_jobs_keep_their_version_and_later_nodes_use_the_new_o
     def finished(keys: list[str]) -> bool:
         return count(
             conn,
-            "SELECT count(*) FROM mesh.jobs WHERE key = ANY(%s) AND status <> 'running'",
+            "SELECT count(*) FROM mesh.jobs WHERE key = ANY(%s) AND state <> 'running'",
             (keys,),
         ) == len(keys)
 

@@ -124,3 +124,33 @@ async def test_mesh_open__without_a_dsn_joins_the_embedded_database_and_migrates
             handle = await mesh.start_workflow(sequence, 10, task_queue="q")
             assert await handle.result(timeout=30) == 13
             assert "test-pg" in mesh.node.db.dsn
+
+
+def test_migrate__by_a_login_that_does_not_own_the_database__bare_names_resolve_for_it(
+    empty_dsn: str,
+) -> None:
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    role = f"tenant_{uuid.uuid4().hex[:8]}"
+    database = conninfo_to_dict(empty_dsn)["dbname"]
+    with psycopg.connect(empty_dsn, autocommit=True) as admin:
+        try:
+            admin.execute(f"CREATE ROLE {role} LOGIN")
+        except psycopg.errors.InsufficientPrivilege:
+            pytest.skip("the test database login cannot create roles")
+        admin.execute(f'GRANT CREATE ON DATABASE "{database}" TO {role}')
+    as_tenant = make_conninfo(empty_dsn, user=role)
+    try:
+        with psycopg.connect(as_tenant, autocommit=True) as conn:
+            notices: list[str] = []
+            conn.add_notice_handler(lambda notice: notices.append(notice.message_primary or ""))
+            migrate(conn)
+        with psycopg.connect(as_tenant) as conn:  # a new session: the setting applies
+            assert conn.execute("SELECT count(*) FROM jobs").fetchone() == (0,)
+        assert any("ALTER ROLE name IN DATABASE" in notice for notice in notices)
+    finally:
+        with psycopg.connect(empty_dsn, autocommit=True) as admin:
+            admin.execute("DROP SCHEMA IF EXISTS mesh CASCADE")
+            admin.execute(f'REVOKE ALL ON DATABASE "{database}" FROM {role}')
+            admin.execute(f'ALTER ROLE {role} IN DATABASE "{database}" RESET ALL')
+            admin.execute(f"DROP ROLE {role}")

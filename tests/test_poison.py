@@ -113,7 +113,7 @@ def fleet(tmp_path: Path, dsn: str, path: Path, workers: int) -> Iterator[Fleet]
 
 
 def statuses(conn: psycopg.Connection) -> dict[str, int]:
-    return dict(conn.execute("SELECT status, count(*) FROM mesh.jobs GROUP BY status").fetchall())
+    return dict(conn.execute("SELECT state, count(*) FROM mesh.jobs GROUP BY state").fetchall())
 
 
 def test_poison__among_200_jobs_on_3_workers_only_the_poison_job_fails(
@@ -131,14 +131,14 @@ def test_poison__among_200_jobs_on_3_workers_only_the_poison_job_fails(
         wait_until_sync(settled, timeout=240, what="every job to finish")
         nodes.restart_the_dead()
     assert statuses(conn) == {"done": 199, "failed": 1}, statuses(conn)
-    failed = conn.execute("SELECT key, error->>'message' FROM mesh.jobs WHERE status = 'failed'")
+    failed = conn.execute("SELECT key, error->>'message' FROM mesh.jobs WHERE state = 'failed'")
     (key, message), *_ = failed.fetchall()
     assert key == "job-77" and "crashed or hung each time" in message, message
     dead = conn.execute("SELECT payload->'data'->>'n', attempts FROM mesh.dead_letters").fetchall()
     assert dead == [("77", 3)]
     done = conn.execute(
         "SELECT count(*) FROM mesh.jobs_attributes a JOIN mesh.jobs j ON j.id = a.job_id "
-        "WHERE j.status = 'done' AND a.field = 'n'"
+        "WHERE j.state = 'done' AND a.symbol = 'n'"
     ).fetchone()
     assert done == (199,)
     print(f"worker processes killed by the poison: {nodes.deaths}")

@@ -16,7 +16,9 @@ def add_commands(commands: Any) -> None:
     verbs = group.add_subparsers(dest="workflow_command", metavar="COMMAND", required=True)
     start = verbs.add_parser("start", help="start a workflow by name (prints its id)")
     start.add_argument("name", help="the workflow function's name")
-    start.add_argument("args", nargs="?", default="[]", help="its arguments as a JSON list")
+    start.add_argument(
+        "args", nargs="?", default="[]", help="its arguments: a JSON list, @file or - (stdin)"
+    )
     start.add_argument("--task-queue", default="default", help="the task queue that runs it")
     start.add_argument("--workflow-id", default="", help="its id (default: a new one)")
     start.add_argument("--wait", action="store_true", help="wait and print its result")
@@ -32,7 +34,9 @@ def add_commands(commands: Any) -> None:
     signal = verbs.add_parser("signal", help="send a signal its workflow.condition waits for")
     signal.add_argument("workflow_id")
     signal.add_argument("signal_id")
-    signal.add_argument("data", nargs="?", default="null", help="the signal's data as JSON")
+    signal.add_argument(
+        "data", nargs="?", default="null", help="the signal's data: JSON, @file or - (stdin)"
+    )
     signal.set_defaults(handler=_signal)
     cancel = verbs.add_parser("cancel", help="ask a workflow to stop")
     cancel.add_argument("workflow_id")
@@ -84,12 +88,12 @@ def _print_result(client: Any, workflow_id: str, timeout: float) -> int:
 
 
 def _start(args: argparse.Namespace) -> int:
+    from mesh.cli.payloads import json_argument
     from mesh.errors import ConfigError
-    from mesh.model.messages import parse_json
 
     if args.wait:
         _timeout(args)  # refused before anything is written
-    arguments = parse_json(args.args, "the workflow's arguments")
+    arguments = json_argument(args.args, "the workflow's arguments")
     if not isinstance(arguments, list):
         raise ConfigError(
             "<command line>", "args", "the arguments are a JSON list", "write e.g. '[\"sku-1\", 2]'"
@@ -117,10 +121,10 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _signal(args: argparse.Namespace) -> int:
+    from mesh.cli.payloads import json_argument
     from mesh.errors import UnknownJob
-    from mesh.model.messages import parse_json
 
-    data = parse_json(args.data, "the signal data")
+    data = json_argument(args.data, "the signal data")
     with _client(args) as client:
         if not client.get_handle(args.workflow_id).signal(args.signal_id, data):
             raise UnknownJob(f"no running workflow {args.workflow_id!r}")

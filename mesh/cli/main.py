@@ -18,6 +18,7 @@ from mesh.cli.workflows import add_commands as add_workflow_commands
 from mesh.errors import (
     ConfigError,
     DatabaseUnavailable,
+    JobTimeout,
     MeshError,
     SchemaOutOfDate,
     SupervisorGaveUp,
@@ -27,6 +28,9 @@ from mesh.errors import (
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_UNAVAILABLE = 3
+EXIT_TIMEOUT = 4
+"""A wait (``pub --wait``, ``workflow start --wait``, ``workflow result``) ran out of time:
+the job goes on."""
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for `... | head -1`
 
 
@@ -56,6 +60,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         # An actor kept crashing: exit non-zero so systemd or the Procfile runner restarts us.
         print(f"mesh: giving up: {error}", file=sys.stderr)
         return EXIT_FAILED
+    except JobTimeout as error:
+        print(f"mesh: {error}; it goes on: wait again, or interrupt it", file=sys.stderr)
+        return EXIT_TIMEOUT
     except MeshError as error:
         print(f"mesh: {error}", file=sys.stderr)
         return EXIT_USAGE

@@ -12,9 +12,9 @@ import msgspec
 import trio
 
 from mesh.cli.context import session
+from mesh.cli.payloads import json_argument
 from mesh.errors import ConfigError, DatabaseError, InvalidIdentifier, InvalidPayload
 from mesh.model.ids import validate_stream, validate_topic
-from mesh.model.messages import parse_json
 from mesh.model.quorum import Profile, User, validate_throttle
 
 
@@ -42,7 +42,7 @@ def add_commands(commands: Any) -> None:
 
     broadcast = commands.add_parser("broadcast", help="send a user message to every member")
     broadcast.add_argument("topic")
-    broadcast.add_argument("payload", metavar="JSON")
+    broadcast.add_argument("payload", metavar="JSON", help="the message: JSON, @file or - (stdin)")
     broadcast.set_defaults(handler=_broadcast)
 
     listen = commands.add_parser(
@@ -157,7 +157,7 @@ def _broadcast(args: argparse.Namespace) -> int:
         validate_topic(args.topic)
     except InvalidIdentifier as error:
         raise ConfigError("<command line>", "TOPIC", str(error)) from None
-    message = parse_json(args.payload, "the JSON argument")
+    message = json_argument(args.payload, "the JSON argument")
     config, dsn = session(args, quiet=True)
 
     async def main() -> None:

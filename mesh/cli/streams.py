@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import sys
 import time
 from typing import Any
 
 import msgspec
 
 from mesh.cli.context import session
-from mesh.errors import ConfigError
+from mesh.errors import ConfigError, DatabaseError
 
 
 def add_commands(commands: Any) -> None:
@@ -25,8 +27,9 @@ def add_commands(commands: Any) -> None:
     stream_commands = streams.add_subparsers(dest="streams_command", metavar="COMMAND")
     send = stream_commands.add_parser("send", help="enqueue one activity request on a worker topic")
     send.add_argument("topic")
-    send.add_argument("payload", metavar="JSON", help="the request data, as JSON")
+    send.add_argument("payload", metavar="JSON", help="the request data: JSON, @file or - (stdin)")
     send.add_argument("--delay", type=float, default=0.0, help="seconds before it becomes visible")
+    send.add_argument("--json", action="store_true", help="print JSON (as it does anyway)")
     send.set_defaults(handler=_streams_send)
 
     dead = stream_commands.add_parser("dead", help="list dead letters with their last error")
@@ -38,7 +41,10 @@ def add_commands(commands: Any) -> None:
         "requeue", help="put dead letters back on their streams with fresh attempts"
     )
     requeue.add_argument("--topic", help="only this stream")
-    requeue.add_argument("--id", type=int, action="append", help="only these dead letters")
+    requeue.add_argument(
+        "--id", type=int, action="append", help="only this dead letter (repeatable)"
+    )
+    requeue.add_argument("--json", action="store_true", help="print JSON")
     requeue.set_defaults(handler=_streams_requeue)
 
 
@@ -71,7 +77,11 @@ def _streams(args: argparse.Namespace) -> int:
         print(json.dumps(rows, indent=2))
         return 0
     if not rows:
-        print(f"no messages in any stream of app {config.app!r}")
+        print(
+            "no messages in any stream of any app"
+            if args.all_apps
+            else f"no messages in any stream of app {config.app!r}"
+        )
         return 0
     headers = [
         "app",
@@ -92,8 +102,9 @@ def _streams(args: argparse.Namespace) -> int:
 
 def _streams_send(args: argparse.Namespace) -> int:
     from mesh.cli.context import _config, _dsn
+    from mesh.cli.payloads import json_argument
     from mesh.model.ids import new_message_id, validate_topic
-    from mesh.model.messages import ActivityRequest, encode, parse_json
+    from mesh.model.messages import ActivityRequest, encode
     from mesh.model.outcomes import Outgoing
     from mesh.pg.database import run_once
     from mesh.pg.migrations import check_schema
@@ -105,7 +116,7 @@ def _streams_send(args: argparse.Namespace) -> int:
         raise ConfigError(
             "<command line>", "--delay", f"{args.delay!r} is not from 0 to 31536000 seconds"
         )
-    data = parse_json(args.payload, "the JSON argument")
+    data = json_argument(args.payload, "the JSON argument")
     policy = config.retry_policy(next((w for w in config.workers if w.topic == args.topic), None))
     request = ActivityRequest(
         id=new_message_id(),
@@ -128,7 +139,8 @@ def _streams_send(args: argparse.Namespace) -> int:
         (message_id,) = enqueue(conn, [outgoing])
         return message_id
 
-    message_id = run_once(_dsn(config), send)
+    dsn = _dsn(config)
+    message_id = run_once(dsn, send)
     print(
         json.dumps(
             {
@@ -139,7 +151,30 @@ def _streams_send(args: argparse.Namespace) -> int:
             }
         )
     )
+    if not _served(config, dsn, args.topic):
+        print(
+            f"mesh: warning: no live member of app {config.app!r} serves topic "
+            f"{args.topic!r}; the request waits until one does (see `mesh rollcall`)",
+            file=sys.stderr,
+        )
     return 0
+
+
+def _served(config: Any, dsn: str, topic: str) -> bool:
+    """Whether a live member serves ``topic`` (asked by roll call; a member that does not
+    answer within half a second counts as absent)."""
+    import trio
+
+    from mesh.control import control_session
+
+    async def ask() -> bool:
+        async with control_session(config, dsn) as client:
+            return any(topic in profile.topics for profile in await client.roll_call(0.5))
+
+    try:
+        return trio.run(ask)
+    except DatabaseError:
+        return True  # sent already; not knowing is no reason to warn
 
 
 def _streams_dead(args: argparse.Namespace) -> int:
@@ -154,7 +189,8 @@ def _streams_dead(args: argparse.Namespace) -> int:
     config, dsn = session(args)
     rows = run_once(dsn, list_dead_letters, config.app, args.topic, args.limit)
     if args.json:
-        print(msgspec.json.encode(rows).decode())
+        # The payload is the message itself (JSON), not a string holding it.
+        print(msgspec.json.encode([_dead_letter(row) for row in rows]).decode())
     elif not rows:
         print(f"no dead letters in app {config.app!r}")
     for row in rows if not args.json else []:
@@ -172,6 +208,25 @@ def _streams_requeue(args: argparse.Namespace) -> int:
     if args.topic is not None:
         validate_stream(args.topic)  # "" must not mean every stream
     config, dsn = session(args)
-    count = run_once(dsn, requeue_dead_letters, config.app, args.topic, args.id)
-    print(f"requeued {count} dead letter(s) of app {config.app!r}")
+    requeued = run_once(dsn, requeue_dead_letters, config.app, args.topic, args.id)
+    missing = sorted(set(args.id or ()) - set(requeued))
+    if args.json:
+        print(json.dumps({"app": config.app, "requeued": requeued, "missing": missing}))
+    else:
+        print(f"requeued {len(requeued)} dead letter(s) of app {config.app!r}")
+    if missing:
+        print(
+            f"mesh: no dead letter {', '.join(map(str, missing))} in app {config.app!r}"
+            + (f" on stream {args.topic!r}" if args.topic else "")
+            + ": see `mesh streams dead`",
+            file=sys.stderr,
+        )
+        return 1
     return 0
+
+
+def _dead_letter(row: Any) -> dict[str, Any]:
+    fields = {name: getattr(row, name) for name in row.__slots__}
+    with contextlib.suppress(msgspec.DecodeError):  # else shown as the text it is
+        fields["payload"] = msgspec.json.decode(row.payload)
+    return fields

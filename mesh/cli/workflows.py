@@ -1,8 +1,10 @@
-"""The workflow commands of ``mesh``: deploy, activate, pub, job, jobs."""
+"""The workflow commands of ``mesh``: deploy, activate, pub, signal, job, jobs, export,
+interrupt, scrub. Each takes ``--json``; JSON input may also come from ``@file`` or ``-``."""
 
 from __future__ import annotations
 
 import argparse
+import json
 from typing import Any
 
 from mesh.cli.context import app_of, session
@@ -20,7 +22,9 @@ def add_commands(commands: Any) -> None:
     activate.set_defaults(handler=_activate)
     pub = commands.add_parser("pub", help="start a job: publish JSON data to a graph's topic")
     pub.add_argument("topic", help="the topic a graph subscribes to")
-    pub.add_argument("data", nargs="?", default="{}", help="the job's input as JSON")
+    pub.add_argument(
+        "data", nargs="?", default="{}", help="the job's input: JSON, @file or - (stdin)"
+    )
     pub.add_argument("--job-id", default="", help="the job id (default: the trigger's, or new)")
     pub.add_argument(
         "--pending",
@@ -37,10 +41,47 @@ def add_commands(commands: Any) -> None:
     job.add_argument("--app", help="the app id (default: the config's)")
     job.set_defaults(handler=_job)
     jobs = commands.add_parser("jobs", help="recent jobs of the app")
-    jobs.add_argument("--status", choices=["running", "pending", "done", "failed", "interrupted"])
-    jobs.add_argument("--limit", type=int, default=50)
+    jobs.add_argument(
+        "--status",
+        choices=["running", "pending", "done", "failed", "interrupted"],
+        help="only jobs in this state",
+    )
+    jobs.add_argument(
+        "--limit", type=int, default=50, help="at most this many, newest first (1 to 10000)"
+    )
     jobs.add_argument("--app", help="the app id (default: the config's)")
     jobs.set_defaults(handler=_jobs)
+    signal = commands.add_parser(
+        "signal", help="resume the jobs whose hook waits on TOPIC with matching data"
+    )
+    signal.add_argument("topic", help="the hook's topic")
+    signal.add_argument(
+        "data", nargs="?", default="{}", help="the signal data: JSON, @file or - (stdin)"
+    )
+    signal.add_argument(
+        "--code", type=int, default=200, help="the status code the hook sees (default 200)"
+    )
+    signal.set_defaults(handler=_signal)
+    interrupt = commands.add_parser(
+        "interrupt", help="end a running job now, with its queued activities withdrawn"
+    )
+    interrupt.add_argument("job_id")
+    interrupt.add_argument("--reason", default="interrupted", help="recorded as its error")
+    interrupt.add_argument("--code", type=int, default=410, help="its error code (default 410)")
+    interrupt.add_argument("--descend", action="store_true", help="its child jobs too")
+    interrupt.set_defaults(handler=_interrupt)
+    scrub = commands.add_parser(
+        "scrub", help="delete a finished job and its data now (its id becomes free)"
+    )
+    scrub.add_argument("job_id")
+    scrub.set_defaults(handler=_scrub)
+    export = commands.add_parser("export", help="one job as JSON, with its activity timeline")
+    export.add_argument("job_id")
+    export.set_defaults(handler=_export)
+    for command in (deploy, activate, pub, jobs, signal, interrupt, scrub, export):
+        command.add_argument("--json", action="store_true", help="print JSON")
+    for command in (signal, interrupt, scrub, export):
+        command.add_argument("--app", help="the app id (default: the config's)")
 
 
 def _deploy(args: argparse.Namespace) -> int:
@@ -58,6 +99,9 @@ def _deploy(args: argparse.Namespace) -> int:
 
     new = run_once(dsn, store)
     app, version = manifest.app.id, manifest.app.version
+    if args.json:
+        print(json.dumps({"app": app, "version": version, "deployed": new}))
+        return 0
     state = "deployed" if new else "already deployed (identical)"
     print(
         f"app {app!r} version {version!r}: {state}; activate it with `mesh activate {version} --app {app}`"
@@ -73,15 +117,16 @@ def _activate(args: argparse.Namespace) -> int:
     app = app_of(args, config)
     secret = config.quorum.secret.encode() or None
     run_once(dsn, activate, app, args.version, secret=secret, sender="cli")
-    print(f"app {app!r}: version {args.version!r} is active")
+    if args.json:
+        print(json.dumps({"app": app, "version": args.version, "active": True}))
+    else:
+        print(f"app {app!r}: version {args.version!r} is active")
     return 0
 
 
 def _pub(args: argparse.Namespace) -> int:
-    import json
-
+    from mesh.cli.payloads import json_argument
     from mesh.errors import ConfigError, JobFailed
-    from mesh.model.messages import parse_json
     from mesh.pg.client import MeshClient
 
     if args.wait and not 0 < args.timeout <= 86400 * 365:  # False for nan too
@@ -93,11 +138,11 @@ def _pub(args: argparse.Namespace) -> int:
             "give a positive number, e.g. --timeout 30",
         )
     config, dsn = session(args, quiet=True)
-    data = parse_json(args.data, "the job data")
+    data = json_argument(args.data, "the job data")
     with MeshClient(dsn, app=app_of(args, config)) as client:
         job_id = client.pub(args.topic, data, job_id=args.job_id, pending=args.pending)
         if not args.wait:
-            print(job_id)
+            print(json.dumps({"job_id": job_id}) if args.json else job_id)
             return 0
         try:
             record = client.wait(job_id, timeout=args.timeout)
@@ -114,8 +159,6 @@ def _pub(args: argparse.Namespace) -> int:
 
 
 def _job(args: argparse.Namespace) -> int:
-    import json
-
     from mesh.errors import UnknownJob
     from mesh.pg.database import run_once
     from mesh.pg.job_queries import get_job
@@ -160,8 +203,93 @@ def _jobs(args: argparse.Namespace) -> int:
         raise ConfigError("<command line>", "--limit", f"{args.limit} is not from 1 to 10000")
     config, dsn = session(args, quiet=True)
     listing = run_once(dsn, list_jobs, app_of(args, config), status=args.status, limit=args.limit)
+    if args.json:
+        print(json.dumps([_summary(job) for job in listing], indent=2))
+        return 0
     for job in listing:
         print(f"{job.created_at:%Y-%m-%d %H:%M:%S}  {job.status:<11} {job.topic:<24} {job.key}")
     if not listing:
         print("no jobs" + (f" with status {args.status}" if args.status else ""))
+    return 0
+
+
+def _summary(job: Any) -> dict[str, Any]:
+    return {
+        "job_id": job.key,
+        "status": job.status,
+        "topic": job.topic,
+        "version": job.version,
+        "created_at": job.created_at.isoformat(),
+        "completed_at": job.completed_at.isoformat() if job.completed_at else None,
+    }
+
+
+def _code(value: int, option: str) -> int:
+    from mesh.errors import ConfigError
+
+    if not 1 <= value <= 999:
+        raise ConfigError("<command line>", option, f"{value} is not a status code from 1 to 999")
+    return value
+
+
+def _client(args: argparse.Namespace) -> Any:
+    from mesh.pg.client import MeshClient
+
+    config, dsn = session(args, quiet=True)
+    return MeshClient(dsn, app=app_of(args, config))
+
+
+def _signal(args: argparse.Namespace) -> int:
+    from mesh.cli.payloads import json_argument
+    from mesh.model.ids import validate_topic
+
+    validate_topic(args.topic)
+    code = _code(args.code, "--code")
+    data = json_argument(args.data, "the signal data")  # refused before anything is sent
+    with _client(args) as client:
+        resumed = client.signal(args.topic, data, code=code)
+    if args.json:
+        print(json.dumps({"topic": args.topic, "resumed": resumed}))
+    elif resumed:
+        print(f"resumed {resumed} job(s) waiting on {args.topic!r}")
+    else:
+        print(f"no job waits on {args.topic!r} with this data yet: kept for the hook that does")
+    return 0
+
+
+def _interrupt(args: argparse.Namespace) -> int:
+    from mesh.model.limits import check_text
+
+    check_text(args.reason, "--reason")
+    code = _code(args.code, "--code")
+    with _client(args) as client:
+        ended = client.interrupt(args.job_id, reason=args.reason, code=code, descend=args.descend)
+        status = "" if ended else client.get_status(args.job_id)
+    if args.json:
+        print(json.dumps({"job_id": args.job_id, "interrupted": ended, "status": status or None}))
+    elif ended:
+        print(f"job {args.job_id}: interrupted" + (" with its children" if args.descend else ""))
+    else:
+        print(f"job {args.job_id} had already finished ({status}): nothing to interrupt")
+    return 0 if ended else 1
+
+
+def _scrub(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        scrubbed = client.scrub(args.job_id)
+    if args.json:
+        print(json.dumps({"job_id": args.job_id, "scrubbed": scrubbed}))
+    elif scrubbed:
+        print(f"job {args.job_id}: deleted with its data; the id is free")
+    else:
+        print(
+            f"job {args.job_id} is running or unknown: nothing deleted (interrupt it first, "
+            "or check the id with `mesh jobs`)"
+        )
+    return 0 if scrubbed else 1
+
+
+def _export(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        print(json.dumps(client.export(args.job_id), indent=2, default=str))
     return 0

@@ -304,13 +304,13 @@ def _conclude(
     """Write how the step left the workflow: going on, continued as new, or ended."""
     job_id, key, gid, cycles = row.id, row.key, row.gid, row.cycles
     if not progress.finished:
-        update(writes, job_id, cycles + 1, "running", gid, None)
+        update(writes, job_id, cycles + 1, "running", gid, None, open_calls=run.open_calls)
         writes.kept.append((run, cycles + 1))
         return
     writes.dropped.append(key)
     if progress.continue_with is not None:
         fresh_gid = new_guid()
-        update(writes, job_id, 0, "running", fresh_gid, None)
+        update(writes, job_id, 0, "running", fresh_gid, None, open_calls=1)  # its start
         writes.data[(job_id, "", "args")] = list(progress.continue_with)
         writes.outgoing.append(durable_messages.start_message(app, key, fresh_gid, row.task_queue))
     elif progress.failure is not None:

@@ -113,12 +113,22 @@ def record(writes: Writes, job_id: int, gid: str, plan: StepPlan, now: float) ->
 
 
 def update(
-    writes: Writes, job_id: int, cycles: int, status: str, gid: str, error: dict[str, Any] | None
+    writes: Writes,
+    job_id: int,
+    cycles: int,
+    status: str,
+    gid: str,
+    error: dict[str, Any] | None,
+    *,
+    open_calls: int = 0,
 ) -> None:
+    """The job's new state; ``open_calls``: the calls it waits for (HotMesh's semaphore,
+    ``jobs.status``: 0 once it ended)."""
     writes.jobs[job_id] = {
         "id": job_id,
         "cycles": cycles,
         "status": status,
+        "open": open_calls,
         "gid": gid,
         "error": error,
     }

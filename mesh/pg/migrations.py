@@ -76,8 +76,9 @@ def add_to_search_path(conn: Connection) -> None:
     """Append ``mesh`` to the database's default search_path, so plain SQL can name the job
     tables unqualified (``SELECT ... FROM jobs j JOIN jobs_attributes a ...``).
 
-    Applies to new sessions. Needs ownership of the database: without it a notice is logged
-    by the server and users qualify the names (``mesh.jobs``) or set search_path themselves.
+    Applies to new sessions. A login that does not own the database sets it for itself in
+    this database; the server's notice says what other logins run (``ALTER ROLE name IN
+    DATABASE db SET search_path = "$user", public, mesh``).
     """
     conn.execute(query("add_mesh_to_search_path"), {})  # {}: so %% reads as %
 

@@ -38,10 +38,11 @@ def list_dead_letters(
 
 def requeue_dead_letters(
     conn: Connection, app: str, stream: str | None = None, ids: Sequence[int] | None = None
-) -> int:
-    """Put dead letters back on their streams with fresh attempts; returns how many."""
+) -> list[int]:
+    """Put dead letters back on their streams with fresh attempts; returns the ids of those
+    requeued (the dead letters' ids: their messages get new ones)."""
     params = {"app": app, "stream": stream, "ids": list(ids) if ids else None}
-    return conn.execute(query("requeue_dead_letters"), params).rowcount
+    return sorted(row[0] for row in conn.execute(query("requeue_dead_letters"), params))
 
 
 def vacuum_streams(conn: Connection) -> None:

@@ -159,6 +159,11 @@ class WorkflowRun:
             raise RuntimeError("the run was not started")
         return self._coroutine
 
+    @property
+    def open_calls(self) -> int:
+        """The calls the run waits for whose outcomes are not recorded yet."""
+        return sum(1 for p in self._waiting if not self.history.get(p, _PENDING).done)
+
     def _complete(self) -> bool:
         return all(self.history.get(p, _PENDING).done for p in self._waiting)
 

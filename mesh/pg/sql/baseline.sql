@@ -40,8 +40,12 @@ VACUUM (ANALYZE) mesh.stream_messages;
 DELETE FROM mesh.jobs WHERE app = %(app)s;
 
 -- name: demo_seeds_query
--- The seeds' query, as `mesh demo` prints and runs it (the schema is on the search path).
-SELECT j.key, j.status, j.entity, a.field, a.value FROM jobs j JOIN jobs_attributes a ON a.job_id = j.id WHERE j.key = 'order-456';
+-- HotMesh's README query, verbatim, as `mesh demo` prints and runs it (the schema is on the
+-- search path): status is the semaphore, 0 for a finished order.
+SELECT j.key AS job_key, j.status AS semaphore, j.entity AS workflow, a.symbol AS attribute,
+       a.dimension AS dimension, a.value AS value, j.created_at, j.updated_at
+FROM jobs j JOIN jobs_attributes a ON a.job_id = j.id
+WHERE j.key = 'order-456' ORDER BY a.symbol, a.dimension;
 
 -- name: demo_code_steps_query
 -- The calls of one order workflow written as code, as `mesh demo` prints them.

@@ -8,12 +8,12 @@
 -- A new workflow: its job and data (with its parent's await, for a child), or nothing when
 -- the id is taken (no row returned).
 WITH job AS (
-    INSERT INTO mesh.jobs (app, key, gid, version, topic, status, semaphore)
-    VALUES (%(app)s, %(key)s, %(gid)s, 'code', %(name)s, 'running', 1)
+    INSERT INTO mesh.jobs (app, key, gid, version, topic, entity, state, status)
+    VALUES (%(app)s, %(key)s, %(gid)s, 'code', %(name)s, %(name)s, 'running', 1)
     ON CONFLICT (app, key) DO NOTHING
     RETURNING id
 ), data AS (
-    INSERT INTO mesh.jobs_attributes (job_id, dimension, field, value)
+    INSERT INTO mesh.jobs_attributes (job_id, dimension, symbol, value)
     SELECT job.id, '', f.field, f.value
     FROM job, (VALUES ('args', %(args)s::jsonb), ('task_queue', to_jsonb(%(task_queue)s::text)),
                       ('parent', %(parent)s::jsonb)) AS f(field, value)
@@ -29,12 +29,12 @@ WITH input AS (
     SELECT * FROM jsonb_to_recordset(%(rows)s::jsonb)
         AS r(ord int, key text, gid text, name text, args jsonb, task_queue text)
 ), job AS (
-    INSERT INTO mesh.jobs (app, key, gid, version, topic, status, semaphore)
-    SELECT %(app)s, key, gid, 'code', name, 'running', 1 FROM input ORDER BY ord
+    INSERT INTO mesh.jobs (app, key, gid, version, topic, entity, state, status)
+    SELECT %(app)s, key, gid, 'code', name, name, 'running', 1 FROM input ORDER BY ord
     ON CONFLICT (app, key) DO NOTHING
     RETURNING id, gid
 ), data AS (
-    INSERT INTO mesh.jobs_attributes (job_id, dimension, field, value)
+    INSERT INTO mesh.jobs_attributes (job_id, dimension, symbol, value)
     SELECT job.id, '', f.field, f.value
     FROM job JOIN input i ON i.gid = job.gid,
          LATERAL (VALUES ('args', i.args), ('task_queue', to_jsonb(i.task_queue)))
@@ -45,24 +45,24 @@ SELECT gid FROM job;
 -- name: durable_target
 -- Where a signal to a workflow goes: its generation and its task queue (running ones only).
 SELECT j.gid, (SELECT a.value #>> '{}' FROM mesh.jobs_attributes a
-               WHERE a.job_id = j.id AND a.dimension = '' AND a.field = 'task_queue')
+               WHERE a.job_id = j.id AND a.dimension = '' AND a.symbol = 'task_queue')
 FROM mesh.jobs j
-WHERE j.app = %(app)s AND j.key = %(key)s AND j.version = 'code' AND j.status = 'running';
+WHERE j.app = %(app)s AND j.key = %(key)s AND j.version = 'code' AND j.state = 'running';
 
 -- name: durable_lock_jobs
 -- The workflows a batch's messages name, locked in id order, with what a run needs. Shaped
 -- like lock_jobs (queries.sql) so the plan cannot drift: one (app, key) probe per key, then
 -- the rows by primary key. `app = $1 AND key = ANY($2)` let a generic plan cached while the
 -- app was new scan the app's jobs per batch (7 ms a batch after 20 s, and growing).
-SELECT j.id, j.key, j.gid, j.topic, j.status, j.cycles,
+SELECT j.id, j.key, j.gid, j.topic, j.state, j.cycles,
        (SELECT a.value FROM mesh.jobs_attributes a
-        WHERE a.job_id = j.id AND a.dimension = '' AND a.field = 'args'),
+        WHERE a.job_id = j.id AND a.dimension = '' AND a.symbol = 'args'),
        (SELECT a.value #>> '{}' FROM mesh.jobs_attributes a
-        WHERE a.job_id = j.id AND a.dimension = '' AND a.field = 'task_queue'),
+        WHERE a.job_id = j.id AND a.dimension = '' AND a.symbol = 'task_queue'),
        extract(epoch FROM j.created_at)::float8,
        (SELECT a.value FROM mesh.jobs_attributes a
-        WHERE a.job_id = j.id AND a.dimension = '' AND a.field = 'parent'),
-       (SELECT jsonb_object_agg(a.field, a.value) FROM mesh.jobs_attributes a
+        WHERE a.job_id = j.id AND a.dimension = '' AND a.symbol = 'parent'),
+       (SELECT jsonb_object_agg(a.symbol, a.value) FROM mesh.jobs_attributes a
         WHERE a.job_id = j.id AND a.dimension = '$signals')
 FROM mesh.jobs j
 WHERE j.id = ANY(ARRAY(
@@ -117,16 +117,16 @@ WHERE s.ctid = ANY(ARRAY(
 -- interrupted (error), or continued as a new generation (gid, args, a fresh start). The
 -- jobs are found by primary key (`id = ANY`): a free join's cached plan scanned them all.
 UPDATE mesh.jobs AS j
-SET cycles = r.cycles, status = r.status, gid = r.gid, error = r.error, updated_at = now(),
-    semaphore = CASE WHEN r.status = 'running' THEN 1 ELSE 0 END,
+SET cycles = r.cycles, state = r.status, gid = r.gid, error = r.error, updated_at = now(),
+    status = mesh.semaphore(r.status, r.open),
     completed_at = CASE WHEN r.status <> 'running' THEN now() END,
     expires_at = CASE WHEN r.status <> 'running' THEN now() + interval '1 day' END
 FROM jsonb_to_recordset(%(rows)s::jsonb) AS r(
-    id bigint, cycles int, status text, gid text, error jsonb)
+    id bigint, cycles int, status text, open int, gid text, error jsonb)
 WHERE j.id = ANY(ARRAY(SELECT (e->>'id')::bigint FROM jsonb_array_elements(%(rows)s::jsonb) e))
   AND j.id = r.id;
 
 -- name: durable_waiting
 -- How many of an app's workflows wait for a signal (a condition not yet answered).
 SELECT count(*) FROM mesh.durable_steps s JOIN mesh.jobs j ON j.id = s.job_id
-WHERE j.app = %(app)s AND j.status = 'running' AND s.kind = 'condition' AND NOT s.done;
+WHERE j.app = %(app)s AND j.state = 'running' AND s.kind = 'condition' AND NOT s.done;

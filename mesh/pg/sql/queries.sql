@@ -350,11 +350,12 @@ WITH revived AS (
     WHERE app = %(app)s
       AND (%(stream)s::text IS NULL OR stream = %(stream)s)
       AND (%(ids)s::bigint[] IS NULL OR id = ANY(%(ids)s::bigint[]))
-    RETURNING app, stream, priority, max_attempts, payload
+    RETURNING id, app, stream, priority, max_attempts, payload
+), inserted AS (
+    INSERT INTO mesh.stream_messages (app, stream, priority, max_attempts, payload)
+    SELECT app, stream, priority, max_attempts, payload FROM revived
 )
-INSERT INTO mesh.stream_messages (app, stream, priority, max_attempts, payload)
-SELECT app, stream, priority, max_attempts, payload FROM revived
-RETURNING id;
+SELECT id FROM revived;
 
 -- name: deploy_version
 -- Store a validated manifest; returns the stored manifest (an existing one is left as is).
@@ -392,23 +393,45 @@ FROM mesh.apps a JOIN mesh.app_versions v ON v.app = a.app AND v.version = a.act
 WHERE a.app = %(app)s;
 
 -- name: add_mesh_to_search_path
--- Idempotent: appends mesh to the database's default search_path unless already there.
+-- Idempotent: appends mesh to the database's default search_path unless already there. A
+-- login that does not own the database sets it for itself in this database instead; other
+-- logins then need `ALTER ROLE name IN DATABASE db SET search_path = "$user", public, mesh`
+-- (the notice says so).
 DO $$
 DECLARE
-    current_path text := coalesce(
+    database_path text := coalesce(
         (SELECT substring(setting FROM 'search_path=(.*)')
          FROM pg_db_role_setting s, unnest(s.setconfig) AS setting
          WHERE s.setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database())
            AND s.setrole = 0 AND setting LIKE 'search_path=%%'),
         '"$user", public');
+    role_path text := coalesce(
+        (SELECT substring(setting FROM 'search_path=(.*)')
+         FROM pg_db_role_setting s, unnest(s.setconfig) AS setting
+         WHERE s.setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database())
+           AND s.setrole = (SELECT oid FROM pg_roles WHERE rolname = current_user)
+           AND setting LIKE 'search_path=%%'),
+        database_path);
 BEGIN
-    IF current_path !~ '(^|[ ,])mesh($|[ ,])' THEN
+    IF database_path !~ '(^|[ ,])mesh($|[ ,])' THEN
         EXECUTE format('ALTER DATABASE %%I SET search_path = %%s, mesh',
-                       current_database(), current_path);
+                       current_database(), database_path);
     END IF;
 EXCEPTION WHEN insufficient_privilege THEN
-    RAISE NOTICE 'mesh: cannot set the search_path of database %% (not its owner); '
-                 'name the job tables mesh.jobs and mesh.jobs_attributes', current_database();
+    BEGIN
+        IF role_path !~ '(^|[ ,])mesh($|[ ,])' THEN
+            EXECUTE format('ALTER ROLE %%I IN DATABASE %%I SET search_path = %%s, mesh',
+                           current_user, current_database(), role_path);
+        END IF;
+        RAISE NOTICE 'mesh: not the owner of database %%, so bare job table names resolve for '
+                     'role %% only; for another login run: ALTER ROLE name IN DATABASE %% SET '
+                     'search_path = "$user", public, mesh', current_database(), current_user,
+                     current_database();
+    EXCEPTION WHEN insufficient_privilege THEN
+        RAISE NOTICE 'mesh: cannot set the search_path in database %%; run SET search_path = '
+                     '"$user", public, mesh in each session, or name the tables mesh.jobs and '
+                     'mesh.jobs_attributes', current_database();
+    END;
 END
 $$;
 
@@ -440,7 +463,7 @@ SELECT manifest::text FROM mesh.app_versions WHERE app = %(app)s AND version = %
 -- Shaped so the plan cannot change as jobs grow: one (app, key) index probe per key (the
 -- LIMIT keeps the lateral join a nested loop), then the rows by primary key. A join the
 -- planner may choose freely hashes every job of the app when its statistics lag (a new app).
-SELECT j.id, j.key, j.gid, j.version, j.topic, j.entity, j.status, j.semaphore, j.threshold,
+SELECT j.id, j.key, j.gid, j.version, j.topic, j.entity, j.state, j.status, j.threshold,
        j.cycles, p.key, j.parent_gid, j.parent_activity, j.parent_dimension, j.error::text,
        extract(epoch FROM j.created_at)::float8, j.persisted_at IS NOT NULL
 FROM mesh.jobs j
@@ -459,12 +482,12 @@ FOR UPDATE OF j;
 -- and OFFSET 0 keep them from being flattened, so the plan stays one index probe per key
 -- whatever the statistics say (flattened, a generic plan cached while the tables were small
 -- scanned every step of every job).
-SELECT w.key, a.dimension, a.field, a.value::text
+SELECT w.key, a.dimension, a.symbol, a.value::text
 FROM unnest(%(keys)b::text[], %(dims)b::text[]) AS w(key, dimension)
 CROSS JOIN LATERAL (
     SELECT id FROM mesh.jobs WHERE app = %(app)s AND key = w.key LIMIT 1) AS j
 CROSS JOIN LATERAL (
-    SELECT a.dimension, a.field, a.value FROM mesh.jobs_attributes a
+    SELECT a.dimension, a.symbol, a.value FROM mesh.jobs_attributes a
     WHERE a.job_id = j.id AND a.dimension = w.dimension
     OFFSET 0) AS a;  -- not pulled up: a probe per key, never a scan of the whole table
 
@@ -489,11 +512,11 @@ WITH r AS (
         parent_activity text, parent_dimension text, error jsonb, expire float8,
         persisted boolean)
 ), inserted AS (
-    INSERT INTO mesh.jobs (app, key, gid, version, topic, entity, status, semaphore, threshold,
+    INSERT INTO mesh.jobs (app, key, gid, version, topic, entity, state, status, threshold,
                            cycles, parent_id, parent_gid, parent_activity, parent_dimension,
                            error, completed_at, expires_at, persisted_at)
-    SELECT r.app, r.key, r.gid, r.version, r.topic, r.entity, r.status, r.semaphore,
-           r.threshold, r.cycles,
+    SELECT r.app, r.key, r.gid, r.version, r.topic, r.entity, r.status,
+           mesh.semaphore(r.status, r.semaphore), r.threshold, r.cycles,
            (SELECT p.id FROM mesh.jobs p WHERE p.app = r.app AND p.key = r.parent_key),
            r.parent_gid, r.parent_activity, r.parent_dimension, r.error,
            CASE WHEN r.status NOT IN ('running', 'pending') THEN now() END,
@@ -504,7 +527,7 @@ WITH r AS (
     ON CONFLICT (app, key) DO NOTHING
     RETURNING id, key
 ), attributes AS (
-    INSERT INTO mesh.jobs_attributes (job_id, dimension, field, value)
+    INSERT INTO mesh.jobs_attributes (job_id, dimension, symbol, value)
     SELECT inserted.id, x.dimension, x.field, x.value
     FROM jsonb_to_recordset(%(attributes)s::jsonb) AS x(key text, dimension text, field text, value jsonb)
     JOIN inserted ON inserted.key = x.key
@@ -521,7 +544,8 @@ SELECT id, key FROM inserted;
 
 -- name: update_jobs
 UPDATE mesh.jobs AS j
-SET status = r.status, semaphore = r.semaphore, threshold = r.threshold, cycles = r.cycles,
+SET state = r.status, status = mesh.semaphore(r.status, r.semaphore), threshold = r.threshold,
+    cycles = r.cycles,
     error = r.error, updated_at = now(),
     completed_at = CASE WHEN r.status NOT IN ('running', 'pending')
                         THEN coalesce(j.completed_at, now()) END,
@@ -537,10 +561,10 @@ WHERE j.id = r.id
   AND j.id = ANY(mesh.lines(%(ids)s)::bigint[]);
 
 -- name: save_attributes
-INSERT INTO mesh.jobs_attributes (job_id, dimension, field, value)
+INSERT INTO mesh.jobs_attributes (job_id, dimension, symbol, value)
 SELECT r.job_id, r.dimension, r.field, r.value
 FROM jsonb_to_recordset(%(rows)s::jsonb) AS r(job_id bigint, dimension text, field text, value jsonb)
-ON CONFLICT (job_id, dimension, field) DO UPDATE SET value = EXCLUDED.value;
+ON CONFLICT (job_id, dimension, symbol) DO UPDATE SET value = EXCLUDED.value;
 
 -- name: save_steps
 -- Steps of one statement are stamped a microsecond apart in the order the engine took them,
@@ -595,7 +619,7 @@ SELECT j.key, h.gid, h.activity, h.dimension
 FROM mesh.hook_signals h JOIN mesh.jobs j ON j.id = h.job_id
 WHERE h.app = %(app)s AND h.topic = %(topic)s
   AND (%(match_key)s::text IS NULL OR h.match_key = %(match_key)s)
-  AND j.status = 'running';
+  AND j.state = 'running';
 
 -- name: buffer_signal
 INSERT INTO mesh.buffered_signals (app, topic, match_key, data, code, expires_at)
@@ -603,7 +627,7 @@ VALUES (%(app)s, %(topic)s, %(match_key)s, %(data)s::jsonb, %(code)s,
         now() + %(ttl)s * interval '1 second');
 
 -- name: running_children
-SELECT key FROM mesh.jobs WHERE parent_id = %(id)s AND status = 'running';
+SELECT key FROM mesh.jobs WHERE parent_id = %(id)s AND state = 'running';
 
 -- name: announce
 SELECT count(pg_notify(n.channel, n.payload))
@@ -611,14 +635,14 @@ FROM unnest(%(channels)b::text[], %(payloads)b::text[]) AS n(channel, payload);
 
 -- name: job_summary
 -- Columns in JobRecord's order after the id (error comes back decoded: jsonb).
-SELECT j.id, j.key, j.gid, j.version, j.topic, j.entity, j.status, j.semaphore, j.error,
+SELECT j.id, j.key, j.gid, j.version, j.topic, j.entity, j.state, j.status, j.error,
        j.created_at, j.updated_at, j.completed_at, j.expires_at, p.key, j.persisted_at
 FROM mesh.jobs j LEFT JOIN mesh.jobs p ON p.id = j.parent_id
 WHERE j.app = %(app)s AND j.key = %(key)s;
 
 -- name: job_attributes
-SELECT dimension, field, value::text FROM mesh.jobs_attributes
-WHERE job_id = %(id)s ORDER BY dimension, field;
+SELECT dimension, symbol, value::text FROM mesh.jobs_attributes
+WHERE job_id = %(id)s ORDER BY dimension, symbol;
 
 -- name: job_results
 -- Jobs by key, each with its data field 'result' (a code workflow's return value): columns
@@ -626,10 +650,10 @@ WHERE job_id = %(id)s ORDER BY dimension, field;
 -- One (app, key) probe per key (the lateral's LIMIT keeps it a nested loop): a join the
 -- planner may choose freely scanned the app's jobs per key once its cached generic plan
 -- was older than the app's growth (22 ms a read after 25 s, and growing).
-SELECT k.ord, j.key, j.gid, j.version, j.topic, j.entity, j.status, j.semaphore, j.error,
+SELECT k.ord, j.key, j.gid, j.version, j.topic, j.entity, j.state, j.status, j.error,
        j.created_at, j.updated_at, j.completed_at, j.expires_at, p.key, j.persisted_at,
        (SELECT a.value::text FROM mesh.jobs_attributes a
-        WHERE a.job_id = j.id AND a.dimension = '' AND a.field = 'result')
+        WHERE a.job_id = j.id AND a.dimension = '' AND a.symbol = 'result')
 FROM unnest(%(keys)s::text[]) WITH ORDINALITY AS k(key, ord)
 CROSS JOIN LATERAL (
     SELECT * FROM mesh.jobs WHERE app = %(app)s AND key = k.key LIMIT 1
@@ -639,7 +663,7 @@ LEFT JOIN mesh.jobs p ON p.id = j.parent_id;
 -- name: job_raw
 -- A job exactly as stored: its row, its attribute rows and its step rows, as JSON.
 SELECT to_jsonb(j)::text,
-       coalesce((SELECT jsonb_agg(to_jsonb(a) - 'job_id' ORDER BY a.dimension, a.field)
+       coalesce((SELECT jsonb_agg(to_jsonb(a) - 'job_id' ORDER BY a.dimension, a.symbol)
                  FROM mesh.jobs_attributes a WHERE a.job_id = j.id), '[]')::text,
        coalesce((SELECT jsonb_agg(to_jsonb(s) - 'job_id'
                                   ORDER BY s.at, s.dimension, s.leg, s.activity)
@@ -664,16 +688,16 @@ SELECT activity, dimension, leg, code, at FROM (
 ORDER BY at, dimension, leg, activity;
 
 -- name: list_jobs
-SELECT key, topic, version, status, created_at, completed_at FROM mesh.jobs
-WHERE app = %(app)s AND (%(status)s::text IS NULL OR status = %(status)s)
+SELECT key, topic, version, state, created_at, completed_at FROM mesh.jobs
+WHERE app = %(app)s AND (%(status)s::text IS NULL OR state = %(status)s)
 ORDER BY created_at DESC, id DESC
 LIMIT %(limit)s;
 
 -- name: job_counts
-SELECT status, count(*) FROM mesh.jobs WHERE app = %(app)s GROUP BY status;
+SELECT state, count(*) FROM mesh.jobs WHERE app = %(app)s GROUP BY state;
 
 -- name: scrub_job
-DELETE FROM mesh.jobs WHERE app = %(app)s AND key = %(key)s AND status <> 'running'
+DELETE FROM mesh.jobs WHERE app = %(app)s AND key = %(key)s AND state <> 'running'
 RETURNING id;
 
 -- name: prune_jobs
