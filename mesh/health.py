@@ -45,3 +45,33 @@ def processes_rss_bytes(pids: list[int]) -> int:
         except psutil.Error:
             continue
     return total
+
+
+def postgres_process(pid: int) -> tuple[float, int] | None:
+    """For a running Postgres postmaster ``pid``: when it started and how many of its
+    children serve connections (its helpers, such as the checkpointer, not counted). None
+    when no such process runs, or the pid now belongs to another program."""
+    try:
+        process = psutil.Process(pid)
+        command = process.cmdline()
+        if "postgres" not in process.name() and not any("postgres" in p for p in command[:1]):
+            return None
+        children = process.children()
+        started = process.create_time()
+    except psutil.Error:
+        return None
+    return started, sum(1 for child in children if _serves_a_connection(child))
+
+
+def _serves_a_connection(process: psutil.Process) -> bool:
+    try:
+        title = " ".join(process.cmdline())
+    except psutil.Error:
+        return False
+    # Helpers title themselves "postgres: checkpointer" etc.; a connection "postgres: user db".
+    helpers = ("checkpointer", "background writer", "walwriter", "autovacuum", "logical")
+    return title.startswith("postgres:") and not any(h in title for h in helpers)
+
+
+def process_exists(pid: int) -> bool:
+    return psutil.pid_exists(pid)

@@ -62,11 +62,17 @@ async def renewing(generation: int) -> Any:
     return await workflow.condition("go")
 
 
+async def stranded(value: int) -> Any:
+    """Asks for an activity on a task queue no worker serves: the request stays queued."""
+    acts = workflow.proxy_activities(add_one, task_queue="nowhere")
+    return await acts.add_one(value)
+
+
 def code_mesh(dsn: str) -> Any:
     return Mesh.open(
         dsn,
         app="paths",
-        workflows={"q": [twice, refusing, typed, renewing]},
+        workflows={"q": [twice, refusing, typed, renewing, stranded]},
         activities={"q": [add_one, refuse]},
         worker_settings=FAST,
         engine_settings=FAST,
@@ -289,3 +295,22 @@ async def test_jobs_status_is_the_semaphore__open_calls_then_0__negative_when_it
     assert open_while_waiting == (1, "running")  # one call open: the condition
     assert semaphore(dsn, "refused") == (-1_000_000_000, "failed")
     assert semaphore(dsn, "waits") == (-1_000_000_000, "interrupted")
+
+
+def queued_for(dsn: str, key: str) -> int:
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM mesh.stream_messages WHERE payload->>'job_id' = %s", (key,)
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+async def test_terminate_withdraws_the_workflows_queued_activity_request(dsn: str) -> None:
+    async with code_mesh(dsn) as mesh:
+        handle = await mesh.start_workflow(stranded, 1, task_queue="q", workflow_id="stranded")
+        await wait_until(lambda: queued_for(dsn, "stranded") == 1, what="its request queued")
+        assert await handle.terminate("not needed")
+        with pytest.raises(JobFailed):
+            await handle.result(timeout=30)
+    assert queued_for(dsn, "stranded") == 0

@@ -999,3 +999,44 @@ def test_completions_share_notifications_within_notifys_size_limit() -> None:
     assert carried == [json.loads(e) for e in events]
     assert announcement_payloads(events[:1]) == ["[" + events[0].decode() + "]"]
     assert announcement_payloads([]) == []
+
+
+WITHDRAWN = """
+app:
+  id: t
+  version: '1'
+  graphs:
+    - subscribes: stuck
+      activities:
+        s: {type: trigger}
+        ask: {type: worker, topic: nobody.serves}
+        nap: {type: hook, sleep: 3600}
+      transitions:
+        s: [{to: ask}, {to: nap}]
+"""
+
+
+def queued_for(dsn: str, key: str) -> list[str]:
+    """The stream messages that name job ``key``: their types."""
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute(
+            "SELECT payload->>'type' FROM mesh.stream_messages WHERE payload->>'job_id' = %s",
+            (key,),
+        ).fetchall()
+    return sorted(row[0] for row in rows)
+
+
+async def test_interrupt_withdraws_the_jobs_queued_requests_and_timers(dsn: str) -> None:
+    async with mesh_with(dsn, WITHDRAWN) as mesh:
+        kept = await mesh.pub("stuck", {}, job_id="kept")
+        ended = await mesh.pub("stuck", {}, job_id="ended")
+        await wait_until(
+            lambda: queued_for(dsn, ended) == ["request", "resume"],
+            what="its request (nobody serves the topic) and its timer queued",
+        )
+        assert await mesh.interrupt(ended, reason="operator")
+        withdrawn = queued_for(dsn, ended)
+        still = queued_for(dsn, kept)
+        assert await mesh.scrub(ended)
+    assert withdrawn == [], "interrupt withdraws them in its transaction"
+    assert still == ["request", "resume"], "another job's are left alone"

@@ -48,7 +48,9 @@ def add_commands(commands: Any) -> None:
     listen = commands.add_parser(
         "listen", help="print quorum traffic as it arrives, until interrupted"
     )
-    listen.add_argument("--json", action="store_true", help="one JSON object per line")
+    listen.add_argument(
+        "--json", action="store_true", help="one JSON object per line (the default anyway)"
+    )
     listen.set_defaults(handler=_listen)
 
 
@@ -182,11 +184,8 @@ def _listen(args: argparse.Namespace) -> int:
             print("mesh listen: falling behind, a message was dropped", file=sys.stderr)
 
     def show(message: Any) -> None:
-        if args.json:
-            print(msgspec.json.encode(message).decode(), flush=True)
-        else:
-            fields = {k: v for k, v in msgspec.structs.asdict(message).items() if k != "profile"}
-            print(f"{type(message).__name__.lower():<9} {fields}", flush=True)
+        # One JSON object per line (its "type" first), for jq and log shippers alike.
+        print(msgspec.json.encode(message).decode(), flush=True)
 
     async def print_messages(client: Any) -> None:
         async for payload in receive:
@@ -195,8 +194,8 @@ def _listen(args: argparse.Namespace) -> int:
                 # resolved when it came by reference: any payload can arrive here.
                 message = await client.resolve(client.open(payload))
             except (InvalidPayload, DatabaseError) as error:
-                note = {"invalid": str(error), "payload": payload[:500]}
-                print(json.dumps(note) if args.json else f"invalid message: {error}", flush=True)
+                note = {"type": "invalid", "error": str(error), "payload": payload[:500]}
+                print(json.dumps(note), flush=True)
                 continue
             if message is not None:
                 show(message)

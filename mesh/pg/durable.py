@@ -335,6 +335,8 @@ def _end(
     """The workflow ended: its row, its announcement, and its parent's answer (a child)."""
     parent = row.parent
     update(writes, row.id, row.cycles + 1, status, row.gid, error)
+    if status != "done":  # ended early: what it still had queued would run for nothing
+        writes.withdrawn.append({"key": row.key, "gid": row.gid})
     writes.dropped.append(row.key)
     writes.announced.append(announcement(row.name, row.key, status))
     if isinstance(parent, dict):

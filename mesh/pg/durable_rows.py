@@ -52,6 +52,8 @@ class Writes:
     """(job id, dimension, field) -> the value the batch leaves there."""
     outgoing: list[Outgoing] = field(default_factory=list)
     announced: list[bytes] = field(default_factory=list)
+    withdrawn: list[dict[str, str]] = field(default_factory=list)
+    """Workflows that ended early ({"key", "gid"}): their queued messages are withdrawn."""
     kept: list[tuple[WorkflowRun, int]] = field(default_factory=list)
     runs: dict[str, WorkflowRun] = field(default_factory=dict)
     """The runs this batch moved, by workflow id: a later message of the same workflow in
@@ -154,6 +156,8 @@ def write(conn: Connection, app: str, writes: Writes) -> None:
         conn.execute(query("durable_update_jobs"), {"rows": _rows(list(writes.jobs.values()))})
     if writes.outgoing:
         conn.execute(query("enqueue"), enqueue_params(writes.outgoing))
+    if writes.withdrawn:  # after the enqueue: this batch's own messages for them go too
+        conn.execute(query("withdraw_job_messages"), {"app": app, "rows": _rows(writes.withdrawn)})
     payloads = announcement_payloads(writes.announced)
     if payloads:
         channels = [job_channel(app)] * len(payloads)

@@ -16,9 +16,8 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-import psutil
-
 from mesh.errors import DatabaseUnavailable
+from mesh.health import postgres_process, process_exists
 
 log = logging.getLogger(__name__)
 
@@ -75,33 +74,19 @@ def embedded_server(data_dir: Path | None = None) -> EmbeddedServer | None:
     try:
         lines = (data_dir / "postmaster.pid").read_text().splitlines()
         pid = int(lines[0])
-        process = psutil.Process(pid)
-        # A stale file whose pid now belongs to another process is not our server.
-        if "postgres" not in process.name() and not any(
-            "postgres" in part for part in process.cmdline()[:1]
-        ):
-            return None
-        children = process.children()
-    except (OSError, ValueError, IndexError, psutil.Error):
+    except (OSError, ValueError, IndexError):
         return None
-    backends = sum(1 for child in children if _is_backend(child))
+    found = postgres_process(pid)  # None: a stale file, its pid gone or reused
+    if found is None:
+        return None
+    started_at, connections = found
     return EmbeddedServer(
         data_dir=data_dir,
         pid=pid,
         socket_dir=lines[4] if len(lines) > 4 and lines[4] else str(data_dir),
-        started_at=process.create_time(),
-        connections=backends,
+        started_at=started_at,
+        connections=connections,
     )
-
-
-def _is_backend(process: psutil.Process) -> bool:
-    try:
-        title = " ".join(process.cmdline())
-    except psutil.Error:
-        return False
-    # Helpers title themselves "postgres: checkpointer" etc.; a connection "postgres: user db".
-    helpers = ("checkpointer", "background writer", "walwriter", "autovacuum", "logical")
-    return title.startswith("postgres:") and not any(h in title for h in helpers)
 
 
 def stop_embedded(data_dir: Path | None = None, timeout: float = 30.0) -> EmbeddedServer | None:
@@ -116,9 +101,9 @@ def stop_embedded(data_dir: Path | None = None, timeout: float = 30.0) -> Embedd
     except ProcessLookupError:
         return server
     deadline = time.monotonic() + timeout
-    while psutil.pid_exists(server.pid) and time.monotonic() < deadline:
+    while process_exists(server.pid) and time.monotonic() < deadline:
         time.sleep(0.05)
-    if psutil.pid_exists(server.pid):
+    if process_exists(server.pid):
         raise DatabaseUnavailable(
             f"the embedded Postgres (pid {server.pid}) did not stop within {timeout:g} s; "
             "try again, or stop it with SIGQUIT"

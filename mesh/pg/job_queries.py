@@ -84,7 +84,14 @@ def job_counts(conn: Connection, app: str) -> dict[str, int]:
 def scrub(conn: Connection, app: str, key: str) -> bool:
     """Delete a finished job and its data now; False if it is running or unknown."""
     validate_job_id(key)
-    return conn.execute(query("scrub_job"), {"app": app, "key": key}).fetchone() is not None
+    with conn.transaction():
+        row = conn.execute(query("scrub_job"), {"app": app, "key": key}).fetchone()
+        if row is not None:  # anything it left queued would run for a job that is gone
+            conn.execute(
+                query("withdraw_job_messages"),
+                {"app": app, "rows": msgspec.json.encode([{"key": key, "gid": row[1]}]).decode()},
+            )
+    return row is not None
 
 
 def prune(conn: Connection, limit: int = 1000) -> tuple[int, int]:

@@ -27,6 +27,7 @@ from mesh.model.engine.state import (
     JobState,
     RegisterHook,
     UnregisterHooks,
+    Withdraw,
 )
 from mesh.model.ids import job_channel
 from mesh.model.messages import ParentRef
@@ -286,6 +287,24 @@ def run_commands(
         outgoing.extend(_register_hooks(conn, jobs, registrations, new_id, now))
     _announce(conn, announced)
     return outgoing
+
+
+def withdraw_ended(conn: Connection, jobs: Sequence[JobState]) -> None:
+    """Withdraw the queued requests and timers of the jobs that ended early (after this
+    transaction's own messages are enqueued: those of an ended job go too)."""
+    ended = [
+        {"key": job.key, "gid": job.gid}
+        for job in jobs
+        if any(isinstance(command, Withdraw) for command in job.commands)
+    ]
+    if ended:
+        withdraw(conn, jobs[0].app, ended)
+
+
+def withdraw(conn: Connection, app: str, ended: list[dict[str, str]]) -> None:
+    """Delete the unclaimed activity requests, timers and answers of jobs ``ended`` (each a
+    ``{"key", "gid"}``) of ``app``."""
+    conn.execute(query("withdraw_job_messages"), {"app": app, "rows": _rows(ended)})
 
 
 def _register_hooks(

@@ -197,6 +197,7 @@ def _process(
     outgoing = plan.outgoing + rows.run_commands(conn, plan.touched, new_id, batch.now)
     if outgoing:
         conn.execute(query("enqueue"), enqueue_params(outgoing))
+    rows.withdraw_ended(conn, plan.touched)
     if next_claim is None:
         return report, None
     return report, conn.execute(query("claim"), next_claim.params(app, owner))

@@ -40,7 +40,13 @@ from mesh.model.engine.mapping import (
     resolve_rule,
     to_seconds,
 )
-from mesh.model.engine.state import Announce, InterruptChildren, JobState, UnregisterHooks
+from mesh.model.engine.state import (
+    Announce,
+    InterruptChildren,
+    JobState,
+    UnregisterHooks,
+    Withdraw,
+)
 from mesh.model.graph.manifest import Graph, Transition
 from mesh.model.graph.schema import schema_problems
 from mesh.model.messages import ActivityResponse, EngineMessage, InterruptJob, Resume
@@ -282,6 +288,8 @@ class Engine:
             job.commands.append(UnregisterHooks())  # hooks of this job may still wait
         if job.parent is not None and not job.persisted:  # a persisted job has answered
             job.outgoing.append(self._result_for_parent(job, code))
+        if status in ("interrupted", "failed"):
+            job.commands.append(Withdraw())  # its queued work would run for nothing
         job.commands.append(Announce(self.announce_topic(graph), status))
 
     def _result_for_parent(self, job: JobState, code: int) -> Outgoing:

@@ -64,7 +64,12 @@ class Announce:
     status: str
 
 
-Command = RegisterHook | UnregisterHooks | DeliverSignal | InterruptChildren | Announce
+@dataclass(frozen=True, slots=True)
+class Withdraw:
+    """Withdraw the job's queued activity requests and timers: it ended early."""
+
+
+Command = RegisterHook | UnregisterHooks | DeliverSignal | InterruptChildren | Announce | Withdraw
 
 
 @dataclass(frozen=True, slots=True)

@@ -629,6 +629,19 @@ VALUES (%(app)s, %(topic)s, %(match_key)s, %(data)s::jsonb, %(code)s,
 -- name: running_children
 SELECT key FROM mesh.jobs WHERE parent_id = %(id)s AND state = 'running';
 
+-- name: withdraw_job_messages
+-- The queued messages of jobs that ended early (interrupted, failed, terminated, scrubbed):
+-- their activity requests and timers, sleeps and answers not yet claimed, in the
+-- transaction that ends them. Claimed ones run on and their answers find the job ended.
+-- Scans the app's unclaimed messages (the claim index): an operator's action, not a hot path.
+DELETE FROM mesh.stream_messages AS m
+USING jsonb_to_recordset(%(rows)s::jsonb) AS r(key text, gid text)
+WHERE m.app = %(app)s AND m.lease_owner IS NULL
+  AND m.payload->>'type' IN ('request', 'resume')
+  AND m.payload->>'job_id' = r.key
+  AND coalesce(m.payload->>'job_gid', m.payload->>'gid') = r.gid
+RETURNING m.id;
+
 -- name: announce
 SELECT count(pg_notify(n.channel, n.payload))
 FROM unnest(%(channels)b::text[], %(payloads)b::text[]) AS n(channel, payload);
@@ -698,7 +711,7 @@ SELECT state, count(*) FROM mesh.jobs WHERE app = %(app)s GROUP BY state;
 
 -- name: scrub_job
 DELETE FROM mesh.jobs WHERE app = %(app)s AND key = %(key)s AND state <> 'running'
-RETURNING id;
+RETURNING id, gid;
 
 -- name: prune_jobs
 -- Finished jobs past their expiry, oldest first, with their data and steps (cascade);
