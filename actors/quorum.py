@@ -31,6 +31,7 @@ import trio
 import mesh
 from actors.worker import WorkerStatistics
 from mesh.errors import BadSignature, DatabaseError, InvalidPayload
+from mesh.model.ids import observer_channel
 from mesh.model.log_limit import LogLimit
 from mesh.model.quorum import (
     Counts,
@@ -43,6 +44,7 @@ from mesh.model.quorum import (
     StreamProfile,
     SystemHealth,
     Throttle,
+    addressed_to,
     validate_throttle,
 )
 from mesh.runtime.actor import Actor, ActorStatistics
@@ -72,7 +74,7 @@ REJECT_REASONS = (
 """Seconds between deletions of stored oversized messages older than an hour."""
 
 
-class QuorumActor(Actor[str]):
+class QuorumActor(Actor[tuple[str, bool]]):
     name = "quorum"
 
     def __init__(
@@ -102,12 +104,18 @@ class QuorumActor(Actor[str]):
         self._repeating: trio.CancelScope | None = None
 
     def sub_quorum(self, callback: Subscriber) -> None:
-        """Call ``callback(message)`` for every quorum message this member accepts, in the
-        order received (so in order per sender)."""
+        """Call ``callback(message)`` for every quorum message of the app, in the order
+        received (so in order per sender): those this member accepts, and copies of those
+        addressed to other members or topics (pongs, targeted throttles) from the observer
+        channel, which the member listens to while it has subscribers."""
         self._subscribers.append(callback)
+        if len(self._subscribers) == 1:
+            self.node.listener.subscribe(observer_channel(self.node.app), self._enqueue_observed)
 
     def unsub_quorum(self, callback: Subscriber) -> None:
         self._subscribers.remove(callback)
+        if not self._subscribers:
+            self.node.listener.unsubscribe(observer_channel(self.node.app), self._enqueue_observed)
 
     @asynccontextmanager
     async def messages(
@@ -149,11 +157,15 @@ class QuorumActor(Actor[str]):
                 self._nursery = nursery
                 nursery.start_soon(self._refresh_loop)
                 task_status.started()
-                async for payload in self.mailbox:
-                    await self._handle(payload)
+                async for payload, observed in self.mailbox:
+                    await (self._observe(payload) if observed else self._handle(payload))
 
     def _enqueue(self, payload: str) -> None:
-        if not self.try_send(payload):
+        if not self.try_send((payload, False)):
+            self._reject("mailbox_full", "more notifications than the member can handle")
+
+    def _enqueue_observed(self, payload: str) -> None:
+        if not self.try_send((payload, True)):
             self._reject("mailbox_full", "more notifications than the member can handle")
 
     async def _refresh_loop(self) -> None:
@@ -210,11 +222,30 @@ class QuorumActor(Actor[str]):
         except DatabaseError as error:
             log.warning("event=quorum_handling_failed type=%s error=%r", kind, str(error))
         self.received[kind] += 1  # counted once valid: a refused throttle is not "received"
+        self._deliver(message)
+
+    async def _observe(self, payload: str) -> None:
+        """A copy of a message addressed elsewhere: checked like any other (seal, limits),
+        then only shown to subscribers; this member does not act on it. One addressed to this
+        member arrived on its own channel already and is skipped."""
+        try:
+            message = await self.client.resolve(self.client.open(payload))
+        except BadSignature as error:
+            return self._reject("bad_signature", f"{error}; payload={payload[:120]!r}")
+        except InvalidPayload as error:
+            return self._reject("malformed", f"{error}; payload={payload[:120]!r}")
+        except DatabaseError as error:
+            return self._reject("unresolvable", str(error))
+        if message is None or addressed_to(message) == self.node.guid:
+            return
+        self._deliver(message)
+
+    def _deliver(self, message: QuorumMessage) -> None:
         for subscriber in list(self._subscribers):
             try:
                 subscriber(message)
             except Exception:
-                log.exception("event=quorum_subscriber_failed type=%s", kind)
+                log.exception("event=quorum_subscriber_failed type=%s", type(message).__name__)
 
     def _reject(self, reason: str, detail: str) -> None:
         self.rejected[reason] += 1

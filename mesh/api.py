@@ -367,8 +367,13 @@ class Mesh:
     async def roll_call(self, delay: float = 0.5) -> list[Profile]:
         return await self.node.quorum.roll_call(delay)
 
-    async def pub_quorum(self, topic: str, message: Any) -> None:
-        await self.node.quorum.pub_quorum(topic, message)
+    async def pub_quorum(
+        self, message: QuorumMessage | str, data: Any = None, *, guid: str = "", topic: str = ""
+    ) -> None:
+        """Send a quorum message of any type, signed when a secret is set (HotMesh's
+        ``pubQuorum``): ``pub_quorum(Ping(...))``, or ``pub_quorum(topic, data)`` for a user
+        message (see :meth:`mesh.runtime.quorum_client.QuorumClient.pub_quorum`)."""
+        await self.node.quorum.pub_quorum(message, data, guid=guid, topic=topic)
 
     def sub_quorum(self, callback: Callable[[QuorumMessage], Any]) -> None:
         """Receive every quorum message the node's quorum member accepts."""

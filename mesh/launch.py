@@ -124,7 +124,9 @@ def node_plan(
 ) -> NodePlan:
     """The plan of a node for ``roles`` (default: the config's) and ``topics`` (default:
     all). Unknown dotted paths and topics are refused here, before the node starts."""
-    roles = roles or list(config.node.roles)
+    # Every node runs a quorum member: one that did not hear throttles, activations and roll
+    # calls could not be steered. Naming the role is allowed and changes nothing.
+    roles = list(dict.fromkeys([*(roles or config.node.roles), "quorum"]))
     streams = config.streams
     engine = None
     if "engine" in roles:

@@ -1040,3 +1040,33 @@ async def test_interrupt_withdraws_the_jobs_queued_requests_and_timers(dsn: str)
         assert await mesh.scrub(ended)
     assert withdrawn == [], "interrupt withdraws them in its transaction"
     assert still == ["request", "resume"], "another job's are left alone"
+
+
+SLOTS = """
+app:
+  id: t
+  version: '1'
+  graphs:
+    - subscribes: slots
+      activities:
+        s:
+          type: trigger
+          job:
+            maps:
+              results[3]: '{$self.output.data.results}'
+              seen[-]: '{$self.output.data.marks}'
+              find[_]: '{$self.output.data.search}'
+"""
+
+
+async def test_job_map_suffixes__slots_markers_and_search_fields(dsn: str) -> None:
+    """HotMesh's job map keys: `name[N]` stores under `name` (N reserved compressed symbols
+    there; names here are stored as they are), `name[-]` and `name[_]` spread an object's
+    keys as marker (`-key`) and search (`_key`) fields."""
+    async with mesh_with(dsn, SLOTS) as mesh:
+        data = await mesh.pubsub(
+            "slots",
+            {"results": [1, 2, 3], "marks": {"first": "yes"}, "search": {"sku": "sku-9"}},
+            timeout=20,
+        )
+    assert data == {"results": [1, 2, 3], "-first": "yes", "_sku": "sku-9"}

@@ -180,7 +180,7 @@ def test_rollcall__lists_every_member_with_real_readings(
     )
     for worker in workers:
         profile = by_pid[worker.pid]
-        assert profile["roles"] == ["worker"] and profile["topics"] == [TOPIC]
+        assert profile["roles"] == ["worker", "quorum"] and profile["topics"] == [TOPIC]
         assert [s["stream"] for s in profile["streams"]] == [TOPIC]
         assert profile["throttles"] == {TOPIC: 0}
     for profile in profiles:
@@ -264,10 +264,22 @@ def test_broadcast__reaches_every_member_and_mesh_listen(
     with mesh_listen(mesh, listen_log):
         mesh.cli("broadcast", "promo", '{"sale": 10}')
         wait_until_sync(lambda: "promo" in listen_log.read_text(), what="mesh listen to print it")
+        # Pongs go to the pinger's own channel; listen sees their copies (observer channel).
+        pinger = mesh.cli("rollcall", "--json")
+        guids = {p["guid"] for p in json.loads(pinger.stdout)}
+        wait_until_sync(
+            lambda: guids <= {m.get("guid") for m in _lines(listen_log) if m["type"] == "pong"},
+            what="mesh listen to print both members' pongs",
+        )
     (line,) = [json.loads(x) for x in listen_log.read_text().splitlines() if '"user"' in x]
     assert (line["topic"], line["message"]) == ("promo", {"sale": 10})
     for profile in mesh.rollcall():
         assert profile["quorum"].get("received.user") == 1, profile["quorum"]
+        assert "quorum" in profile["roles"]  # the worker-only node runs a member too
+
+
+def _lines(log: Path) -> list[dict[str, Any]]:
+    return [json.loads(x) for x in log.read_text().splitlines() if x.startswith("{")]
 
 
 def test_bad_control_input__is_dropped_counted_and_survived(
@@ -285,7 +297,7 @@ def test_bad_control_input__is_dropped_counted_and_survived(
 
     def rejected() -> dict[str, int]:
         (profile,) = mesh.rollcall()
-        return {k: v for k, v in profile["quorum"].items() if k.startswith("rejected.")}
+        return {k: v for k, v in profile["quorum"].items() if k.startswith("rejected.") and v}
 
     wait_until_sync(
         lambda: rejected() == {"rejected.malformed": 3, "rejected.bad_throttle": 1},
@@ -343,7 +355,7 @@ def test_procfile__honcho_brings_up_the_mesh_and_rollcall_sees_it(tmp_path: Path
             assert len(profiles) == 4
             assert sorted(tuple(p["roles"]) for p in profiles) == [
                 ("engine", "quorum"),
-                *[("worker",)] * 3,
+                *[("worker", "quorum")] * 3,
             ]
             ports = sorted(
                 int(p) for p in re.findall(r"event=metrics_serving port=(\d+)", log.read_text())

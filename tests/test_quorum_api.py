@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 import trio
 
 from actors.quorum import QuorumActor
+from mesh.model.ids import observer_channel
 from mesh.model.quorum import SystemHealth, User
 from mesh.runtime.node import Node
 from tests.nodes import APP
@@ -82,7 +84,38 @@ async def test_quorum_api__bad_input_is_refused_and_nothing_sent(dsn: str) -> No
         with pytest.raises(InvalidPayload):
             await node.quorum.set_throttle(-7)
         node.request_stop()
-    assert member.statistics().received == {}
+    assert not any(member.statistics().received.values())
     with psycopg.connect(dsn, autocommit=True) as conn:
         assert conn.execute("SELECT count(*) FROM mesh.throttles").fetchone() == (0,)
         assert conn.execute("SELECT count(*) FROM mesh.quorum_payloads").fetchone() == (0,)
+
+
+async def test_pub_quorum__any_type_and_sub_quorum_sees_addressed_traffic(dsn: str) -> None:
+    """pub_quorum sends any message type; a subscriber also sees the copies of messages
+    addressed to other members (a pong to its pinger, a throttle for one member)."""
+    from mesh.model.quorum import Ping, Pong, Throttle
+
+    node = Node(dsn, app=APP)
+    member = QuorumActor(node, roles=["worker"], topics=[], system_health=health)
+    seen: list[Any] = []
+    async with trio.open_nursery() as nursery:
+        await nursery.start(
+            lambda task_status: node.run([member], handle_signals=False, task_status=task_status)
+        )
+        async with member.messages() as inbox:
+            with trio.fail_after(10):  # subscribing made the member listen to the copies
+                await node.listener.wait_listening([observer_channel(APP)])
+            await node.quorum.pub_quorum(Pong(originator="someone-else", guid="elsewhere"))
+            await node.quorum.pub_quorum(Throttle(throttle=0, guid="elsewhere"), guid="elsewhere")
+            await node.quorum.pub_quorum(Ping(originator="a-dashboard"))
+            with trio.fail_after(10):
+                async for message in inbox:
+                    seen.append(message)
+                    if {type(m) for m in seen} >= {Pong, Throttle, Ping}:
+                        break
+        with pytest.raises(TypeError, match="not a quorum message"):
+            await node.quorum.pub_quorum({"type": "ping"})  # type: ignore[arg-type]
+        node.request_stop()
+    throttle = next(m for m in seen if isinstance(m, Throttle))
+    assert throttle.guid == "elsewhere"  # addressed to another member: seen, not applied
+    assert member.statistics().received["throttle"] == 0

@@ -293,12 +293,12 @@ def test_dead_letters__listed_and_requeued_with_fresh_attempts(conn: psycopg.Con
     assert [d.last_error for d in dead] == [f"boom {c.id}" for c in claims]
     assert stream_admin.list_dead_letters(conn, APP, "inventory.reserve") == []
 
-    assert stream_admin.requeue_dead_letters(conn, APP, ids=[claims[0].id]) == 1
+    assert stream_admin.requeue_dead_letters(conn, APP, ids=[claims[0].id]) == [claims[0].id]
     assert [d.id for d in stream_admin.list_dead_letters(conn, APP)] == [claims[1].id]
     (again,) = streams.claim(conn, app=APP, stream="inventory.check", owner="n2", limit=5, lease=30)
     assert again.attempt == 1 and again.id != claims[0].id
     assert decode(again.payload) == decode(claims[0].payload)
-    assert stream_admin.requeue_dead_letters(conn, APP) == 1
+    assert stream_admin.requeue_dead_letters(conn, APP) == [claims[1].id]
     assert stream_admin.list_dead_letters(conn, APP) == []
 
 

@@ -39,7 +39,8 @@ def add_commands(commands: Any) -> None:
         "--role",
         action="append",
         choices=["engine", "quorum", "worker"],
-        help="roles to run (repeatable; default: the config's)",
+        help="roles to run (repeatable; default: the config's); every node also runs a "
+        "quorum member, so naming quorum changes nothing",
     )
     run.add_argument(
         "--topic",

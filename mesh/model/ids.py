@@ -105,6 +105,14 @@ def quorum_channel(app_id: str, *, guid: str = "", topic: str = "") -> str:
     return "mesh_q_" + digest[:24]
 
 
+def observer_channel(app_id: str) -> str:
+    """Where a copy of every addressed quorum message goes (a pong to its pinger, a throttle
+    for one member or topic), so observers (``mesh listen``, ``sub_quorum``) see all of the
+    traffic; members do not listen there."""
+    digest = hashlib.md5(f"{app_id}/observe".encode(), usedforsecurity=False).hexdigest()
+    return "mesh_q_" + digest[:24]
+
+
 @functools.lru_cache(maxsize=256)
 def job_channel(app_id: str) -> str:
     """The NOTIFY channel on which an app's job completions (and emits) are announced."""

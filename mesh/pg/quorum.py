@@ -7,9 +7,9 @@ import time
 from dataclasses import dataclass
 
 from mesh.errors import InvalidPayload, PayloadTooLarge, SigningRequired
-from mesh.model.ids import quorum_channel
+from mesh.model.ids import observer_channel, quorum_channel
 from mesh.model.limits import MAX_QUORUM_BODY_BYTES
-from mesh.model.messages import NOTIFY_PAYLOAD_LIMIT
+from mesh.model.messages import NOTIFY_PAYLOAD_LIMIT, check_notify_payload
 from mesh.model.quorum import (
     QuorumMessage,
     Ref,
@@ -56,7 +56,15 @@ def publish(
         body = encode_quorum(
             Ref(sender=message.sender, id=stored_id, digest=body_digest(stored_body))
         )
-    notify(conn, quorum_channel(app, guid=guid, topic=topic), seal(body, secret).decode())
+    payload = seal(body, secret).decode()
+    if not guid and not topic:
+        notify(conn, quorum_channel(app), payload)
+        return
+    # Addressed: a copy for observers too, in the same statement (so in one commit, which
+    # wakes each listening connection once).
+    check_notify_payload(payload)
+    channels = [quorum_channel(app, guid=guid, topic=topic), observer_channel(app)]
+    conn.execute(query("announce"), {"channels": channels, "payloads": [payload, payload]})
 
 
 def resolve(conn: Connection, app: str, message: QuorumMessage) -> QuorumMessage | None:

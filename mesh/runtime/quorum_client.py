@@ -6,6 +6,7 @@ pool and a listener (a node has both; ``mesh rollcall`` starts its own).
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -20,6 +21,7 @@ from mesh.model.quorum import (
     Pong,
     Profile,
     QuorumMessage,
+    Ref,
     Throttle,
     ThrottleKey,
     User,
@@ -31,6 +33,8 @@ from mesh.pg import quorum
 from mesh.pg.database import Database
 from mesh.pg.listener import Listener
 from mesh.pg.quorum import ThrottleRow
+
+QUORUM_TYPES = frozenset(typing.get_args(QuorumMessage))
 
 
 class QuorumClient:
@@ -75,14 +79,32 @@ class QuorumClient:
             quorum.publish, self.app, stamped, guid=guid, topic=topic, secret=self.secret
         )
 
-    async def pub_quorum(self, topic: str, message: Any) -> None:
-        """Broadcast a user message to every member's ``sub_quorum`` subscribers.
+    async def pub_quorum(
+        self, message: QuorumMessage | str, data: Any = None, *, guid: str = "", topic: str = ""
+    ) -> None:
+        """Send a quorum message of any type (HotMesh's ``pubQuorum``), signed when a secret
+        is set: ``pub_quorum(Ping(originator=...))``, or ``pub_quorum("topic", data)`` for a
+        user message to every member's ``sub_quorum`` subscribers. ``guid`` or ``topic``
+        address one member's or one topic's channel instead of the general one.
 
         :class:`InvalidIdentifier` for a bad topic, :class:`InvalidPayload` for a message
-        that cannot travel (nested too deep, NUL characters, lone surrogates, over 1 MiB)."""
-        validate_topic(topic)
-        check_value(message, "the message")
-        await self.publish(User(topic=topic, message=message))
+        that cannot travel (nested too deep, NUL characters, lone surrogates, over 1 MiB),
+        :class:`TypeError` for what is not a quorum message."""
+        if isinstance(message, str):
+            validate_topic(message)
+            check_value(data, "the message")
+            message = User(topic=message, message=data)
+        elif type(message) not in QUORUM_TYPES or isinstance(message, Ref):
+            raise TypeError(
+                f"{type(message).__name__} is not a quorum message: send one of "
+                f"{', '.join(sorted(t.__name__ for t in QUORUM_TYPES if t is not Ref))}, or "
+                "pub_quorum(topic, data) for a user message"
+            )
+        else:
+            check_value(msgspec.to_builtins(message), "the message")
+        if topic:
+            validate_topic(topic)
+        await self.publish(message, guid=guid, topic=topic)
 
     async def prune_payloads(self) -> int:
         """Delete stored oversized messages older than an hour."""
