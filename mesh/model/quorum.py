@@ -140,6 +140,7 @@ class Ref(_Message, tag="ref", frozen=True, kw_only=True):
 
 QuorumMessage = Ping | Pong | Throttle | Activate | Job | User | Work | Cron | RollCall | Ref
 
+
 def addressed_to(message: QuorumMessage) -> str:
     """The member a message was sent to ('' for one sent to everyone or to a topic): the
     pinger for a pong, the named member for a throttle or a roll call."""
