@@ -29,7 +29,7 @@ from mesh.errors import JobFailed, JobTimeout, MeshError, lone_error
 from mesh.model.graph.manifest import Manifest
 from mesh.model.ids import job_channel
 from mesh.model.jobs import JobEvent, JobRecord
-from mesh.model.quorum import Profile, QuorumMessage
+from mesh.model.quorum import Profile, QuorumMessage, activation_delay
 from mesh.model.retry import RetryPolicy
 from mesh.pg.durable_messages import WorkflowStart
 from mesh.pg.operations import Operations, started
@@ -155,14 +155,20 @@ class Mesh:
         manifest = source if isinstance(source, Manifest) else load_manifest(source)
         return await self._run(self.operations.deploy, manifest)
 
-    async def activate(self, version: str) -> None:
-        """Make a deployed version active for new jobs (in-flight jobs keep theirs)."""
-        await self._run(
-            self.operations.activate,
-            version,
-            secret=self.node.quorum.secret,
-            sender=self.node.guid,
-        )
+    async def activate(self, version: str, *, delay: float | str = 0) -> None:
+        """Make a deployed version active for new jobs (in-flight jobs keep theirs). With
+        ``delay`` (seconds, or a duration such as '30s'; at most an hour) the quorum is told
+        first (``activate`` with ``delay``), and the version becomes active that much later
+        (HotMesh's ``activate(version, delay)``); a version that is not deployed is refused
+        at once."""
+        secret, sender = self.node.quorum.secret, self.node.guid
+        seconds = activation_delay(delay)
+        if seconds:
+            await self._run(
+                self.operations.announce_activation, version, seconds, secret=secret, sender=sender
+            )
+            await trio.sleep(seconds)
+        await self._run(self.operations.activate, version, secret=secret, sender=sender)
 
     # -- jobs --------------------------------------------------------------------------------
 

@@ -121,3 +121,31 @@ def test_cli__deploy_refuses_an_invalid_manifest_and_stores_nothing(
     assert conn.execute("SELECT active_version FROM mesh.apps WHERE app = 'orders'").fetchone() == (
         "1",
     )
+
+
+async def test_activate_with_a_delay__announced_first_then_active(dsn: str) -> None:
+    from mesh.api import Mesh
+    from mesh.errors import InvalidPayload, UnknownVersion
+
+    heard: list[Activate] = []
+    async with Mesh.open(dsn, app="orders", engine=False) as mesh:
+        mesh.sub_quorum(lambda m: heard.append(m) if isinstance(m, Activate) else None)
+        await mesh.deploy(ORDERS)
+        with trio.fail_after(5):  # refused at once, not after the delay
+            with pytest.raises(UnknownVersion, match="not deployed"):
+                await mesh.activate("9", delay=600)
+        with pytest.raises(InvalidPayload, match="not from 0 to 3600"):
+            await mesh.activate("1", delay="2 hours")
+        started = trio.current_time()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(lambda: mesh.activate("1", delay="0.5s"))
+            await wait_until(lambda: len(heard) == 1, what="the announcement")
+            with psycopg.connect(dsn) as conn:
+                before = conn.execute(
+                    "SELECT active_version FROM mesh.apps WHERE app = 'orders'"
+                ).fetchone()
+        waited = trio.current_time() - started
+        await wait_until(lambda: len(heard) == 2, what="the activation")
+    assert before is None or before == (None,)  # announced, not yet active
+    assert [(m.version, m.delay) for m in heard] == [("1", 0.5), ("1", 0.0)]
+    assert waited >= 0.5

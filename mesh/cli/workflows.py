@@ -19,6 +19,12 @@ def add_commands(commands: Any) -> None:
     activate = commands.add_parser("activate", help="make a deployed version the active one")
     activate.add_argument("version")
     activate.add_argument("--app", help="the app id (default: the config's)")
+    activate.add_argument(
+        "--delay",
+        default="0",
+        metavar="SECONDS",
+        help="announce it to the quorum now, activate it this much later (at most an hour)",
+    )
     activate.set_defaults(handler=_activate)
     pub = commands.add_parser("pub", help="start a job: publish JSON data to a graph's topic")
     pub.add_argument("topic", help="the topic a graph subscribes to")
@@ -110,12 +116,21 @@ def _deploy(args: argparse.Namespace) -> int:
 
 
 def _activate(args: argparse.Namespace) -> int:
-    from mesh.pg.apps import activate
+    import time
+
+    from mesh.model.quorum import activation_delay
+    from mesh.pg.apps import activate, announce_activation
     from mesh.pg.database import run_once
 
+    delay = activation_delay(args.delay)  # refused before anything is sent
     config, dsn = session(args)
     app = app_of(args, config)
     secret = config.quorum.secret.encode() or None
+    if delay:
+        run_once(dsn, announce_activation, app, args.version, delay, secret=secret, sender="cli")
+        if not args.json:
+            print(f"app {app!r}: version {args.version!r} announced, active in {delay:g} s")
+        time.sleep(delay)
     run_once(dsn, activate, app, args.version, secret=secret, sender="cli")
     if args.json:
         print(json.dumps({"app": app, "version": args.version, "active": True}))

@@ -21,6 +21,7 @@ from typing import Any
 import msgspec
 
 from mesh.errors import BadSignature, InvalidPayload
+from mesh.model.durations import parse_duration
 from mesh.model.limits import MAX_QUORUM_BODY_BYTES, check_json_text
 from mesh.model.messages import Codec
 
@@ -100,6 +101,9 @@ class Throttle(_Message, tag="throttle", frozen=True, kw_only=True):
 
 class Activate(_Message, tag="activate", frozen=True, kw_only=True):
     version: str
+    delay: float = 0.0
+    """Seconds until the version becomes active (an announcement ahead of the switch, which
+    a second ``activate`` with no delay confirms); 0: it is active now."""
 
 
 class Job(_Message, tag="job", frozen=True, kw_only=True):
@@ -139,6 +143,21 @@ class Ref(_Message, tag="ref", frozen=True, kw_only=True):
 
 
 QuorumMessage = Ping | Pong | Throttle | Activate | Job | User | Work | Cron | RollCall | Ref
+
+
+MAX_ACTIVATION_DELAY = 3600.0
+
+
+def activation_delay(value: float | str) -> float:
+    """Seconds an activation waits after its announcement: a number or a duration ('30s'),
+    from 0 to an hour. :class:`InvalidPayload` otherwise."""
+    seconds = parse_duration(value)
+    if not 0 <= seconds <= MAX_ACTIVATION_DELAY:  # False for nan too
+        raise InvalidPayload(
+            f"an activation delay of {value!r} is not from 0 to {MAX_ACTIVATION_DELAY:g} "
+            "seconds; give e.g. 5 or '30 seconds'"
+        )
+    return seconds
 
 
 def addressed_to(message: QuorumMessage) -> str:

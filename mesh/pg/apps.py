@@ -64,6 +64,29 @@ def activate(
         publish(conn, app, Activate(sender=sender, version=version), secret=secret)
 
 
+def announce_activation(
+    conn: Connection,
+    app: str,
+    version: str,
+    delay: float,
+    *,
+    secret: bytes | None = None,
+    sender: str = "",
+) -> None:
+    """Tell the quorum that ``version`` becomes active in ``delay`` seconds (the caller
+    activates it then). Refused now, changing nothing, for a version that is not deployed
+    or a secret that is not the mesh's."""
+    with conn.transaction():
+        check_signing(conn, app, secret)
+        known = [v.version for v in versions(conn, app)]
+        if version not in known:
+            raise UnknownVersion(
+                f"version {version!r} of app {app!r} is not deployed "
+                f"(deployed: {', '.join(known) or 'none'}); run `mesh deploy` first"
+            )
+        publish(conn, app, Activate(sender=sender, version=version, delay=delay), secret=secret)
+
+
 def versions(conn: Connection, app: str) -> list[AppVersion]:
     return [AppVersion(*row) for row in conn.execute(query("app_versions"), {"app": app})]
 

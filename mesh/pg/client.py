@@ -26,6 +26,7 @@ from mesh.errors import JobFailed, JobTimeout
 from mesh.model.graph.manifest import Manifest
 from mesh.model.ids import job_channel
 from mesh.model.jobs import JobRecord
+from mesh.model.quorum import activation_delay
 from mesh.pg.database import connection_settings, translate
 from mesh.pg.operations import Operations
 
@@ -74,8 +75,22 @@ class MeshClient:
         manifest = source if isinstance(source, Manifest) else load_manifest(source)
         return self._run(self.operations.deploy, manifest)
 
-    def activate(self, version: str, *, secret: bytes | None = None) -> None:
-        """Make a deployed version active for new jobs (in-flight jobs keep theirs)."""
+    def activate(
+        self, version: str, *, secret: bytes | None = None, delay: float | str = 0
+    ) -> None:
+        """Make a deployed version active for new jobs (in-flight jobs keep theirs); with
+        ``delay``, announced to the quorum first and active that much later (see
+        :meth:`mesh.api.Mesh.activate`)."""
+        seconds = activation_delay(delay)
+        if seconds:
+            self._run(
+                self.operations.announce_activation,
+                version,
+                seconds,
+                secret=secret,
+                sender="mesh-client",
+            )
+            time.sleep(seconds)
         self._run(self.operations.activate, version, secret=secret, sender="mesh-client")
 
     # -- jobs --------------------------------------------------------------------------------

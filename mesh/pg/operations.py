@@ -51,6 +51,19 @@ class Operations:
         """Make a deployed version active for new jobs (in-flight jobs keep theirs)."""
         apps.activate(conn, self.app, version, secret=secret, sender=sender)
 
+    def announce_activation(
+        self,
+        conn: Connection,
+        version: str,
+        delay: float,
+        *,
+        secret: bytes | None = None,
+        sender: str = "",
+    ) -> None:
+        """Tell the quorum ``version`` becomes active in ``delay`` seconds (see
+        :func:`mesh.pg.apps.announce_activation`)."""
+        apps.announce_activation(conn, self.app, version, delay, secret=secret, sender=sender)
+
     # -- jobs --------------------------------------------------------------------------------
 
     def start_message(
