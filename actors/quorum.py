@@ -284,7 +284,7 @@ class QuorumActor(Actor[tuple[str, bool]]):
                     max(0, min(cycles, 1000)),
                 )
             case _:
-                pass  # activate, job, work, cron: for the engine (and subscribers)
+                pass  # activate, job, user: for subscribers (the engine reads versions)
 
     async def _repeat_pongs(self, scope: trio.CancelScope, interval: float, cycles: int) -> None:
         with scope:

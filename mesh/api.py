@@ -51,8 +51,8 @@ class Mesh:
         self.app = node.app
         self.recheck = recheck
         self.versions = node.versions
-        self.operations = Operations(self.app, node.versions)
-        self._publisher = Publisher(node.db, self.app, self.versions)
+        self.operations = Operations(self.app, node.versions, node.job_notices)
+        self._publisher = Publisher(node.db, self.app, self.versions, notices=node.job_notices)
         self._workflow_starts: GroupCommit[WorkflowStart, str] = GroupCommit(
             node.db, self.operations.start_workflows
         )
@@ -70,6 +70,7 @@ class Mesh:
         *,
         app: str,
         migrate: bool | None = None,
+        announce_jobs: bool = False,
         engine: bool = True,
         workers: Mapping[str, Callable[..., Any]] | None = None,
         quorum: bool = True,
@@ -91,8 +92,10 @@ class Mesh:
         started if no process of the host runs it yet. ``migrate``: create or upgrade the
         schema before the node starts (idempotent, safe from many processes at once);
         the default is True on the embedded database and False elsewhere, where a deploy
-        runs ``mesh migrate`` once and an out-of-date schema is refused with that advice."""
-        from mesh.config import Config, DatabaseConfig
+        runs ``mesh migrate`` once and an out-of-date schema is refused with that advice.
+        ``announce_jobs``: this node tells the quorum of the job events it commits
+        (``quorum.announce_jobs``)."""
+        from mesh.config import Config, DatabaseConfig, QuorumConfig
         from mesh.launch import build_actors, build_node, in_process_plan
 
         if dsn is None:
@@ -102,7 +105,9 @@ class Mesh:
             migrate = True if migrate is None else migrate
 
         config = Config(
-            app=app, database=DatabaseConfig(url=dsn, statement_timeout=statement_timeout)
+            app=app,
+            database=DatabaseConfig(url=dsn, statement_timeout=statement_timeout),
+            quorum=QuorumConfig(announce_jobs=announce_jobs),
         )
         node = build_node(config, dsn, migrate=bool(migrate))
         mesh = cls(node)

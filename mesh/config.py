@@ -88,6 +88,10 @@ class QuorumConfig(_Strict, forbid_unknown_fields=True, frozen=True):
     """Shared secret for signing control messages (MESH_QUORUM_SECRET overrides)."""
     refresh_interval: Duration = "2 seconds"
     """How often a member re-reads persisted throttles (bounds the effect of a missed NOTIFY)."""
+    announce_jobs: bool = False
+    """Tell the quorum of every job event (a ``job`` message per completion, failure,
+    interruption, persist or emit), for ``sub_quorum`` dashboards and ``mesh listen``. Off
+    by default: each is a NOTIFY that every member decodes."""
 
 
 class MetricsConfig(_Strict, forbid_unknown_fields=True, frozen=True):

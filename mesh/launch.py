@@ -50,6 +50,7 @@ def build_node(config: Config, dsn: str, *, migrate: bool = False) -> Node:
         quorum_secret=config.quorum.secret.encode() or None,
         listen_dsn=config.database.listen_url or None,
         migrate=migrate,
+        announce_jobs=config.quorum.announce_jobs,
     )
 
 

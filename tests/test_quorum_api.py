@@ -11,6 +11,7 @@ from actors.quorum import QuorumActor
 from mesh.model.ids import observer_channel
 from mesh.model.quorum import SystemHealth, User
 from mesh.runtime.node import Node
+from tests.helpers import wait_until
 from tests.nodes import APP
 
 
@@ -119,3 +120,42 @@ async def test_pub_quorum__any_type_and_sub_quorum_sees_addressed_traffic(dsn: s
     throttle = next(m for m in seen if isinstance(m, Throttle))
     assert throttle.guid == "elsewhere"  # addressed to another member: seen, not applied
     assert member.statistics().received["throttle"] == 0
+
+
+async def test_job_events_reach_the_quorum_only_when_the_app_asks(dsn: str) -> None:
+    """quorum.announce_jobs: each job event is a `job` message sub_quorum subscribers see;
+    without it (the default) none is sent."""
+    from mesh.api import Mesh
+    from mesh.model.quorum import Job
+    from tests.durable_workflows import add_one, sequence
+
+    heard: dict[bool, list[Job]] = {True: [], False: []}
+    for asked in (False, True):
+        async with Mesh.open(
+            dsn,
+            app=f"told-{asked}".lower(),
+            announce_jobs=asked,
+            workflows={"q": [sequence]},
+            activities={"q": [add_one]},
+        ) as mesh:
+            mesh.sub_quorum(lambda m, a=asked: heard[a].append(m) if isinstance(m, Job) else None)
+            handles = [
+                await mesh.start_workflow(sequence, n, task_queue="q", workflow_id=f"w{n}")
+                for n in range(3)
+            ]
+            for handle in handles:
+                await handle.result(timeout=30)
+            if asked:
+                await wait_until(lambda: len(heard[True]) == 3, what="three job messages")
+            else:  # a marker sent after the results: the member has seen what came before
+                await mesh.pub_quorum("marker", {})
+                await wait_until(lambda: mesh_saw_marker(mesh), what="the marker")
+    assert heard[False] == []
+    told = sorted((m.topic, m.job_id, m.data["status"]) for m in heard[True])
+    assert told == [("sequence", f"w{n}", "done") for n in range(3)]
+    assert all(m.sender for m in heard[True])
+
+
+def mesh_saw_marker(mesh: Any) -> bool:
+    (member,) = [a for a in mesh.node.actors if isinstance(a, QuorumActor)]
+    return member.statistics().received["user"] >= 1

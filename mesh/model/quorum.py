@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
@@ -117,14 +118,6 @@ class User(_Message, tag="user", frozen=True, kw_only=True):
     message: Any = None
 
 
-class Work(_Message, tag="work", frozen=True, kw_only=True):
-    originator: str = ""
-
-
-class Cron(_Message, tag="cron", frozen=True, kw_only=True):
-    originator: str = ""
-
-
 class RollCall(_Message, tag="rollcall", frozen=True, kw_only=True):
     """Members repeat their pong every ``interval`` seconds, ``max`` times (dashboards)."""
 
@@ -142,7 +135,31 @@ class Ref(_Message, tag="ref", frozen=True, kw_only=True):
     digest: str = ""
 
 
-QuorumMessage = Ping | Pong | Throttle | Activate | Job | User | Work | Cron | RollCall | Ref
+QuorumMessage = Ping | Pong | Throttle | Activate | Job | User | RollCall | Ref
+"""HotMesh's ``work`` and ``cron`` are not here: its engine drains signal work items and
+time hooks on them, where mesh's signals and timers are stream messages (nothing to drain).
+"""
+
+
+class JobNotices(msgspec.Struct, frozen=True):
+    """Job events told to the quorum as ``job`` messages, sealed with the mesh's secret: an
+    app asks for them with ``quorum.announce_jobs`` (each costs a NOTIFY that every member
+    decodes, so they are off by default; waiters hear the job channel either way)."""
+
+    sender: str
+    secret: bytes | None = None
+
+    def payloads(self, events: Sequence[tuple[str, str, str]]) -> list[str]:
+        """One sealed ``job`` message per (topic, job id, status)."""
+        return [
+            seal(
+                encode_quorum(
+                    Job(sender=self.sender, topic=topic, job_id=key, data={"status": status})
+                ),
+                self.secret,
+            ).decode()
+            for topic, key, status in events
+        ]
 
 
 MAX_ACTIVATION_DELAY = 3600.0

@@ -38,9 +38,9 @@ from mesh.model.durable.plan import (
 )
 from mesh.model.durable.resident import ResidentRuns
 from mesh.model.durable.run import Progress, WorkflowInfo, WorkflowRun
-from mesh.model.engine.effects import announcement
 from mesh.model.ids import new_guid, new_message_id
 from mesh.model.messages import EngineMessage, Resume, StartJob
+from mesh.model.quorum import JobNotices
 from mesh.pg import durable_messages
 from mesh.pg.database import Connection
 from mesh.pg.durable_rows import (
@@ -89,9 +89,11 @@ def process(
     *,
     owner: str,
     next_claim: NextClaim | None = None,
+    notices: JobNotices | None = None,
 ) -> DurableReport:
     """Handle ``deliveries`` (messages with their claims: a workflow stream's, or an activity
-    request's whose response is applied at its ack) in one transaction."""
+    request's whose response is applied at its ack) in one transaction. ``notices``: ended
+    workflows are also told to the quorum (the app asked)."""
     report = DurableReport()
     writes = Writes()
     touched: list[str] = []
@@ -117,7 +119,7 @@ def process(
                 if _step(conn, app, runs, row, message, writes):
                     report.applied += 1
                     jobs[row.key] = after(row, writes)
-            write(conn, app, writes)
+            write(conn, app, writes, notices)
             report.ended = len(writes.announced)
             if next_claim is not None:
                 cursor = conn.execute(query("claim"), next_claim.params(app, owner))
@@ -338,7 +340,7 @@ def _end(
     if status != "done":  # ended early: what it still had queued would run for nothing
         writes.withdrawn.append({"key": row.key, "gid": row.gid})
     writes.dropped.append(row.key)
-    writes.announced.append(announcement(row.name, row.key, status))
+    writes.announced.append((row.name, row.key, status))
     if isinstance(parent, dict):
         waiting = Workflow(
             app=app, key=parent["workflow_id"], gid=parent["gid"], task_queue=parent["task_queue"]

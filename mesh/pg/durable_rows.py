@@ -12,10 +12,10 @@ import msgspec
 from mesh.model.durable.calls import Failure, Recorded
 from mesh.model.durable.plan import StepPlan
 from mesh.model.durable.run import WorkflowRun
-from mesh.model.engine.effects import announcement_payloads
-from mesh.model.ids import job_channel
 from mesh.model.outcomes import Outgoing
+from mesh.model.quorum import JobNotices
 from mesh.pg.database import Connection
+from mesh.pg.jobs import announce
 from mesh.pg.queries import query
 from mesh.pg.streams import enqueue_params
 
@@ -51,7 +51,8 @@ class Writes:
     data: dict[tuple[int, str, str], Any] = field(default_factory=dict)
     """(job id, dimension, field) -> the value the batch leaves there."""
     outgoing: list[Outgoing] = field(default_factory=list)
-    announced: list[bytes] = field(default_factory=list)
+    announced: list[tuple[str, str, str]] = field(default_factory=list)
+    """Workflows that ended: (name, key, status), for the job channel (and the quorum)."""
     withdrawn: list[dict[str, str]] = field(default_factory=list)
     """Workflows that ended early ({"key", "gid"}): their queued messages are withdrawn."""
     kept: list[tuple[WorkflowRun, int]] = field(default_factory=list)
@@ -140,7 +141,7 @@ def _rows(values: list[dict[str, Any]]) -> str:
     return _encode(values).decode()
 
 
-def write(conn: Connection, app: str, writes: Writes) -> None:
+def write(conn: Connection, app: str, writes: Writes, notices: JobNotices | None = None) -> None:
     # Calls first: a call that completed at once is recorded, then its outcome.
     if writes.calls:
         conn.execute(query("durable_record_calls"), {"rows": _rows(writes.calls)})
@@ -158,10 +159,8 @@ def write(conn: Connection, app: str, writes: Writes) -> None:
         conn.execute(query("enqueue"), enqueue_params(writes.outgoing))
     if writes.withdrawn:  # after the enqueue: this batch's own messages for them go too
         conn.execute(query("withdraw_job_messages"), {"app": app, "rows": _rows(writes.withdrawn)})
-    payloads = announcement_payloads(writes.announced)
-    if payloads:
-        channels = [job_channel(app)] * len(payloads)
-        conn.execute(query("announce"), {"channels": channels, "payloads": payloads})
+    if writes.announced:
+        announce(conn, {app: writes.announced}, notices)
 
 
 def history(conn: Connection, job_id: int, gid: str) -> dict[int, Recorded]:

@@ -29,9 +29,10 @@ from mesh.model.engine.state import (
     UnregisterHooks,
     Withdraw,
 )
-from mesh.model.ids import job_channel
+from mesh.model.ids import job_channel, quorum_channel
 from mesh.model.messages import ParentRef
 from mesh.model.outcomes import Outgoing
+from mesh.model.quorum import JobNotices
 from mesh.pg.database import Connection, Cursor
 from mesh.pg.queries import query
 from mesh.pg.streams import lines
@@ -235,9 +236,14 @@ def _job_row(job: JobState) -> dict[str, Any]:
 
 
 def run_commands(
-    conn: Connection, jobs: Sequence[JobState], new_id: Callable[[], str], now: float
+    conn: Connection,
+    jobs: Sequence[JobState],
+    new_id: Callable[[], str],
+    now: float,
+    notices: JobNotices | None = None,
 ) -> list[Outgoing]:
-    """Carry out the jobs' deferred commands; returns the messages they cause."""
+    """Carry out the jobs' deferred commands; returns the messages they cause. ``notices``:
+    the app's job events also go to the quorum."""
     lock_signal_keys(
         conn,
         (
@@ -250,7 +256,7 @@ def run_commands(
     outgoing: list[Outgoing] = []
     registrations: list[dict[str, Any]] = []
     unregistrations: list[dict[str, Any]] = []
-    announced: dict[str, list[bytes]] = {}
+    announced: dict[str, list[tuple[str, str, str]]] = {}
     for job in jobs:
         for command in job.commands:
             if isinstance(command, RegisterHook):
@@ -279,13 +285,13 @@ def run_commands(
                     )
                 )
             elif isinstance(command, Announce):
-                event = announcement(command.topic, job.key, command.status)
+                event = (command.topic, job.key, command.status)
                 announced.setdefault(job.app, []).append(event)
     if unregistrations:
         conn.execute(query("unregister_hooks"), {"rows": _rows(unregistrations)})
     if registrations:
         outgoing.extend(_register_hooks(conn, jobs, registrations, new_id, now))
-    _announce(conn, announced)
+    announce(conn, announced, notices)
     return outgoing
 
 
@@ -331,14 +337,24 @@ def _register_hooks(
     ]
 
 
-def _announce(conn: Connection, announced: Mapping[str, list[bytes]]) -> None:
-    """NOTIFY each app's job channel of its events, packed into as few payloads as fit."""
+def announce(
+    conn: Connection,
+    announced: Mapping[str, Sequence[tuple[str, str, str]]],
+    notices: JobNotices | None = None,
+) -> None:
+    """NOTIFY each app's job channel of its job events (topic, job id, status), packed into
+    as few payloads as fit; with ``notices`` (the app asked), also one quorum ``job``
+    message per event on the app's general quorum channel. One statement: sent at commit."""
     channels: list[str] = []
     payloads: list[str] = []
     for app, events in announced.items():
-        for payload in announcement_payloads(events):
+        for payload in announcement_payloads([announcement(*event) for event in events]):
             channels.append(job_channel(app))
             payloads.append(payload)
+        if notices is not None:
+            told = notices.payloads(events)
+            channels.extend([quorum_channel(app)] * len(told))
+            payloads.extend(told)
     if channels:
         conn.execute(query("announce"), {"channels": channels, "payloads": payloads})
 

@@ -23,6 +23,7 @@ from mesh.model.ids import new_message_id
 from mesh.model.jobs import JobRecord
 from mesh.model.limits import check_text, check_value
 from mesh.model.messages import StartJob
+from mesh.model.quorum import JobNotices
 from mesh.pg import apps, durable_messages, job_queries
 from mesh.pg import jobs as rows
 from mesh.pg.database import Connection
@@ -34,9 +35,13 @@ from mesh.pg.workflows import AppVersions, Delivery, process
 class Operations:
     """The operations of one app's clients. Each method takes the connection to run on."""
 
-    def __init__(self, app: str, versions: AppVersions | None = None) -> None:
+    def __init__(
+        self, app: str, versions: AppVersions | None = None, notices: JobNotices | None = None
+    ) -> None:
         self.app = app
         self.versions = versions or AppVersions()
+        self.notices = notices
+        """Job events also go to the quorum (a node's, when its app asks for them)."""
 
     # -- versions ----------------------------------------------------------------------------
 
@@ -85,7 +90,11 @@ class Operations:
         :class:`UnknownTopic`, :class:`InputInvalid`, :class:`DuplicateJob`, or
         :class:`NoActiveVersion`, having stored nothing."""
         message = self.start_message(topic, data, job_id=job_id, pending=pending)
-        return started(process(conn, self.app, self.versions, [Delivery(message)]).results[0])
+        return started(
+            process(
+                conn, self.app, self.versions, [Delivery(message)], notices=self.notices
+            ).results[0]
+        )
 
     def signal(self, conn: Connection, topic: str, data: Any, code: int = 200) -> int:
         """Deliver ``data`` to the hooks waiting on ``topic``; returns how many were resumed
@@ -122,7 +131,9 @@ class Operations:
         message = interrupt_message(
             self.app, job_id, reason=reason, code=code, descend=descend, now=time.time()
         )
-        result = process(conn, self.app, self.versions, [Delivery(message)]).results[0]
+        result = process(
+            conn, self.app, self.versions, [Delivery(message)], notices=self.notices
+        ).results[0]
         if result.error is not None:
             raise result.error
         return result.outcome == "applied"

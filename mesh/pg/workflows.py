@@ -37,6 +37,7 @@ from mesh.model.ids import new_message_id
 from mesh.model.messages import (
     EngineMessage,
 )
+from mesh.model.quorum import JobNotices
 from mesh.pg import jobs as rows
 from mesh.pg.database import Connection, Cursor
 from mesh.pg.queries import query
@@ -120,8 +121,10 @@ def process(
     owner: str = "",
     next_claim: NextClaim | None = None,
     new_id: Callable[[], str] = new_message_id,
+    notices: JobNotices | None = None,
 ) -> BatchReport:
     """Handle ``deliveries`` in one transaction (retried whole on a deadlock or a key race).
+    ``notices``: job events also go to the quorum (the app asked for them).
 
     The transaction is pipelined: BEGIN travels with the first statements and COMMIT with the
     last, so a batch of responses takes two round trips (ack, locks and reads; then writes,
@@ -132,7 +135,7 @@ def process(
             with conn.pipeline():
                 conn.execute("BEGIN")
                 report, claiming = _process(
-                    conn, app, versions, deliveries, owner, next_claim, new_id
+                    conn, app, versions, deliveries, owner, next_claim, new_id, notices
                 )
                 conn.execute("COMMIT")
             if claiming is not None:
@@ -164,6 +167,7 @@ def _process(
     owner: str,
     next_claim: NextClaim | None,
     new_id: Callable[[], str],
+    notices: JobNotices | None,
 ) -> tuple[BatchReport, Cursor | None]:
     report = BatchReport()
     jobs, taken, active = _take_and_load(conn, app, versions, deliveries, owner)
@@ -194,7 +198,7 @@ def _process(
     # Sent without waiting: they travel with the COMMIT (run_commands waits only when a hook
     # registration's result is needed).
     rows.save_jobs(conn, plan.touched)
-    outgoing = plan.outgoing + rows.run_commands(conn, plan.touched, new_id, batch.now)
+    outgoing = plan.outgoing + rows.run_commands(conn, plan.touched, new_id, batch.now, notices)
     if outgoing:
         conn.execute(query("enqueue"), enqueue_params(outgoing))
     rows.withdraw_ended(conn, plan.touched)

@@ -90,6 +90,7 @@ class DurableRunner:
             deliveries,
             owner=self.node.guid,
             next_claim=next_claim,
+            notices=self.node.job_notices,
         )
 
     async def _one_by_one(self, deliveries: list[Delivery]) -> tuple[int, int]:

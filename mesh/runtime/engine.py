@@ -87,6 +87,7 @@ class BatchRunner:
                 deliveries,
                 owner=self.node.guid,
                 next_claim=next_claim,
+                notices=self.node.job_notices,
             )
         except DatabaseUnavailable:
             raise
@@ -113,7 +114,12 @@ class BatchRunner:
 
         async def alone(delivery: Delivery) -> int:
             report = await self.node.db.run(
-                process, self.node.app, self.versions, [delivery], owner=self.node.guid
+                process,
+                self.node.app,
+                self.versions,
+                [delivery],
+                owner=self.node.guid,
+                notices=self.node.job_notices,
             )
             self.counters.record(report)
             return len(report.taken)
@@ -292,6 +298,7 @@ class ApplyingSettler:
             deliveries,
             owner=self.node.guid,
             next_claim=next_claim,
+            notices=self.node.job_notices,
         )
         self.counters.record(report)
         return report

@@ -21,6 +21,7 @@ import trio
 
 from mesh.errors import DatabaseError, DatabaseUnavailable, MeshError, lone_error
 from mesh.model.ids import new_guid
+from mesh.model.quorum import JobNotices
 from mesh.pg.database import Database, DatabaseStatistics
 from mesh.pg.listener import Listener, ListenerStatistics
 from mesh.pg.migrations import check_schema
@@ -49,9 +50,12 @@ class Node:
         quorum_secret: bytes | None = None,
         listen_dsn: str | None = None,
         migrate: bool = False,
+        announce_jobs: bool = False,
     ) -> None:
         self.guid = new_guid()
         self.migrate = migrate
+        self.job_notices = JobNotices(self.guid, quorum_secret) if announce_jobs else None
+        """Job events told to the quorum too (``quorum.announce_jobs``), or None."""
         """At boot, bring the schema up to date instead of only checking it."""
         self.app = app
         self.pid = os.getpid()

@@ -27,6 +27,7 @@ import trio
 from mesh.errors import DatabaseUnavailable
 from mesh.model.engine.batch import Result
 from mesh.model.messages import StartJob
+from mesh.model.quorum import JobNotices
 from mesh.pg.database import Connection, Database
 from mesh.pg.workflows import AppVersions, Delivery, process
 
@@ -122,11 +123,17 @@ class Publisher(GroupCommit[StartJob, Result]):
     """Job starts of YAML graphs, grouped."""
 
     def __init__(
-        self, db: Database, app: str, versions: AppVersions, *, max_batch: int = 100
+        self,
+        db: Database,
+        app: str,
+        versions: AppVersions,
+        *,
+        max_batch: int = 100,
+        notices: JobNotices | None = None,
     ) -> None:
         def commit(conn: Connection, messages: list[StartJob]) -> list[Result | Exception]:
-            report = process(conn, app, versions, [Delivery(m) for m in messages])
-            return list(report.results)
+            deliveries = [Delivery(m) for m in messages]
+            return list(process(conn, app, versions, deliveries, notices=notices).results)
 
         super().__init__(db, commit, max_batch=max_batch)
 
