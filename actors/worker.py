@@ -24,6 +24,7 @@ from typing import Any
 
 import trio
 
+from mesh import telemetry
 from mesh.errors import InvalidPayload, NonRetryableError
 from mesh.model.limits import check_value
 from mesh.model.messages import (
@@ -90,6 +91,15 @@ class WorkerActor(StreamActor):
             return DeadLetter(
                 error=f"worker topic {self.topic!r} received a {type(request).__name__}"
             )
+        spans = telemetry.current()
+        if not spans.enabled:
+            return await self._run(request, claim)
+        with spans.working(request.app, self.topic, request) as traced:
+            outcome = await self._run(request, claim)
+            traced.value, traced.code = _traced(outcome)
+            return outcome
+
+    async def _run(self, request: ActivityRequest, claim: StreamClaim) -> Outcome:
         try:
             result = await self._call(request.data)
         except NonRetryableError as error:
@@ -164,6 +174,18 @@ class WorkerActor(StreamActor):
 
 
 MAX_ERROR_LENGTH = 4000
+
+
+def _traced(outcome: Outcome) -> tuple[str, int]:
+    """A worker span's outcome and code: success or pending (with the response's code),
+    retry (released for a later attempt) or error (given up)."""
+    if isinstance(outcome, Retry):
+        return "retry", 500
+    if isinstance(outcome, DeadLetter):
+        return "error", 500
+    responses = [f.payload for f in getattr(outcome, "follow_ups", ())]
+    pending = any(b'"status":"pending"' in payload for payload in responses)
+    return ("pending", 202) if pending else ("success", 200)
 
 
 def _describe(error: BaseException) -> str:

@@ -24,6 +24,7 @@ from typing import Any, TypeVar, overload
 
 import trio
 
+from mesh import telemetry
 from mesh.durable.handle import WorkflowHandle
 from mesh.errors import JobFailed, JobTimeout, MeshError, lone_error
 from mesh.model.graph.manifest import Manifest
@@ -88,15 +89,12 @@ class Mesh:
         ``statement_timeout`` (seconds) bounds every statement the node runs. The node is
         built by the same code as ``mesh run``'s (:mod:`mesh.launch`).
 
-        ``dsn`` None: the embedded database (``./.mesh/pg``, or ``MESH_EMBEDDED_DIR``),
-        started if no process of the host runs it yet. ``migrate``: create or upgrade the
-        schema before the node starts (idempotent, safe from many processes at once);
-        the default is True on the embedded database and False elsewhere, where a deploy
-        runs ``mesh migrate`` once and an out-of-date schema is refused with that advice.
-        ``announce_jobs``: this node tells the quorum of the job events it commits
-        (``quorum.announce_jobs``)."""
-        from mesh.config import Config, DatabaseConfig, QuorumConfig
-        from mesh.launch import build_actors, build_node, in_process_plan
+        ``dsn`` None: the embedded database (``./.mesh/pg`` or ``MESH_EMBEDDED_DIR``, started
+        if need be). ``migrate``: create or upgrade the schema first (idempotent, safe from
+        many processes); default True on the embedded database, else False (an out-of-date
+        schema is refused, saying to run ``mesh migrate``). ``announce_jobs``: this node
+        tells the quorum of the job events it commits (``quorum.announce_jobs``)."""
+        from mesh.launch import build_actors, in_process_node, in_process_plan
 
         if dsn is None:
             from mesh.pg.embedded import embedded_dsn
@@ -104,12 +102,9 @@ class Mesh:
             dsn = await trio.to_thread.run_sync(embedded_dsn)
             migrate = True if migrate is None else migrate
 
-        config = Config(
-            app=app,
-            database=DatabaseConfig(url=dsn, statement_timeout=statement_timeout),
-            quorum=QuorumConfig(announce_jobs=announce_jobs),
+        node = in_process_node(
+            dsn, app, migrate=bool(migrate), announce_jobs=announce_jobs, timeout=statement_timeout
         )
-        node = build_node(config, dsn, migrate=bool(migrate))
         mesh = cls(node)
         plan = in_process_plan(
             engine=engine_settings or ConsumerSettings(poll_interval=1.0) if engine else None,
@@ -191,8 +186,12 @@ class Mesh:
         long (status ``pending``; interrupt or scrub it to release the id sooner).
 
         Starts from concurrent tasks are committed together (:class:`Publisher`)."""
-        message = self.operations.start_message(topic, data, job_id=job_id, pending=pending)
-        job_id = started(await self._publisher.start(message))
+        with telemetry.current().producing(self.app, topic) as producer:
+            message = self.operations.start_message(
+                topic, data, job_id=job_id, pending=pending, trace=producer.trace
+            )
+            job_id = started(await self._publisher.start(message))
+            producer.started(job_id)
         self.job_events.remember(job_id)
         return job_id
 
@@ -222,8 +221,12 @@ class Mesh:
         return type). A taken ``workflow_id`` is refused (:class:`DuplicateJob`).
         Concurrent starts share commits."""
         name = workflow if isinstance(workflow, str) else workflow.__name__
-        begun = WorkflowStart.of(name, args, task_queue=task_queue, workflow_id=workflow_id)
-        key = await self._workflow_starts.submit(begun)
+        with telemetry.current().producing(self.app, name) as producer:
+            begun = WorkflowStart.of(
+                name, args, task_queue=task_queue, workflow_id=workflow_id, trace=producer.trace
+            )
+            key = await self._workflow_starts.submit(begun)
+            producer.started(key)
         self.job_events.remember(key)
         return WorkflowHandle(self, key)
 

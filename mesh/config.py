@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 import msgspec
 
-from mesh.documents import parse_yaml, read_document
+from mesh.documents import parse_yaml, read_document, substitute
 from mesh.errors import (
     ConfigError,
     DocumentInvalid,
@@ -99,6 +98,11 @@ class MetricsConfig(_Strict, forbid_unknown_fields=True, frozen=True):
     """0: no metrics server (or ``PORT`` from a Procfile runner when set)."""
 
 
+class TelemetryConfig(_Strict, forbid_unknown_fields=True, frozen=True):
+    enabled: bool = False
+    """OpenTelemetry spans (``pip install mesh[otel]``); ``MESH_TELEMETRY`` overrides."""
+
+
 class Config(_Strict, forbid_unknown_fields=True, frozen=True):
     app: str = "mesh"
     database: DatabaseConfig = DatabaseConfig()
@@ -109,6 +113,7 @@ class Config(_Strict, forbid_unknown_fields=True, frozen=True):
     task_queues: list[TaskQueueConfig] = msgspec.field(default_factory=list)
     quorum: QuorumConfig = QuorumConfig()
     metrics: MetricsConfig = MetricsConfig()
+    telemetry: TelemetryConfig = TelemetryConfig()
     log_level: LogLevel = "info"
     source: str = "<defaults>"
     """Where this config came from (set by the loader, not by the file)."""
@@ -147,43 +152,7 @@ COUNT_BOUNDS = {
     "metrics.port": (0, 65_535),
 }
 
-_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _MSGSPEC_PATH = re.compile(r" - at `\$(.*)`$")
-
-
-def substitute(
-    value: Any, source: str, environ: Mapping[str, str] | None = None, path: str = ""
-) -> Any:
-    """Replace ``${VAR}`` / ``${VAR:-default}`` in every string of a parsed YAML document.
-
-    Substituting after parsing keeps comments inert and values from breaking the YAML syntax.
-    An unset variable without a default is an error naming the key.
-    """
-    env = os.environ if environ is None else environ
-    if isinstance(value, dict):
-        return {
-            k: substitute(v, source, env, f"{path}.{k}" if path else str(k))
-            for k, v in value.items()
-        }
-    if isinstance(value, list):
-        return [substitute(v, source, env, f"{path}[{i}]") for i, v in enumerate(value)]
-    if not isinstance(value, str):
-        return value
-
-    def replace(match: re.Match[str]) -> str:
-        name, default = match.group(1), match.group(2)
-        if env.get(name):
-            return env[name]
-        if default is not None:
-            return default
-        raise ConfigError(
-            source,
-            path,
-            f"environment variable {name} is not set",
-            f"export {name}=... or write ${{{name}:-default}}",
-        )
-
-    return _VARIABLE.sub(replace, value)
 
 
 def load_config(path: str | Path | None = None, environ: dict[str, str] | None = None) -> Config:

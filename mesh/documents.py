@@ -10,17 +10,21 @@
   last one.
 
 :class:`DocumentInvalid` names the source, where in it, the problem and the fix; configs and
-manifests turn it into their own errors.
+manifests turn it into their own errors. :func:`substitute` fills ``${VAR}`` in a parsed
+config from the environment.
 """
 
 from __future__ import annotations
 
+import os
+import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from mesh.errors import DocumentInvalid
+from mesh.errors import ConfigError, DocumentInvalid
 from mesh.model.limits import MAX_DEPTH
 
 MAX_DOCUMENT_BYTES = 16 << 20
@@ -154,3 +158,41 @@ def _check_keys(node: yaml.MappingNode, source: str) -> None:
 def _where(node: yaml.Node) -> str:
     mark = node.start_mark
     return f"line {mark.line + 1}, column {mark.column + 1}"
+
+
+_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def substitute(
+    value: Any, source: str, environ: Mapping[str, str] | None = None, path: str = ""
+) -> Any:
+    """Replace ``${VAR}`` / ``${VAR:-default}`` in every string of a parsed YAML document.
+
+    Substituting after parsing keeps comments inert and values from breaking the YAML syntax.
+    An unset variable without a default is an error naming the key.
+    """
+    env = os.environ if environ is None else environ
+    if isinstance(value, dict):
+        return {
+            k: substitute(v, source, env, f"{path}.{k}" if path else str(k))
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [substitute(v, source, env, f"{path}[{i}]") for i, v in enumerate(value)]
+    if not isinstance(value, str):
+        return value
+
+    def replace(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if env.get(name):
+            return env[name]
+        if default is not None:
+            return default
+        raise ConfigError(
+            source,
+            path,
+            f"environment variable {name} is not set",
+            f"export {name}=... or write ${{{name}:-default}}",
+        )
+
+    return _VARIABLE.sub(replace, value)

@@ -8,7 +8,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from mesh.config import Config
+from mesh import telemetry
+from mesh.config import Config, DatabaseConfig, QuorumConfig
 from mesh.errors import ConfigError, FunctionNotFound
 from mesh.health import system_health
 from mesh.model.retry import RetryPolicy
@@ -37,6 +38,30 @@ def metrics_port(config: Config) -> int:
             "<env>", "PORT", f"{value!r} is not a TCP port", "set PORT to a number from 1 to 65535"
         )
     return int(value)
+
+
+def switch_on_telemetry(config: Config) -> None:
+    """Spans on when ``MESH_TELEMETRY`` or ``telemetry.enabled`` asks; a missing extra is a
+    configuration error that says what to install."""
+    if not telemetry.wanted(config.telemetry.enabled):
+        return
+    try:
+        telemetry.enable()
+    except (ImportError, ValueError) as error:
+        raise ConfigError(config.source, "telemetry.enabled", str(error)) from None
+
+
+def in_process_node(
+    dsn: str, app: str, *, migrate: bool, announce_jobs: bool, timeout: float
+) -> Node:
+    """The node of ``Mesh.open``: as ``mesh run`` builds one, from these settings."""
+    config = Config(
+        app=app,
+        database=DatabaseConfig(url=dsn, statement_timeout=timeout),
+        quorum=QuorumConfig(announce_jobs=announce_jobs),
+    )
+    switch_on_telemetry(config)
+    return build_node(config, dsn, migrate=migrate)
 
 
 def build_node(config: Config, dsn: str, *, migrate: bool = False) -> Node:

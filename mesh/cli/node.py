@@ -143,12 +143,19 @@ def _migrate(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from mesh.config import with_drain_timeout
-    from mesh.launch import build_actors, build_node, metrics_port, node_plan
+    from mesh.launch import (
+        build_actors,
+        build_node,
+        metrics_port,
+        node_plan,
+        switch_on_telemetry,
+    )
     from mesh.metrics import serve_metrics
 
     config = _config(args)
     if args.drain_timeout is not None:
         config = with_drain_timeout(config, args.drain_timeout)
+    switch_on_telemetry(config)
     node = build_node(config, _dsn(config))
     actors = build_actors(node, node_plan(config, roles=args.role, topics=args.topic))
     port = metrics_port(config)

@@ -49,6 +49,8 @@ class ActivityRequest(msgspec.Struct, frozen=True, tag="request", tag_field="typ
     """The generation of the job that asked (the engine refuses answers for an older run)."""
     dimension: str = ""
     """Where in the job's cycles the asking activity runs ('' before any re-entry)."""
+    trace: str = ""
+    """The job's trace context (a W3C traceparent; '' without telemetry)."""
 
 
 class ActivityResponse(msgspec.Struct, frozen=True, tag="response", tag_field="type"):
@@ -94,6 +96,8 @@ class StartJob(msgspec.Struct, frozen=True, tag="start", tag_field="type"):
     sent_at: float = 0.0
     pending: float | None = None
     """Reserve the job for this many seconds instead of running it (see ``pub``)."""
+    trace: str = ""
+    """The trace context the job joins (a W3C traceparent; '' without telemetry)."""
 
 
 ResumeKind = str

@@ -22,6 +22,7 @@ import psycopg
 import psycopg_pool
 from psycopg import sql
 
+from mesh import telemetry
 from mesh.errors import JobFailed, JobTimeout
 from mesh.model.graph.manifest import Manifest
 from mesh.model.ids import job_channel
@@ -41,6 +42,8 @@ class MeshClient:
     def __init__(self, dsn: str, *, app: str, pool_size: int = 4, recheck: float = 1.0) -> None:
         self.app = app
         self.recheck = recheck
+        if telemetry.wanted():  # MESH_TELEMETRY: this client's starts begin their traces
+            telemetry.enable()
         self.operations = Operations(app)
         self._pool = psycopg_pool.ConnectionPool(
             dsn,

@@ -22,6 +22,7 @@ from typing import Any
 
 import msgspec
 
+from mesh import telemetry
 from mesh.errors import NondeterminismError
 from mesh.model.durable.calls import Call, Failure
 from mesh.model.durable.plan import (
@@ -138,6 +139,19 @@ def process(
             runs.resident.keep(run)
         for key in writes.dropped:
             runs.resident.drop(key)
+    spans = telemetry.current()
+    if spans.enabled:
+        for row, status in writes.ended:
+            has_parent = isinstance(row.parent, dict)
+            spans.job_ended(
+                app,
+                row.name,
+                row.key,
+                status,
+                row.trace,
+                row.created_at,
+                parent_trace=row.trace if has_parent else "",
+            )
     return report
 
 
@@ -151,7 +165,7 @@ def _step(
 ) -> bool:
     """Apply one message to its workflow; False when it changed nothing."""
     job_id, key, gid, cycles = row.id, row.key, row.gid, row.cycles
-    workflow = Workflow(app=app, key=key, gid=gid, task_queue=row.task_queue)
+    workflow = Workflow(app=app, key=key, gid=gid, task_queue=row.task_queue, trace=row.trace)
     is_start = isinstance(message, StartJob)
     if isinstance(message, StartJob) and (message.data or {}).get("gid") != gid:
         return False  # the start of an earlier generation
@@ -292,7 +306,7 @@ def _effect(
         }
     queue = call.task_queue or workflow.task_queue
     start_message = durable_messages.insert(
-        conn, app, child, call.name, call.args, queue, parent=parent
+        conn, app, child, call.name, call.args, queue, parent=parent, trace=workflow.trace
     )
     if start_message is None:
         return {"error": taken_id(child)}
@@ -339,6 +353,7 @@ def _end(
     update(writes, row.id, row.cycles + 1, status, row.gid, error)
     if status != "done":  # ended early: what it still had queued would run for nothing
         writes.withdrawn.append({"key": row.key, "gid": row.gid})
+    writes.ended.append((row, status))
     writes.dropped.append(row.key)
     writes.announced.append((row.name, row.key, status))
     if isinstance(parent, dict):

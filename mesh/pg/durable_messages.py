@@ -40,10 +40,18 @@ class WorkflowStart:
     args: str
     """The arguments, as JSON text."""
     task_queue: str
+    trace: str = ""
+    """The trace context the workflow's spans join (telemetry)."""
 
     @classmethod
     def of(
-        cls, name: str, args: Sequence[Any], *, task_queue: str, workflow_id: str = ""
+        cls,
+        name: str,
+        args: Sequence[Any],
+        *,
+        task_queue: str,
+        workflow_id: str = "",
+        trace: str = "",
     ) -> WorkflowStart:
         """The start of ``name`` with ``args`` on ``task_queue``; refuses a malformed id,
         name or task queue, or arguments that are not JSON, before anything reaches the
@@ -51,7 +59,8 @@ class WorkflowStart:
         key = validate_job_id(workflow_id) if workflow_id else new_guid()
         workflow_stream(task_queue)  # a task queue that cannot name a stream is refused
         check_text(name, "the workflow's name")
-        return cls(key, name, json_text(list(args), "the workflow's arguments"), task_queue)
+        arguments = json_text(list(args), "the workflow's arguments")
+        return cls(key, name, arguments, task_queue, trace)
 
 
 def start(
@@ -62,10 +71,13 @@ def start(
     *,
     task_queue: str,
     workflow_id: str = "",
+    trace: str = "",
 ) -> str:
     """Start the workflow ``name`` with ``args`` on ``task_queue``; its id. A taken
     ``workflow_id`` is refused (:class:`DuplicateJob`), having written nothing."""
-    begun = WorkflowStart.of(name, args, task_queue=task_queue, workflow_id=workflow_id)
+    begun = WorkflowStart.of(
+        name, args, task_queue=task_queue, workflow_id=workflow_id, trace=trace
+    )
     (outcome,) = start_many(conn, app, [begun])
     if isinstance(outcome, Exception):
         raise outcome
@@ -87,6 +99,7 @@ def start_many(
             "name": begun.name,
             "args": msgspec.Raw(begun.args.encode()),
             "task_queue": workflow_stream(begun.task_queue),
+            "trace": begun.trace,
         }
         for index, (begun, gid) in enumerate(zip(starts, gids, strict=True))
     ]
@@ -128,9 +141,11 @@ def insert(
     task_queue: str,
     *,
     parent: dict[str, Any] | None = None,
+    trace: str = "",
 ) -> Outgoing | None:
     """Insert a workflow's job; the message that starts it, or None when the id is taken."""
     gid, params = _start_params(app, key, name, _encode(args).decode(), task_queue, parent)
+    params["trace"] = trace
     row = conn.execute(query("durable_start"), params).fetchone()
     return None if row is None else start_message(app, key, gid, task_queue)
 

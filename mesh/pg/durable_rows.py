@@ -40,6 +40,8 @@ class WorkflowRow(NamedTuple):
     parent: Any
     signals: Any
     """signal id -> the data of signals nobody waited for yet, oldest first."""
+    trace: str
+    """The trace context the workflow's spans join ('' without telemetry)."""
 
 
 @dataclass
@@ -54,6 +56,8 @@ class Writes:
     announced: list[tuple[str, str, str]] = field(default_factory=list)
     """Workflows that ended: (name, key, status), for the job channel (and the quorum)."""
     withdrawn: list[dict[str, str]] = field(default_factory=list)
+    ended: list[tuple[WorkflowRow, str]] = field(default_factory=list)
+    """Workflows that ended, with their status (for their spans, once committed)."""
     """Workflows that ended early ({"key", "gid"}): their queued messages are withdrawn."""
     kept: list[tuple[WorkflowRun, int]] = field(default_factory=list)
     runs: dict[str, WorkflowRun] = field(default_factory=dict)

@@ -81,6 +81,7 @@ def read_locked_jobs(app: str, cursor: Cursor | None) -> dict[str, JobState]:
             error,
             created_at,
             persisted,
+            trace,
         ) = row
         parent = None
         if parent_key is not None and parent_gid is not None:
@@ -101,6 +102,7 @@ def read_locked_jobs(app: str, cursor: Cursor | None) -> dict[str, JobState]:
             error=msgspec.json.decode(error) if error else None,
             created_at=created_at,
             persisted=persisted,
+            trace=trace or "",
         )
     return found
 
@@ -164,6 +166,7 @@ def insert_jobs(conn: Connection, jobs: Sequence[JobState]) -> dict[str, int]:
             "parent_gid": job.parent.gid if job.parent else None,
             "parent_activity": job.parent.activity_id if job.parent else None,
             "parent_dimension": job.parent.dimension if job.parent else None,
+            "trace": job.trace,
         }
         for job in jobs
     ]

@@ -13,6 +13,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from mesh import telemetry
 from mesh.errors import UnknownJob
 from mesh.model.engine.app import no_active_version
 from mesh.model.engine.batch import Result
@@ -72,10 +73,16 @@ class Operations:
     # -- jobs --------------------------------------------------------------------------------
 
     def start_message(
-        self, topic: str, data: Any, *, job_id: str = "", pending: float | str | None = None
+        self,
+        topic: str,
+        data: Any,
+        *,
+        job_id: str = "",
+        pending: float | str | None = None,
+        trace: str = "",
     ) -> StartJob:
         """The checked message that starts a job (see :func:`start_message`)."""
-        return start_message(self.app, topic, data, job_id=job_id, pending=pending)
+        return start_message(self.app, topic, data, job_id=job_id, pending=pending, trace=trace)
 
     def pub(
         self,
@@ -89,12 +96,15 @@ class Operations:
         """Start a job of the graph subscribed to ``topic``; returns its id. Raises
         :class:`UnknownTopic`, :class:`InputInvalid`, :class:`DuplicateJob`, or
         :class:`NoActiveVersion`, having stored nothing."""
-        message = self.start_message(topic, data, job_id=job_id, pending=pending)
-        return started(
-            process(
-                conn, self.app, self.versions, [Delivery(message)], notices=self.notices
-            ).results[0]
-        )
+        with telemetry.current().producing(self.app, topic) as producer:
+            message = self.start_message(
+                topic, data, job_id=job_id, pending=pending, trace=producer.trace
+            )
+            delivery = Delivery(message)
+            result = process(conn, self.app, self.versions, [delivery], notices=self.notices)
+            key = started(result.results[0])
+            producer.started(key)
+            return key
 
     def signal(self, conn: Connection, topic: str, data: Any, code: int = 200) -> int:
         """Deliver ``data`` to the hooks waiting on ``topic``; returns how many were resumed
@@ -142,9 +152,18 @@ class Operations:
         self, conn: Connection, name: str, args: list[Any], task_queue: str, workflow_id: str
     ) -> str:
         """Start a workflow written as code; its id (:class:`DuplicateJob` if taken)."""
-        return durable_messages.start(
-            conn, self.app, name, args, task_queue=task_queue, workflow_id=workflow_id
-        )
+        with telemetry.current().producing(self.app, name) as producer:
+            key = durable_messages.start(
+                conn,
+                self.app,
+                name,
+                args,
+                task_queue=task_queue,
+                workflow_id=workflow_id,
+                trace=producer.trace,
+            )
+            producer.started(key)
+            return key
 
     def start_workflows(
         self, conn: Connection, starts: list[durable_messages.WorkflowStart]

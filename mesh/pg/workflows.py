@@ -16,9 +16,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
 import psycopg
 from psycopg.pq import TransactionStatus
 
+from mesh import telemetry
 from mesh.errors import (
     WorkflowError,
 )
@@ -36,6 +38,7 @@ from mesh.model.graph.manifest import decode_manifest
 from mesh.model.ids import new_message_id
 from mesh.model.messages import (
     EngineMessage,
+    StartJob,
 )
 from mesh.model.quorum import JobNotices
 from mesh.pg import jobs as rows
@@ -91,6 +94,8 @@ class BatchReport:
     taken: set[int] = field(default_factory=set)
     """Ids of the claims this batch acked (the rest were lost)."""
     next_claims: list[StreamClaim] = field(default_factory=list)
+    jobs: list[JobState] = field(default_factory=list)
+    """The jobs the batch touched (for their spans, once committed)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +135,9 @@ def process(
     last, so a batch of responses takes two round trips (ack, locks and reads; then writes,
     next claim and commit) and a batch of starts three (the insert's ids are read between).
     """
+    spans = telemetry.current()
+    if spans.enabled:
+        deliveries = traced(app, deliveries, spans)
     for attempt in range(5):
         try:
             with conn.pipeline():
@@ -140,6 +148,8 @@ def process(
                 conn.execute("COMMIT")
             if claiming is not None:
                 report.next_claims = [StreamClaim(*row) for row in claiming.fetchall()]
+            if spans.enabled:
+                spans.legs(app, report.jobs)
             return report
         except (_KeyTaken, psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure):
             roll_back(conn)
@@ -149,6 +159,20 @@ def process(
             roll_back(conn)
             raise
     raise AssertionError("unreachable")
+
+
+def traced(app: str, deliveries: Sequence[Delivery], spans: telemetry.Telemetry) -> list[Delivery]:
+    """The deliveries, each start that carries no trace context given a new trace (a job
+    started by a process without telemetry is traced from its start here)."""
+    return [
+        Delivery(
+            msgspec.structs.replace(d.message, trace=spans.new_trace(app, d.message.topic)),
+            d.claim,
+        )
+        if isinstance(d.message, StartJob) and not d.message.trace
+        else d
+        for d in deliveries
+    ]
 
 
 def roll_back(conn: Connection) -> None:
@@ -191,6 +215,7 @@ def _process(
     compiled = {v: versions.get(conn, app, v) for v in batch.versions_needed(jobs)}
     plan = batch.apply(compiled, jobs)
     report.results = plan.results
+    report.jobs = plan.touched
     if plan.created:
         inserted = rows.insert_jobs(conn, plan.created)
         if len(inserted) != len(plan.created):

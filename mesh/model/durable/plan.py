@@ -63,6 +63,8 @@ class Workflow:
     gid: str
     """The generation's id (a continued workflow gets a new one)."""
     task_queue: str
+    trace: str = ""
+    """The trace context its spans join (telemetry; '' without)."""
 
 
 @dataclass(slots=True)
@@ -337,6 +339,7 @@ def _perform(
             retry=policy,
             sent_at=now,
             job_gid=workflow.gid,
+            trace=workflow.trace,
         )
         return Outgoing(
             workflow.app,

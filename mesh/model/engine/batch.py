@@ -204,6 +204,7 @@ class Batch:
             created_at=self.now,
             created=True,
             changed=True,
+            trace=message.trace,
         )
         try:
             Engine(active, now=self.now, new_id=self.new_id).start(

@@ -12,7 +12,13 @@ from mesh.model.messages import InterruptJob, StartJob
 
 
 def start_message(
-    app: str, topic: str, data: Any, *, job_id: str = "", pending: float | str | None = None
+    app: str,
+    topic: str,
+    data: Any,
+    *,
+    job_id: str = "",
+    pending: float | str | None = None,
+    trace: str = "",
 ) -> StartJob:
     """The message that starts a job. A ``pending`` start (seconds, or a duration such as
     '10 minutes') writes the trigger's data and runs nothing: the job, status ``pending``,
@@ -32,6 +38,7 @@ def start_message(
         data=data,
         job_id=job_id,
         pending=None if pending is None else pending_seconds(pending),
+        trace=trace,
     )
 
 

@@ -102,6 +102,8 @@ class JobState:
     never)."""
     persisted: bool = False
     """The job answered its waiters and its parent and stays open (persist, persistent)."""
+    trace: str = ""
+    """The trace context its spans join (a W3C traceparent; '' without telemetry)."""
     data: dict[str, Any] = field(default_factory=dict)
     activities: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     """(activity, dimension) -> {"input": ..., "output": ..., "hook": ...} data."""

@@ -8,8 +8,9 @@
 -- A new workflow: its job and data (with its parent's await, for a child), or nothing when
 -- the id is taken (no row returned).
 WITH job AS (
-    INSERT INTO mesh.jobs (app, key, gid, version, topic, entity, state, status)
-    VALUES (%(app)s, %(key)s, %(gid)s, 'code', %(name)s, %(name)s, 'running', 1)
+    INSERT INTO mesh.jobs (app, key, gid, version, topic, entity, state, status, trace)
+    VALUES (%(app)s, %(key)s, %(gid)s, 'code', %(name)s, %(name)s, 'running', 1,
+            nullif(%(trace)s, ''))
     ON CONFLICT (app, key) DO NOTHING
     RETURNING id
 ), data AS (
@@ -27,10 +28,11 @@ SELECT id FROM job;
 -- nothing; the generation ids of those inserted come back.
 WITH input AS (
     SELECT * FROM jsonb_to_recordset(%(rows)s::jsonb)
-        AS r(ord int, key text, gid text, name text, args jsonb, task_queue text)
+        AS r(ord int, key text, gid text, name text, args jsonb, task_queue text, trace text)
 ), job AS (
-    INSERT INTO mesh.jobs (app, key, gid, version, topic, entity, state, status)
-    SELECT %(app)s, key, gid, 'code', name, name, 'running', 1 FROM input ORDER BY ord
+    INSERT INTO mesh.jobs (app, key, gid, version, topic, entity, state, status, trace)
+    SELECT %(app)s, key, gid, 'code', name, name, 'running', 1, nullif(trace, '')
+    FROM input ORDER BY ord
     ON CONFLICT (app, key) DO NOTHING
     RETURNING id, gid
 ), data AS (
@@ -63,7 +65,8 @@ SELECT j.id, j.key, j.gid, j.topic, j.state, j.cycles,
        (SELECT a.value FROM mesh.jobs_attributes a
         WHERE a.job_id = j.id AND a.dimension = '' AND a.symbol = 'parent'),
        (SELECT jsonb_object_agg(a.symbol, a.value) FROM mesh.jobs_attributes a
-        WHERE a.job_id = j.id AND a.dimension = '$signals')
+        WHERE a.job_id = j.id AND a.dimension = '$signals'),
+       coalesce(j.trace, '')
 FROM mesh.jobs j
 WHERE j.id = ANY(ARRAY(
     SELECT found.id

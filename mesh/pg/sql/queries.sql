@@ -465,7 +465,7 @@ SELECT manifest::text FROM mesh.app_versions WHERE app = %(app)s AND version = %
 -- planner may choose freely hashes every job of the app when its statistics lag (a new app).
 SELECT j.id, j.key, j.gid, j.version, j.topic, j.entity, j.state, j.status, j.threshold,
        j.cycles, p.key, j.parent_gid, j.parent_activity, j.parent_dimension, j.error::text,
-       extract(epoch FROM j.created_at)::float8, j.persisted_at IS NOT NULL
+       extract(epoch FROM j.created_at)::float8, j.persisted_at IS NOT NULL, j.trace
 FROM mesh.jobs j
 LEFT JOIN mesh.jobs p ON p.id = j.parent_id
 WHERE j.id = ANY(ARRAY(
@@ -510,11 +510,11 @@ WITH r AS (
         app text, key text, gid text, version text, topic text, entity text, status text,
         semaphore int, threshold int, cycles int, parent_key text, parent_gid text,
         parent_activity text, parent_dimension text, error jsonb, expire float8,
-        persisted boolean)
+        persisted boolean, trace text)
 ), inserted AS (
     INSERT INTO mesh.jobs (app, key, gid, version, topic, entity, state, status, threshold,
                            cycles, parent_id, parent_gid, parent_activity, parent_dimension,
-                           error, completed_at, expires_at, persisted_at)
+                           error, completed_at, expires_at, persisted_at, trace)
     SELECT r.app, r.key, r.gid, r.version, r.topic, r.entity, r.status,
            mesh.semaphore(r.status, r.semaphore), r.threshold, r.cycles,
            (SELECT p.id FROM mesh.jobs p WHERE p.app = r.app AND p.key = r.parent_key),
@@ -522,7 +522,7 @@ WITH r AS (
            CASE WHEN r.status NOT IN ('running', 'pending') THEN now() END,
            CASE WHEN r.status <> 'running' AND r.expire IS NOT NULL
                 THEN now() + r.expire * interval '1 second' END,
-           CASE WHEN r.persisted THEN now() END
+           CASE WHEN r.persisted THEN now() END, nullif(r.trace, '')
     FROM r
     ON CONFLICT (app, key) DO NOTHING
     RETURNING id, key

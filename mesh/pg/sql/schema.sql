@@ -194,6 +194,8 @@ CREATE TABLE mesh.jobs (
     completed_at timestamptz,
     expires_at timestamptz,
     persisted_at timestamptz,
+    -- The trace context the job's spans join (a W3C traceparent), when telemetry is on.
+    trace text,
     UNIQUE (app, key)
 ) WITH (fillfactor = 80);
 

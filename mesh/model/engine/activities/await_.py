@@ -48,6 +48,7 @@ class AwaitType(ActivityType[Await]):
             job_id=child_key,
             parent=parent,
             sent_at=engine.now,
+            trace=job.trace,  # the child's spans join its parent's trace
         )
         leg.send(start)
         if not wait:

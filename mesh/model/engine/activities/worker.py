@@ -53,6 +53,7 @@ class WorkerType(ActivityType[Worker]):
             sent_at=engine.now,
             job_gid=job.gid,
             dimension=leg.dim,
+            trace=job.trace,
         )
         # Without a policy of the activity's own, the worker's applies: max_attempts 0 tells
         # the stream to take it from the worker's first claim.
