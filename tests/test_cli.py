@@ -178,6 +178,7 @@ def test_demo__runs_the_orders_to_completion(
     assert "reserved" in result.stdout and "backordered" in result.stdout
     assert "order-456 | 0 | order | availableQty |  | 12 |" in result.stdout
     assert "level=error" not in result.stderr and "Traceback" not in result.stderr
+    assert "{'" not in result.stdout, "JSON values print as JSON, not Python reprs"
     assert depth(conn) == 0
     # The query runs verbatim (bare table names, HotMesh's columns), for the YAML order and,
     # with its key, for the order written as code: every row with a semaphore of 0.
@@ -264,6 +265,10 @@ def test_streams_dead_and_requeue(tmp_path: Path, dsn: str, conn: psycopg.Connec
         and "ValueError: no stock" in listed.stdout
         and "attempts=3/3" in listed.stdout
     )
+    (dead,) = json.loads(
+        mesh("streams", "dead", "--json", dsn=dsn, cwd=tmp_path, MESH_APP="shop").stdout
+    )
+    assert dead["payload"]["type"] == "request"  # the message as JSON, not a string of it
     requeued = mesh("streams", "requeue", "--topic", "t", dsn=dsn, cwd=tmp_path, MESH_APP="shop")
     assert requeued.returncode == 0 and "requeued 1" in requeued.stdout
     assert depth(conn) == 1

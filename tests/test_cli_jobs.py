@@ -165,3 +165,21 @@ def test_streams_send__warns_when_no_member_serves_the_topic(tmp_path: Path, dsn
     sent = run("streams", "send", "nobody.home", "-", dsn=dsn, cwd=tmp_path, stdin='{"a": 1}')
     assert sent.returncode == 0 and json.loads(sent.stdout)["topic"] == "nobody.home"
     assert "no live member of app 'ops' serves topic 'nobody.home'" in sent.stderr
+
+
+@pytest.mark.parametrize(
+    ("command", "expected"),
+    [
+        (["jobs"], ["only jobs in this state", "newest first (1 to 10000)"]),
+        (["demo"], ["how many (1 to 100000)"]),
+        (["pub"], ["JSON, @file or - (stdin)", "--json"]),
+        (["throttle"], ["--json"]),
+        (["run"], ["every node also runs a quorum member"]),
+    ],
+)
+def test_help_says_what_each_option_does(
+    tmp_path: Path, dsn: str, command: list[str], expected: list[str]
+) -> None:
+    result = mesh(*command, "--help", dsn=dsn, cwd=tmp_path)
+    text = " ".join(result.stdout.split())
+    assert result.returncode == 0 and all(phrase in text for phrase in expected), text

@@ -223,7 +223,8 @@ def test_throttle__pause_stops_consumption_and_resume_restarts_it(
     profiles = {p["pid"]: p for p in mesh.rollcall()}
     assert profiles[late.pid]["throttles"] == {TOPIC: -1}
 
-    mesh.cli("throttle", "0")
+    resumed = json.loads(mesh.cli("throttle", "0", "--json").stdout)
+    assert resumed == {"app": APP, "throttle_ms": 0, "topic": None, "guid": None}
     wait_until_sync(lambda: pending(dsn)[0] < left, timeout=5, what="consumption to resume at once")
     wait_until_sync(lambda: responses(dsn) == total, timeout=60, what="all messages after resuming")
 

@@ -38,6 +38,7 @@ def add_commands(commands: Any) -> None:
     )
     throttle.add_argument("--topic", help="only this worker topic (or 'engine')")
     throttle.add_argument("--guid", help="only this member (see `mesh rollcall`)")
+    throttle.add_argument("--json", action="store_true", help="print JSON")
     throttle.set_defaults(handler=_throttle)
 
     broadcast = commands.add_parser("broadcast", help="send a user message to every member")
@@ -142,6 +143,18 @@ def _throttle(args: argparse.Namespace) -> int:
         )
         or "the whole mesh"
     )
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "app": config.app,
+                    "throttle_ms": args.ms,
+                    "topic": args.topic,
+                    "guid": args.guid,
+                }
+            )
+        )
+        return 0
     effect = {-1: "paused", 0: "resumed"}.get(
         args.ms, f"throttled to one message per {args.ms} ms per consumer"
     )
