@@ -121,7 +121,7 @@ def run_demo(operator_config: Config, dsn: str, *, orders: int) -> int:
         + ("empty, nothing pending, leased or dead-lettered" if not left else str(left))
     )
     for title, name in (
-        ("The seeds' query", "demo_seeds_query"),
+        ("HotMesh's README query (status is the semaphore: 0 once done)", "demo_seeds_query"),
         ("A code workflow's calls", "demo_code_steps_query"),
     ):
         sql = _shown(name)
