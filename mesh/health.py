@@ -75,3 +75,24 @@ def _serves_a_connection(process: psutil.Process) -> bool:
 
 def process_exists(pid: int) -> bool:
     return psutil.pid_exists(pid)
+
+
+def parent_pid(pid: int) -> int | None:
+    """The parent of process ``pid`` (a backend's is the postmaster); None if not visible."""
+    try:
+        return psutil.Process(pid).ppid() or None
+    except psutil.Error:
+        return None
+
+
+def postgres_cpu_seconds(postmaster_pid: int | None) -> float | None:
+    """CPU seconds (user plus system) of the Postgres server ``postmaster_pid`` and its
+    processes now. None when the server is not on this host or not readable."""
+    if postmaster_pid is None:
+        return None
+    try:
+        postmaster = psutil.Process(postmaster_pid)
+        processes = [postmaster, *postmaster.children()]
+    except psutil.Error:
+        return None
+    return processes_cpu_seconds([p.pid for p in processes])

@@ -66,10 +66,11 @@ def _one_round(dsn: str, count: int, *, messages: int, batch: int) -> dict[str, 
 
 @contextmanager
 def node_processes(
-    dsn: str, config_text: str, count: int, *, roles: list[str]
+    dsn: str, config_text: str, count: int, *, roles: list[str], ready_within: float = 60.0
 ) -> Iterator[list[int]]:
     """``count`` nodes started with ``mesh run`` on ``config_text``, live by roll call when
-    the block starts (it gets their pids), drained with SIGTERM when it ends."""
+    the block starts (within ``ready_within`` seconds; it gets their pids), drained with
+    SIGTERM when it ends."""
     with tempfile.TemporaryDirectory() as folder:
         config_path = Path(folder) / "mesh.yaml"
         config_path.write_text(config_text)
@@ -80,7 +81,7 @@ def node_processes(
             command += ["--role", role]
         nodes = [subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL) for _ in range(count)]
         try:
-            trio.run(_wait_for_members, config, dsn, count)
+            trio.run(_wait_for_members, config, dsn, count, ready_within)
             yield [node.pid for node in nodes]
         finally:
             for node in nodes:
@@ -89,8 +90,8 @@ def node_processes(
                 node.wait(timeout=60)
 
 
-async def _wait_for_members(config: Config, dsn: str, count: int) -> None:
-    with trio.fail_after(60):
+async def _wait_for_members(config: Config, dsn: str, count: int, within: float) -> None:
+    with trio.fail_after(within):
         async with control_session(config, dsn) as client:
             while len(await client.roll_call(0.3)) < count:
                 pass

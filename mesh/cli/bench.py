@@ -98,6 +98,32 @@ def _add_workflow_benches(bench_commands: Any) -> None:
         help="with --code: workflows HotMesh runs (default 200; it runs a few per second)",
     )
     bench_hm.set_defaults(handler=_bench_hotmesh)
+    idle = bench_commands.add_parser(
+        "idle", help="what an idle mesh of N nodes costs Postgres (transactions, CPU, connections)"
+    )
+    idle.add_argument("--nodes", type=int, default=20, help="node processes (1 to 2000)")
+    idle.add_argument("--topics", type=int, default=3, help="worker topics per node (0 to 100)")
+    idle.add_argument("--seconds", type=float, default=30.0, help="how long to measure")
+    idle.add_argument("--json", action="store_true", help="print JSON (the only format)")
+    idle.set_defaults(handler=_bench_idle)
+
+
+def _bench_idle(args: argparse.Namespace) -> int:
+    from mesh.bench.idle import bench_idle
+
+    if not 1 <= args.nodes <= 2000 or not 0 <= args.topics <= 100:
+        raise ConfigError(
+            "<command line>",
+            "bench idle",
+            f"--nodes {args.nodes} / --topics {args.topics}: nodes from 1 to 2000, topics "
+            "from 0 to 100",
+        )
+    if not 1 <= args.seconds <= 3600:  # False for nan too
+        raise ConfigError("<command line>", "--seconds", f"{args.seconds} is not from 1 to 3600")
+    config = _config(args, quiet=True)
+    report = bench_idle(_dsn(config), nodes=args.nodes, topics=args.topics, seconds=args.seconds)
+    print(msgspec.json.encode(report).decode())
+    return 0
 
 
 def _workflow_bench(

@@ -50,3 +50,11 @@ WHERE j.key = 'order-456' ORDER BY a.symbol, a.dimension;
 -- name: demo_code_steps_query
 -- The calls of one order workflow written as code, as `mesh demo` prints them.
 SELECT s.position, s.kind, s.name, s.args, s.result FROM durable_steps s JOIN jobs j ON j.id = s.job_id WHERE j.key = 'code-order-456' ORDER BY s.position;
+
+-- name: bench_idle_activity
+-- The database's transactions so far (the bench's own are a handful) and the connections to
+-- it now, other than the one asking.
+SELECT (SELECT xact_commit + xact_rollback FROM pg_stat_database
+        WHERE datname = current_database()),
+       (SELECT count(*) FROM pg_stat_activity
+        WHERE datname = current_database() AND pid <> pg_backend_pid());
