@@ -79,7 +79,7 @@ class TaskQueueConfig(_Strict, forbid_unknown_fields=True, frozen=True):
 class NodeConfig(_Strict, forbid_unknown_fields=True, frozen=True):
     roles: list[Role] = msgspec.field(default_factory=lambda: ["engine", "quorum", "worker"])
     drain_timeout: Duration = "30 seconds"
-    listener_check_interval: Duration = "5 seconds"
+    listener_check_interval: Duration = "60 seconds"
 
 
 class QuorumConfig(_Strict, forbid_unknown_fields=True, frozen=True):

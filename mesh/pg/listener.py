@@ -4,7 +4,9 @@ One dedicated autocommit connection per node (not from the pool). The listener w
 socket with ``trio.lowlevel.wait_readable``, drains notifications without blocking, and calls
 the callbacks subscribed to each channel (in the trio thread). Every ``check_interval`` it
 NOTIFYs a private channel and expects to hear itself back: a connection that cannot deliver
-that is declared dead and replaced. After every (re)connect it LISTENs again on every channel
+that is declared dead and replaced. (Every NOTIFY costs each listening connection of the
+database a transaction, so N nodes self-checking cost N^2 / interval transactions per
+second: the interval is long and jittered; TCP keepalives find a dead peer in between.) After every (re)connect it LISTENs again on every channel
 and calls the reconnect callbacks, so consumers claim at once and catch up on anything that
 was sent while it was away.
 """
@@ -39,7 +41,7 @@ class ListenerStale(Exception):
 
 
 class Listener:
-    def __init__(self, dsn: str, *, name: str, check_interval: float = 5.0) -> None:
+    def __init__(self, dsn: str, *, name: str, check_interval: float = 60.0) -> None:
         self.dsn = dsn
         self.name = name
         self.check_interval = check_interval
@@ -161,7 +163,7 @@ class Listener:
         for callback in self._reconnect_callbacks:
             callback()
         ping_sent_at: float | None = None
-        next_ping = trio.current_time() + self.check_interval
+        next_ping = trio.current_time() + self._jittered()
         fd = conn.pgconn.socket
         while True:
             if set(self._subscribers) - self._listening:
@@ -176,7 +178,7 @@ class Listener:
                     )
                 ping_sent_at = now
                 self._heard_self = False
-                next_ping = now + self.check_interval
+                next_ping = now + self._jittered()
                 await self._execute(
                     conn, sql.SQL("NOTIFY {}").format(sql.Identifier(self._ping_channel))
                 )
@@ -187,6 +189,10 @@ class Listener:
             if not scope.cancelled_caught:
                 self._read_available(conn)
             self._dispatch()
+
+    def _jittered(self) -> float:
+        """The next self-check's delay: nodes started together do not check together."""
+        return self.check_interval * random.uniform(0.8, 1.2)
 
     async def _listen_all(self, conn: Connection) -> None:
         channels = [self._ping_channel, *self._subscribers]
@@ -207,7 +213,7 @@ class Listener:
             except psycopg.Error as error:
                 raise translate(error) from error
 
-        with trio.fail_after(self.check_interval * 2):
+        with trio.fail_after(min(self.check_interval * 2, 20.0)):
             await trio.to_thread.run_sync(execute, abandon_on_cancel=True)
         self._dispatch()
 

@@ -45,7 +45,7 @@ class Node:
         app: str,
         pool_size: int = 8,
         drain_seconds: float = 30.0,
-        listener_check_interval: float = 5.0,
+        listener_check_interval: float = 60.0,
         statement_timeout: float = 30.0,
         quorum_secret: bytes | None = None,
         listen_dsn: str | None = None,
