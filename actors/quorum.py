@@ -56,6 +56,7 @@ log = logging.getLogger(__name__)
 
 Subscriber = Callable[[QuorumMessage], None]
 PRUNE_INTERVAL = 300.0
+"""Seconds between deletions of stored oversized messages older than an hour."""
 MESSAGE_KINDS = tuple(
     sorted(kind.__name__.lower() for kind in typing.get_args(QuorumMessage) if kind is not Ref)
 )
@@ -71,7 +72,6 @@ REJECT_REASONS = (
     "unresolvable",
 )
 """Why a quorum message is dropped (``mesh_quorum_rejected``)."""
-"""Seconds between deletions of stored oversized messages older than an hour."""
 
 
 class QuorumActor(Actor[tuple[str, bool]]):

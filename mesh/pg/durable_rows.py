@@ -15,7 +15,7 @@ from mesh.model.durable.run import WorkflowRun
 from mesh.model.outcomes import Outgoing
 from mesh.model.quorum import JobNotices
 from mesh.pg.database import Connection
-from mesh.pg.jobs import announce
+from mesh.pg.jobs import announce, withdraw
 from mesh.pg.queries import query
 from mesh.pg.streams import enqueue_params
 
@@ -56,9 +56,9 @@ class Writes:
     announced: list[tuple[str, str, str]] = field(default_factory=list)
     """Workflows that ended: (name, key, status), for the job channel (and the quorum)."""
     withdrawn: list[dict[str, str]] = field(default_factory=list)
+    """Workflows that ended early ({"key", "gid"}): their queued messages are withdrawn."""
     ended: list[tuple[WorkflowRow, str]] = field(default_factory=list)
     """Workflows that ended, with their status (for their spans, once committed)."""
-    """Workflows that ended early ({"key", "gid"}): their queued messages are withdrawn."""
     kept: list[tuple[WorkflowRun, int]] = field(default_factory=list)
     runs: dict[str, WorkflowRun] = field(default_factory=dict)
     """The runs this batch moved, by workflow id: a later message of the same workflow in
@@ -162,7 +162,7 @@ def write(conn: Connection, app: str, writes: Writes, notices: JobNotices | None
     if writes.outgoing:
         conn.execute(query("enqueue"), enqueue_params(writes.outgoing))
     if writes.withdrawn:  # after the enqueue: this batch's own messages for them go too
-        conn.execute(query("withdraw_job_messages"), {"app": app, "rows": _rows(writes.withdrawn)})
+        withdraw(conn, app, writes.withdrawn)
     if writes.announced:
         announce(conn, {app: writes.announced}, notices)
 

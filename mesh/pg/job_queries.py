@@ -12,6 +12,7 @@ import msgspec
 from mesh.model.ids import validate_job_id
 from mesh.model.jobs import JobRecord, StepRecord
 from mesh.pg.database import Connection
+from mesh.pg.jobs import withdraw
 from mesh.pg.queries import query
 
 
@@ -87,10 +88,7 @@ def scrub(conn: Connection, app: str, key: str) -> bool:
     with conn.transaction():
         row = conn.execute(query("scrub_job"), {"app": app, "key": key}).fetchone()
         if row is not None:  # anything it left queued would run for a job that is gone
-            conn.execute(
-                query("withdraw_job_messages"),
-                {"app": app, "rows": msgspec.json.encode([{"key": key, "gid": row[1]}]).decode()},
-            )
+            withdraw(conn, app, [{"key": key, "gid": row[1]}])
     return row is not None
 
 
