@@ -91,17 +91,14 @@ def bench_idle(dsn: str, *, nodes: int, topics: int, seconds: float) -> dict[str
 
 def _connection_room(conn: Connection) -> tuple[int, int]:
     """The server's max_connections and the connections open now (all databases)."""
-    row = conn.execute(
-        "SELECT current_setting('max_connections')::int, (SELECT count(*) FROM pg_stat_activity)"
-    ).fetchone()
+    row = conn.execute(query("bench_idle_room")).fetchone()
     assert row is not None
     return int(row[0]), int(row[1])
 
 
 def _activity(conn: Connection) -> dict[str, int]:
     """This database's transactions so far and connections now (the bench's own excluded)."""
-    conn.execute("SELECT pg_stat_clear_snapshot()")
-    row = conn.execute(query("bench_idle_activity")).fetchone()
+    row = conn.execute(query("bench_idle_activity")).fetchone()  # a new session's counts
     assert row is not None
     return {"transactions": int(row[0]), "connections": int(row[1])}
 
@@ -109,6 +106,6 @@ def _activity(conn: Connection) -> dict[str, int]:
 def _server_pid(conn: Connection) -> int | None:
     """The postmaster's pid: the parent of this session's server process (None when the
     server is on another host)."""
-    row = conn.execute("SELECT pg_backend_pid()").fetchone()
+    row = conn.execute(query("backend_pid")).fetchone()
     assert row is not None
     return parent_pid(int(row[0]))

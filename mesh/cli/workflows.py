@@ -57,6 +57,12 @@ def add_commands(commands: Any) -> None:
     )
     jobs.add_argument("--app", help="the app id (default: the config's)")
     jobs.set_defaults(handler=_jobs)
+    for command in (deploy, activate, pub, jobs, *_add_job_operations(commands)):
+        command.add_argument("--json", action="store_true", help="print JSON")
+
+
+def _add_job_operations(commands: Any) -> list[Any]:
+    """signal, interrupt, scrub and export: what an operator does to running jobs."""
     signal = commands.add_parser(
         "signal", help="resume the jobs whose hook waits on TOPIC with matching data"
     )
@@ -84,10 +90,10 @@ def add_commands(commands: Any) -> None:
     export = commands.add_parser("export", help="one job as JSON, with its activity timeline")
     export.add_argument("job_id")
     export.set_defaults(handler=_export)
-    for command in (deploy, activate, pub, jobs, signal, interrupt, scrub, export):
-        command.add_argument("--json", action="store_true", help="print JSON")
-    for command in (signal, interrupt, scrub, export):
+    operations = [signal, interrupt, scrub, export]
+    for command in operations:
         command.add_argument("--app", help="the app id (default: the config's)")
+    return operations
 
 
 def _deploy(args: argparse.Namespace) -> int:

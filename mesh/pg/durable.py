@@ -139,20 +139,20 @@ def process(
             runs.resident.keep(run)
         for key in writes.dropped:
             runs.resident.drop(key)
-    spans = telemetry.current()
-    if spans.enabled:
-        for row, status in writes.ended:
-            has_parent = isinstance(row.parent, dict)
-            spans.job_ended(
-                app,
-                row.name,
-                row.key,
-                status,
-                row.trace,
-                row.created_at,
-                parent_trace=row.trace if has_parent else "",
-            )
+    _trace_ended(app, writes)
     return report
+
+
+def _trace_ended(app: str, writes: Writes) -> None:
+    """Spans of the workflows the committed batch ended (telemetry on)."""
+    spans = telemetry.current()
+    if not spans.enabled:
+        return
+    for row, status in writes.ended:
+        parent_trace = row.trace if isinstance(row.parent, dict) else ""
+        spans.job_ended(
+            app, row.name, row.key, status, row.trace, row.created_at, parent_trace=parent_trace
+        )
 
 
 def _step(

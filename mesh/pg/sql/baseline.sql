@@ -58,3 +58,10 @@ SELECT (SELECT xact_commit + xact_rollback FROM pg_stat_database
         WHERE datname = current_database()),
        (SELECT count(*) FROM pg_stat_activity
         WHERE datname = current_database() AND pid <> pg_backend_pid());
+
+-- name: bench_idle_room
+-- The server's max_connections and the connections open now (all databases).
+SELECT current_setting('max_connections')::int, (SELECT count(*) FROM pg_stat_activity);
+
+-- name: backend_pid
+SELECT pg_backend_pid();
