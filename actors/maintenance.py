@@ -1,42 +1,133 @@
-"""The reaper: returns expired leases to their streams, dead-letters poison messages,
-prunes finished jobs past their expiry (with their data and steps), and analyzes mesh tables
-that outgrew their statistics (see :func:`mesh.pg.streams.analyze_grown_tables`).
+"""The leader actor: every node's seat in its app's election, and the elected node's duties.
 
-Every node runs one; ``FOR UPDATE SKIP LOCKED`` keeps several reapers from colliding. A
-message whose attempts are spent when its lease expires (its handler killed the process, or
-hung, every time) is dead-lettered with an error response instead of being released again.
+As the leader (one node per app, see :mod:`mesh.runtime.leadership`) it
+
+- looks for streams to wake every ``poll_interval`` and when the next delayed message
+  (a retry, a timer, a sleep) comes due, and wakes them by NOTIFY;
+- returns expired leases to their streams every ``reap_interval``, and dead-letters poison
+  messages: a message whose attempts are spent when its lease expires (its handler killed the
+  process, or hung, every time) gets an error response instead of being released again;
+- prunes finished jobs past their expiry, and analyzes mesh tables that outgrew their
+  statistics (see :func:`mesh.pg.streams.analyze_grown_tables`), every ``CARE_INTERVAL``.
+
+As the standby it tries the leader's seat every ``standby_interval``; as a follower it tries
+the standby's seat every ``follow_interval`` (jittered). ``FOR UPDATE SKIP LOCKED`` keeps two
+reapers from colliding, should two leaders ever overlap (one whose connection is gone but
+whose server session lingers).
 """
 
 from __future__ import annotations
 
 import logging
+import random
 from dataclasses import dataclass
 
 import trio
 
 from mesh.errors import DatabaseError
+from mesh.model.ids import election_channel
 from mesh.runtime.actor import Actor, ActorStatistics
-from mesh.runtime.streams import Streams
+from mesh.runtime.leadership import Election, Poller, Role
+from mesh.runtime.node import Node
 
 log = logging.getLogger(__name__)
 
+CARE_INTERVAL = 10.0
+"""Seconds between the leader's prunes and statistics checks."""
+NUDGE_PAUSE = 2.0
+"""Seconds: a follower tries for a seat at most this often, however often it is told one
+was given up."""
 
-class ReaperActor(Actor[None]):
-    name = "reaper"
 
-    def __init__(self, streams: Streams, *, interval: float = 2.0) -> None:
+class LeaderActor(Actor[None]):
+    name = "leader"
+
+    def __init__(
+        self,
+        node: Node,
+        *,
+        poll_interval: float = 1.0,
+        reap_interval: float = 2.0,
+        standby_interval: float = 1.0,
+        follow_interval: float = 60.0,
+    ) -> None:
         super().__init__()
-        self.streams = streams
-        self.interval = interval
+        self.node = node
+        self.streams = node.streams
+        self.election = Election(node.listener, node.app)
+        self.poller = Poller(node.db, node.app)
+        self.poll_interval = poll_interval
+        self.reap_interval = reap_interval
+        self.standby_interval = standby_interval
+        self.follow_interval = follow_interval
         self.released = 0
         self.dead_lettered = 0
         self.pruned = 0
+        self._nudged = trio.Event()
+        node.listener.on_reconnect(lambda: self._nudged.set())
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
+        channel = election_channel(self.node.app)
+        try:
+            with self.node.listener.subscription([channel], self._seat_freed):
+                await self._serve()
+        finally:
+            with trio.CancelScope(shield=True), trio.move_on_after(2.0):
+                await self.election.resign()
+
+    async def _serve(self) -> None:
         while True:
-            await self.reap_once()
-            await trio.sleep(self.interval)
+            role = await self.election.step()
+            if role is Role.LEADER:
+                await self._lead()
+            elif role is Role.STANDBY:
+                await trio.sleep(self.standby_interval)
+            else:
+                # Nodes started together do not try together; a listener that comes back
+                # tries at once (its seat, if any, went with the old connection), and so does
+                # a follower told that a seat was given up.
+                await self._sleep_or_nudged(self.follow_interval * random.uniform(0.5, 1.0))
+
+    def _seat_freed(self, _payload: str) -> None:
+        """Anyone may NOTIFY the election channel: it only moves a try forward, and a
+        follower tries at most once per :data:`NUDGE_PAUSE`."""
+        self._nudged.set()
+
+    async def _sleep_or_nudged(self, seconds: float) -> None:
+        started = trio.current_time()
+        self._nudged = trio.Event()
+        with trio.move_on_after(seconds):
+            await self._nudged.wait()
+            # Spread the followers' tries; and never more often than NUDGE_PAUSE.
+            pause = max(NUDGE_PAUSE - (trio.current_time() - started), 0.0)
+            await trio.sleep(pause + random.uniform(0.0, 0.5))
+
+    async def _lead(self) -> None:
+        """Serve while the seat is ours."""
+        self.poller.forget()
+        now = trio.current_time()
+        next_reap = next_care = now
+        while self.election.holds():
+            now = trio.current_time()
+            next_due_in = await self._poll()
+            if now >= next_reap:
+                next_reap = now + self.reap_interval
+                await self.reap_once()
+            if now >= next_care:
+                next_care = now + CARE_INTERVAL
+                await self._care()
+            wait = (
+                self.poll_interval if next_due_in is None else min(self.poll_interval, next_due_in)
+            )
+            await trio.sleep(max(0.01, wait))
+
+    async def _poll(self) -> float | None:
+        try:
+            return await self.poller.poll()
+        except DatabaseError as error:
+            log.warning("event=leader_poll_failed error=%r", str(error))
+            return None
 
     async def reap_once(self) -> None:
         try:
@@ -46,6 +137,14 @@ class ReaperActor(Actor[None]):
             return
         self.released += released
         self.dead_lettered += len(dead)
+        if released:
+            log.info("event=leases_reclaimed count=%d", released)
+        for message in dead:
+            log.warning(
+                "event=poison_dead_lettered id=%s attempts=%d", message.id, message.attempts
+            )
+
+    async def _care(self) -> None:
         try:
             pruned, _signals = await self.streams.prune_jobs()
         except DatabaseError as error:
@@ -59,16 +158,14 @@ class ReaperActor(Actor[None]):
         else:
             for name in analyzed:
                 log.info("event=table_analyzed table=mesh.%s (outgrew its statistics)", name)
-        if released:
-            log.info("event=leases_reclaimed count=%d", released)
-        for message in dead:
-            log.warning(
-                "event=poison_dead_lettered id=%s attempts=%d", message.id, message.attempts
-            )
 
-    def statistics(self) -> ReaperStatistics:
-        return ReaperStatistics(
+    def statistics(self) -> LeaderStatistics:
+        return LeaderStatistics(
             **self._base_statistics(),
+            role=self.election.role.value,
+            terms=self.election.terms,
+            looks=self.poller.looks,
+            woken=self.poller.woken,
             released=self.released,
             dead_lettered=self.dead_lettered,
             pruned_jobs=self.pruned,
@@ -76,7 +173,15 @@ class ReaperActor(Actor[None]):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ReaperStatistics(ActorStatistics):
+class LeaderStatistics(ActorStatistics):
+    role: str
+    """leader, standby or follower."""
+    terms: int
+    """Times this node became the leader."""
+    looks: int
+    """The poller's looks (as the leader)."""
+    woken: int
+    """Stream wake-ups the poller sent."""
     released: int
     """Expired leases returned to their streams."""
     dead_lettered: int

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import socket
 import time
 import typing
@@ -84,7 +85,7 @@ class QuorumActor(Actor[tuple[str, bool]]):
         roles: list[str],
         topics: list[str],
         system_health: Callable[[], SystemHealth],
-        refresh_interval: float = 2.0,
+        refresh_interval: float = 60.0,
     ) -> None:
         super().__init__(mailbox_size=1000)
         self.node = node
@@ -171,7 +172,8 @@ class QuorumActor(Actor[tuple[str, bool]]):
     async def _refresh_loop(self) -> None:
         pruned_at = trio.current_time()
         while True:
-            await trio.sleep(self.refresh_interval)
+            # Jittered: members started together do not re-read together.
+            await trio.sleep(self.refresh_interval * random.uniform(0.5, 1.0))
             await self._refresh_throttles()
             if trio.current_time() - pruned_at > PRUNE_INTERVAL:
                 pruned_at = trio.current_time()

@@ -107,11 +107,11 @@ class Mesh:
         )
         mesh = cls(node)
         plan = in_process_plan(
-            engine=engine_settings or ConsumerSettings(poll_interval=1.0) if engine else None,
+            engine=engine_settings or ConsumerSettings() if engine else None,
             workers=workers or {},
             workflows=workflows or {},
             activities=activities or {},
-            settings=worker_settings or ConsumerSettings(poll_interval=1.0),
+            settings=worker_settings or ConsumerSettings(),
             retry=retry or RetryPolicy(),
             quorum=quorum,
             reap_interval=reap_interval,

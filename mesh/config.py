@@ -42,6 +42,8 @@ class DatabaseConfig(_Strict, forbid_unknown_fields=True, frozen=True):
     """A direct connection for LISTEN when ``url`` goes through a transaction-mode pooler
     (pgbouncer), which cannot carry LISTEN. Empty: ``url``."""
     pool_size: int = 8
+    pool_max_idle: Duration = "60 seconds"
+    """A pooled connection unused this long is closed (one per period), down to none."""
     statement_timeout: Duration = "30 seconds"
 
 
@@ -53,7 +55,13 @@ class RetryConfig(_Strict, forbid_unknown_fields=True, frozen=True):
 
 class StreamsConfig(_Strict, forbid_unknown_fields=True, frozen=True):
     lease: Duration = "30 seconds"
-    poll_interval: Duration = "2 seconds"
+    poll_interval: Duration = "60 seconds"
+    """The safety poll: a consumer with nothing to do claims on its own after this long
+    (jittered down to half) even if no NOTIFY came; 2 s at most while its listener is down.
+    Followers try for the election's standby seat as often."""
+    leader_interval: Duration = "1 second"
+    """How often the elected poller looks for delayed messages come due and for streams
+    whose NOTIFY was missed (it also wakes at each delayed message's due time)."""
     reap_interval: Duration = "2 seconds"
     batch_size: int = 50
 
@@ -85,8 +93,9 @@ class NodeConfig(_Strict, forbid_unknown_fields=True, frozen=True):
 class QuorumConfig(_Strict, forbid_unknown_fields=True, frozen=True):
     secret: str = ""
     """Shared secret for signing control messages (MESH_QUORUM_SECRET overrides)."""
-    refresh_interval: Duration = "2 seconds"
-    """How often a member re-reads persisted throttles (bounds the effect of a missed NOTIFY)."""
+    refresh_interval: Duration = "60 seconds"
+    """How often a member re-reads persisted throttles besides on every throttle message
+    (bounds the effect of a missed NOTIFY; jittered down to half)."""
     announce_jobs: bool = False
     """Tell the quorum of every job event (a ``job`` message per completion, failure,
     interruption, persist or emit), for ``sub_quorum`` dashboards and ``mesh listen``. Off
@@ -128,8 +137,8 @@ class Config(_Strict, forbid_unknown_fields=True, frozen=True):
         )
 
 
-MAX_POLL_INTERVAL = 2.0
-"""Seconds: the longest a missed NOTIFY may delay a delivery."""
+MAX_POLL_INTERVAL = 3600.0
+"""Seconds: the longest safety poll (the elected poller wakes missed streams sooner)."""
 MAX_CONFIG_BYTES = 1 << 20
 """A config is tens of lines: a larger file is a mistake (or an attack), refused at once."""
 
@@ -140,7 +149,9 @@ DAY = 86400.0
 DURATION_BOUNDS = {
     "database.statement_timeout": (0.1, DAY),
     "streams.lease": (1.0, DAY),
+    "database.pool_max_idle": (1.0, DAY),
     "streams.poll_interval": (0.01, MAX_POLL_INTERVAL),
+    "streams.leader_interval": (0.01, 60.0),
     "streams.reap_interval": (0.1, 3600.0),
     "node.drain_timeout": (0.0, DAY),
     "node.listener_check_interval": (0.1, 3600.0),
@@ -262,7 +273,9 @@ def validate(config: Config) -> None:
     durations = {
         "database.statement_timeout": config.database.statement_timeout,
         "streams.lease": config.streams.lease,
+        "database.pool_max_idle": config.database.pool_max_idle,
         "streams.poll_interval": config.streams.poll_interval,
+        "streams.leader_interval": config.streams.leader_interval,
         "streams.reap_interval": config.streams.reap_interval,
         "node.drain_timeout": config.node.drain_timeout,
         "node.listener_check_interval": config.node.listener_check_interval,
@@ -273,12 +286,7 @@ def validate(config: Config) -> None:
         low, high = DURATION_BOUNDS[key]
         seconds = parse_duration(value)
         if not low <= seconds <= high:
-            fix = (
-                "NOTIFY is only a hint; the fallback poll is what guarantees delivery, so keep "
-                "it short"
-                if key == "streams.poll_interval"
-                else f"use a value from {low:g} to {high:g} seconds"
-            )
+            fix = f"use a value from {low:g} to {high:g} seconds"
             raise ConfigError(source, key, f"{seconds:g} s is outside {low:g} s to {high:g} s", fix)
     counts = {
         "database.pool_size": config.database.pool_size,

@@ -69,6 +69,7 @@ def build_node(config: Config, dsn: str, *, migrate: bool = False) -> Node:
         dsn,
         app=config.app,
         pool_size=config.database.pool_size,
+        pool_max_idle=config.seconds(config.database.pool_max_idle),
         drain_seconds=config.seconds(config.node.drain_timeout),
         listener_check_interval=config.seconds(config.node.listener_check_interval),
         statement_timeout=config.seconds(config.database.statement_timeout),
@@ -114,7 +115,11 @@ class NodePlan:
     quorum: bool = True
     """A quorum member (throttles, roll calls, version activation)."""
     reap_interval: float = 2.0
-    quorum_refresh: float = 2.0
+    leader_interval: float = 1.0
+    """How often the elected poller looks for due and missed messages."""
+    safety_interval: float = 60.0
+    """How often a follower tries for the standby's seat (jittered down to half)."""
+    quorum_refresh: float = 60.0
 
 
 def in_process_plan(
@@ -169,15 +174,18 @@ def node_plan(
         workers=workers,
         task_queues=queues,
         reap_interval=config.seconds(streams.reap_interval),
+        leader_interval=config.seconds(streams.leader_interval),
+        safety_interval=config.seconds(streams.poll_interval),
         quorum_refresh=config.seconds(config.quorum.refresh_interval),
     )
 
 
 def build_actors(node: Node, plan: NodePlan) -> list[Actor[Any]]:
-    """The actors of ``plan``: the quorum member, the reaper, the engine and the workers."""
+    """The actors of ``plan``: the quorum member, the leader seat, the engine and the
+    workers."""
     from actors.durable import WorkflowWorkerActor, activity_worker
     from actors.engine import EngineActor
-    from actors.maintenance import ReaperActor
+    from actors.maintenance import LeaderActor
     from actors.quorum import QuorumActor
     from actors.worker import WorkerActor
 
@@ -196,7 +204,14 @@ def build_actors(node: Node, plan: NodePlan) -> list[Actor[Any]]:
                 refresh_interval=plan.quorum_refresh,
             )
         )
-    actors.append(ReaperActor(node.streams, interval=plan.reap_interval))
+    actors.append(
+        LeaderActor(
+            node,
+            poll_interval=plan.leader_interval,
+            reap_interval=plan.reap_interval,
+            follow_interval=plan.safety_interval,
+        )
+    )
     if plan.engine is not None:
         actors.append(EngineActor(node, settings=plan.engine))
     runners = [

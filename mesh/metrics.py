@@ -23,7 +23,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 import mesh
-from actors.maintenance import ReaperStatistics
+from actors.maintenance import LeaderStatistics
 from actors.quorum import QuorumStatistics
 from mesh.errors import ConfigError, DatabaseError
 from mesh.model.ids import ENGINE_STREAM
@@ -143,12 +143,25 @@ def _node_metrics(app: str, snap: _Snapshot) -> Iterator[Metric]:
         "Messages the reaper dead-lettered (claimed too often).",
         labels=["app"],
     )
+    seat = GaugeMetricFamily(
+        "mesh_leader",
+        "1 for this node's seat in the app's election (leader: polls and reaps for the app).",
+        labels=["app", "role"],
+    )
+    woken = CounterMetricFamily(
+        "mesh_leader_wakeups", "Stream wake-ups the elected poller sent.", labels=["app"]
+    )
     for actor in node.actors:
-        if isinstance(actor, ReaperStatistics):
+        if isinstance(actor, LeaderStatistics):
             reaped.add_metric([app], actor.released)
             poisoned.add_metric([app], actor.dead_lettered)
+            for role in ("leader", "standby", "follower"):
+                seat.add_metric([app, role], 1 if actor.role == role else 0)
+            woken.add_metric([app], actor.woken)
     yield reaped
     yield poisoned
+    yield seat
+    yield woken
 
 
 def _stream_metrics(app: str, snap: _Snapshot) -> Iterator[Metric]:

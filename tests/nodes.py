@@ -9,7 +9,7 @@ from typing import Any
 import psycopg
 import trio
 
-from actors.maintenance import ReaperActor
+from actors.maintenance import LeaderActor
 from actors.worker import WorkerActor
 from mesh.model.ids import new_message_id
 from mesh.model.messages import ActivityRequest, ActivityResponse, decode, encode
@@ -36,8 +36,11 @@ async def running_node(
     retry: RetryPolicy | None = None,
     reap_interval: float | None = None,
     listener_check_interval: float = 5.0,
+    pool_max_idle: float = 60.0,
 ) -> AsyncIterator[tuple[Node, WorkerActor]]:
-    node = Node(dsn, app=APP, listener_check_interval=listener_check_interval)
+    node = Node(
+        dsn, app=APP, listener_check_interval=listener_check_interval, pool_max_idle=pool_max_idle
+    )
     worker = WorkerActor(
         node,
         topic=TOPIC,
@@ -47,7 +50,7 @@ async def running_node(
     )
     actors: list[Actor[Any]] = [worker]
     if reap_interval is not None:
-        actors.append(ReaperActor(node.streams, interval=reap_interval))
+        actors.append(LeaderActor(node, reap_interval=reap_interval))
     async with trio.open_nursery() as nursery:
         await nursery.start(
             lambda task_status: node.run(actors, handle_signals=False, task_status=task_status)

@@ -78,7 +78,7 @@ def test_unset_variable_without_default() -> None:
         ("workers:\n  - {topic: t, function: 'no_colon'}\n", "workers[0].function"),
         ("workers:\n  - {topic: t, function: 'm:f', concurrency: 0}\n", "workers[0].concurrency"),
         ("streams:\n  lease: forever\n", "streams.lease"),
-        ("streams:\n  poll_interval: 30 seconds\n", "streams.poll_interval"),
+        ("streams:\n  poll_interval: 2 hours\n", "streams.poll_interval"),
         (
             "workers:\n  - {topic: t, function: 'm:f'}\n  - {topic: t, function: 'm:g'}\n",
             "workers[1].topic",

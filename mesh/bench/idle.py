@@ -2,10 +2,11 @@
 
 Starts ``nodes`` node processes with ``mesh run`` (each with ``topics`` worker topics and
 nothing queued), waits until every one answers a roll call and a settling period has passed,
-then measures for ``seconds``: the database's committed and rolled-back transactions per
-second (``pg_stat_database``), the CPU the Postgres server and the nodes spent (psutil, when
-the server runs on this host), and the connections open to the database
-(``pg_stat_activity``), in total and per node.
+and the nodes' pools have shrunk to what they use idle, then measures for ``seconds``: the
+database's committed and rolled-back transactions per second (``pg_stat_database``), the CPU
+the Postgres server and the nodes spent (psutil, when the server runs on this host), and the
+connections open to the database (``pg_stat_activity``), in total and per node. Last, it
+probes the wake-up latency of the idle mesh (:mod:`mesh.bench.probes`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import os
 import time
 from typing import Any
 
+from mesh.bench.probes import probe_latency
 from mesh.bench.scale import node_processes
 from mesh.errors import ConfigError
 from mesh.health import parent_pid, postgres_cpu_seconds, processes_cpu_seconds
@@ -28,9 +30,16 @@ CONNECTIONS_PER_NODE = 5
 SETTLE_SECONDS = 5.0
 """After the last node is live: boot-time work (first throttle reads, key registration)
 is not idle cost."""
+IDLE_CONNECTIONS_PER_NODE = 2
+PROBES = 20
+LOST_PROBES = 3
 
 
-def bench_idle(dsn: str, *, nodes: int, topics: int, seconds: float) -> dict[str, Any]:
+def bench_idle(
+    dsn: str, *, nodes: int, topics: int, seconds: float, settle_within: float = 600.0
+) -> dict[str, Any]:
+    """``settle_within``: seconds to wait, after settling, for the pools to close what boot
+    opened (one connection per ``database.pool_max_idle``, a minute by default)."""
     run_once(dsn, migrate)
     facts = run_once(dsn, server_facts)
     allowed, used = run_once(dsn, _connection_room)
@@ -55,6 +64,7 @@ def bench_idle(dsn: str, *, nodes: int, topics: int, seconds: float) -> dict[str
         dsn, config_text, nodes, roles=["worker"], ready_within=60.0 + 2.0 * nodes
     ) as pids:
         time.sleep(SETTLE_SECONDS)
+        settled = _wait_for_pools(dsn, nodes, settle_within)
         server = run_once(dsn, _server_pid)
         before = run_once(dsn, _activity)
         node_cpu = processes_cpu_seconds(pids)
@@ -65,6 +75,11 @@ def bench_idle(dsn: str, *, nodes: int, topics: int, seconds: float) -> dict[str
         after = run_once(dsn, _activity)
         node_cpu = processes_cpu_seconds(pids) - node_cpu
         pg_cpu = None if pg_cpu is None else (postgres_cpu_seconds(server) or 0.0) - pg_cpu
+        latency = (
+            probe_latency(dsn, app, "idle.t0", probes_sent=PROBES, lost=LOST_PROBES)
+            if topics
+            else {}
+        )
     transactions = after["transactions"] - before["transactions"]
     connections = after["connections"]
     return {
@@ -77,9 +92,12 @@ def bench_idle(dsn: str, *, nodes: int, topics: int, seconds: float) -> dict[str
         "connections_per_node": round(connections / nodes, 2),
         "postgres_cpu_percent": None if pg_cpu is None else round(100 * pg_cpu / elapsed, 1),
         "node_cpu_percent": round(100 * node_cpu / elapsed, 1),
+        **latency,
+        "pools_settled_after_s": settled,
         "settings": {
             "roles": "worker (and the quorum member every node runs)",
             "settle_seconds": SETTLE_SECONDS,
+            "pools_settle_within_s": settle_within,
             "cpus": os.cpu_count(),
             "database": redact(dsn),
             **facts,
@@ -87,6 +105,17 @@ def bench_idle(dsn: str, *, nodes: int, topics: int, seconds: float) -> dict[str
         "measured": "pg_stat_database commits and rollbacks of this database, "
         "pg_stat_activity connections to it; node processes started with `mesh run`",
     }
+
+
+def _wait_for_pools(dsn: str, nodes: int, within: float) -> float | None:
+    """Seconds until the connections fall to what idle nodes hold (None: they did not within
+    ``within`` seconds; the measurement then shows what they still hold)."""
+    started = time.monotonic()
+    while time.monotonic() - started < within:
+        if run_once(dsn, _activity)["connections"] <= IDLE_CONNECTIONS_PER_NODE * nodes:
+            return round(time.monotonic() - started, 1)
+        time.sleep(2.0)
+    return None
 
 
 def _connection_room(conn: Connection) -> tuple[int, int]:

@@ -104,6 +104,13 @@ def _add_workflow_benches(bench_commands: Any) -> None:
     idle.add_argument("--nodes", type=int, default=20, help="node processes (1 to 2000)")
     idle.add_argument("--topics", type=int, default=3, help="worker topics per node (0 to 100)")
     idle.add_argument("--seconds", type=float, default=30.0, help="how long to measure")
+    idle.add_argument(
+        "--settle",
+        type=float,
+        default=600.0,
+        help="at most this long, wait for the pools to close what boot opened (one connection "
+        "per database.pool_max_idle; default 600)",
+    )
     idle.add_argument("--json", action="store_true", help="print JSON (the only format)")
     idle.set_defaults(handler=_bench_idle)
 
@@ -118,10 +125,17 @@ def _bench_idle(args: argparse.Namespace) -> int:
             f"--nodes {args.nodes} / --topics {args.topics}: nodes from 1 to 2000, topics "
             "from 0 to 100",
         )
-    if not 1 <= args.seconds <= 3600:  # False for nan too
-        raise ConfigError("<command line>", "--seconds", f"{args.seconds} is not from 1 to 3600")
+    for name, value in (("--seconds", args.seconds), ("--settle", args.settle)):
+        if not (1 if name == "--seconds" else 0) <= value <= 3600:  # False for nan too
+            raise ConfigError("<command line>", name, f"{value} is not from 1 to 3600")
     config = _config(args, quiet=True)
-    report = bench_idle(_dsn(config), nodes=args.nodes, topics=args.topics, seconds=args.seconds)
+    report = bench_idle(
+        _dsn(config),
+        nodes=args.nodes,
+        topics=args.topics,
+        seconds=args.seconds,
+        settle_within=args.settle,
+    )
     print(msgspec.json.encode(report).decode())
     return 0
 

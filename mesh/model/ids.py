@@ -113,6 +113,13 @@ def observer_channel(app_id: str) -> str:
     return "mesh_q_" + digest[:24]
 
 
+def election_channel(app_id: str) -> str:
+    """Where a node that gives up a seat of the app's election says so (no payload), so
+    followers try for it at once instead of on their safety interval."""
+    digest = hashlib.md5(f"{app_id}/election".encode(), usedforsecurity=False).hexdigest()
+    return "mesh_e_" + digest[:24]
+
+
 @functools.lru_cache(maxsize=256)
 def job_channel(app_id: str) -> str:
     """The NOTIFY channel on which an app's job completions (and emits) are announced."""

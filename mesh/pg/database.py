@@ -104,14 +104,18 @@ class Database:
         application_name: str = "mesh",
         statement_timeout: float = 30.0,
         acquire_timeout: float = 10.0,
+        max_idle: float = 60.0,
     ) -> None:
         self.dsn = dsn
         self.pool_size = pool_size
         self._limiter = trio.CapacityLimiter(pool_size)
         self._pool = psycopg_pool.ConnectionPool(
             dsn,
-            min_size=1,
+            # An idle node holds no pooled connection it does not use: the pool closes one
+            # connection per ``max_idle`` seconds that it went unused, down to none.
+            min_size=0,
             max_size=pool_size,
+            max_idle=max_idle,
             open=False,
             kwargs={"autocommit": True, **connection_settings(application_name, statement_timeout)},
             timeout=acquire_timeout,

@@ -2,23 +2,32 @@
 
 One dedicated autocommit connection per node (not from the pool). The listener waits on its
 socket with ``trio.lowlevel.wait_readable``, drains notifications without blocking, and calls
-the callbacks subscribed to each channel (in the trio thread). Every ``check_interval`` it
-NOTIFYs a private channel and expects to hear itself back: a connection that cannot deliver
-that is declared dead and replaced. (Every NOTIFY costs each listening connection of the
-database a transaction, so N nodes self-checking cost N^2 / interval transactions per
-second: the interval is long and jittered; TCP keepalives find a dead peer in between.) After every (re)connect it LISTENs again on every channel
-and calls the reconnect callbacks, so consumers claim at once and catch up on anything that
-was sent while it was away.
+the callbacks subscribed to each channel (in the trio thread). After every (re)connect it
+LISTENs on every channel and NOTIFYs a private one, and expects to hear itself back (a LISTEN
+that cannot deliver, as through a transaction-mode pooler, is refused loudly); then it calls
+the reconnect callbacks, so consumers claim at once and catch up on anything that was sent
+while it was away.
+
+Afterwards it checks the connection with a plain round trip when nothing else used it for
+``check_interval`` (jittered), not with a NOTIFY: every NOTIFY costs each listening
+connection of the database a transaction, so N nodes self-checking that way would cost N^2 /
+interval transactions per second. TCP keepalives find a dead peer in between.
+
+The connection is also the node's one *session*: :meth:`Listener.call` runs short statements
+on it, such as ``pg_try_advisory_lock`` for leader elections (a session lock lives exactly as
+long as this connection: :attr:`Listener.session` changes when it is replaced).
 """
 
 from __future__ import annotations
 
 import logging
 import random
+import typing
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import psycopg
 import trio
@@ -34,10 +43,25 @@ from mesh.pg.queries import query
 log = logging.getLogger(__name__)
 
 NotifyCallback = Callable[[str], None]
+T = TypeVar("T")
 
 
 class ListenerStale(Exception):
     """The self-check notification did not come back in time."""
+
+
+SELF_CHECK_TIMEOUT = 10.0
+"""Seconds a new connection has to deliver its own NOTIFY back."""
+
+
+@dataclass(eq=False)
+class _Call:
+    """A statement waiting for its turn on the listening connection."""
+
+    fn: Callable[[Connection], Any]
+    done: trio.Event = field(default_factory=trio.Event)
+    result: Any = None
+    error: BaseException | None = None
 
 
 class Listener:
@@ -51,10 +75,12 @@ class Listener:
         self._inbox: deque[tuple[str, str]] = deque()
         self._kick: trio.CancelScope | None = None
         self._ping_channel = f"mesh_ping_{new_guid().lower()}"
-        self._heard_self = False
+        self._heard_self = trio.Event()
         self._listen_applied = trio.Event()
+        self._calls: deque[_Call] = deque()
         self.healthy = False
         self.connects = 0
+        """Connections made so far; the number of the current one (its *session*)."""
         self.received = 0
         self.callback_failures = 0
         self._log_limit = LogLimit()
@@ -92,6 +118,35 @@ class Listener:
         """Return once LISTEN is in place for every one of ``channels``."""
         while not set(channels) <= self._listening:
             await self._listen_applied.wait()
+
+    @property
+    def session(self) -> int | None:
+        """The current connection's number while it is healthy, else None. Session state
+        (advisory locks) taken under one number is gone once it changes."""
+        return self.connects if self.healthy else None
+
+    async def call(self, fn: Callable[[Connection], T], *, timeout: float = 10.0) -> T:
+        """Run ``fn(conn)`` on the listening connection, between its reads, and return its
+        result. For short statements whose effect must live as long as the connection (session
+        locks) or that need no pooled connection. Raises :class:`DatabaseUnavailable` when the
+        listener is not connected, or the connection fails or takes over ``timeout``."""
+        if not self.healthy:
+            raise DatabaseUnavailable("database unavailable: the listener is not connected")
+        request = _Call(fn)
+        self._calls.append(request)
+        if self._kick is not None:
+            self._kick.cancel()
+        with trio.move_on_after(timeout) as scope:
+            await request.done.wait()
+        if scope.cancelled_caught:
+            if request in self._calls:
+                self._calls.remove(request)
+            raise DatabaseUnavailable(
+                f"database unavailable: the listener did not answer within {timeout:g}s"
+            )
+        if request.error is not None:
+            raise request.error
+        return typing.cast(T, request.result)
 
     def on_reconnect(self, callback: Callable[[], None]) -> None:
         """Call ``callback()`` after every (re)connect, once LISTEN is in place again."""
@@ -131,6 +186,7 @@ class Listener:
             finally:
                 self.healthy = False
                 self._listening.clear()
+                self._fail_calls()
                 if conn is not None:
                     # close() only sends Terminate and closes the socket: it does not wait for
                     # the server, so it is safe here even when we are being cancelled.
@@ -154,6 +210,7 @@ class Listener:
     async def _serve(self, conn: Connection, report_started: Callable[[], None]) -> None:
         self.backend_pid = conn.info.backend_pid
         await self._listen_all(conn)
+        await self._check_delivery(conn)
         self.connects += 1
         self.healthy = True
         log.info(
@@ -162,27 +219,18 @@ class Listener:
         report_started()
         for callback in self._reconnect_callbacks:
             callback()
-        ping_sent_at: float | None = None
-        next_ping = trio.current_time() + self._jittered()
+        next_check = trio.current_time() + self._jittered()
         fd = conn.pgconn.socket
         while True:
             if set(self._subscribers) - self._listening:
                 await self._listen_all(conn)
-            now = trio.current_time()
-            if self._heard_self:
-                ping_sent_at = None
-            if now >= next_ping:
-                if ping_sent_at is not None:
-                    raise ListenerStale(
-                        f"self-check notification not received within {self.check_interval:.1f}s"
-                    )
-                ping_sent_at = now
-                self._heard_self = False
-                next_ping = now + self._jittered()
-                await self._execute(
-                    conn, sql.SQL("NOTIFY {}").format(sql.Identifier(self._ping_channel))
-                )
-            with trio.move_on_after(max(0.0, next_ping - trio.current_time())) as scope:
+            while self._calls:
+                await self._run_call(conn, self._calls.popleft())
+                next_check = trio.current_time() + self._jittered()
+            if trio.current_time() >= next_check:
+                await self._execute(conn, sql.SQL("SELECT 1"))  # a round trip, no NOTIFY
+                next_check = trio.current_time() + self._jittered()
+            with trio.move_on_after(max(0.0, next_check - trio.current_time())) as scope:
                 self._kick = scope
                 await trio.lowlevel.wait_readable(fd)
             self._kick = None
@@ -190,8 +238,55 @@ class Listener:
                 self._read_available(conn)
             self._dispatch()
 
+    async def _check_delivery(self, conn: Connection) -> None:
+        """NOTIFY our own channel and hear it back, once per connection."""
+        self._heard_self = trio.Event()
+        await self._execute(conn, sql.SQL("NOTIFY {}").format(sql.Identifier(self._ping_channel)))
+        fd = conn.pgconn.socket
+        with trio.move_on_after(SELF_CHECK_TIMEOUT):
+            while not self._heard_self.is_set():
+                await trio.lowlevel.wait_readable(fd)
+                self._read_available(conn)
+                self._dispatch()
+        if not self._heard_self.is_set():
+            raise ListenerStale(
+                f"a NOTIFY on this connection did not come back within {SELF_CHECK_TIMEOUT:g}s: "
+                "LISTEN needs a session of its own (a transaction-mode pooler cannot carry it; "
+                "point database.listen_url at Postgres directly)"
+            )
+
+    async def _run_call(self, conn: Connection, request: _Call) -> None:
+        def execute() -> Any:
+            try:
+                return request.fn(conn)
+            except psycopg.Error as error:
+                raise translate(error) from error
+
+        try:
+            with trio.fail_after(20.0):
+                request.result = await trio.to_thread.run_sync(execute, abandon_on_cancel=True)
+        except DatabaseUnavailable as error:
+            request.error = error
+            raise
+        except trio.TooSlowError:
+            request.error = DatabaseUnavailable("database unavailable: the listener hung")
+            raise
+        except Exception as error:  # a refused statement: the caller's to handle
+            request.error = error
+        finally:
+            request.done.set()
+            self._dispatch()
+
+    def _fail_calls(self) -> None:
+        while self._calls:
+            request = self._calls.popleft()
+            request.error = DatabaseUnavailable(
+                "database unavailable: the listener lost its connection"
+            )
+            request.done.set()
+
     def _jittered(self) -> float:
-        """The next self-check's delay: nodes started together do not check together."""
+        """The next check's delay: nodes started together do not check together."""
         return self.check_interval * random.uniform(0.8, 1.2)
 
     async def _listen_all(self, conn: Connection) -> None:
@@ -206,14 +301,14 @@ class Listener:
             self._listen_applied.set()
             self._listen_applied = trio.Event()
 
-    async def _execute(self, conn: Connection, statement: sql.Composed) -> None:
+    async def _execute(self, conn: Connection, statement: sql.SQL | sql.Composed) -> None:
         def execute() -> None:
             try:
                 conn.execute(statement)
             except psycopg.Error as error:
                 raise translate(error) from error
 
-        with trio.fail_after(min(self.check_interval * 2, 20.0)):
+        with trio.fail_after(20.0):
             await trio.to_thread.run_sync(execute, abandon_on_cancel=True)
         self._dispatch()
 
@@ -234,7 +329,7 @@ class Listener:
         while self._inbox:
             channel, payload = self._inbox.popleft()
             if channel == self._ping_channel:
-                self._heard_self = True
+                self._heard_self.set()
                 continue
             self.received += 1
             for callback in list(self._subscribers.get(channel, ())):
@@ -269,7 +364,8 @@ class Listener:
 @dataclass(frozen=True, slots=True)
 class ListenerStatistics:
     healthy: bool
-    """The LISTEN connection passed its last self-check."""
+    """The LISTEN connection is up (it heard itself when it connected, and its last round
+    trip answered)."""
     connects: int
     received: int
     callback_failures: int

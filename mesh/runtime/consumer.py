@@ -9,17 +9,16 @@ One claim loop serves every consumer of a stream, with one of two kinds of handl
   it (fenced), does its work and claims the next batch, which the claim loop admits next.
 
 The claim loop claims up to ``min(batch_size, free slots)`` (:mod:`mesh.runtime.slots`);
-a dry stream waits for a NOTIFY or the fallback poll. A wake-up during a claim is kept. The stream's throttle is read here and only here:
-paused, nothing is claimed; N ms, one message per N ms (and nothing is claimed along with
-other work). A heartbeat extends every held lease each ``lease / 3`` in one statement; when
-every lease of a batch is lost, that batch's handlers are cancelled. ``stop_claiming()``
-starts a drain: no new claims; held work finishes and settles.
+a dry stream waits for a NOTIFY (from an enqueue, or from the app's elected poller when
+delayed messages come due or a NOTIFY was missed) or the safety poll
+(:meth:`mesh.runtime.wakeup.StreamWakeups.safety_poll`). A wake-up during a claim is kept.
+The stream's throttle is read here and only here: paused, nothing is claimed; N ms, one
+message per N ms (and nothing is claimed along with other work). A heartbeat extends every held lease each ``lease / 3`` in one statement; when every lease
+of a batch is lost, its handlers are cancelled. ``stop_claiming()`` starts a drain.
 
-**Messages that run alone.** A message whose holders died twice while holding other messages
-(see the reaper) is claimed only by a consumer that holds nothing, and while it runs the
-consumer claims nothing else: if it kills the process again, the attempt is its own. A busy
-consumer that learns such a message waits (:mod:`mesh.runtime.alone`) stops claiming until
-what it holds is settled, then claims alone.
+**Messages that run alone** (their holders died twice holding others, see the reaper) are
+claimed only by a consumer that holds nothing, which then claims nothing else; a busy one
+that learns they wait stops claiming until it holds nothing (:mod:`mesh.runtime.alone`).
 """
 
 from __future__ import annotations
@@ -40,7 +39,7 @@ from mesh.runtime.settling import ConsumerCounters, SettleLoop, Settler, SettleS
 from mesh.runtime.slots import Slots
 from mesh.runtime.streams import Settlement, StreamClaim, Streams
 from mesh.runtime.throttle import ThrottleState
-from mesh.runtime.wakeup import StreamWakeups
+from mesh.runtime.wakeup import LISTENER_DOWN_POLL, StreamWakeups
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +63,8 @@ class ConsumerSettings:
     """Messages in flight at once (claimed and not yet settled)."""
     lease: float = 30.0
     """Seconds a claim is leased; heartbeats extend it every lease / 3."""
-    poll_interval: float = 2.0
-    """Fallback poll when no NOTIFY arrives (NOTIFY is a hint, polling the guarantee)."""
+    poll_interval: float = 60.0
+    """The safety poll when no NOTIFY arrives (the elected poller wakes missed streams)."""
     settle_batch: int = 500
     max_attempts: int = 3
     """Attempts of a message that carries no retry policy (the worker's policy)."""
@@ -116,6 +115,7 @@ class StreamConsumer:
         self.paused = False
         self._handler = handler
         self._batch_handler = batch_handler
+        self._wakeups = wakeups
         self._group = wakeups.group(app, stream)
         self._wakeup = self._group.join()
         self._stopping = False
@@ -234,7 +234,7 @@ class StreamConsumer:
                     backoff,
                 )
                 await self._wakeup.wait(backoff)
-                backoff = min(self.settings.poll_interval, backoff * 2)
+                backoff = min(LISTENER_DOWN_POLL, self.settings.poll_interval, backoff * 2)
                 continue
             backoff = 0.1
             self.counters.claims += 1
@@ -250,7 +250,7 @@ class StreamConsumer:
             else:
                 if not claims:
                     self.counters.empty_claims += 1
-                await self._wakeup.wait(self.settings.poll_interval)
+                await self._wakeup.wait(self._wakeups.safety_poll(self.settings.poll_interval))
 
     def _may_claim_along(self) -> bool:
         """Whether work in progress may claim the next batch with its own statement."""

@@ -44,6 +44,7 @@ class Node:
         *,
         app: str,
         pool_size: int = 8,
+        pool_max_idle: float = 60.0,
         drain_seconds: float = 30.0,
         listener_check_interval: float = 60.0,
         statement_timeout: float = 30.0,
@@ -66,6 +67,7 @@ class Node:
             pool_size=pool_size,
             application_name=f"mesh:{app}:{self.guid}",
             statement_timeout=statement_timeout,
+            max_idle=pool_max_idle,
         )
         self.listener = Listener(
             listen_dsn or dsn, name=self.guid, check_interval=listener_check_interval

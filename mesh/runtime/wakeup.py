@@ -9,11 +9,15 @@ wake-up on to a sibling, and a listener reconnect wakes them all.
 
 from __future__ import annotations
 
+import random
+
 import trio
 
 from mesh.model.ids import stream_channel
 from mesh.pg.listener import Listener
 
+LISTENER_DOWN_POLL = 2.0
+"""Seconds: the longest a dry consumer waits while no NOTIFY can reach it."""
 ALONE_NOTICE = "alone"
 """The payload of the reaper's wake-up when messages that run alone wait in the stream."""
 
@@ -88,6 +92,13 @@ class StreamWakeups:
     def __init__(self, listener: Listener) -> None:
         self.listener = listener
         self._groups: dict[str, WakeupGroup] = {}
+
+    def safety_poll(self, interval: float) -> float:
+        """How long a dry consumer waits for a wake-up before it claims anyway: ``interval``
+        jittered down to half (consumers started together do not poll together), and
+        :data:`LISTENER_DOWN_POLL` at most while the listener is down."""
+        poll = interval * random.uniform(0.5, 1.0)
+        return poll if self.listener.healthy else min(poll, LISTENER_DOWN_POLL)
 
     def group(self, app: str, stream: str) -> WakeupGroup:
         channel = stream_channel(app, stream)

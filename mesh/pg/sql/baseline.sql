@@ -65,3 +65,11 @@ SELECT current_setting('max_connections')::int, (SELECT count(*) FROM pg_stat_ac
 
 -- name: backend_pid
 SELECT pg_backend_pid();
+
+-- name: bench_probe_quiet
+-- The rest of this transaction fires no triggers: the probe's enqueue sends no NOTIFY (a
+-- lost NOTIFY, for mesh bench idle). Needs a superuser.
+SELECT set_config('session_replication_role', 'replica', true);
+
+-- name: bench_probe_forget
+DELETE FROM mesh.stream_messages WHERE app = %(app)s AND stream = %(stream)s;

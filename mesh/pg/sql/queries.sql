@@ -736,3 +736,65 @@ SELECT pg_advisory_xact_lock(%(key)s);
 
 -- name: notify
 SELECT pg_notify(%(channel)s, %(payload)s);
+
+-- name: try_lock
+SELECT pg_try_advisory_lock(%(space)s::int, %(key)s::int);
+
+-- name: unlock
+-- Give up a seat and say so on the election channel (followers try for it at once).
+SELECT pg_advisory_unlock(%(space)s::int, %(key)s::int), pg_notify(%(channel)s, '');
+
+-- name: due_streams
+-- The elected poller's look at one app (mesh.pg.leadership): the streams to wake, being
+-- (a) those where delayed messages (retries, timers, sleeps) became visible since %(since)s
+-- (the previous look's clock; NULL: any time), found through stream_messages_delayed; and
+-- (b) those whose next message (in claim order) has waited over %(stale)s seconds, found by
+-- a skip scan of the claim index, one probe per stream; with whether messages that run alone
+-- wait. Also: the database clock, and the seconds until the next delayed message is due.
+WITH RECURSIVE streams AS (
+    (SELECT stream FROM mesh.stream_messages
+     WHERE app = %(app)s AND lease_owner IS NULL
+     ORDER BY stream LIMIT 1)
+    UNION ALL
+    SELECT (SELECT m.stream FROM mesh.stream_messages AS m
+            WHERE m.app = %(app)s AND m.lease_owner IS NULL AND m.stream > s.stream
+            ORDER BY m.stream LIMIT 1)
+    FROM streams AS s
+    WHERE s.stream IS NOT NULL
+), stale AS (
+    SELECT s.stream FROM streams AS s
+    CROSS JOIN LATERAL (
+        SELECT m.visible_at FROM mesh.stream_messages AS m
+        WHERE m.app = %(app)s AND m.stream = s.stream AND m.lease_owner IS NULL
+          AND m.visible_at <= now()
+        ORDER BY m.priority DESC, m.visible_at, m.id
+        LIMIT 1
+    ) AS head
+    WHERE s.stream IS NOT NULL
+      AND head.visible_at < now() - %(stale)s * interval '1 second'
+), newly AS (
+    SELECT DISTINCT stream FROM mesh.stream_messages
+    WHERE app = %(app)s AND lease_owner IS NULL AND visible_at > enqueued_at
+      AND visible_at > coalesce(to_timestamp(%(since)s::float8), '-infinity')
+      AND visible_at <= now()
+), due AS (
+    SELECT stream, bool_or(is_stale) AS is_stale
+    FROM (SELECT stream, true AS is_stale FROM stale
+          UNION ALL SELECT stream, false FROM newly) AS both_kinds
+    GROUP BY stream
+)
+SELECT extract(epoch FROM now()),
+       (SELECT extract(epoch FROM min(visible_at) - now()) FROM mesh.stream_messages
+        WHERE app = %(app)s AND lease_owner IS NULL AND visible_at > enqueued_at
+          AND visible_at > now()),
+       coalesce((SELECT array_agg(ARRAY[d.stream, d.is_stale::text,
+                                        EXISTS (SELECT FROM mesh.stream_messages AS w
+                                                WHERE w.app = %(app)s AND w.stream = d.stream
+                                                  AND w.refunds >= 2 AND w.lease_owner IS NULL
+                                                  AND w.visible_at <= now())::text])
+                 FROM due AS d), '{}');
+
+-- name: wake_streams
+-- The elected poller's wake-ups: one NOTIFY per stream, in one transaction.
+SELECT count(pg_notify(mesh.stream_channel(%(app)s, s.stream), s.payload))
+FROM unnest(mesh.lines(%(streams)s), mesh.lines(%(payloads)s)) AS s(stream, payload);

@@ -56,6 +56,11 @@ CREATE INDEX stream_messages_alone
     ON mesh.stream_messages (app, stream, priority DESC, visible_at, id)
     WHERE refunds >= 2 AND lease_owner IS NULL;
 
+-- Serves the elected poller: delayed messages (retries, timers, sleeps) as they come due.
+CREATE INDEX stream_messages_delayed
+    ON mesh.stream_messages (app, visible_at)
+    WHERE lease_owner IS NULL AND visible_at > enqueued_at;
+
 -- Serves the reaper.
 CREATE INDEX stream_messages_leases
     ON mesh.stream_messages (lease_expires_at)

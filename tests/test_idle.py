@@ -1,0 +1,73 @@
+"""What an idle node costs: its pool closes what it no longer uses, and the elected poller
+wakes a stalled stream with doubling pauses (each NOTIFY costs every listener a transaction)."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import psycopg
+import trio
+
+from mesh.pg.database import Connection
+from mesh.pg.leadership import DueStream, Look
+from mesh.runtime.consumer import ConsumerSettings
+from mesh.runtime.leadership import MAX_STALE_PAUSE, Poller
+from tests import activities
+from tests.helpers import wait_until
+from tests.nodes import running_node
+
+
+def node_connections(conn: psycopg.Connection, guid: str) -> int:
+    row = conn.execute(
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE %s",
+        (f"%{guid}",),
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+async def test_an_idle_node__closes_the_pooled_connections_it_stopped_using(
+    dsn: str, conn: psycopg.Connection
+) -> None:
+    settings = ConsumerSettings(poll_interval=0.5)
+    async with running_node(dsn, activities.echo, settings=settings, pool_max_idle=1.0) as (
+        node,
+        _worker,
+    ):
+        async with trio.open_nursery() as nursery:  # a burst: four statements at once
+            for _ in range(4):
+                nursery.start_soon(node.db.run, pause)
+        assert node.db.statistics().pool_size >= 3
+        await wait_until(
+            lambda: node_connections(conn, node.guid) <= 2,
+            timeout=30,
+            what="the idle node to hold 2 connections (its listener and one pooled)",
+        )
+
+
+def pause(conn: Connection) -> None:
+    conn.execute("SELECT pg_sleep(0.3)")
+
+
+def look(clock: float, *streams: DueStream) -> Look:
+    return Look(clock=clock, next_due_in=None, streams=streams)
+
+
+def test_the_poller__wakes_a_stalled_stream_with_doubling_pauses() -> None:
+    poller = Poller(db=Any, app="a", stale=2.0)  # type: ignore[arg-type]
+    stalled = DueStream("s", stale=True, alone=False)
+    woken_at = [t for t in range(0, 200) if poller._choose(look(float(t), stalled))]
+    gaps = [b - a for a, b in itertools.pairwise(woken_at)]
+    assert gaps[:5] == [2, 4, 8, 16, 32]
+    assert max(gaps) == MAX_STALE_PAUSE
+
+
+def test_the_poller__wakes_due_delayed_messages_every_time_and_forgets_moved_streams() -> None:
+    poller = Poller(db=Any, app="a", stale=2.0)  # type: ignore[arg-type]
+    due = DueStream("d", stale=False, alone=True)
+    stalled = DueStream("s", stale=True, alone=False)
+    assert poller._choose(look(0.0, due, stalled)) == [due, stalled]
+    assert poller._choose(look(1.0, due, stalled)) == [due]  # s waits its pause
+    assert poller._choose(look(2.0)) == []  # s moved: its pauses start over
+    assert poller._choose(look(3.0, stalled)) == [stalled]
