@@ -26,14 +26,16 @@ REPLIES = "bench.probe-replies"
 
 
 def probe_latency(dsn: str, app: str, topic: str, *, probes_sent: int, lost: int) -> dict[str, Any]:
-    """Send ``probes_sent`` messages one at a time, then ``lost`` whose NOTIFY is suppressed."""
+    """Send ``lost`` messages whose NOTIFY is suppressed, then ``probes_sent`` with theirs, one
+    at a time. The lost ones go first, into a mesh idle since the measurement: a consumer
+    still claiming after an earlier probe's NOTIFY would find them early."""
     with connect_sync(dsn, "mesh-bench-probe") as listen, connect_sync(dsn, "mesh-bench") as conn:
         probes.listen(listen, stream_channel(app, REPLIES))
-        woken = [_one(conn, listen, app, topic, quiet=False) for _ in range(probes_sent)]
         try:
             missed = [_one(conn, listen, app, topic, quiet=True) for _ in range(lost)]
         except DatabaseError:  # not a superuser: triggers cannot be switched off
             missed = []
+        woken = [_one(conn, listen, app, topic, quiet=False) for _ in range(probes_sent)]
         probes.forget_stream(conn, app, REPLIES)
     return {
         "notify_latency_ms": _summary([1000 * s for s in woken]),

@@ -125,9 +125,9 @@ def _bench_idle(args: argparse.Namespace) -> int:
             f"--nodes {args.nodes} / --topics {args.topics}: nodes from 1 to 2000, topics "
             "from 0 to 100",
         )
-    for name, value in (("--seconds", args.seconds), ("--settle", args.settle)):
-        if not (1 if name == "--seconds" else 0) <= value <= 3600:  # False for nan too
-            raise ConfigError("<command line>", name, f"{value} is not from 1 to 3600")
+    for name, value, low in (("--seconds", args.seconds, 1), ("--settle", args.settle, 0)):
+        if not low <= value <= 3600:  # False for nan too
+            raise ConfigError("<command line>", name, f"{value} is not from {low} to 3600")
     config = _config(args, quiet=True)
     report = bench_idle(
         _dsn(config),

@@ -24,7 +24,7 @@ import psycopg_pool
 import trio
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from mesh.errors import ConnectionLost, DatabaseError, DatabaseUnavailable
+from mesh.errors import ConfigError, ConnectionLost, DatabaseError, DatabaseUnavailable
 from mesh.pg.queries import query
 
 log = logging.getLogger(__name__)
@@ -105,7 +105,12 @@ class Database:
         statement_timeout: float = 30.0,
         acquire_timeout: float = 10.0,
         max_idle: float = 60.0,
+        through_pooler: bool = False,
     ) -> None:
+        """``through_pooler``: ``dsn`` is a transaction-mode pooler (PgBouncer): no
+        server-side prepared statements (a later transaction may run on another server
+        connection), and the timeouts must come from the role, since poolers drop the
+        connection's ``options`` (:func:`check_timeouts` verifies them)."""
         self.dsn = dsn
         self.pool_size = pool_size
         self._limiter = trio.CapacityLimiter(pool_size)
@@ -117,7 +122,11 @@ class Database:
             max_size=pool_size,
             max_idle=max_idle,
             open=False,
-            kwargs={"autocommit": True, **connection_settings(application_name, statement_timeout)},
+            kwargs={
+                "autocommit": True,
+                **connection_settings(application_name, statement_timeout),
+                **({"prepare_threshold": None} if through_pooler else {}),
+            },
             timeout=acquire_timeout,
             reconnect_timeout=365 * 86400.0,  # keep trying: an outage must never end the node
             name=application_name,
@@ -227,6 +236,25 @@ def run_once(
             return fn(conn, *args, **kwargs)
         except psycopg.Error as error:
             raise translate(error) from error
+
+
+def check_timeouts(conn: Connection) -> None:
+    """Refuse a session without a ``statement_timeout``: trio cannot cancel a statement in a
+    thread, so an unbounded one could hang a node's shutdown. A transaction-mode pooler
+    drops the ``options`` every mesh connection sends them in."""
+    row = conn.execute(query("session_timeouts")).fetchone()
+    assert row is not None
+    if row[0] in ("0", "0ms") or row[1] in ("0", "0ms"):
+        raise ConfigError(
+            "<database>",
+            "database.url",
+            f"sessions run with statement_timeout={row[0]} and "
+            f"idle_in_transaction_session_timeout={row[1]} (0: none); a pooler such as "
+            "PgBouncer drops the options mesh sets them with",
+            "set them for the login: ALTER ROLE <user> SET statement_timeout = '30s'; "
+            "ALTER ROLE <user> SET idle_in_transaction_session_timeout = '60s' (and let "
+            "PgBouncer pass the options by: ignore_startup_parameters = options)",
+        )
 
 
 def server_facts(conn: Connection) -> dict[str, Any]:

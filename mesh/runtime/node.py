@@ -22,7 +22,7 @@ import trio
 from mesh.errors import DatabaseError, DatabaseUnavailable, MeshError, lone_error
 from mesh.model.ids import new_guid
 from mesh.model.quorum import JobNotices
-from mesh.pg.database import Database, DatabaseStatistics
+from mesh.pg.database import Database, DatabaseStatistics, check_timeouts
 from mesh.pg.listener import Listener, ListenerStatistics
 from mesh.pg.migrations import check_schema
 from mesh.pg.migrations import migrate as migrate_schema
@@ -68,6 +68,7 @@ class Node:
             application_name=f"mesh:{app}:{self.guid}",
             statement_timeout=statement_timeout,
             max_idle=pool_max_idle,
+            through_pooler=listen_dsn is not None and listen_dsn != dsn,
         )
         self.listener = Listener(
             listen_dsn or dsn, name=self.guid, check_interval=listener_check_interval
@@ -157,6 +158,7 @@ class Node:
                 opened = True
             try:
                 await self.db.run(migrate_schema if self.migrate else check_schema)
+                await self.db.run(check_timeouts)
                 return
             except DatabaseUnavailable as error:
                 log.warning("event=database_lost_during_boot error=%r", str(error))

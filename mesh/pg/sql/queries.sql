@@ -798,3 +798,8 @@ SELECT extract(epoch FROM now()),
 -- The elected poller's wake-ups: one NOTIFY per stream, in one transaction.
 SELECT count(pg_notify(mesh.stream_channel(%(app)s, s.stream), s.payload))
 FROM unnest(mesh.lines(%(streams)s), mesh.lines(%(payloads)s)) AS s(stream, payload);
+
+-- name: session_timeouts
+-- The timeouts this session runs with, in milliseconds (0: none).
+SELECT current_setting('statement_timeout'),
+       current_setting('idle_in_transaction_session_timeout');
