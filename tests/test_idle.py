@@ -9,10 +9,13 @@ from typing import Any
 import psycopg
 import trio
 
+from mesh.model.ids import stream_channel, wake_channel
 from mesh.pg.database import Connection
 from mesh.pg.leadership import DueStream, Look
+from mesh.pg.listener import Listener
 from mesh.runtime.consumer import ConsumerSettings
 from mesh.runtime.leadership import MAX_STALE_PAUSE, Poller
+from mesh.runtime.wakeup import DEAF_BELOW, StreamWakeups
 from tests import activities
 from tests.helpers import wait_until
 from tests.nodes import running_node
@@ -71,3 +74,35 @@ def test_the_poller__wakes_due_delayed_messages_every_time_and_forgets_moved_str
     assert poller._choose(look(1.0, due, stalled)) == [due]  # s waits its pause
     assert poller._choose(look(2.0)) == []  # s moved: its pauses start over
     assert poller._choose(look(3.0, stalled)) == [stalled]
+
+
+async def test_a_node_with_many_rivals__stops_listening_until_the_stream_stalls(
+    dsn: str, conn: psycopg.Connection
+) -> None:
+    listener = Listener(dsn, name="deafness")
+    wakeups = StreamWakeups(listener)
+    group = wakeups.group("shop", "work")
+    member = group.join()
+
+    async def listening() -> list[str]:
+        rows = await listener.call(lambda c: c.execute("SELECT pg_listening_channels()").fetchall())
+        return sorted(row[0] for row in rows)
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(listener.run)
+        hot, wake = stream_channel("shop", "work"), wake_channel("shop", "work")
+        await wait_until(lambda: {hot, wake} <= listener._listening, what="LISTEN")
+        while not group.deaf:  # every claim after an enqueue's NOTIFY came back empty
+            assert group.share > DEAF_BELOW / 2
+            group.learn(found=False)
+        await wait_until(lambda: hot not in listener._listening, what="UNLISTEN")
+        assert hot not in await listening() and wake in await listening()
+
+        member.clear()  # the wake-up of the listener's connect
+        conn.execute("SELECT pg_notify(%s, '')", (hot,))  # unheard now
+        conn.execute("SELECT pg_notify(%s, 'stale')", (wake,))  # the poller: it stalled
+        assert await member.wait(10.0) is True
+        assert not group.deaf and group.share == 1.0
+        await wait_until(lambda: hot in listener._listening, what="LISTEN again")
+        assert hot in await listening()
+        nursery.cancel_scope.cancel()

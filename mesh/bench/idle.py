@@ -32,6 +32,7 @@ SETTLE_SECONDS = 5.0
 is not idle cost."""
 IDLE_CONNECTIONS_PER_NODE = 2
 PROBES = 20
+WARM_UP_PROBES = 30
 LOST_PROBES = 3
 
 
@@ -76,7 +77,9 @@ def bench_idle(
         node_cpu = processes_cpu_seconds(pids) - node_cpu
         pg_cpu = None if pg_cpu is None else (postgres_cpu_seconds(server) or 0.0) - pg_cpu
         latency = (
-            probe_latency(dsn, app, "idle.t0", probes_sent=PROBES, lost=LOST_PROBES)
+            probe_latency(
+                dsn, app, "idle.t0", probes_sent=PROBES, lost=LOST_PROBES, warm_up=WARM_UP_PROBES
+            )
             if topics
             else {}
         )

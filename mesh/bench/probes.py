@@ -25,22 +25,28 @@ from mesh.pg.database import Connection, connect_sync
 REPLIES = "bench.probe-replies"
 
 
-def probe_latency(dsn: str, app: str, topic: str, *, probes_sent: int, lost: int) -> dict[str, Any]:
-    """Send ``lost`` messages whose NOTIFY is suppressed, then ``probes_sent`` with theirs, one
-    at a time. The lost ones go first, into a mesh idle since the measurement: a consumer
-    still claiming after an earlier probe's NOTIFY would find them early."""
+def probe_latency(
+    dsn: str, app: str, topic: str, *, probes_sent: int, lost: int, warm_up: int
+) -> dict[str, Any]:
+    """Send ``lost`` messages whose NOTIFY is suppressed, then ``warm_up`` + ``probes_sent``
+    with theirs, one at a time. The lost ones go first, into a mesh idle since the
+    measurement: a consumer still claiming after an earlier probe's NOTIFY would find them
+    early. The first ``warm_up`` are reported apart: while they run, the nodes learn how
+    many of them answer each NOTIFY (:mod:`mesh.runtime.wakeup`)."""
     with connect_sync(dsn, "mesh-bench-probe") as listen, connect_sync(dsn, "mesh-bench") as conn:
         probes.listen(listen, stream_channel(app, REPLIES))
         try:
             missed = [_one(conn, listen, app, topic, quiet=True) for _ in range(lost)]
         except DatabaseError:  # not a superuser: triggers cannot be switched off
             missed = []
+        first = [_one(conn, listen, app, topic, quiet=False) for _ in range(warm_up)]
         woken = [_one(conn, listen, app, topic, quiet=False) for _ in range(probes_sent)]
         probes.forget_stream(conn, app, REPLIES)
     return {
         "notify_latency_ms": _summary([1000 * s for s in woken]),
+        "first_messages_latency_ms": _summary([1000 * s for s in first]) if first else None,
         "lost_notify_latency_s": _summary(missed) if missed else None,
-        "probes": {"notified": probes_sent, "notify_lost": len(missed)},
+        "probes": {"notified": probes_sent, "first": warm_up, "notify_lost": len(missed)},
     }
 
 

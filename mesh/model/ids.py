@@ -75,6 +75,13 @@ def stream_channel(app_id: str, stream: str) -> str:
     return "mesh_s_" + digest[:24]
 
 
+def wake_channel(app_id: str, stream: str) -> str:
+    """The channel of wake-ups every consumer of the stream answers (the elected poller's,
+    the reaper's, a drain's), apart from the enqueues' (see :mod:`mesh.runtime.wakeup`).
+    Must match ``mesh.stream_channel(app, stream) || '_w'`` in the queries."""
+    return stream_channel(app_id, stream) + "_w"
+
+
 def _random_name(random_bytes: int) -> str:
     """Random lower-case letters and digits 2-7 (base32): safe in channel names, and never
     starting with '-', so a command line cannot take one for an option."""

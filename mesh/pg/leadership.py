@@ -95,6 +95,8 @@ def wake(conn: Connection, app: str, streams: Sequence[DueStream]) -> None:
             {
                 "app": app,
                 "streams": "\n".join(s.stream for s in streams),
-                "payloads": "\n".join("alone" if s.alone else "" for s in streams),
+                "payloads": "\n".join(
+                    "alone" if s.alone else "stale" if s.stale else "due" for s in streams
+                ),
             },
         )

@@ -97,10 +97,15 @@ class Listener:
             self._kick.cancel()  # LISTEN at once on the running connection
 
     def unsubscribe(self, channel: str, callback: NotifyCallback) -> None:
-        """Stop calling ``callback`` for ``channel`` (the channel stays LISTENed)."""
+        """Stop calling ``callback`` for ``channel``; a channel left without callbacks is
+        UNLISTENed (its notifications no longer wake this process)."""
         callbacks = self._subscribers.get(channel, [])
         if callback in callbacks:
             callbacks.remove(callback)
+        if not callbacks and channel in self._subscribers:
+            del self._subscribers[channel]
+            if self._kick is not None:
+                self._kick.cancel()
 
     @contextmanager
     def subscription(self, channels: list[str], callback: NotifyCallback) -> Iterator[None]:
@@ -222,7 +227,7 @@ class Listener:
         next_check = trio.current_time() + self._jittered()
         fd = conn.pgconn.socket
         while True:
-            if set(self._subscribers) - self._listening:
+            if self._listening.symmetric_difference(self._subscribers) - {self._ping_channel}:
                 await self._listen_all(conn)
             while self._calls:
                 await self._run_call(conn, self._calls.popleft())
@@ -290,14 +295,17 @@ class Listener:
         return self.check_interval * random.uniform(0.8, 1.2)
 
     async def _listen_all(self, conn: Connection) -> None:
+        """LISTEN to every subscribed channel not yet listened to, UNLISTEN the others."""
         channels = [self._ping_channel, *self._subscribers]
         missing = [c for c in channels if c not in self._listening]
-        if missing:
-            statement = sql.SQL("; ").join(
-                sql.SQL("LISTEN {}").format(sql.Identifier(c)) for c in missing
-            )
-            await self._execute(conn, statement)
+        extra = [c for c in self._listening if c not in channels]
+        statements = [sql.SQL("LISTEN {}").format(sql.Identifier(c)) for c in missing] + [
+            sql.SQL("UNLISTEN {}").format(sql.Identifier(c)) for c in extra
+        ]
+        if statements:
+            await self._execute(conn, sql.SQL("; ").join(statements))
             self._listening.update(missing)
+            self._listening.difference_update(extra)
             self._listen_applied.set()
             self._listen_applied = trio.Event()
 

@@ -3,18 +3,17 @@
 One claim loop serves every consumer of a stream, with one of two kinds of handler:
 
 - **a message handler** (workers): each claimed message's handler starts at once (inline until
-  one has to wait, see :mod:`mesh.runtime.inline`), and the settle loop
-  (:mod:`mesh.runtime.settling`) persists whatever outcomes have accumulated in one call;
-- **a batch handler** (the engine): the whole claimed batch goes to one transaction that acks
-  it (fenced), does its work and claims the next batch, which the claim loop admits next.
+  one waits, :mod:`mesh.runtime.inline`); the settle loop (:mod:`mesh.runtime.settling`)
+  persists the outcomes accumulated in one call;
+- **a batch handler** (the engine): one transaction acks the batch (fenced), does its work
+  and claims the next batch, which the claim loop admits next.
 
 The claim loop claims up to ``min(batch_size, free slots)`` (:mod:`mesh.runtime.slots`);
-a dry stream waits for a NOTIFY (from an enqueue, or from the app's elected poller when
-delayed messages come due or a NOTIFY was missed) or the safety poll
+a dry stream waits for a NOTIFY (an enqueue's, or the elected poller's) or the safety poll
 (:meth:`mesh.runtime.wakeup.StreamWakeups.safety_poll`). A wake-up during a claim is kept.
-The stream's throttle is read here and only here: paused, nothing is claimed; N ms, one
-message per N ms (and nothing is claimed along with other work). A heartbeat extends every held lease each ``lease / 3`` in one statement; when every lease
-of a batch is lost, its handlers are cancelled. ``stop_claiming()`` starts a drain.
+The stream's throttle is read here only: paused, nothing is claimed; N ms, one message per N
+ms (claimed alone). A heartbeat extends every held lease each ``lease / 3`` in one statement;
+when every lease of a batch is lost, its handlers are cancelled. ``stop_claiming()`` drains.
 
 **Messages that run alone** (their holders died twice holding others, see the reaper) are
 claimed only by a consumer that holds nothing, which then claims nothing else; a busy one
@@ -237,6 +236,7 @@ class StreamConsumer:
                 backoff = min(LISTENER_DOWN_POLL, self.settings.poll_interval, backoff * 2)
                 continue
             backoff = 0.1
+            self._wakeup.answered(bool(claims))
             self.counters.claims += 1
             self.counters.claimed += len(claims)
             self._admit(claims, now, handlers)

@@ -217,8 +217,8 @@ WITH stale AS MATERIALIZED (
 SELECT 'released' AS kind, count(*) AS n, NULL::bigint AS id, NULL::int AS attempts,
        NULL::text AS payload,
        -- 'alone': messages that run alone wait there (mesh.runtime.wakeup.ALONE_NOTICE)
-       (SELECT count(pg_notify(mesh.stream_channel(s.app, s.stream),
-                               CASE WHEN s.alone THEN 'alone' ELSE '' END))
+       (SELECT count(pg_notify(mesh.stream_channel(s.app, s.stream) || '_w',
+                               CASE WHEN s.alone THEN 'alone' ELSE 'wake' END))
         FROM (SELECT app, stream, bool_or(alone) AS alone FROM released
               GROUP BY app, stream) AS s) AS woken
 FROM released
@@ -236,7 +236,7 @@ WITH released AS (
     RETURNING app, stream
 )
 SELECT count(*) AS n,
-       (SELECT count(pg_notify(mesh.stream_channel(s.app, s.stream), ''))
+       (SELECT count(pg_notify(mesh.stream_channel(s.app, s.stream) || '_w', 'wake'))
         FROM (SELECT DISTINCT app, stream FROM released) AS s) AS woken
 FROM released;
 
@@ -749,7 +749,7 @@ SELECT pg_advisory_unlock(%(space)s::int, %(key)s::int), pg_notify(%(channel)s, 
 -- (a) those where delayed messages (retries, timers, sleeps) became visible since %(since)s
 -- (the previous look's clock; NULL: any time), found through stream_messages_delayed; and
 -- (b) those whose next message (in claim order) has waited over %(stale)s seconds, found by
--- a skip scan of the claim index, one probe per stream; with whether messages that run alone
+-- a skip scan of the claim index and one probe per stream; with whether messages that run alone
 -- wait. Also: the database clock, and the seconds until the next delayed message is due.
 WITH RECURSIVE streams AS (
     (SELECT stream FROM mesh.stream_messages
@@ -763,10 +763,11 @@ WITH RECURSIVE streams AS (
     WHERE s.stream IS NOT NULL
 ), stale AS (
     SELECT s.stream FROM streams AS s
-    CROSS JOIN LATERAL (
+    CROSS JOIN LATERAL (  -- the first entry in claim order: one index probe, even when
+        -- delayed messages abound (a stale ready message behind delayed ones of a higher
+        -- priority is left to the safety poll)
         SELECT m.visible_at FROM mesh.stream_messages AS m
         WHERE m.app = %(app)s AND m.stream = s.stream AND m.lease_owner IS NULL
-          AND m.visible_at <= now()
         ORDER BY m.priority DESC, m.visible_at, m.id
         LIMIT 1
     ) AS head
@@ -795,8 +796,9 @@ SELECT extract(epoch FROM now()),
                  FROM due AS d), '{}');
 
 -- name: wake_streams
--- The elected poller's wake-ups: one NOTIFY per stream, in one transaction.
-SELECT count(pg_notify(mesh.stream_channel(%(app)s, s.stream), s.payload))
+-- The elected poller's wake-ups: one NOTIFY per stream on its wake channel (which every
+-- consumer answers, see mesh.runtime.wakeup), in one transaction.
+SELECT count(pg_notify(mesh.stream_channel(%(app)s, s.stream) || '_w', s.payload))
 FROM unnest(mesh.lines(%(streams)s), mesh.lines(%(payloads)s)) AS s(stream, payload);
 
 -- name: session_timeouts
