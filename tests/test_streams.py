@@ -379,8 +379,11 @@ def test_reap__a_dead_holder_of_several_gets_its_claims_refunded_then_alone(
         conn, app=APP, stream="inventory.check", owner="n3", limit=3, lease=30, look=True
     )
     assert len(looked) == 1 and looked[0].alone_waiting, "a claim that looks is told"
-    alone = streams.claim_alone(conn, app=APP, stream="inventory.check", owner="n2", lease=30)
-    assert len(alone) == 1 and alone[0].alone
+    streams.enqueue(conn, [request(10)])
+    alone = streams.claim_alone(
+        conn, app=APP, stream="inventory.check", owner="n2", lease=30, others=5
+    )
+    assert len(alone) == 1 and alone[0].alone, "one that runs alone, and nothing along"
     assert alone[0].attempt == 1 and alone[0].token == 3
     conn.execute(expire)
     streams.reap(conn)  # it ran alone: this death counts
@@ -389,3 +392,14 @@ def test_reap__a_dead_holder_of_several_gets_its_claims_refunded_then_alone(
         (alone[0].id,),
     ).fetchone()
     assert row == (1, 2)
+
+
+def test_claim_alone__claims_others_in_the_same_statement_when_none_runs_alone(
+    conn: psycopg.Connection,
+) -> None:
+    streams.enqueue(conn, [request(n) for n in range(4)])
+    claims = streams.claim_alone(
+        conn, app=APP, stream="inventory.check", owner="n1", lease=30, others=3
+    )
+    assert len(claims) == 3 and not any(c.alone for c in claims)
+    assert streams.claim_alone(conn, app=APP, stream="inventory.check", owner="n1", lease=30) == []

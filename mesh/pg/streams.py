@@ -150,10 +150,13 @@ def claim_alone(
     owner: str,
     lease: float,
     max_attempts: int = DEFAULT_ATTEMPTS,
+    others: int = 0,
 ) -> list[StreamClaim]:
-    """Lease one message that runs alone (for a consumer that holds nothing), if one waits."""
+    """Lease one message that runs alone (for a consumer that holds nothing), if one waits;
+    if none does, up to ``others`` other messages instead, in the same statement."""
     rows = conn.execute(
-        query("claim_alone"), claim_params(app, stream, owner, 1, lease, False, max_attempts)
+        query("claim_alone"),
+        {**claim_params(app, stream, owner, 1, lease, False, max_attempts), "others": others},
     ).fetchall()
     return [StreamClaim(*row) for row in rows]
 

@@ -56,11 +56,13 @@ class AloneWatch:
         whether messages that run alone wait)."""
         now = trio.current_time()
         if holds_nothing and (self.wanted or now >= self._next_look):
+            # One statement: a message that runs alone, else up to ``limit`` others.
             self._next_look = now + LOOK_INTERVAL
-            claims = await streams.claim_alone(app, stream, lease=lease, max_attempts=max_attempts)
-            self.wanted = bool(claims)  # one taken: more may wait; none: none wait
-            if claims:
-                return claims
+            claims = await streams.claim_alone(
+                app, stream, lease=lease, max_attempts=max_attempts, others=limit
+            )
+            self.wanted = any(claim.alone for claim in claims)  # one taken: more may wait
+            return claims
         look = now >= self._next_look
         if look:
             self._next_look = now + LOOK_INTERVAL

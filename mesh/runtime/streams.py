@@ -44,7 +44,13 @@ class Streams:
         )
 
     async def claim_alone(
-        self, app: str, stream: str, *, lease: float, max_attempts: int = streams.DEFAULT_ATTEMPTS
+        self,
+        app: str,
+        stream: str,
+        *,
+        lease: float,
+        max_attempts: int = streams.DEFAULT_ATTEMPTS,
+        others: int = 0,
     ) -> list[StreamClaim]:
         return await self.db.run(
             streams.claim_alone,
@@ -53,6 +59,7 @@ class Streams:
             owner=self.owner,
             lease=lease,
             max_attempts=max_attempts,
+            others=others,
         )
 
     async def extend_leases(

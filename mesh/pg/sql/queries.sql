@@ -49,7 +49,9 @@ RETURNING m.id, m.attempts, m.attempts - m.refunds, m.max_attempts, false, m.pay
 
 -- name: claim_alone
 -- Lease one message that runs alone (refunded twice, see reap), for a consumer that holds
--- nothing and will claim nothing else until it is settled. Same columns as claim.
+-- nothing and will claim nothing else until it is settled; when none waits, up to
+-- %(others)s other messages instead (0: none), in the same statement (an idle consumer's
+-- look costs one statement, not two). Same columns as claim.
 WITH candidate AS MATERIALIZED (
     SELECT id FROM mesh.stream_messages
     WHERE app = %(app)s AND stream = %(stream)s
@@ -57,15 +59,28 @@ WITH candidate AS MATERIALIZED (
     ORDER BY priority DESC, visible_at, id
     LIMIT 1
     FOR UPDATE SKIP LOCKED
+), others AS MATERIALIZED (
+    SELECT id FROM mesh.stream_messages
+    WHERE %(others)s > 0 AND NOT EXISTS (SELECT FROM candidate)
+      AND app = %(app)s AND stream = %(stream)s
+      AND lease_owner IS NULL AND visible_at <= now() AND refunds < 2
+    ORDER BY priority DESC, visible_at, id
+    LIMIT %(others)s
+    FOR UPDATE SKIP LOCKED
+), chosen AS (
+    SELECT id, true AS alone FROM candidate
+    UNION ALL
+    SELECT id, false FROM others
 )
 UPDATE mesh.stream_messages AS m
 SET lease_owner = %(owner)s,
     lease_expires_at = now() + %(lease)s * interval '1 second',
     attempts = m.attempts + 1,
     max_attempts = CASE WHEN m.max_attempts > 0 THEN m.max_attempts ELSE %(max_attempts)s END
-FROM candidate
-WHERE m.id = candidate.id
-RETURNING m.id, m.attempts, m.attempts - m.refunds, m.max_attempts, true, m.payload::text, false;
+FROM chosen
+WHERE m.id = chosen.id
+RETURNING m.id, m.attempts, m.attempts - m.refunds, m.max_attempts, chosen.alone,
+          m.payload::text, false;
 
 -- name: extend_leases
 -- Heartbeat: push out the leases this owner still holds at the given tokens; returns each id
