@@ -110,13 +110,13 @@ class StreamConsumer:
         self.stream = stream
         self.settings = settings
         self.counters = ConsumerCounters()
-        self.slots = Slots(settings.concurrency)
         self.paused = False
         self._handler = handler
         self._batch_handler = batch_handler
         self._wakeups = wakeups
         self._group = wakeups.group(app, stream)
         self._wakeup = self._group.join()
+        self.slots = Slots(settings.concurrency, on_prefetch=self._wakeup.set)
         self._stopping = False
         self._stopped = trio.Event()
         self._alone = AloneWatch()
@@ -236,7 +236,7 @@ class StreamConsumer:
                 backoff = min(LISTENER_DOWN_POLL, self.settings.poll_interval, backoff * 2)
                 continue
             backoff = 0.1
-            self._wakeup.answered(bool(claims))
+            self._wakeup.answered(bool(claims), holds_nothing)
             self.counters.claims += 1
             self.counters.claimed += len(claims)
             self._admit(claims, now, handlers)

@@ -9,7 +9,7 @@ to run alone, nothing more is claimed until nothing is held.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import trio
@@ -19,8 +19,10 @@ from mesh.runtime.streams import StreamClaim
 
 
 class Slots:
-    def __init__(self, concurrency: int) -> None:
+    def __init__(self, concurrency: int, on_prefetch: Callable[[], None] | None = None) -> None:
         self.concurrency = concurrency
+        self.on_prefetch = on_prefetch
+        """Called when claims are kept for the claim loop (it must wake to admit them)."""
         self.in_flight: dict[int, InFlight] = {}
         self.prefetched: list[StreamClaim] = []
         """Claimed along with a settle or a batch, not yet admitted."""
@@ -79,6 +81,8 @@ class Slots:
             self.prefetched.extend(claims)
             self.prefetched_at = sent_at
             self.freed.set()
+            if self.on_prefetch is not None:
+                self.on_prefetch()
 
     def take_prefetched(self) -> tuple[list[StreamClaim], float]:
         claims, self.prefetched = self.prefetched, []

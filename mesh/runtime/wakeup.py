@@ -41,6 +41,8 @@ DEAF_BELOW = 0.25
 """A node answering a smaller share of a stream's enqueue NOTIFYs stops listening to them."""
 LEARN = 0.25
 """Weight of each claim's outcome in the moving averages."""
+IDLE_TO_LEARN = 0.5
+"""Seconds a consumer must have held nothing for its claim to teach it about rivals."""
 ALONE_NOTICE = "alone"
 """The payload of the reaper's wake-up when messages that run alone wait in the stream."""
 STALE_NOTICE = "stale"
@@ -58,16 +60,24 @@ class Wakeup:
         self.notified: str | None = None
         """The payload of the NOTIFY that made the wake-up; None: something else did."""
         self._answering = False
+        self._busy_at = float("-inf")
+        """When a claim of this consumer last found something, or it held something."""
 
     def set(self, _payload: str = "") -> None:
         """Wake the waiter (usable directly as a listener callback)."""
         self.count += 1
         self._event.set()
 
-    def answered(self, found: bool) -> None:
-        """Note what the claim after a wake-up found (learned from when an enqueue's NOTIFY
-        caused it)."""
-        if self._answering and self.group is not None:
+    def answered(self, found: bool, held_nothing: bool) -> None:
+        """Note what a claim found. Learned from only when an enqueue's NOTIFY caused it and
+        the consumer held nothing, for :data:`IDLE_TO_LEARN` at least: a consumer at work
+        claims the messages it enqueues along with its own transactions, so its claims after
+        their NOTIFYs come back empty with no rival anywhere."""
+        now = trio.current_time()
+        learn = self._answering and held_nothing and now - self._busy_at >= IDLE_TO_LEARN
+        if found or not held_nothing:
+            self._busy_at = now
+        if learn and self.group is not None:
             self.group.learn(found)
         self._answering = False
 
