@@ -7,8 +7,9 @@ As the leader (one node per app, see :mod:`mesh.runtime.leadership`) it
 - returns expired leases to their streams every ``reap_interval``, and dead-letters poison
   messages: a message whose attempts are spent when its lease expires (its handler killed the
   process, or hung, every time) gets an error response instead of being released again;
-- prunes finished jobs past their expiry, and analyzes mesh tables that outgrew their
-  statistics (see :func:`mesh.pg.streams.analyze_grown_tables`), every ``CARE_INTERVAL``.
+- analyzes mesh tables that outgrew their statistics with each reap (see
+  :func:`mesh.pg.streams.analyze_grown_tables`), and prunes finished jobs past their expiry
+  every ``CARE_INTERVAL``.
 
 As the standby it tries the leader's seat every ``standby_interval``; as a follower it tries
 the standby's seat every ``follow_interval`` (jittered). ``FOR UPDATE SKIP LOCKED`` keeps two
@@ -33,7 +34,7 @@ from mesh.runtime.node import Node
 log = logging.getLogger(__name__)
 
 CARE_INTERVAL = 10.0
-"""Seconds between the leader's prunes and statistics checks."""
+"""Seconds between the leader's prunes of finished jobs."""
 NUDGE_PAUSE = 2.0
 """Seconds: a follower tries for a seat at most this often, however often it is told one
 was given up."""
@@ -114,6 +115,7 @@ class LeaderActor(Actor[None]):
             if now >= next_reap:
                 next_reap = now + self.reap_interval
                 await self.reap_once()
+                await self._analyze()
             if now >= next_care:
                 next_care = now + CARE_INTERVAL
                 await self._care()
@@ -151,6 +153,10 @@ class LeaderActor(Actor[None]):
             log.warning("event=prune_failed error=%r", str(error))
         else:
             self.pruned += pruned
+
+    async def _analyze(self) -> None:
+        """With each reap: a table that doubled since its statistics gets fresh ones at once
+        (plans cached from the old ones cost throughput while they last)."""
         try:
             analyzed = await self.streams.analyze_grown_tables()
         except DatabaseError as error:
