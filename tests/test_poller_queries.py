@@ -78,3 +78,13 @@ def test_the_look__stays_a_few_index_probes_with_a_large_backlog(
     top = row[0][0]["Plan"]
     blocks = sum(top.get(key, 0) for key in ("Shared Hit Blocks", "Shared Read Blocks"))
     assert blocks < 300, f"{blocks} blocks: {plan}"
+
+
+def test_a_seat__is_held_once_however_often_its_holder_tries(dsn: str) -> None:
+    with psycopg.connect(dsn, autocommit=True) as one, psycopg.connect(dsn, autocommit=True) as two:
+        for app in ("shop", "other", "idle-1"):  # keys of either sign
+            assert leadership.try_lock(one, app, leadership.Seat.LEADER)
+            assert leadership.try_lock(one, app, leadership.Seat.LEADER)  # a retry: held
+            assert not leadership.try_lock(two, app, leadership.Seat.LEADER)
+            leadership.unlock(one, app, leadership.Seat.LEADER)  # one unlock frees it
+            assert leadership.try_lock(two, app, leadership.Seat.LEADER)

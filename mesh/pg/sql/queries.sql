@@ -753,7 +753,15 @@ SELECT pg_advisory_xact_lock(%(key)s);
 SELECT pg_notify(%(channel)s, %(payload)s);
 
 -- name: try_lock
-SELECT pg_try_advisory_lock(%(space)s::int, %(key)s::int);
+-- Take a seat's lock for this session, unless the session holds it already: session locks
+-- count re-entries, and a seat taken twice (a try whose answer came too late, then another)
+-- would outlive the one unlock that gives it up.
+SELECT CASE WHEN EXISTS (SELECT FROM pg_locks
+                         WHERE pid = pg_backend_pid() AND locktype = 'advisory' AND granted
+                           AND classid = %(space)s::bigint::oid
+                           AND objid = (%(key)s::bigint & 4294967295)::oid AND objsubid = 2)
+            THEN true
+            ELSE pg_try_advisory_lock(%(space)s::int, %(key)s::int) END;
 
 -- name: unlock
 -- Give up a seat and say so on the election channel (followers try for it at once).
