@@ -99,7 +99,7 @@ def _node_metrics(app: str, snap: _Snapshot) -> Iterator[Metric]:
     listener = node.listener
     healthy = GaugeMetricFamily(
         "mesh_listener_healthy",
-        "1 when the LISTEN connection passed its last self-check.",
+        "1 while the LISTEN connection is up (it heard itself at connect; its checks answer).",
         labels=["app"],
     )
     healthy.add_metric([app], 1 if listener.healthy else 0)
@@ -133,6 +133,10 @@ def _node_metrics(app: str, snap: _Snapshot) -> Iterator[Metric]:
     for actor in node.actors:
         restarts.add_metric([app, actor.name], actor.restarts)
     yield restarts
+    yield from _leader_metrics(app, node)
+
+
+def _leader_metrics(app: str, node: NodeStatistics) -> Iterator[Metric]:
     reaped = CounterMetricFamily(
         "mesh_reaper_released",
         "Expired leases the reaper returned to their streams.",

@@ -43,18 +43,7 @@ def bench_idle(
     opened (one connection per ``database.pool_max_idle``, a minute by default)."""
     run_once(dsn, migrate)
     facts = run_once(dsn, server_facts)
-    allowed, used = run_once(dsn, _connection_room)
-    needed = nodes * CONNECTIONS_PER_NODE + 5
-    if used + needed > allowed:
-        raise ConfigError(
-            "<command line>",
-            "--nodes",
-            f"{nodes} nodes need about {needed} connections and the server allows "
-            f"{allowed} ({used} in use)",
-            f"raise max_connections (psql: ALTER SYSTEM SET max_connections = "
-            f"{max(200, 2 * (used + needed))}; then restart the server: `mesh db stop` for the "
-            "embedded one), or start fewer nodes",
-        )
+    _check_room(dsn, nodes)
     app = f"idle-{new_guid()[:8].lower()}"
     workers = "".join(
         f"  - {{topic: idle.t{n}, function: 'mesh.bench.streams:echo'}}\n" for n in range(topics)
@@ -108,6 +97,22 @@ def bench_idle(
         "measured": "pg_stat_database commits and rollbacks of this database, "
         "pg_stat_activity connections to it; node processes started with `mesh run`",
     }
+
+
+def _check_room(dsn: str, nodes: int) -> None:
+    """Refuse, with the fix, a fleet the server has no connections for."""
+    allowed, used = run_once(dsn, _connection_room)
+    needed = nodes * CONNECTIONS_PER_NODE + 5
+    if used + needed > allowed:
+        raise ConfigError(
+            "<command line>",
+            "--nodes",
+            f"{nodes} nodes need about {needed} connections and the server allows "
+            f"{allowed} ({used} in use)",
+            f"raise max_connections (psql: ALTER SYSTEM SET max_connections = "
+            f"{max(200, 2 * (used + needed))}; then restart the server: `mesh db stop` for the "
+            "embedded one), or start fewer nodes",
+        )
 
 
 def _wait_for_pools(dsn: str, nodes: int, within: float) -> float | None:

@@ -233,7 +233,7 @@ class Listener:
                 await self._run_call(conn, self._calls.popleft())
                 next_check = trio.current_time() + self._jittered()
             if trio.current_time() >= next_check:
-                await self._execute(conn, sql.SQL("SELECT 1"))  # a round trip, no NOTIFY
+                await self._execute(conn, sql.SQL(query("ping")))  # a round trip, no NOTIFY
                 next_check = trio.current_time() + self._jittered()
             with trio.move_on_after(max(0.0, next_check - trio.current_time())) as scope:
                 self._kick = scope

@@ -828,3 +828,7 @@ FROM unnest(mesh.lines(%(streams)s), mesh.lines(%(payloads)s)) AS s(stream, payl
 -- The timeouts this session runs with, in milliseconds (0: none).
 SELECT current_setting('statement_timeout'),
        current_setting('idle_in_transaction_session_timeout');
+
+-- name: ping
+-- A round trip (the listener's check of its connection: no NOTIFY, see mesh.pg.listener).
+SELECT 1;
