@@ -65,13 +65,7 @@ def bench_idle(
         after = run_once(dsn, _activity)
         node_cpu = processes_cpu_seconds(pids) - node_cpu
         pg_cpu = None if pg_cpu is None else (postgres_cpu_seconds(server) or 0.0) - pg_cpu
-        latency = (
-            probe_latency(
-                dsn, app, "idle.t0", probes_sent=PROBES, lost=LOST_PROBES, warm_up=WARM_UP_PROBES
-            )
-            if topics
-            else {}
-        )
+        latency = _probe(dsn, app) if topics else {}
     transactions = after["transactions"] - before["transactions"]
     connections = after["connections"]
     return {
@@ -97,6 +91,13 @@ def bench_idle(
         "measured": "pg_stat_database commits and rollbacks of this database, "
         "pg_stat_activity connections to it; node processes started with `mesh run`",
     }
+
+
+def _probe(dsn: str, app: str) -> dict[str, Any]:
+    """The wake-up latency of the idle mesh, on its first topic."""
+    return probe_latency(
+        dsn, app, "idle.t0", probes_sent=PROBES, lost=LOST_PROBES, warm_up=WARM_UP_PROBES
+    )
 
 
 def _check_room(dsn: str, nodes: int) -> None:

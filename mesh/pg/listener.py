@@ -261,15 +261,8 @@ class Listener:
             )
 
     async def _run_call(self, conn: Connection, request: _Call) -> None:
-        def execute() -> Any:
-            try:
-                return request.fn(conn)
-            except psycopg.Error as error:
-                raise translate(error) from error
-
         try:
-            with trio.fail_after(20.0):
-                request.result = await trio.to_thread.run_sync(execute, abandon_on_cancel=True)
+            request.result = await self._in_thread(conn, request.fn)
         except DatabaseUnavailable as error:
             request.error = error
             raise
@@ -280,7 +273,6 @@ class Listener:
             request.error = error
         finally:
             request.done.set()
-            self._dispatch()
 
     def _fail_calls(self) -> None:
         while self._calls:
@@ -310,15 +302,23 @@ class Listener:
             self._listen_applied = trio.Event()
 
     async def _execute(self, conn: Connection, statement: sql.SQL | sql.Composed) -> None:
-        def execute() -> None:
+        await self._in_thread(conn, lambda c: c.execute(statement))
+
+    async def _in_thread(self, conn: Connection, fn: Callable[[Connection], T]) -> T:
+        """``fn(conn)`` in a worker thread, at most 20 s, driver errors translated; then
+        deliver the notifications that arrived with its reply."""
+
+        def run() -> T:
             try:
-                conn.execute(statement)
+                return fn(conn)
             except psycopg.Error as error:
                 raise translate(error) from error
 
-        with trio.fail_after(20.0):
-            await trio.to_thread.run_sync(execute, abandon_on_cancel=True)
-        self._dispatch()
+        try:
+            with trio.fail_after(20.0):
+                return await trio.to_thread.run_sync(run, abandon_on_cancel=True)
+        finally:
+            self._dispatch()
 
     def _read_available(self, conn: Connection) -> None:
         """Read what the socket holds without blocking; queue its notifications."""
