@@ -40,7 +40,8 @@ class WorkflowWorkerActor(StreamActor):
         settings = dataclasses.replace(
             settings, concurrency=2 * settings.batch_size, max_attempts=ENGINE_ATTEMPTS
         )
-        self.runner = DurableRunner(node, runs, stream, ENGINE_ATTEMPTS)
+        eager = [activity_stream(task_queue)]  # its activity worker, if this node runs one
+        self.runner = DurableRunner(node, runs, stream, ENGINE_ATTEMPTS, eager)
         super().__init__(node, stream=stream, batch_handler=self.runner.run, settings=settings)
         self.name = f"workflows:{task_queue}"
         self.task_queue = task_queue

@@ -54,6 +54,7 @@ from mesh.pg.durable_rows import (
     update,
     write,
 )
+from mesh.pg.eager import Eager, leased_claims
 from mesh.pg.queries import query
 from mesh.pg.streams import StreamClaim, fence_params
 from mesh.pg.workflows import Delivery, NextClaim, roll_back
@@ -70,6 +71,8 @@ class DurableReport:
     applied: int = 0
     ended: int = 0
     next_claims: list[StreamClaim] = field(default_factory=list)
+    leased: dict[tuple[str, str], list[StreamClaim]] = field(default_factory=dict)
+    """Messages enqueued leased to this node (eager dispatch), by (app, stream)."""
 
 
 @dataclass(frozen=True)
@@ -91,14 +94,16 @@ def process(
     owner: str,
     next_claim: NextClaim | None = None,
     notices: JobNotices | None = None,
+    eager: Eager | None = None,
 ) -> DurableReport:
     """Handle ``deliveries`` (messages with their claims: a workflow stream's, or an activity
     request's whose response is applied at its ack) in one transaction. ``notices``: ended
-    workflows are also told to the quorum (the app asked)."""
+    workflows are also told to the quorum (the app asked). ``eager``: requests for these
+    streams are leased to this node as they are enqueued (eager dispatch)."""
     report = DurableReport()
     writes = Writes()
     touched: list[str] = []
-    cursor = None
+    cursor = leasing = None
     try:
         # Pipelined: BEGIN, the fenced ack and the locks travel together, the writes, the next
         # claim and COMMIT together: two round trips for a batch of resident workflows.
@@ -120,13 +125,15 @@ def process(
                 if _step(conn, app, runs, row, message, writes):
                     report.applied += 1
                     jobs[row.key] = after(row, writes)
-            write(conn, app, writes, notices)
+            leasing = write(conn, app, writes, notices, eager=eager, owner=owner)
             report.ended = len(writes.announced)
             if next_claim is not None:
                 cursor = conn.execute(query("claim"), next_claim.params(app, owner))
             conn.execute("COMMIT")
         if cursor is not None:
             report.next_claims = [StreamClaim(*row) for row in cursor.fetchall()]
+        if leasing is not None:
+            report.leased = leased_claims(leasing.fetchall())
     except BaseException:
         roll_back(conn)
         with runs.lock:

@@ -14,7 +14,8 @@ from mesh.model.durable.plan import StepPlan
 from mesh.model.durable.run import WorkflowRun
 from mesh.model.outcomes import Outgoing
 from mesh.model.quorum import JobNotices
-from mesh.pg.database import Connection
+from mesh.pg.database import Connection, Cursor
+from mesh.pg.eager import Eager, enqueue_leased_params, split_eager
 from mesh.pg.jobs import announce, withdraw
 from mesh.pg.queries import query
 from mesh.pg.streams import enqueue_params
@@ -145,7 +146,19 @@ def _rows(values: list[dict[str, Any]]) -> str:
     return _encode(values).decode()
 
 
-def write(conn: Connection, app: str, writes: Writes, notices: JobNotices | None = None) -> None:
+def write(
+    conn: Connection,
+    app: str,
+    writes: Writes,
+    notices: JobNotices | None = None,
+    *,
+    eager: Eager | None = None,
+    owner: str = "",
+) -> Cursor | None:
+    """Send the batch's writes (in a pipeline: nothing is waited for). ``eager``: messages
+    for these streams are enqueued leased to ``owner``; the returned cursor yields their
+    claims (see :func:`mesh.pg.streams.leased_claims`)."""
+    leasing = None
     # Calls first: a call that completed at once is recorded, then its outcome.
     if writes.calls:
         conn.execute(query("durable_record_calls"), {"rows": _rows(writes.calls)})
@@ -160,11 +173,19 @@ def write(conn: Connection, app: str, writes: Writes, notices: JobNotices | None
     if writes.jobs:
         conn.execute(query("durable_update_jobs"), {"rows": _rows(list(writes.jobs.values()))})
     if writes.outgoing:
-        conn.execute(query("enqueue"), enqueue_params(writes.outgoing))
+        # A workflow that ended early has its queued messages withdrawn below: none of this
+        # batch's may be running by then (rare: the batch goes the ordinary way).
+        offers = eager if eager and not writes.withdrawn else {}
+        normal, leased = split_eager(writes.outgoing, offers)
+        if normal:
+            conn.execute(query("enqueue"), enqueue_params(normal))
+        if leased:
+            leasing = conn.execute(query("enqueue_leased"), enqueue_leased_params(leased, owner))
     if writes.withdrawn:  # after the enqueue: this batch's own messages for them go too
         withdraw(conn, app, writes.withdrawn)
     if writes.announced:
         announce(conn, {app: writes.announced}, notices)
+    return leasing
 
 
 def history(conn: Connection, job_id: int, gid: str) -> dict[int, Recorded]:

@@ -350,7 +350,7 @@ def oldest_transaction_age(conn: Connection) -> float:
     return float(row[0]) if row else 0.0
 
 
-def analyze_grown_tables(conn: Connection, *, rows: int = 1000) -> list[str]:
+def analyze_grown_tables(conn: Connection, *, rows: int = 100) -> list[str]:
     """ANALYZE the mesh tables that hold ``rows`` or more live rows and more than twice what
     their statistics say; returns their names.
 

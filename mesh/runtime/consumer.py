@@ -25,67 +25,27 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass
 
 import trio
 
 from mesh.errors import DatabaseError, DatabaseUnavailable
+from mesh.pg.eager import EagerOffer
 from mesh.runtime.alone import AloneWatch
+from mesh.runtime.consumer_types import ConsumerSettings, ConsumerStatistics
+from mesh.runtime.eager import EagerDispatch
 from mesh.runtime.handlers import BatchHandler, BatchResult, Handler, fallback_outcome
 from mesh.runtime.inline import Waiting, first_step, resume
 from mesh.runtime.leases import InFlight, keep_leases
 from mesh.runtime.settling import ConsumerCounters, SettleLoop, Settler, SettleScope
-from mesh.runtime.slots import Slots
+from mesh.runtime.slots import Loan, Slots
 from mesh.runtime.streams import Settlement, StreamClaim, Streams
 from mesh.runtime.throttle import ThrottleState
 from mesh.runtime.wakeup import LISTENER_DOWN_POLL, StreamWakeups
 
 log = logging.getLogger(__name__)
 
-__all__ = [
-    "BatchHandler",
-    "BatchResult",
-    "ConsumerCounters",
-    "ConsumerSettings",
-    "ConsumerStatistics",
-    "Handler",
-    "Settler",
-    "StreamConsumer",
-]
-
-
-@dataclass(frozen=True)
-class ConsumerSettings:
-    batch_size: int = 50
-    """Messages claimed per round trip."""
-    concurrency: int = 50
-    """Messages in flight at once (claimed and not yet settled)."""
-    lease: float = 30.0
-    """Seconds a claim is leased; heartbeats extend it every lease / 3."""
-    poll_interval: float = 60.0
-    """The safety poll when no NOTIFY arrives (the elected poller wakes missed streams)."""
-    settle_batch: int = 500
-    max_attempts: int = 3
-    """Attempts of a message that carries no retry policy (the worker's policy)."""
-
-
-@dataclass(frozen=True, slots=True)
-class ConsumerStatistics:
-    """A consumer at one moment (counters since the process started)."""
-
-    stream: str
-    in_flight: int
-    claimed: int
-    acked: int
-    retried: int
-    dead_lettered: int
-    lost: int
-    claims: int
-    empty_claims: int
-    wakeups: int
-    draining: bool
-    paused: bool
-    running_alone: int
+__all__ = ["BatchHandler", "BatchResult", "ConsumerCounters", "ConsumerSettings"]
+__all__ += ["ConsumerStatistics", "Handler", "Settler", "StreamConsumer"]
 
 
 class StreamConsumer:
@@ -101,6 +61,7 @@ class StreamConsumer:
         batch_handler: BatchHandler | None = None,
         throttle: ThrottleState | None = None,
         settler: Settler | None = None,
+        eager: EagerDispatch | None = None,
     ) -> None:
         if (handler is None) == (batch_handler is None):
             raise TypeError("a consumer has a message handler or a batch handler, not both")
@@ -117,6 +78,10 @@ class StreamConsumer:
         self._group = wakeups.group(app, stream)
         self._wakeup = self._group.join()
         self.slots = Slots(settings.concurrency, on_prefetch=self._wakeup.set)
+        self._eager = eager or EagerDispatch()  # a consumer of no node's: nobody borrows
+        self._dry_mark: int | None = None
+        """The wake-up count of the stream's group when a claim found it dry (see
+        :meth:`_still_dry`); None: it was not."""
         self._stopping = False
         self._stopped = trio.Event()
         self._alone = AloneWatch()
@@ -159,17 +124,18 @@ class StreamConsumer:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         await self._release(self._forget_previous_run(), "consumer_restarted")
-        async with trio.open_nursery() as services:
-            services.start_soon(self._heartbeat_loop)
-            if self._handler is not None:
-                services.start_soon(self._settle_loop.run)
-            async with trio.open_nursery() as handlers:
-                task_status.started()
-                await self._claim_loop(handlers)
-            await self.slots.idle.wait()
-            # Claimed along with the last work after the drain began: give them back.
-            await self._release(self.slots.take_prefetched()[0], "drain_released")
-            services.cancel_scope.cancel()
+        with self._eager.intake(self.app, self.stream, self):
+            async with trio.open_nursery() as services:
+                services.start_soon(self._heartbeat_loop)
+                if self._handler is not None:
+                    services.start_soon(self._settle_loop.run)
+                async with trio.open_nursery() as handlers:
+                    task_status.started()
+                    await self._claim_loop(handlers)
+                await self.slots.idle.wait()
+                # Claimed along with the last work after the drain began: give them back.
+                await self._release(self.slots.take_prefetched()[0], "drain_released")
+                services.cancel_scope.cancel()
 
     async def _release(self, claims: list[StreamClaim], event: str) -> None:
         """Give back leases whose messages will not be handled here: a live node must not
@@ -193,8 +159,11 @@ class StreamConsumer:
         slots = self.slots
         while not self._stopping:
             if slots.prefetched:
-                # Claimed along with a settle or a batch (see _admit).
+                # Claimed along with a settle or a batch, or leased at their enqueue.
                 self._admit(*slots.take_prefetched(), handlers)
+                if self._still_dry():  # no claim would find anything
+                    self._wakeup.clear()
+                    await self._wakeup.wait(self._wakeups.safety_poll(self.settings.poll_interval))
                 continue
             free = slots.free(alone_wanted=self._alone.wanted)
             if free <= 0:
@@ -214,6 +183,7 @@ class StreamConsumer:
             now = trio.current_time()
             holds_nothing = slots.holds_nothing()  # before this claim's own reservation
             self._wakeup.clear()
+            heard = self._group.heard
             try:
                 with slots.reserve(wanted):
                     claims = await self._alone.claim(
@@ -236,6 +206,7 @@ class StreamConsumer:
                 backoff = min(LISTENER_DOWN_POLL, self.settings.poll_interval, backoff * 2)
                 continue
             backoff = 0.1
+            self._dry_mark = heard if len(claims) < wanted else None
             self._wakeup.answered(bool(claims), holds_nothing)
             self.counters.claims += 1
             self.counters.claimed += len(claims)
@@ -260,6 +231,29 @@ class StreamConsumer:
             and not self._alone.wanted
             and (self.throttle is None or self.throttle.effective(self.stream) == 0)
         )
+
+    def _still_dry(self) -> bool:
+        """The last claim found fewer messages than it asked for, and nothing woke the
+        stream's consumers since (a NOTIFY, a sibling's full claim, a reconnect)."""
+        return self._dry_mark is not None and self._dry_mark == self._group.heard
+
+    def lend(self, wanted: int) -> tuple[EagerOffer, Loan] | None:
+        """Up to ``wanted`` free slots for a transaction of this node that enqueues to the
+        stream; only while it is dry, so that messages waiting in it keep their turn."""
+        if not self._still_dry() or not self._may_claim_along():
+            return None
+        free = self.slots.free(alone_wanted=self._alone.wanted)
+        count = min(wanted, self.settings.batch_size, free)
+        if count <= 0:
+            return None
+        offer = EagerOffer(count, self.settings.lease, self.settings.max_attempts)
+        return offer, self.slots.lend(count)
+
+    def take(self, loan: Loan, claims: list[StreamClaim], sent_at: float) -> None:
+        """The lending transaction ended; ``claims``: the messages it leased to us."""
+        self.slots.repay(loan)
+        self.counters.claimed += len(claims)
+        self.slots.prefetch(claims, sent_at)
 
     def _forget_previous_run(self) -> list[StreamClaim]:
         abandoned = self.slots.reset()
@@ -296,7 +290,7 @@ class StreamConsumer:
                         self.settings.batch_size, slots.free(alone_wanted=False) + len(batch)
                     )
                     limit = max(0, limit) if self._may_claim_along() else 0
-                    sent_at = trio.current_time()
+                    sent_at, heard = trio.current_time(), self._group.heard
                     try:
                         with slots.reserve(limit):
                             result = await self._batch_handler(
@@ -329,6 +323,7 @@ class StreamConsumer:
         if limit:
             counters.claims += 1
             counters.claimed += len(result.next_claims)
+            self._dry_mark = heard if len(result.next_claims) < limit else None
         slots.prefetch(result.next_claims, sent_at)
 
     async def _handle_batch(self, batch: list[InFlight], handlers: trio.Nursery) -> None:

@@ -31,15 +31,28 @@ from mesh.runtime.streams import StreamClaim
 
 log = logging.getLogger(__name__)
 
+EAGER_PER_MESSAGE = 4
+"""Slots of the local activity worker a workflow transaction borrows per message it handles
+(eager dispatch, :mod:`mesh.runtime.eager`)."""
+
 
 class DurableRunner:
     """One task queue's workflow batches on one node."""
 
-    def __init__(self, node: Node, runs: Runs, stream: str, max_attempts: int) -> None:
+    def __init__(
+        self,
+        node: Node,
+        runs: Runs,
+        stream: str,
+        max_attempts: int,
+        eager_streams: Sequence[str] = (),
+    ) -> None:
         self.node = node
         self.runs = runs
         self.stream = stream
         self.max_attempts = max_attempts
+        self.eager_streams = eager_streams
+        """Streams whose requests this node's consumers may take at their enqueue."""
 
     async def run(
         self,
@@ -83,15 +96,26 @@ class DurableRunner:
         activity responses applied to their workflows in the transaction that acks their
         requests (as the :class:`~mesh.runtime.engine.Applier` of this node's activity
         workers: a resident workflow moves on without its response crossing the stream)."""
-        return await self.node.db.run(
-            process,
-            self.node.app,
-            self.runs,
-            deliveries,
-            owner=self.node.guid,
-            next_claim=next_claim,
-            notices=self.node.job_notices,
-        )
+        node = self.node
+        # Most messages make one request; a few make several (a gather): the rest of those
+        # go the ordinary way.
+        lending = node.eager.lend(node.app, self.eager_streams, EAGER_PER_MESSAGE * len(deliveries))
+        sent_at = trio.current_time()
+        report = None
+        try:
+            report = await node.db.run(
+                process,
+                node.app,
+                self.runs,
+                deliveries,
+                owner=node.guid,
+                next_claim=next_claim,
+                notices=node.job_notices,
+                eager=lending.offers,
+            )
+        finally:
+            lending.settle(report.leased if report is not None else {}, sent_at)
+        return report
 
     async def _one_by_one(self, deliveries: list[Delivery]) -> tuple[int, int]:
         async def alone(delivery: Delivery) -> int:

@@ -28,6 +28,7 @@ from mesh.pg.migrations import check_schema
 from mesh.pg.migrations import migrate as migrate_schema
 from mesh.pg.workflows import AppVersions
 from mesh.runtime.actor import Actor, ActorStatistics
+from mesh.runtime.eager import EagerDispatch
 from mesh.runtime.quorum_client import QuorumClient
 from mesh.runtime.streams import Streams
 from mesh.runtime.supervisor import Supervisor
@@ -75,6 +76,8 @@ class Node:
         )
         self.streams = Streams(self.db, owner=self.guid)
         self.wakeups = StreamWakeups(self.listener)
+        self.eager = EagerDispatch()
+        """This node's consumers that take messages leased at their enqueue."""
         self.throttle = ThrottleState(self.guid)
         self.versions = AppVersions()
         """Compiled app versions, shared by the engine and the workers that apply responses."""

@@ -11,11 +11,20 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import trio
 
 from mesh.runtime.leases import InFlight
 from mesh.runtime.streams import StreamClaim
+
+
+@dataclass(frozen=True, slots=True)
+class Loan:
+    """Slots promised to another actor's transaction (see :meth:`Slots.lend`)."""
+
+    count: int
+    generation: int
 
 
 class Slots:
@@ -36,6 +45,8 @@ class Slots:
         self.freed = trio.Event()
         self.idle = trio.Event()
         self.idle.set()
+        self.generation = 0
+        """Counts :meth:`reset` calls: a loan made before one is void."""
 
     def holds_nothing(self) -> bool:
         return not self.in_flight and not self.prefetched and not self.reserved
@@ -63,6 +74,16 @@ class Slots:
             yield
         finally:
             self.reserved -= count
+
+    def lend(self, count: int) -> Loan:
+        """Promise ``count`` slots to a transaction of another actor of this node, which may
+        enqueue that many messages leased to us (eager dispatch); :meth:`repay` after it."""
+        self.reserved += count
+        return Loan(count, self.generation)
+
+    def repay(self, loan: Loan) -> None:
+        if loan.generation == self.generation:
+            self.reserved -= loan.count
 
     def admit(self, claims: list[StreamClaim], sent_at: float) -> list[InFlight]:
         """Hold ``claims`` (their leases run from no earlier than ``sent_at``)."""
@@ -107,6 +128,7 @@ class Slots:
         self.in_flight.clear()
         self.prefetched.clear()
         self.reserved = 0
+        self.generation += 1
         self.alone_held = 0
         self.waiting = False
         self.idle.set()

@@ -48,6 +48,7 @@ class StreamActor(Actor[None]):
             settings=settings,
             throttle=node.throttle,
             settler=settler,
+            eager=node.eager,
         )
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:

@@ -119,6 +119,9 @@ class WakeupGroup:
         """How often claims that answered an enqueue NOTIFY came back empty (moving average)."""
         self._share_seen = 1.0
         """The share in force at those claims (a moving average, as ``_empty``)."""
+        self.heard = 0
+        """Counts every cause to look at the stream (a NOTIFY, a sibling's full claim, a
+        reconnect): unchanged since a claim came back short, the stream is still dry."""
 
     def join(self) -> Wakeup:
         wakeup = Wakeup(self)
@@ -142,6 +145,7 @@ class WakeupGroup:
     def enqueued(self, payload: str) -> None:
         """An enqueue's NOTIFY (the listener's callback): wake a member, for this node's
         share of them."""
+        self.heard += 1
         if random.random() < self.share:
             self.wake_one(payload, notified=True)
 
@@ -156,6 +160,7 @@ class WakeupGroup:
     def wake_one(self, payload: str = "", *, notified: bool = False) -> None:
         """Wake the next idle member; if all are busy, flag one so the wake is not lost.
         ``notified``: a NOTIFY with ``payload`` is the cause."""
+        self.heard += 1
         size = len(self.members)
         if not size:
             return
@@ -173,6 +178,7 @@ class WakeupGroup:
         self._next = (self._next + 1) % size
 
     def wake_all(self) -> None:
+        self.heard += 1
         for member in self.members:
             member.set()
 

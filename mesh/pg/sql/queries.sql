@@ -18,6 +18,23 @@ FROM unnest(mesh.lines(%(apps)s), mesh.lines(%(streams)s), mesh.lines(%(prioriti
      AS m(app, stream, priority, max_attempts, delay, payload)
 RETURNING id;
 
+-- name: enqueue_leased
+-- Eager dispatch: messages enqueued already leased to %(owner)s, for a consumer of that node
+-- that lent its free slots to the enqueuing transaction (mesh.runtime.eager). Each row is as
+-- the claim query would have left it: attempts 1 is the fencing token; max_attempts 0 (no
+-- retry policy of its own) takes the consumer's. Leased rows send no NOTIFY (the trigger).
+-- Returns per message what claim returns, after its app and stream.
+INSERT INTO mesh.stream_messages (app, stream, priority, max_attempts, payload, attempts,
+                                  lease_owner, lease_expires_at)
+SELECT m.app, m.stream, m.priority,
+       CASE WHEN m.max_attempts > 0 THEN m.max_attempts ELSE m.default_attempts END,
+       m.payload::jsonb, 1, %(owner)s, now() + m.lease * interval '1 second'
+FROM unnest(mesh.lines(%(apps)s), mesh.lines(%(streams)s), mesh.lines(%(priorities)s)::smallint[],
+            mesh.lines(%(max_attempts)s)::int[], mesh.lines(%(default_attempts)s)::int[],
+            mesh.lines(%(leases)s)::float8[], mesh.lines(%(payloads)s))
+     AS m(app, stream, priority, max_attempts, default_attempts, lease, payload)
+RETURNING app, stream, id, attempts, attempts - refunds, max_attempts, false, payload::text;
+
 -- name: claim
 -- Lease up to %(limit)s visible messages of one stream, highest priority then oldest first.
 -- The CTE is MATERIALIZED so the locking SELECT runs once; attempts + 1 is the fencing token.

@@ -100,13 +100,15 @@ CREATE FUNCTION mesh.stream_channel(app text, stream text) RETURNS text
     RETURN 'mesh_s_' || left(md5(app || '/' || stream), 24);
 
 -- One NOTIFY per stream per statement (Postgres folds repeats within a transaction), only for
--- rows visible now. Delayed rows are found by the consumers' fallback poll.
+-- rows visible now and not leased already (eager dispatch). Delayed rows are found by the
+-- elected poller.
 CREATE FUNCTION mesh.notify_stream_messages() RETURNS trigger
     LANGUAGE plpgsql AS $$
 DECLARE
     target record;
 BEGIN
-    FOR target IN SELECT DISTINCT app, stream FROM new_rows WHERE visible_at <= now() LOOP
+    FOR target IN SELECT DISTINCT app, stream FROM new_rows
+                  WHERE visible_at <= now() AND lease_owner IS NULL LOOP
         PERFORM pg_notify(mesh.stream_channel(target.app, target.stream), '');
     END LOOP;
     RETURN NULL;
