@@ -157,7 +157,7 @@ def write(
 ) -> Cursor | None:
     """Send the batch's writes (in a pipeline: nothing is waited for). ``eager``: messages
     for these streams are enqueued leased to ``owner``; the returned cursor yields their
-    claims (see :func:`mesh.pg.streams.leased_claims`)."""
+    claims (see :func:`mesh.pg.eager.leased_claims`)."""
     leasing = None
     # Calls first: a call that completed at once is recorded, then its outcome.
     if writes.calls:

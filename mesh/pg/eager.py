@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from mesh.model.outcomes import Outgoing
 from mesh.pg.streams import StreamClaim, enqueue_params, lines
@@ -60,9 +61,9 @@ def enqueue_leased_params(
     }
 
 
-def leased_claims(rows: Iterable[Sequence[object]]) -> dict[tuple[str, str], list[StreamClaim]]:
+def leased_claims(rows: Iterable[Sequence[Any]]) -> dict[tuple[str, str], list[StreamClaim]]:
     """The ``enqueue_leased`` query's rows as claims, by (app, stream)."""
     claims: dict[tuple[str, str], list[StreamClaim]] = {}
     for app, stream, *claim in rows:
-        claims.setdefault((str(app), str(stream)), []).append(StreamClaim(*claim))  # type: ignore[arg-type]
+        claims.setdefault((app, stream), []).append(StreamClaim(*claim))
     return claims
