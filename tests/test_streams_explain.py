@@ -42,3 +42,23 @@ def test_claim__uses_the_claim_index_with_a_100k_backlog(conn: psycopg.Connectio
     # And it claims what it should: 50 visible, unleased messages of that stream.
     rows = conn.execute(query("claim"), claim_params("shop", "topic-0", "n1", 50, 30)).fetchall()
     assert len(rows) == 50
+
+
+def test_job_key_probes__use_the_key_index_before_the_first_analyze(
+    conn: psycopg.Connection,
+) -> None:
+    """On a new database (no statistics yet) the planner rated an index leading with app
+    (jobs_state) as good as the (app, key) one, and each key probe scanned the app's jobs."""
+    row = conn.execute(
+        "SELECT reltuples FROM pg_class WHERE oid = 'mesh.jobs'::regclass"
+    ).fetchone()
+    assert row is not None and row[0] < 0, "the test needs a table never analyzed"
+    conn.execute("SET plan_cache_mode = force_generic_plan")
+    for name in ("lock_jobs", "durable_lock_jobs", "job_results"):
+        row = conn.execute(
+            "EXPLAIN (FORMAT JSON) " + query(name), {"app": "shop", "keys": ["a", "b"]}
+        ).fetchone()
+        assert row is not None
+        plan = json.dumps(row[0])
+        assert "jobs_key" in plan, (name, plan)
+        assert "jobs_state" not in plan, (name, plan)

@@ -53,7 +53,7 @@ WHERE j.app = %(app)s AND j.key = %(key)s AND j.version = 'code' AND j.state = '
 
 -- name: durable_lock_jobs
 -- The workflows a batch's messages name, locked in id order, with what a run needs. Shaped
--- like lock_jobs (queries.sql) so the plan cannot drift: one (app, key) probe per key, then
+-- like lock_jobs (queries.sql) so the plan cannot drift: one key probe per key, then
 -- the rows by primary key. `app = $1 AND key = ANY($2)` let a generic plan cached while the
 -- app was new scan the app's jobs per batch (7 ms a batch after 20 s, and growing).
 SELECT j.id, j.key, j.gid, j.topic, j.state, j.cycles,
@@ -72,7 +72,7 @@ WHERE j.id = ANY(ARRAY(
     SELECT found.id
     FROM unnest(%(keys)s::text[]) AS wanted(key)
     CROSS JOIN LATERAL (
-        SELECT id FROM mesh.jobs WHERE app = %(app)s AND key = wanted.key LIMIT 1
+        SELECT id FROM mesh.jobs WHERE key = wanted.key AND app || '' = %(app)s LIMIT 1
     ) AS found))
   AND j.version = 'code'
 ORDER BY j.id
