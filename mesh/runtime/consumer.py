@@ -80,8 +80,7 @@ class StreamConsumer:
         self.slots = Slots(settings.concurrency, on_prefetch=self._wakeup.set)
         self._eager = eager or EagerDispatch()  # a consumer of no node's: nobody borrows
         self._dry_mark: int | None = None
-        """The wake-up count of the stream's group when a claim found it dry (see
-        :meth:`_still_dry`); None: it was not."""
+        """The group's wake-up count when a claim found the stream dry (:meth:`_still_dry`)."""
         self._stopping = False
         self._stopped = trio.Event()
         self._alone = AloneWatch()
@@ -159,11 +158,7 @@ class StreamConsumer:
         slots = self.slots
         while not self._stopping:
             if slots.prefetched:
-                # Claimed along with a settle or a batch, or leased at their enqueue.
-                self._admit(*slots.take_prefetched(), handlers)
-                if self._still_dry():  # no claim would find anything
-                    self._wakeup.clear()
-                    await self._wakeup.wait(self._wakeups.safety_poll(self.settings.poll_interval))
+                await self._admit_prefetched(handlers)
                 continue
             free = slots.free(alone_wanted=self._alone.wanted)
             if free <= 0:
@@ -221,7 +216,7 @@ class StreamConsumer:
             else:
                 if not claims:
                     self.counters.empty_claims += 1
-                await self._wakeup.wait(self._wakeups.safety_poll(self.settings.poll_interval))
+                await self._wait_for_news()
 
     def _may_claim_along(self) -> bool:
         """Whether work in progress may claim the next batch with its own statement."""
@@ -231,6 +226,16 @@ class StreamConsumer:
             and not self._alone.wanted
             and (self.throttle is None or self.throttle.effective(self.stream) == 0)
         )
+
+    async def _admit_prefetched(self, handlers: trio.Nursery) -> None:
+        """Admit what a settle, a batch or an enqueue claimed for us; then, dry, wait."""
+        self._admit(*self.slots.take_prefetched(), handlers)
+        if self._still_dry():
+            self._wakeup.clear()
+            await self._wait_for_news()
+
+    async def _wait_for_news(self) -> None:  # a wake-up, or the safety poll
+        await self._wakeup.wait(self._wakeups.safety_poll(self.settings.poll_interval))
 
     def _still_dry(self) -> bool:
         """The last claim found fewer messages than it asked for, and nothing woke the
