@@ -68,3 +68,13 @@ EXPECTED = {
     "loop": lambda v: max(v, 3),
 }
 """What each shape returns for its argument (the approvals are signalled ``{"ok": v}``)."""
+
+
+async def signalled(value: int) -> Any:
+    """An activity, then a condition whose signal may have come long before, or comes later."""
+    acts = workflow.proxy_activities(add_one)
+    first = await acts.add_one(value)
+    answer = await workflow.condition("go", timeout=30)
+    if answer is workflow.TIMED_OUT:
+        return "timed out"
+    return {"first": first, "signal": answer}

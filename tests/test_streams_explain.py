@@ -54,7 +54,7 @@ def test_job_key_probes__use_the_key_index_before_the_first_analyze(
     ).fetchone()
     assert row is not None and row[0] < 0, "the test needs a table never analyzed"
     conn.execute("SET plan_cache_mode = force_generic_plan")
-    for name in ("lock_jobs", "durable_lock_jobs", "job_results"):
+    for name in ("lock_jobs", "durable_lock_jobs", "durable_read_jobs", "job_results"):
         row = conn.execute(
             "EXPLAIN (FORMAT JSON) " + query(name), {"app": "shop", "keys": ["a", "b"]}
         ).fetchone()
@@ -62,3 +62,39 @@ def test_job_key_probes__use_the_key_index_before_the_first_analyze(
         plan = json.dumps(row[0])
         assert "jobs_key" in plan, (name, plan)
         assert "jobs_state" not in plan, (name, plan)
+
+
+def test_withdraw_timers__probes_the_timers_index_with_a_large_backlog(
+    conn: psycopg.Connection,
+) -> None:
+    """Withdrawing a workflow's timers is one probe of its id, never a scan of the app's
+    messages, before any ANALYZE and after one (100k ready messages, 20k timers)."""
+    params = {"app": "shop", "rows": json.dumps([{"key": "w-7", "gid": "g", "position": None}])}
+
+    def plan() -> str:
+        conn.execute("SET plan_cache_mode = force_generic_plan")
+        row = conn.execute("EXPLAIN (FORMAT JSON) " + query("withdraw_timers"), params).fetchone()
+        assert row is not None
+        return json.dumps(row[0])
+
+    before = plan()
+    assert "stream_messages_timers" in before, before
+    conn.execute(
+        """
+        INSERT INTO mesh.stream_messages (app, stream, payload, visible_at)
+        SELECT 'shop', 'q',
+               jsonb_build_object('type', 'resume', 'job_id', 'w-' || (n % 30000), 'gid', 'g',
+                                  'activity_id', (n % 5)::text),
+               CASE WHEN n % 7 = 0 THEN now() + interval '1 hour' ELSE now() END
+        FROM generate_series(1, 120000) AS n
+        """
+    )
+    conn.execute("ANALYZE mesh.stream_messages")
+    after = plan()
+    assert "stream_messages_timers" in after, after
+    assert '"Seq Scan"' not in after, after
+    count = "SELECT count(*) FROM mesh.stream_messages WHERE payload->>'job_id' = 'w-7'"
+    assert conn.execute(count).fetchone() == (4,)
+    rows = conn.execute(query("withdraw_timers"), params).fetchall()
+    assert len(rows) == 1, "w-7's one timer (n = 7), not its three ready messages"
+    assert conn.execute(count).fetchone() == (3,)

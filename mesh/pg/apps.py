@@ -33,16 +33,24 @@ def deploy(conn: Connection, manifest: Manifest) -> bool:
     already deployed. :class:`VersionConflict` if the version exists with other content."""
     body = msgspec.json.encode(manifest).decode()
     app, version = manifest.app.id, manifest.app.version
-    rows = conn.execute(
-        query("deploy_version"), {"app": app, "version": version, "manifest": body}
-    ).fetchall()
-    stored, inserted = rows[0]
-    if not inserted and decode_manifest(stored) != manifest:
+    params = {"app": app, "version": version, "manifest": body}
+    inserted = conn.execute(query("deploy_version"), params).fetchone() is not None
+    if inserted:
+        return True
+    # A statement of its own: it sees a version a concurrent deploy committed while the
+    # insert waited for it.
+    row = conn.execute(query("deployed_manifest"), params).fetchone()
+    if row is None:
+        raise VersionConflict(
+            f"version {version!r} of app {app!r} was removed while this deploy read it; "
+            "deploy again"
+        )
+    if decode_manifest(row[0]) != manifest:
         raise VersionConflict(
             f"version {version!r} of app {app!r} is already deployed with a different manifest; "
             "deployed versions never change: give this one a new app.version"
         )
-    return bool(inserted)
+    return False
 
 
 def activate(

@@ -24,7 +24,7 @@ import msgspec
 
 from mesh import telemetry
 from mesh.errors import NondeterminismError
-from mesh.model.durable.calls import Call, Failure
+from mesh.model.durable.calls import Call, Failure, stored_time
 from mesh.model.durable.plan import (
     CANCEL,
     SIGNAL,
@@ -49,8 +49,11 @@ from mesh.pg.durable_rows import (
     WorkflowRow,
     Writes,
     after,
+    continued,
     history,
+    read_locked,
     record,
+    send_lock,
     update,
     write,
 )
@@ -112,11 +115,11 @@ def process(
             claims = [d.claim for d in deliveries if d.claim is not None]
             taking = conn.execute(query("take_claims"), fence_params(owner, claims))
             keys = sorted({d.message.job_id for d in deliveries})
-            locking = conn.execute(query("durable_lock_jobs"), {"app": app, "keys": keys})
+            locking = send_lock(conn, app, keys)
             taken = {r[0] for r in taking.fetchall()}
             report.taken, report.lost = taken, len(claims) - len(taken)
             live = [d.message for d in deliveries if d.claim is not None and d.claim.id in taken]
-            jobs = {row.key: row for row in map(WorkflowRow._make, locking.fetchall())}
+            jobs = read_locked(locking)
             for message in live:
                 row = jobs.get(message.job_id)
                 if row is None or row.status != "running":
@@ -176,7 +179,7 @@ def _step(
     is_start = isinstance(message, StartJob)
     if isinstance(message, StartJob) and (message.data or {}).get("gid") != gid:
         return False  # the start of an earlier generation
-    now = time.time()
+    now = stored_time(time.time())  # what a replay reads back: the same value
     if isinstance(message, Resume) and message.kind == TERMINATE:
         reason = (message.data or {}).get("reason") if isinstance(message.data, dict) else None
         error = {"message": str(reason or "terminated"), "type": "WorkflowTerminated", "code": 410}
@@ -199,8 +202,8 @@ def _step(
     except Exception as error:  # the workflow cannot go on: it fails with the reason
         _end(writes, app, row, "failed", _error(error))
         return True
-    record(writes, job_id, gid, plan, now)
-    _conclude(writes, app, run, row, plan.progress)
+    record(writes, job_id, key, gid, plan, now)
+    _conclude(writes, app, run, row, plan.progress, now)
     return True
 
 
@@ -221,7 +224,14 @@ def _run_of(
     function = runs.functions.get(row.name)
     if function is None:
         raise LookupError(f"no workflow function {row.name!r} runs on this task queue")
-    info = WorkflowInfo(key, row.name, row.task_queue, started_at=row.created_at, run_id=gid)
+    info = WorkflowInfo(
+        key,
+        row.name,
+        row.task_queue,
+        generation=row.generation,
+        started_at=row.started_at,
+        run_id=gid,
+    )
     # A generation records its first calls with its first step (``cycles`` counts steps).
     recorded = history(conn, row.id, gid) if row.cycles else {}
     if replay and not recorded:
@@ -271,6 +281,8 @@ def _perform_effects(
         position, call = plan.effects[done]
         done += 1
         outcome = _effect(conn, workflow, position, call, signals, writes, now)
+        if outcome is not None and call.kind == "condition":
+            plan.timers.pop(position, None)  # answered by a waiting signal: no timeout to send
         if outcome is not None:
             known = run.history[position]
             finished = msgspec.structs.replace(known, done=True, at=now, **outcome)
@@ -322,7 +334,12 @@ def _effect(
 
 
 def _conclude(
-    writes: Writes, app: str, run: WorkflowRun, row: WorkflowRow, progress: Progress
+    writes: Writes,
+    app: str,
+    run: WorkflowRun,
+    row: WorkflowRow,
+    progress: Progress,
+    now: float,
 ) -> None:
     """Write how the step left the workflow: going on, continued as new, or ended."""
     job_id, key, gid, cycles = row.id, row.key, row.gid, row.cycles
@@ -331,10 +348,13 @@ def _conclude(
         writes.kept.append((run, cycles + 1))
         return
     writes.dropped.append(key)
+    ended_well = progress.failure is None and not progress.cancelled  # else all is withdrawn
+    if ended_well and run.timers_pending():  # a wake or a timeout nothing waits for now
+        writes.timers.append({"key": key, "gid": gid, "position": None})
     if progress.continue_with is not None:
         fresh_gid = new_guid()
         update(writes, job_id, 0, "running", fresh_gid, None, open_calls=1)  # its start
-        writes.data[(job_id, "", "args")] = list(progress.continue_with)
+        continued(writes, row, run, list(progress.continue_with), now)
         writes.outgoing.append(durable_messages.start_message(app, key, fresh_gid, row.task_queue))
     elif progress.failure is not None:
         _end(writes, app, row, "failed", _failure_error(progress.failure))

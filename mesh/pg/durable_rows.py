@@ -27,7 +27,7 @@ SIGNALS = "$signals"
 
 
 class WorkflowRow(NamedTuple):
-    """A workflow's job as ``durable_lock_jobs`` reads it (under its lock)."""
+    """A workflow's job as ``durable_read_jobs`` reads it (after its lock)."""
 
     id: int
     key: str
@@ -43,6 +43,65 @@ class WorkflowRow(NamedTuple):
     """signal id -> the data of signals nobody waited for yet, oldest first."""
     trace: str
     """The trace context the workflow's spans join ('' without telemetry)."""
+    generation: int = 0
+    """How many times the workflow continued as new."""
+    started_at: float = 0.0
+    """When the generation started: the job's creation, or the end of the generation
+    before (``workflow.now()`` never goes back across ``continue_as_new``)."""
+
+
+GENERATION = "generation"
+"""The data field of a continued workflow: ``{"number": n, "started_at": seconds}``."""
+
+GENERATIONS = "$generations"
+"""The data dimension where the last :data:`KEPT_GENERATIONS` ended generations are
+summarised (their calls are deleted when the next one starts)."""
+
+KEPT_GENERATIONS = 10
+
+
+def send_lock(conn: Connection, app: str, keys: list[str]) -> tuple[Cursor, Cursor]:
+    """Send the lock of the workflows ``keys`` names, then the read of what a step needs of
+    them (read both with :func:`read_locked`). In a pipeline both travel together; the read
+    is a statement of its own, so it sees every commit made before the locks were granted."""
+    params = {"app": app, "keys": keys}
+    return conn.execute(query("durable_lock_jobs"), params), conn.execute(
+        query("durable_read_jobs"), params
+    )
+
+
+def read_locked(sent: tuple[Cursor, Cursor]) -> dict[str, WorkflowRow]:
+    """The workflows :func:`send_lock` locked, by key (a row the lock did not take, such
+    as a job inserted between the two statements, is left out)."""
+    locking, reading = sent
+    locked = {row[0] for row in locking.fetchall()}
+    rows: dict[str, WorkflowRow] = {}
+    for id_, key, gid, name, status, cycles, created_at, data, signals, trace in reading:
+        if id_ not in locked:
+            continue
+        data = data or {}
+        generation = data.get(GENERATION)
+        number, started_at = 0, created_at
+        if isinstance(generation, dict):
+            number = int(generation.get("number", 0))
+            started_at = float(generation.get("started_at") or created_at)
+        rows[key] = WorkflowRow(
+            id=id_,
+            key=key,
+            gid=gid,
+            name=name,
+            status=status,
+            cycles=cycles,
+            args=data.get("args"),
+            task_queue=data.get("task_queue") or "",
+            created_at=created_at,
+            parent=data.get("parent"),
+            signals=signals,
+            trace=trace,
+            generation=number,
+            started_at=started_at,
+        )
+    return rows
 
 
 @dataclass
@@ -58,6 +117,11 @@ class Writes:
     """Workflows that ended: (name, key, status), for the job channel (and the quorum)."""
     withdrawn: list[dict[str, str]] = field(default_factory=list)
     """Workflows that ended early ({"key", "gid"}): their queued messages are withdrawn."""
+    timers: list[dict[str, Any]] = field(default_factory=list)
+    """Timers nothing waits for any more ({"key", "gid", "position"}; position None: every
+    timer of that generation): a condition a signal answered, a generation that ended."""
+    generations: list[dict[str, Any]] = field(default_factory=list)
+    """Generations that continued as new: their calls are deleted, a summary is kept."""
     ended: list[tuple[WorkflowRow, str]] = field(default_factory=list)
     """Workflows that ended, with their status (for their spans, once committed)."""
     kept: list[tuple[WorkflowRun, int]] = field(default_factory=list)
@@ -75,16 +139,45 @@ def after(row: WorkflowRow, writes: Writes) -> WorkflowRow:
     args = writes.data.get((row.id, "", "args"), row.args)
     signals = dict(row.signals or {})
     signals.update({f: v for (i, d, f), v in writes.data.items() if i == row.id and d == SIGNALS})
+    generation = writes.data.get((row.id, "", GENERATION))
     return row._replace(
         gid=update["gid"],
         status=update["status"],
         cycles=update["cycles"],
         args=args,
         signals=signals,
+        generation=generation["number"] if generation else row.generation,
+        started_at=generation["started_at"] if generation else row.started_at,
     )
 
 
-def record(writes: Writes, job_id: int, gid: str, plan: StepPlan, now: float) -> None:
+def continued(
+    writes: Writes, row: WorkflowRow, run: WorkflowRun, args: list[Any], now: float
+) -> None:
+    """The generation of ``row`` ended by continuing as new with ``args``: the next one's
+    data (its number, and its start, no earlier than anything this one saw), and this one's
+    summary in place of its calls."""
+    ended = max(run.now, now)
+    writes.data[(row.id, "", "args")] = args
+    writes.data[(row.id, "", GENERATION)] = {"number": row.generation + 1, "started_at": ended}
+    writes.generations.append(
+        {
+            "job_id": row.id,
+            "gid": row.gid,
+            "number": row.generation,
+            "forget": row.generation - KEPT_GENERATIONS,
+            "summary": {
+                "generation": row.generation,
+                "gid": row.gid,
+                "started_at": row.started_at,
+                "ended_at": ended,
+                "calls": run.position,
+            },
+        }
+    )
+
+
+def record(writes: Writes, job_id: int, key: str, gid: str, plan: StepPlan, now: float) -> None:
     for position, outcome in plan.outcomes:
         writes.outcomes.append(
             {
@@ -118,6 +211,9 @@ def record(writes: Writes, job_id: int, gid: str, plan: StepPlan, now: float) ->
             }
         )
     writes.outgoing.extend(plan.outgoing)
+    writes.outgoing.extend(plan.timers.values())
+    for position in plan.answered:
+        writes.timers.append({"key": key, "gid": gid, "position": str(position)})
 
 
 def update(
@@ -181,8 +277,12 @@ def write(
             conn.execute(query("enqueue"), enqueue_params(normal))
         if leased:
             leasing = conn.execute(query("enqueue_leased"), enqueue_leased_params(leased, owner))
+    if writes.generations:
+        conn.execute(query("durable_generations_ended"), {"rows": _rows(writes.generations)})
     if writes.withdrawn:  # after the enqueue: this batch's own messages for them go too
         withdraw(conn, app, writes.withdrawn)
+    if writes.timers:
+        conn.execute(query("withdraw_timers"), {"app": app, "rows": _rows(writes.timers)})
     if writes.announced:
         announce(conn, {app: writes.announced}, notices)
     return leasing

@@ -142,6 +142,7 @@ def set_throttle(
         check_signing(conn, app, secret)
         if secret:
             register_key(conn, app, secret)
+        conn.execute(query("lock_throttles"), {"app": app})  # then read what it saw commit
         conn.execute(query("clear_throttles"), scope)
         conn.execute(
             query("insert_throttle"),

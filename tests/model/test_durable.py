@@ -337,3 +337,47 @@ def test_resident_runs__bounded_least_recently_resumed_first_and_replay_recovers
     assert [p for p, _ in replayed.start().calls] == [1]
     with pytest.raises(ValueError):
         ResidentRuns(capacity=0)
+
+
+class CountingHistory(dict[int, Recorded]):
+    """A run's history that counts how often its entries are read."""
+
+    reads = 0
+
+    def __getitem__(self, position: int) -> Recorded:
+        self.reads += 1
+        return super().__getitem__(position)
+
+    def get(self, position: int, default: Any = None) -> Any:
+        self.reads += 1
+        return super().get(position, default)
+
+
+async def wide_fan_out(width: int) -> int:
+    acts = workflow.proxy_activities(check_inventory)
+    counts = await workflow.gather(*(acts.check_inventory(f"item-{n}") for n in range(width)))
+    return sum(counts)
+
+
+def reads_per_outcome(width: int) -> float:
+    """History reads per outcome while ``width`` gathered calls come back one by one, each
+    outcome followed by what the runtime asks after every step (the calls still open)."""
+    run = WorkflowRun(wide_fan_out, [width], INFO)
+    started = run.start()
+    assert len(started.calls) == width
+    history = run.history = CountingHistory(run.history)
+    progress = Progress()
+    for position, _ in started.calls:
+        progress = run.deliver(position, done(started, position, result=1))
+        assert run.open_calls == (0 if progress.finished else width - 1 - position)
+    assert progress.finished and progress.result == width
+    return history.reads / width
+
+
+def test_gather__an_outcome_costs_the_same_in_a_gather_of_500_and_of_5000() -> None:
+    """A fan-out is linear: each outcome does a fixed amount of work, however many calls
+    the gather waits for (each outcome scanned every call of the gather: 5,000 gathered
+    took 19 s, 500 took 0.36 s)."""
+    small, large = reads_per_outcome(500), reads_per_outcome(5000)
+    assert large <= 1.5 * small, (small, large)
+    assert large < 10, "a bounded number of reads per outcome"

@@ -63,6 +63,13 @@ class Failure(msgspec.Struct, frozen=True):
     code: int = 500
 
 
+def stored_time(seconds: float) -> float:
+    """``seconds`` to the microsecond, as Postgres stores a timestamp: a time a workflow
+    sees is rounded so before it is recorded, so that a replay, which reads it back, sees
+    the very same float."""
+    return round(seconds, 6)
+
+
 def recorded(call: Call) -> Recorded:
     """What is recorded of ``call`` when it is made (its outcome comes later)."""
     return Recorded(kind=call.kind, name=call.name, shape=call.shape)

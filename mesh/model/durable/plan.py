@@ -77,6 +77,11 @@ class StepPlan:
     """Calls made, to record with their arguments: pending (to be performed) or done
     (markers)."""
     outgoing: list[Outgoing] = field(default_factory=list)
+    timers: dict[int, Outgoing] = field(default_factory=dict)
+    """The timeouts of the conditions made, by position (sent unless the condition is
+    answered in the same step, by a signal that waited for it)."""
+    answered: list[int] = field(default_factory=list)
+    """Conditions a signal answered: their timeouts, if queued, are withdrawn."""
     effects: list[tuple[int, Call]] = field(default_factory=list)
     """Calls the runtime performs in the database itself: signals to other workflows,
     children, and conditions (a signal may be waiting for them already)."""
@@ -142,7 +147,7 @@ def original_message(kind: str, text: str) -> str:
 
 ANSWERS = {"activity": "response", "sleep": WAKE, "condition": TIMEOUT, "child": CHILD}
 """What ends each kind of call: an activity's response, a sleep's wake, a condition's
-timeout (its signal is matched by id, see :func:`waiting_condition`), a child's end."""
+timeout (its signal is matched by id, see :meth:`WorkflowRun.waiting_for`), a child's end."""
 
 
 def answers(message: EngineMessage, known: Recorded) -> bool:
@@ -186,13 +191,14 @@ def plan_step(
         _advance(plan, run, workflow, run.cancel(), now=now, new_id=new_id)
         return plan
     if isinstance(message, Resume) and message.kind == SIGNAL:
-        position = waiting_condition(run, message.activity_id)
+        position = run.waiting_for(message.activity_id)
         if position is None:
             plan.buffered = (message.activity_id, message.data)
             return plan
         outcome = msgspec.structs.replace(
             run.history[position], done=True, result={"data": message.data}, at=now
         )
+        plan.answered.append(position)
     else:
         position = position_of(message)
         known = run.history.get(position) if position is not None else None
@@ -236,20 +242,11 @@ def _advance(
         if call.kind in RUNTIME_KINDS:
             plan.effects.append((position, call))
             if call.kind == "condition" and call.timeout is not None:
-                plan.outgoing.append(
-                    _resume(workflow, position, TIMEOUT, call.timeout, now, new_id)
+                plan.timers[position] = _resume(
+                    workflow, position, TIMEOUT, call.timeout, now, new_id
                 )
         else:
             plan.outgoing.append(_perform(workflow, position, call, now=now, new_id=new_id))
-
-
-def waiting_condition(run: WorkflowRun, signal_id: str) -> int | None:
-    """The first position where the run waits for the signal ``signal_id``, if any."""
-    for position in sorted(run.history):
-        known = run.history[position]
-        if known.kind == "condition" and known.name == signal_id and not known.done:
-            return position
-    return None
 
 
 def _resume(

@@ -111,6 +111,11 @@ class WorkflowRun:
         """Steps applied to the workflow's job when this run last saw it (the runtime's
         check that no other node moved the workflow on since)."""
         self._waiting: tuple[int, ...] = ()
+        """The positions of the suspension's calls, in call order."""
+        self._waited: frozenset[int] = frozenset()
+        self._open = 0
+        """How many of them have no outcome yet (kept as a count: a gather of thousands
+        must not scan its calls at every outcome)."""
         self._suspension: Suspend | None = None
         self._progress = Progress()
         self._function = function
@@ -135,9 +140,12 @@ class WorkflowRun:
     def deliver(self, position: int, outcome: Recorded) -> Progress:
         """The outcome of a call the run waits for. Outcomes of calls it does not wait for
         yet (a gather's others) are kept; the run goes on once its suspension is complete."""
+        before = self.history.get(position, _PENDING)
         self.history[position] = outcome
+        if position in self._waited and outcome.done and not before.done:
+            self._open -= 1
         suspension = self._suspension
-        if suspension is None or position not in self._waiting or not self._complete():
+        if suspension is None or position not in self._waited or not self._complete():
             return Progress()
         return self._step(self._answer(suspension))
 
@@ -162,10 +170,27 @@ class WorkflowRun:
     @property
     def open_calls(self) -> int:
         """The calls the run waits for whose outcomes are not recorded yet."""
-        return sum(1 for p in self._waiting if not self.history.get(p, _PENDING).done)
+        return self._open
+
+    def waiting_for(self, signal_id: str) -> int | None:
+        """The first position where the run waits for the signal ``signal_id``, if any (a
+        call without an outcome is always one of the suspension's)."""
+        for position in self._waiting:
+            known = self.history[position]
+            if known.kind == "condition" and known.name == signal_id and not known.done:
+                return position
+        return None
+
+    def timers_pending(self) -> bool:
+        """Whether a sleep or a condition of the run has no outcome yet: its wake or its
+        timeout may still be queued."""
+        return self._open > 0 and any(
+            self.history[p].kind in ("sleep", "condition") and not self.history[p].done
+            for p in self._waiting
+        )
 
     def _complete(self) -> bool:
-        return all(self.history.get(p, _PENDING).done for p in self._waiting)
+        return self._open == 0
 
     def _step(self, advance: Callable[[], Any]) -> Progress:
         """Advance the coroutine, then keep advancing while what it waits for is recorded."""
@@ -234,6 +259,8 @@ class WorkflowRun:
             positions.append(position)
         self._suspension = suspension
         self._waiting = tuple(positions)
+        self._waited = frozenset(positions)
+        self._open = sum(1 for p in positions if not self.history[p].done)
 
     def _end(self, progress: Progress, **how: Any) -> Progress:
         self.finished = True

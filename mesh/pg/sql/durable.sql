@@ -52,21 +52,12 @@ FROM mesh.jobs j
 WHERE j.app = %(app)s AND j.key = %(key)s AND j.version = 'code' AND j.state = 'running';
 
 -- name: durable_lock_jobs
--- The workflows a batch's messages name, locked in id order, with what a run needs. Shaped
--- like lock_jobs (queries.sql) so the plan cannot drift: one key probe per key, then
+-- The workflows a batch's messages name, locked in id order. It returns their ids only:
+-- what a step decides from is read by durable_read_jobs, the next statement (see there).
+-- Shaped like lock_jobs (queries.sql) so the plan cannot drift: one key probe per key, then
 -- the rows by primary key. `app = $1 AND key = ANY($2)` let a generic plan cached while the
 -- app was new scan the app's jobs per batch (7 ms a batch after 20 s, and growing).
-SELECT j.id, j.key, j.gid, j.topic, j.state, j.cycles,
-       (SELECT a.value FROM mesh.jobs_attributes a
-        WHERE a.job_id = j.id AND a.dimension = '' AND a.symbol = 'args'),
-       (SELECT a.value #>> '{}' FROM mesh.jobs_attributes a
-        WHERE a.job_id = j.id AND a.dimension = '' AND a.symbol = 'task_queue'),
-       extract(epoch FROM j.created_at)::float8,
-       (SELECT a.value FROM mesh.jobs_attributes a
-        WHERE a.job_id = j.id AND a.dimension = '' AND a.symbol = 'parent'),
-       (SELECT jsonb_object_agg(a.symbol, a.value) FROM mesh.jobs_attributes a
-        WHERE a.job_id = j.id AND a.dimension = '$signals'),
-       coalesce(j.trace, '')
+SELECT j.id
 FROM mesh.jobs j
 WHERE j.id = ANY(ARRAY(
     SELECT found.id
@@ -77,6 +68,32 @@ WHERE j.id = ANY(ARRAY(
   AND j.version = 'code'
 ORDER BY j.id
 FOR UPDATE OF j;
+
+-- name: durable_read_jobs
+-- What a run needs of the workflows durable_lock_jobs locked: their rows, their data
+-- (args, task queue, parent, generation: one range scan) and the signals that wait for a
+-- condition. Sent right after the lock, as a statement of its own: under READ COMMITTED a
+-- statement that waited for a row lock sees the newest version of the locked row, but reads
+-- everything else (subqueries, other tables) from the snapshot it started with, before the
+-- lock was granted. A signal buffered by the transaction it waited for was then invisible,
+-- and the condition it answered waited for ever. This statement starts after the lock is
+-- held, so its snapshot holds every commit made under the lock. The caller keeps only the
+-- rows it locked.
+SELECT j.id, j.key, j.gid, j.topic, j.state, j.cycles,
+       extract(epoch FROM j.created_at)::float8,
+       (SELECT jsonb_object_agg(a.symbol, a.value) FROM mesh.jobs_attributes a
+        WHERE a.job_id = j.id AND a.dimension = ''),
+       (SELECT jsonb_object_agg(a.symbol, a.value) FROM mesh.jobs_attributes a
+        WHERE a.job_id = j.id AND a.dimension = '$signals'),
+       coalesce(j.trace, '')
+FROM mesh.jobs j
+WHERE j.id = ANY(ARRAY(
+    SELECT found.id
+    FROM unnest(%(keys)s::text[]) AS wanted(key)
+    CROSS JOIN LATERAL (
+        SELECT id FROM mesh.jobs WHERE key = wanted.key AND app || '' = %(app)s LIMIT 1
+    ) AS found))
+  AND j.version = 'code';
 
 -- name: durable_history
 -- The recorded calls of one generation, by position.
@@ -133,3 +150,43 @@ WHERE j.id = ANY(ARRAY(SELECT (e->>'id')::bigint FROM jsonb_array_elements(%(row
 -- How many of an app's workflows wait for a signal (a condition not yet answered).
 SELECT count(*) FROM mesh.durable_steps s JOIN mesh.jobs j ON j.id = s.job_id
 WHERE j.app = %(app)s AND j.state = 'running' AND s.kind = 'condition' AND NOT s.done;
+
+-- name: durable_generations_ended
+-- Generations that continued as new: their calls leave durable_steps (a workflow that loops
+-- for ever keeps one generation's calls, not all of them), a summary of each is kept in the
+-- job's data dimension '$generations' (under its number, zero-padded so they sort), and the
+-- summary of the generation `forget` goes: the last mesh.durable_rows.KEPT_GENERATIONS stay.
+WITH r AS MATERIALIZED (
+    SELECT * FROM jsonb_to_recordset(%(rows)s::jsonb)
+        AS r(job_id bigint, gid text, number int, forget int, summary jsonb)
+), calls AS (
+    DELETE FROM mesh.durable_steps AS s USING r
+    WHERE s.job_id = r.job_id AND s.gid = r.gid
+), kept AS (
+    INSERT INTO mesh.jobs_attributes (job_id, dimension, symbol, value)
+    SELECT job_id, '$generations', lpad(number::text, 10, '0'), summary FROM r
+    ON CONFLICT (job_id, dimension, symbol) DO UPDATE SET value = EXCLUDED.value
+)
+DELETE FROM mesh.jobs_attributes AS a USING r
+WHERE a.job_id = r.job_id AND a.dimension = '$generations'
+  AND a.symbol = lpad(r.forget::text, 10, '0');
+
+-- name: withdraw_timers
+-- Timers nothing waits for any more: the delayed wakes and condition timeouts of a workflow
+-- generation (%(rows)s: key, gid, and the position, or null for all of them), not yet
+-- claimed. One probe of stream_messages_timers per row (the lateral's OFFSET 0 keeps it
+-- so whatever the statistics say); a timer claimed meanwhile runs and changes nothing.
+DELETE FROM mesh.stream_messages AS m
+WHERE m.id = ANY(ARRAY(
+    SELECT t.id
+    FROM jsonb_to_recordset(%(rows)s::jsonb) AS r(key text, gid text, position text)
+    CROSS JOIN LATERAL (
+        SELECT s.id FROM mesh.stream_messages AS s
+        WHERE s.app = %(app)s AND (s.payload->>'job_id') = r.key
+          AND s.lease_owner IS NULL AND s.visible_at > s.enqueued_at
+          AND s.payload->>'type' = 'resume' AND s.payload->>'gid' = r.gid
+          AND (r.position IS NULL OR s.payload->>'activity_id' = r.position)
+        OFFSET 0
+    ) AS t))
+  AND m.lease_owner IS NULL
+RETURNING m.id;

@@ -105,17 +105,20 @@ RETURNING m.id, m.attempts, m.attempts - m.refunds, m.max_attempts, chosen.alone
 -- now is being settled (or reaped), so it is skipped, not extended, and still reported held
 -- if the statement's snapshot says so (its settle or the next heartbeat tells). Waiting
 -- would make it a deadlock partner of a settle that locks the same rows in another order.
+-- The update checks owner and token again on the row as locked (which may be newer than the
+-- snapshot): a message reaped and claimed again since, even by this owner, is not extended
+-- under its old token.
 WITH held AS (
-    SELECT m.id FROM mesh.stream_messages AS m
+    SELECT m.id, h.attempt FROM mesh.stream_messages AS m
     JOIN unnest(mesh.lines(%(ids)s)::bigint[], mesh.lines(%(attempts)s)::int[]) AS h(id, attempt)
       ON m.id = h.id AND m.attempts = h.attempt
     WHERE m.lease_owner = %(owner)s
 ), extended AS (
     UPDATE mesh.stream_messages AS m
     SET lease_expires_at = now() + %(lease)s * interval '1 second'
-    FROM (SELECT id FROM mesh.stream_messages WHERE id IN (SELECT id FROM held)
-          FOR UPDATE SKIP LOCKED) AS free
-    WHERE m.id = free.id AND m.lease_owner = %(owner)s
+    FROM (SELECT s.id, held.attempt FROM mesh.stream_messages AS s JOIN held ON held.id = s.id
+          FOR UPDATE OF s SKIP LOCKED) AS free
+    WHERE m.id = free.id AND m.lease_owner = %(owner)s AND m.attempts = free.attempt
     RETURNING m.id
 )
 SELECT held.id, extended.id IS NOT NULL FROM held LEFT JOIN extended ON extended.id = held.id;
@@ -204,15 +207,24 @@ WITH stale AS MATERIALIZED (
     SELECT DISTINCT lease_owner AS owner FROM mesh.stream_messages
     WHERE lease_owner IS NOT NULL AND lease_expires_at < now()
     LIMIT %(limit)s
-), taken AS MATERIALIZED (
-    SELECT id, lease_owner FROM mesh.stream_messages
+), seen AS MATERIALIZED (
+    SELECT id, lease_expires_at FROM mesh.stream_messages
     WHERE lease_owner IN (SELECT owner FROM stale)
-    FOR UPDATE SKIP LOCKED
+), taken AS MATERIALIZED (
+    -- Judged from the rows as locked, not as this statement's snapshot saw them: a row
+    -- changed after the snapshot is locked at its newest version and these conditions are
+    -- checked again on it. A lease extended meanwhile (its holder heartbeated: alive after
+    -- all) no longer equals what was seen, and is left to its holder.
+    SELECT m.id, m.lease_owner, m.attempts, m.refunds, m.max_attempts
+    FROM mesh.stream_messages AS m JOIN seen ON seen.id = m.id
+    WHERE m.lease_owner IN (SELECT owner FROM stale)
+      AND m.lease_expires_at = seen.lease_expires_at
+    FOR UPDATE OF m SKIP LOCKED
 ), holdings AS (
-    SELECT m.id, m.lease_owner, m.attempts - m.refunds AS spent_attempts, m.refunds,
-           coalesce(nullif(m.max_attempts, 0), 3) AS max_attempts,
-           count(*) OVER (PARTITION BY m.lease_owner) AS held
-    FROM mesh.stream_messages AS m JOIN taken ON taken.id = m.id
+    SELECT t.id, t.lease_owner, t.attempts - t.refunds AS spent_attempts, t.refunds,
+           coalesce(nullif(t.max_attempts, 0), 3) AS max_attempts,
+           count(*) OVER (PARTITION BY t.lease_owner) AS held
+    FROM taken AS t
 ), judged AS MATERIALIZED (
     SELECT h.*, h.held > 1 AND h.refunds < 2 AS refund,
            NOT (h.held > 1 AND h.refunds < 2) AND h.spent_attempts >= h.max_attempts AS spent
@@ -318,9 +330,18 @@ WHERE app = %(app)s
   AND (%(topic)s = '' OR topic = %(topic)s)
   AND (%(guid)s = '' OR guid = %(guid)s);
 
+-- name: lock_throttles
+-- One throttle change of an app at a time (held to the end of the transaction), taken in a
+-- statement of its own before clear_throttles and insert_throttle, so that they see what the
+-- change before committed: two changes of one scope both inserted their row (the second
+-- failed on the primary key), and a wider one could miss a narrower row committed meanwhile.
+SELECT pg_advisory_xact_lock(hashtextextended('mesh.throttles ' || %(app)s, 0));
+
 -- name: insert_throttle
 INSERT INTO mesh.throttles (app, topic, guid, throttle_ms, signature)
-VALUES (%(app)s, %(topic)s, %(guid)s, %(throttle)s, %(signature)s);
+VALUES (%(app)s, %(topic)s, %(guid)s, %(throttle)s, %(signature)s)
+ON CONFLICT (app, topic, guid) DO UPDATE
+SET throttle_ms = EXCLUDED.throttle_ms, signature = EXCLUDED.signature, updated_at = now();
 
 -- name: load_throttles
 SELECT topic, guid, throttle_ms, signature FROM mesh.throttles WHERE app = %(app)s;
@@ -390,16 +411,17 @@ WITH revived AS (
 SELECT id FROM revived;
 
 -- name: deploy_version
--- Store a validated manifest; returns the stored manifest (an existing one is left as is).
-WITH inserted AS (
-    INSERT INTO mesh.app_versions (app, version, manifest)
-    VALUES (%(app)s, %(version)s, %(manifest)s::jsonb)
-    ON CONFLICT (app, version) DO NOTHING
-    RETURNING manifest
-)
-SELECT manifest::text, true FROM inserted
-UNION ALL
-SELECT manifest::text, false FROM mesh.app_versions WHERE app = %(app)s AND version = %(version)s;
+-- Store a validated manifest, unless that version is stored (no row returned: read it with
+-- deployed_manifest, a statement of its own). Reading it in this statement missed a version
+-- that a concurrent deploy committed while this insert waited for it: the read used the
+-- statement's snapshot, taken before that commit, and found nothing at all.
+INSERT INTO mesh.app_versions (app, version, manifest)
+VALUES (%(app)s, %(version)s, %(manifest)s::jsonb)
+ON CONFLICT (app, version) DO NOTHING
+RETURNING true;
+
+-- name: deployed_manifest
+SELECT manifest::text FROM mesh.app_versions WHERE app = %(app)s AND version = %(version)s;
 
 -- name: activate_version
 -- Make a deployed version the active one (one commit switches every engine).
@@ -724,9 +746,17 @@ WHERE j.app = %(app)s AND j.key = %(key)s;
 -- name: job_timeline
 -- A YAML job's activity legs; a code workflow's durable calls as legs of activities named
 -- 'position:name' (made: leg 1; its outcome: leg 2, code 200 or the error's code), its
--- generation as the dimension.
+-- generation as the dimension; and the generations it continued from, whose calls are gone,
+-- as 'generation N (C calls)' from its start (leg 1) to its end (leg 2).
 SELECT activity, dimension, leg, code, at FROM (
     SELECT activity, dimension, leg, code, at FROM mesh.job_steps WHERE job_id = %(id)s
+    UNION ALL
+    SELECT format('generation %%s (%%s calls)', g.value->>'generation', g.value->>'calls'),
+           g.value->>'gid', leg.n, 200,
+           to_timestamp((g.value->>CASE leg.n WHEN 1 THEN 'started_at' ELSE 'ended_at' END)
+                        ::float8)
+    FROM mesh.jobs_attributes g CROSS JOIN (VALUES (1), (2)) AS leg(n)
+    WHERE g.job_id = %(id)s AND g.dimension = '$generations'
     UNION ALL
     SELECT s.position || ':' || s.name, s.gid, 1, 200, s.created_at
     FROM mesh.durable_steps s WHERE s.job_id = %(id)s

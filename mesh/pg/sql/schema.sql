@@ -61,6 +61,11 @@ CREATE INDEX stream_messages_delayed
     ON mesh.stream_messages (app, visible_at)
     WHERE lease_owner IS NULL AND visible_at > enqueued_at;
 
+-- Serves the withdrawal of a workflow's timers by its id (0013).
+CREATE INDEX stream_messages_timers
+    ON mesh.stream_messages (app, (payload->>'job_id'))
+    WHERE lease_owner IS NULL AND visible_at > enqueued_at;
+
 -- Serves the reaper.
 CREATE INDEX stream_messages_leases
     ON mesh.stream_messages (lease_expires_at)
