@@ -1,6 +1,8 @@
 """``mesh bench durable``: workflows written as code, end to end, and what they cost.
 
-Each workflow is ``chain(A)``: A sequential activities (async echo). The mesh runs in
+Each workflow is ``chain(A)``: A sequential activities (async echo), or with ``gather``
+``fan_out(G)``: G activities gathered at once (a fan-out, whose cost per activity must not
+grow with G). The mesh runs in
 ``nodes`` processes started with ``mesh run`` (a workflow worker and an activity worker for
 the task queue); this process is the client: ``in_flight`` tasks each start a workflow and
 wait for its result. Besides throughput and latency it reports the CPU seconds the node
@@ -45,6 +47,13 @@ async def chain(length: int) -> int:
     return value
 
 
+async def fan_out(width: int) -> int:
+    """The workflow: ``width`` activities at once."""
+    acts = workflow.proxy_activities(step)
+    values: list[int] = await workflow.gather(*(acts.step(n) for n in range(width)))
+    return sum(values) - sum(range(width))
+
+
 async def parked(value: int) -> Any:
     """A workflow that waits for a signal nobody sends (to measure resident memory)."""
     return await workflow.condition("never")
@@ -59,6 +68,7 @@ def bench_durable(
     nodes: int,
     rounds: int = 1,
     suspended: int = 0,
+    gather: int = 0,
 ) -> dict[str, Any]:
     run_once(dsn, migrate)
     facts = run_once(dsn, server_facts)
@@ -68,27 +78,30 @@ def bench_durable(
         f"app: {app}\n"
         "streams: {poll_interval: 0.5 seconds, batch_size: 50}\n"
         f"task_queues:\n  - name: {QUEUE}\n"
-        "    workflows: ['mesh.bench.durable:chain', 'mesh.bench.durable:parked']\n"
+        "    workflows: ['mesh.bench.durable:chain', 'mesh.bench.durable:fan_out',\n"
+        "                'mesh.bench.durable:parked']\n"
         "    activities: ['mesh.bench.durable:step']\n"
         "    concurrency: 100\n"
         "log_level: warn\n"
     )
     results: list[dict[str, Any]] = []
     memory: dict[str, Any] = {}
+    width = gather or activities
     with node_processes(dsn, config_text, nodes, roles=["worker", "quorum"]) as pids:
         for _ in range(rounds):
             cpu = processes_cpu_seconds(pids)
-            result = trio.run(_measure, dsn, app, workflows, activities, in_flight)
+            result = trio.run(_measure, dsn, app, workflows, width, in_flight, bool(gather))
             result["node_cpu_s"] = round(processes_cpu_seconds(pids) - cpu, 3)
             result["node_cpu_ms_per_activity"] = round(
-                1000 * result["node_cpu_s"] / max(1, workflows * activities), 4
+                1000 * result["node_cpu_s"] / max(1, workflows * width), 4
             )
             results.append(result)
         if suspended:
             memory = trio.run(_memory, dsn, app, suspended, pids)
     return {
         "workflows": workflows,
-        "activities": activities,
+        "activities": width,
+        "shape": f"gather of {gather}" if gather else f"chain of {activities}",
         **median_round(results),
         **({"memory": memory} if memory else {}),
         "settings": {
@@ -106,11 +119,14 @@ def bench_durable(
 
 
 async def _measure(
-    dsn: str, app: str, workflows: int, activities: int, in_flight: int
+    dsn: str, app: str, workflows: int, activities: int, in_flight: int, fan: bool
 ) -> dict[str, Any]:
     async with Mesh.open(dsn, app=app, engine=False, quorum=False) as mesh:
 
         async def one(_: int) -> bool:
+            if fan:
+                handle = await mesh.start_workflow(fan_out, activities, task_queue=QUEUE)
+                return await handle.result(timeout=3600) == activities
             handle = await mesh.start_workflow(chain, activities, task_queue=QUEUE)
             return await handle.result(timeout=600) == activities
 

@@ -67,6 +67,12 @@ def _add_workflow_benches(bench_commands: Any) -> None:
         "workflows written as code: throughput, latency, node CPU and memory",
     )
     bench_du.add_argument("--activities", type=int, default=1, help="sequential activities")
+    bench_du.add_argument(
+        "--gather",
+        type=int,
+        default=0,
+        help="instead: each workflow gathers this many activities at once (a fan-out)",
+    )
     bench_du.add_argument("--nodes", type=int, default=1, help="node processes")
     bench_du.add_argument(
         "--suspended", type=int, default=0, help="also measure memory per waiting workflow"
@@ -176,11 +182,12 @@ def _bench_durable(args: argparse.Namespace) -> int:
     from mesh.bench.durable import bench_durable
 
     _check_workflow_bench(args, [args.activities], nodes=args.nodes, rounds=args.rounds)
-    if args.activities < 1 or args.suspended < 0:
+    if args.activities < 1 or args.suspended < 0 or not 0 <= args.gather <= 100_000:
         raise ConfigError(
             "<command line>",
             "bench durable",
-            "--activities must be at least 1 and --suspended at least 0",
+            "--activities must be at least 1, --suspended at least 0 and --gather from 0 "
+            "(a chain of --activities) to 100000",
         )
     config = _config(args, quiet=True)
     report = bench_durable(
@@ -191,6 +198,7 @@ def _bench_durable(args: argparse.Namespace) -> int:
         nodes=args.nodes,
         rounds=args.rounds,
         suspended=args.suspended,
+        gather=args.gather,
     )
     print(msgspec.json.encode(report).decode())
     return 0
