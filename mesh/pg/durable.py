@@ -53,13 +53,13 @@ from mesh.pg.durable_rows import (
     history,
     read_locked,
     record,
-    send_lock,
+    send_take_and_lock,
     update,
     write,
 )
 from mesh.pg.eager import Eager, leased_claims
 from mesh.pg.queries import query
-from mesh.pg.streams import StreamClaim, fence_params
+from mesh.pg.streams import StreamClaim
 from mesh.pg.workflows import Delivery, NextClaim, roll_back
 
 WorkflowFunction = Callable[..., Coroutine[Any, Any, Any]]
@@ -113,13 +113,10 @@ def process(
         with conn.pipeline():
             conn.execute("BEGIN")
             claims = [d.claim for d in deliveries if d.claim is not None]
-            taking = conn.execute(query("take_claims"), fence_params(owner, claims))
             keys = sorted({d.message.job_id for d in deliveries})
-            locking = send_lock(conn, app, keys)
-            taken = {r[0] for r in taking.fetchall()}
+            taken, jobs = read_locked(send_take_and_lock(conn, app, owner, claims, keys))
             report.taken, report.lost = taken, len(claims) - len(taken)
             live = [d.message for d in deliveries if d.claim is not None and d.claim.id in taken]
-            jobs = read_locked(locking)
             for message in live:
                 row = jobs.get(message.job_id)
                 if row is None or row.status != "running":

@@ -18,9 +18,10 @@ from mesh.pg.database import Connection, Cursor
 from mesh.pg.eager import Eager, enqueue_leased_params, split_eager
 from mesh.pg.jobs import announce, withdraw
 from mesh.pg.queries import query
-from mesh.pg.streams import enqueue_params
+from mesh.pg.streams import StreamClaim, enqueue_params, fence_params
 
 _encode = msgspec.json.Encoder().encode
+_decode = msgspec.json.Decoder().decode
 
 SIGNALS = "$signals"
 """The data dimension where signals wait for their condition."""
@@ -60,48 +61,55 @@ summarised (their calls are deleted when the next one starts)."""
 KEPT_GENERATIONS = 10
 
 
-def send_lock(conn: Connection, app: str, keys: list[str]) -> tuple[Cursor, Cursor]:
-    """Send the lock of the workflows ``keys`` names, then the read of what a step needs of
-    them (read both with :func:`read_locked`). In a pipeline both travel together; the read
-    is a statement of its own, so it sees every commit made before the locks were granted."""
-    params = {"app": app, "keys": keys}
+def send_take_and_lock(
+    conn: Connection, app: str, owner: str, claims: list[StreamClaim], keys: list[str]
+) -> tuple[Cursor, Cursor]:
+    """Send the fenced ack of ``claims`` with the lock of the workflows ``keys`` names, then
+    the read of what a step needs of them (read both with :func:`read_locked`). In a
+    pipeline both travel together; the read is a statement of its own, so it sees every
+    commit made before the locks were granted."""
+    params = {**fence_params(owner, claims), "app": app, "keys": keys}
     return conn.execute(query("durable_lock_jobs"), params), conn.execute(
         query("durable_read_jobs"), params
     )
 
 
-def read_locked(sent: tuple[Cursor, Cursor]) -> dict[str, WorkflowRow]:
-    """The workflows :func:`send_lock` locked, by key (a row the lock did not take, such
-    as a job inserted between the two statements, is left out)."""
+def read_locked(sent: tuple[Cursor, Cursor]) -> tuple[set[int], dict[str, WorkflowRow]]:
+    """The ids of the claims :func:`send_take_and_lock` took, and the workflows it locked,
+    by key (a row the lock did not take, such as a job inserted between the two
+    statements, is left out)."""
     locking, reading = sent
-    locked = {row[0] for row in locking.fetchall()}
+    taken: set[int] = set()
+    locked: set[int] = set()
+    for kind, id_ in locking.fetchall():
+        (taken if kind == "taken" else locked).add(id_)
     rows: dict[str, WorkflowRow] = {}
-    for id_, key, gid, name, status, cycles, created_at, data, signals, trace in reading:
+    for id_, key, gid, name, status, cycles, created_at, text, signals, trace in reading.fetchall():
         if id_ not in locked:
             continue
-        data = data or {}
+        data = _decode(text) if text else {}
         generation = data.get(GENERATION)
         number, started_at = 0, created_at
         if isinstance(generation, dict):
             number = int(generation.get("number", 0))
             started_at = float(generation.get("started_at") or created_at)
         rows[key] = WorkflowRow(
-            id=id_,
-            key=key,
-            gid=gid,
-            name=name,
-            status=status,
-            cycles=cycles,
-            args=data.get("args"),
-            task_queue=data.get("task_queue") or "",
-            created_at=created_at,
-            parent=data.get("parent"),
-            signals=signals,
-            trace=trace,
-            generation=number,
-            started_at=started_at,
+            id_,
+            key,
+            gid,
+            name,
+            status,
+            cycles,
+            data.get("args"),
+            data.get("task_queue") or "",
+            created_at,
+            data.get("parent"),
+            _decode(signals) if signals else None,
+            trace,
+            number,
+            started_at,
         )
-    return rows
+    return taken, rows
 
 
 @dataclass

@@ -67,7 +67,7 @@ def stored_time(seconds: float) -> float:
     """``seconds`` to the microsecond, as Postgres stores a timestamp: a time a workflow
     sees is rounded so before it is recorded, so that a replay, which reads it back, sees
     the very same float."""
-    return round(seconds, 6)
+    return round(seconds * 1_000_000) / 1_000_000  # an exact division: the nearest double
 
 
 def recorded(call: Call) -> Recorded:

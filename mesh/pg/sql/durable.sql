@@ -52,22 +52,35 @@ FROM mesh.jobs j
 WHERE j.app = %(app)s AND j.key = %(key)s AND j.version = 'code' AND j.state = 'running';
 
 -- name: durable_lock_jobs
--- The workflows a batch's messages name, locked in id order. It returns their ids only:
--- what a step decides from is read by durable_read_jobs, the next statement (see there).
--- Shaped like lock_jobs (queries.sql) so the plan cannot drift: one key probe per key, then
--- the rows by primary key. `app = $1 AND key = ANY($2)` let a generic plan cached while the
--- app was new scan the app's jobs per batch (7 ms a batch after 20 s, and growing).
-SELECT j.id
-FROM mesh.jobs j
-WHERE j.id = ANY(ARRAY(
-    SELECT found.id
-    FROM unnest(%(keys)s::text[]) AS wanted(key)
-    CROSS JOIN LATERAL (
-        SELECT id FROM mesh.jobs WHERE key = wanted.key AND app || '' = %(app)s LIMIT 1
-    ) AS found))
-  AND j.version = 'code'
-ORDER BY j.id
-FOR UPDATE OF j;
+-- A workflow batch's first statement: the fenced ack of its claims (take_claims, queries.sql:
+-- what it deletes is handled, the rest was lost to another consumer) and the locks of the
+-- workflows its messages name, in id order. It returns ids only ('taken' claims, 'locked'
+-- jobs): what a step decides from is read by durable_read_jobs, the next statement (see
+-- there). The key probe is shaped like lock_jobs' (queries.sql) so the plan cannot drift:
+-- one key probe per key, then the rows by primary key. `app = $1 AND key = ANY($2)` let a
+-- generic plan cached while the app was new scan the app's jobs per batch.
+WITH taken AS (
+    DELETE FROM mesh.stream_messages AS m
+    USING unnest(mesh.lines(%(ids)s)::bigint[], mesh.lines(%(attempts)s)::int[])
+          AS a(id, attempt)
+    WHERE m.id = a.id AND m.attempts = a.attempt AND m.lease_owner = %(owner)s
+    RETURNING m.id
+), locked AS (
+    SELECT j.id
+    FROM mesh.jobs j
+    WHERE j.id = ANY(ARRAY(
+        SELECT found.id
+        FROM unnest(%(keys)s::text[]) AS wanted(key)
+        CROSS JOIN LATERAL (
+            SELECT id FROM mesh.jobs WHERE key = wanted.key AND app || '' = %(app)s LIMIT 1
+        ) AS found))
+      AND j.version = 'code'
+    ORDER BY j.id
+    FOR UPDATE OF j
+)
+SELECT 'taken', id FROM taken
+UNION ALL
+SELECT 'locked', id FROM locked;
 
 -- name: durable_read_jobs
 -- What a run needs of the workflows durable_lock_jobs locked: their rows, their data
@@ -82,9 +95,9 @@ FOR UPDATE OF j;
 SELECT j.id, j.key, j.gid, j.topic, j.state, j.cycles,
        extract(epoch FROM j.created_at)::float8,
        (SELECT jsonb_object_agg(a.symbol, a.value) FROM mesh.jobs_attributes a
-        WHERE a.job_id = j.id AND a.dimension = ''),
+        WHERE a.job_id = j.id AND a.dimension = '')::text,
        (SELECT jsonb_object_agg(a.symbol, a.value) FROM mesh.jobs_attributes a
-        WHERE a.job_id = j.id AND a.dimension = '$signals'),
+        WHERE a.job_id = j.id AND a.dimension = '$signals')::text,
        coalesce(j.trace, '')
 FROM mesh.jobs j
 WHERE j.id = ANY(ARRAY(
