@@ -15,8 +15,7 @@ next. Driver errors are translated into these at one boundary (``mesh.pg.databas
     ├── WorkflowError                                              a job that cannot go on
     ├── JobFailed, JobTimeout                                      waiting for a job
     ├── ActivityFailed, NondeterminismError, WorkflowCancelled     in workflow code
-    ├── NonRetryableError                                          raised by activity code
-    └── ComparisonUnavailable                                      ``mesh bench hotmesh``
+    └── NonRetryableError                                          raised by activity code
 """
 
 from __future__ import annotations
@@ -211,11 +210,6 @@ class NondeterminismError(MeshError):
 class WorkflowCancelled(MeshError):
     """Raised at a cancelled workflow's durable calls (``handle.cancel()``); a workflow
     may catch it to clean up, but every later durable call raises it again."""
-
-
-class ComparisonUnavailable(MeshError):
-    """``mesh bench hotmesh``: node or npm is missing, or installing or running the HotMesh
-    side failed."""
 
 
 def lone_error(group: BaseExceptionGroup[BaseException]) -> BaseException | None:

@@ -11,8 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from mesh.bench.hotmesh import HOTMESH_VERSION, KIT, install_kit, node_postgres_options
-from mesh.errors import ComparisonUnavailable
+from benchmarks.hotmesh import (
+    HOTMESH_VERSION,
+    KIT,
+    ComparisonUnavailable,
+    install_kit,
+    node_postgres_options,
+)
 
 
 def test_hotmesh_is_pinned_in_the_manifest_and_the_lock() -> None:

@@ -38,3 +38,28 @@ def test_modules__stay_under_the_size_limit() -> None:
         if (lines := path.read_text().count("\n")) > LIMIT
     }
     assert too_long == {}, f"split these modules (limit {LIMIT} lines)"
+
+
+def test_benchmarks__stay_out_of_the_product() -> None:
+    """Importing every module of mesh and actors (a node, the CLI, the API) loads nothing of
+    the benchmarks package, and the query registry holds none of their SQL."""
+    import subprocess
+    import sys
+
+    script = """
+import importlib, pkgutil, sys
+import mesh, actors
+for package in (mesh, actors):
+    for module in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
+        if not module.name.endswith("__main__"):
+            importlib.import_module(module.name)
+from mesh.cli.main import _parser
+_parser()
+from mesh.pg.queries import queries
+print(sorted(m for m in sys.modules if m.split(".")[0] == "benchmarks"))
+print(sorted(n for n in queries() if n.startswith(("baseline", "bench"))))
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, check=True
+    )
+    assert result.stdout.split("\n")[:2] == ["[]", "[]"], result.stdout + result.stderr

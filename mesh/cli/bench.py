@@ -122,7 +122,7 @@ def _add_workflow_benches(bench_commands: Any) -> None:
 
 
 def _bench_idle(args: argparse.Namespace) -> int:
-    from mesh.bench.idle import bench_idle
+    from benchmarks.idle import bench_idle
 
     if not 1 <= args.nodes <= 2000 or not 0 <= args.topics <= 100:
         raise ConfigError(
@@ -162,7 +162,7 @@ def _workflow_bench(
 
 
 def _bench_workflows(args: argparse.Namespace) -> int:
-    from mesh.bench.workflows import bench_workflows
+    from benchmarks.workflows import bench_workflows
 
     _check_workflow_bench(args, [args.steps], nodes=args.nodes, rounds=args.rounds)
     config = _config(args, quiet=True)
@@ -179,7 +179,7 @@ def _bench_workflows(args: argparse.Namespace) -> int:
 
 
 def _bench_durable(args: argparse.Namespace) -> int:
-    from mesh.bench.durable import bench_durable
+    from benchmarks.durable import bench_durable
 
     _check_workflow_bench(args, [args.activities], nodes=args.nodes, rounds=args.rounds)
     if args.activities < 1 or args.suspended < 0 or not 0 <= args.gather <= 100_000:
@@ -205,7 +205,7 @@ def _bench_durable(args: argparse.Namespace) -> int:
 
 
 def _bench_hotmesh(args: argparse.Namespace) -> int:
-    from mesh.bench.hotmesh import bench_hotmesh, bench_hotmesh_code
+    from benchmarks.hotmesh import bench_hotmesh, bench_hotmesh_code
 
     _check_workflow_bench(args, args.steps, rounds=args.rounds)
     config = _config(args, quiet=True)
@@ -243,7 +243,7 @@ def _check_workflow_bench(
 
 
 def _bench_streams(args: argparse.Namespace) -> int:
-    from mesh.bench.streams import bench_streams
+    from benchmarks.streams import bench_streams
 
     config = load_config(args.config)
     configure_logging(os.environ.get("MESH_LOG_LEVEL") or "warn")
@@ -267,7 +267,7 @@ def _bench_streams(args: argparse.Namespace) -> int:
 
 
 def _bench_scale(args: argparse.Namespace) -> int:
-    from mesh.bench.scale import bench_scale
+    from benchmarks.scale import bench_scale
 
     config = load_config(args.config)
     configure_logging(os.environ.get("MESH_LOG_LEVEL") or "warn")

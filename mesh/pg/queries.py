@@ -1,6 +1,6 @@
-"""Named SQL queries, loaded once from ``sql/queries.sql`` (the mesh's own),
-``sql/durable.sql`` (workflows written as code) and ``sql/baseline.sql`` (benchmarks and the
-demo); a name is unique across the files."""
+"""Named SQL queries, loaded once from ``sql/queries.sql`` (streams, graphs, the quorum and
+the demo) and ``sql/durable.sql`` (workflows written as code); a name is unique across the
+files."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ def sql_text(filename: str) -> str:
     return resources.files("mesh.pg").joinpath("sql", filename).read_text(encoding="utf-8")
 
 
-FILES = ("queries.sql", "durable.sql", "baseline.sql")
+FILES = ("queries.sql", "durable.sql")
 
 
 @cache

@@ -1,5 +1,5 @@
 """Streams as operators tend them: dead letters to list and requeue, an app's messages to
-purge, the table to vacuum before a measurement. Each function is one statement."""
+purge. Each function is one statement."""
 
 from __future__ import annotations
 
@@ -43,8 +43,3 @@ def requeue_dead_letters(
     requeued (the dead letters' ids: their messages get new ones)."""
     params = {"app": app, "stream": stream, "ids": list(ids) if ids else None}
     return sorted(row[0] for row in conn.execute(query("requeue_dead_letters"), params))
-
-
-def vacuum_streams(conn: Connection) -> None:
-    """Start a measurement from a vacuumed table, so one run's dead rows stay its own."""
-    conn.execute(query("vacuum_streams"))

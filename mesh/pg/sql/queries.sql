@@ -884,3 +884,24 @@ SELECT current_setting('statement_timeout'),
 -- name: ping
 -- A round trip (the listener's check of its connection: no NOTIFY, see mesh.pg.listener).
 SELECT 1;
+
+-- name: server_facts
+-- What `mesh db status` and the benchmarks report about the server.
+SELECT current_setting('server_version'), current_setting('synchronous_commit');
+
+
+-- name: demo_forget_jobs
+-- `mesh demo` forgets an earlier run's jobs (its order ids repeat).
+DELETE FROM mesh.jobs WHERE app = %(app)s;
+
+-- name: demo_seeds_query
+-- HotMesh's README query, verbatim, as `mesh demo` prints and runs it (the schema is on the
+-- search path): status is the semaphore, 0 for a finished order.
+SELECT j.key AS job_key, j.status AS semaphore, j.entity AS workflow, a.symbol AS attribute,
+       a.dimension AS dimension, a.value AS value, j.created_at, j.updated_at
+FROM jobs j JOIN jobs_attributes a ON a.job_id = j.id
+WHERE j.key = 'order-456' ORDER BY a.symbol, a.dimension;
+
+-- name: demo_code_steps_query
+-- The calls of one order workflow written as code, as `mesh demo` prints them.
+SELECT s.position, s.kind, s.name, s.args, s.result FROM durable_steps s JOIN jobs j ON j.id = s.job_id WHERE j.key = 'code-order-456' ORDER BY s.position;

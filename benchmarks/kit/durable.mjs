@@ -6,7 +6,7 @@
 //   node durable.mjs --workflows 500 --activities 1 --in-flight 50
 //
 // The database comes from MESH_BENCH_PG (a JSON object of node-postgres client options);
-// `mesh bench hotmesh --durable` (mesh/bench/hotmesh.py) sets it from the mesh side's URL.
+// `mesh bench hotmesh --durable` (benchmarks/hotmesh.py) sets it from the mesh side's URL.
 import pg from 'pg';
 import { HotMesh, MeshFlow } from '@hotmeshio/hotmesh';
 
@@ -22,7 +22,7 @@ const connection = { class: pg.Client, options: JSON.parse(process.env.MESH_BENC
 const namespace = `hmflow${Math.random().toString(36).slice(2, 8)}`;
 const taskQueue = 'bench-durable';
 
-// The same shape as mesh/bench/durable.py: `step` and `chain`.
+// The same shape as benchmarks/durable.py: `step` and `chain`.
 async function step(value) {
   return value + 1;
 }

@@ -16,14 +16,14 @@ from typing import Any
 
 import trio
 
-from mesh.bench.baseline import run_raw_sql_baseline
+from benchmarks.baseline import run_raw_sql_baseline
+from benchmarks.db import vacuum_streams
 from mesh.model.ids import new_guid, new_message_id
 from mesh.model.messages import ActivityRequest, ActivityResponse, decode, encode
 from mesh.model.outcomes import Ack, Outcome, Outgoing
 from mesh.model.retry import DEFAULT_RETRY_POLICY
 from mesh.pg.database import redact, run_once, server_facts
 from mesh.pg.migrations import migrate
-from mesh.pg.stream_admin import vacuum_streams
 from mesh.runtime.actor import Actor
 from mesh.runtime.consumer import ConsumerSettings
 from mesh.runtime.node import Node

@@ -19,11 +19,11 @@ from typing import Any
 
 import trio
 
+from benchmarks.scale import node_processes
+from benchmarks.streams import _vacuum
+from benchmarks.workflows import closed_loop, median_round
 from mesh import workflow
 from mesh.api import Mesh
-from mesh.bench.scale import node_processes
-from mesh.bench.streams import _vacuum
-from mesh.bench.workflows import closed_loop, median_round
 from mesh.health import processes_cpu_seconds, processes_rss_bytes
 from mesh.model.ids import new_guid
 from mesh.pg.database import redact, run_once, server_facts
@@ -78,9 +78,9 @@ def bench_durable(
         f"app: {app}\n"
         "streams: {poll_interval: 0.5 seconds, batch_size: 50}\n"
         f"task_queues:\n  - name: {QUEUE}\n"
-        "    workflows: ['mesh.bench.durable:chain', 'mesh.bench.durable:fan_out',\n"
-        "                'mesh.bench.durable:parked']\n"
-        "    activities: ['mesh.bench.durable:step']\n"
+        "    workflows: ['benchmarks.durable:chain', 'benchmarks.durable:fan_out',\n"
+        "                'benchmarks.durable:parked']\n"
+        "    activities: ['benchmarks.durable:step']\n"
         "    concurrency: 100\n"
         "log_level: warn\n"
     )

@@ -12,9 +12,9 @@ import threading
 import time
 from typing import Any
 
+from benchmarks.db import query
 from mesh.model.ids import new_guid
 from mesh.pg.database import connect_sync
-from mesh.pg.queries import query
 
 
 def run_raw_sql_baseline(

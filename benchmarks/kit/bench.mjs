@@ -5,7 +5,7 @@
 //   node bench.mjs --workflows 2000 --steps 1 --in-flight 50
 //
 // The database comes from MESH_BENCH_PG (a JSON object of node-postgres client options);
-// `mesh bench hotmesh` (mesh/bench_hotmesh.py) sets it from the URL the mesh side uses.
+// `mesh bench hotmesh` (benchmarks/hotmesh.py) sets it from the URL the mesh side uses.
 import yaml from 'js-yaml';
 import pg from 'pg';
 import { HotMesh } from '@hotmeshio/hotmesh';
@@ -21,7 +21,7 @@ const inFlight = option('in-flight', 50);
 const connection = { class: pg.Client, options: JSON.parse(process.env.MESH_BENCH_PG || '{}') };
 const appId = `hmbench${Math.random().toString(36).slice(2, 8)}`;
 
-// The same graph as bench_manifest in mesh/bench_workflows.py.
+// The same graph as bench_manifest in benchmarks/workflows.py.
 const activities = { start: { type: 'trigger' } };
 const transitions = {};
 let previous = 'start';

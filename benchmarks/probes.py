@@ -15,11 +15,12 @@ import statistics
 import time
 from typing import Any
 
+from benchmarks import db as probes
 from mesh.errors import DatabaseError
 from mesh.model.ids import new_message_id, stream_channel
 from mesh.model.messages import ActivityRequest, encode
 from mesh.model.outcomes import Outgoing
-from mesh.pg import probes, streams
+from mesh.pg import streams
 from mesh.pg.database import Connection, connect_sync
 
 REPLIES = "bench.probe-replies"

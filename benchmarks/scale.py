@@ -20,7 +20,7 @@ from typing import Any
 
 import trio
 
-from mesh.bench.streams import TOPIC, _Collector, _vacuum, produce_and_collect
+from benchmarks.streams import TOPIC, _Collector, _vacuum, produce_and_collect
 from mesh.config import Config, parse_config
 from mesh.control import control_session
 from mesh.model.ids import new_guid
@@ -56,7 +56,7 @@ def _one_round(dsn: str, count: int, *, messages: int, batch: int) -> dict[str, 
     config_text = (
         f"app: {app}\n"
         "streams: {poll_interval: 0.5 seconds}\n"
-        f"workers:\n  - {{topic: {TOPIC}, function: 'mesh.bench.streams:echo', concurrency: {batch}, batch_size: {batch}}}\n"
+        f"workers:\n  - {{topic: {TOPIC}, function: 'benchmarks.streams:echo', concurrency: {batch}, batch_size: {batch}}}\n"
         "log_level: warn\n"
     )
     with node_processes(dsn, config_text, count, roles=["worker"]):

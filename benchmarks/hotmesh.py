@@ -5,7 +5,7 @@ activities, an async echo; ``in_flight`` callers each publishing a job and waiti
 against the same database, one after the other, for each step count. With ``--code`` both
 run workflows written as code instead: ``mesh bench durable``'s ``chain`` of A activities
 against HotMesh's MeshFlow running the same function. The HotMesh side is npm
-``@hotmeshio/hotmesh`` 0.3.32 driven by ``mesh/bench/kit/bench.mjs`` (``durable.mjs`` for
+``@hotmeshio/hotmesh`` 0.3.32 driven by ``benchmarks/kit/bench.mjs`` (``durable.mjs`` for
 code workflows); its pinned lock file is
 copied to ``.mesh/hotmesh`` of the current directory and installed there with ``npm ci`` from
 the npm registry (once; again when the lock changes). Needs Node.js 18 or later.
@@ -20,13 +20,17 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from mesh.bench.workflows import bench_workflows
-from mesh.errors import ComparisonUnavailable
+from benchmarks.workflows import bench_workflows
+from mesh.errors import MeshError
 from mesh.pg.database import url_parts
 
 KIT = Path(__file__).resolve().parent / "kit"
 KIT_FILES = ("package.json", "package-lock.json", "bench.mjs", "durable.mjs")
 HOTMESH_VERSION = "0.3.32"
+
+
+class ComparisonUnavailable(MeshError):
+    """node or npm is missing, or installing or running the HotMesh side failed."""
 
 
 def bench_hotmesh(
@@ -73,7 +77,7 @@ def bench_hotmesh_code(
     ``bench durable`` and HotMesh's MeshFlow (``kit/durable.mjs``: the same ``chain`` of A
     activities). HotMesh's side runs ``hotmesh_workflows`` (it is two orders of magnitude
     slower: the default mesh count would take it many minutes)."""
-    from mesh.bench.durable import bench_durable
+    from benchmarks.durable import bench_durable
 
     kit = install_kit(workdir)
     runs: list[dict[str, Any]] = []

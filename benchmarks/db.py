@@ -1,8 +1,13 @@
-"""The database side of ``mesh bench idle``'s wake-up probes (:mod:`mesh.bench.probes`)."""
+"""The benchmarks' own database calls and SQL (``benchmarks/sql/bench.sql``, loaded here and
+never by the product): the raw-SQL baseline's statements, the vacuum a measurement starts
+from, and the wake-up probes of ``mesh bench idle`` (:mod:`benchmarks.probes`)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
+from functools import cache
+from pathlib import Path
 
 import psycopg
 from psycopg import sql
@@ -10,7 +15,25 @@ from psycopg import sql
 from mesh.model.outcomes import Outgoing
 from mesh.pg import streams
 from mesh.pg.database import Connection, translate
-from mesh.pg.queries import query
+
+_HEADER = re.compile(r"^-- name: ([a-z_]+)\s*$", re.MULTILINE)
+
+
+@cache
+def _queries() -> dict[str, str]:
+    text = (Path(__file__).parent / "sql" / "bench.sql").read_text(encoding="utf-8")
+    parts = _HEADER.split(text)
+    return {name: body.strip() for name, body in zip(parts[1::2], parts[2::2], strict=True)}
+
+
+def query(name: str) -> str:
+    """The SQL of one of the benchmarks' named queries."""
+    return _queries()[name]
+
+
+def vacuum_streams(conn: Connection) -> None:
+    """Start a measurement from a vacuumed table, so one run's dead rows stay its own."""
+    conn.execute(query("vacuum_streams"))
 
 
 def listen(conn: Connection, channel: str) -> None:

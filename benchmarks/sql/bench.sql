@@ -1,6 +1,7 @@
--- The raw-SQL baseline of `mesh bench streams --baseline` (mesh/bench/baseline.py): the
--- same work as a mesh worker, issued by plain threads with no framework. Loaded with the
--- named queries of queries.sql (names are unique across both files).
+-- The benchmarks' own SQL (benchmarks/queries.py loads it; the product never does): the
+-- raw-SQL baseline of `mesh bench streams --baseline` (benchmarks/baseline.py), the same work
+-- as a mesh worker issued by plain threads with no framework, and what the benchmarks read
+-- about the server and ask of it.
 
 -- name: baseline_claim
 WITH c AS MATERIALIZED (
@@ -27,29 +28,9 @@ WHERE m.id = a.id AND m.attempts = a.attempt AND m.lease_owner = %(owner)s;
 INSERT INTO mesh.stream_messages (app, stream, priority, payload)
 SELECT %(app)s, 'bench', 1, p::jsonb FROM unnest(%(payloads)b::text[]) p;
 
--- name: server_facts
--- What a benchmark reports about the server it measured.
-SELECT current_setting('server_version'), current_setting('synchronous_commit');
-
 -- name: vacuum_streams
 -- A measurement starts from a vacuumed table, so one run's dead rows stay its own.
 VACUUM (ANALYZE) mesh.stream_messages;
-
--- name: demo_forget_jobs
--- `mesh demo` forgets an earlier run's jobs (its order ids repeat).
-DELETE FROM mesh.jobs WHERE app = %(app)s;
-
--- name: demo_seeds_query
--- HotMesh's README query, verbatim, as `mesh demo` prints and runs it (the schema is on the
--- search path): status is the semaphore, 0 for a finished order.
-SELECT j.key AS job_key, j.status AS semaphore, j.entity AS workflow, a.symbol AS attribute,
-       a.dimension AS dimension, a.value AS value, j.created_at, j.updated_at
-FROM jobs j JOIN jobs_attributes a ON a.job_id = j.id
-WHERE j.key = 'order-456' ORDER BY a.symbol, a.dimension;
-
--- name: demo_code_steps_query
--- The calls of one order workflow written as code, as `mesh demo` prints them.
-SELECT s.position, s.kind, s.name, s.args, s.result FROM durable_steps s JOIN jobs j ON j.id = s.job_id WHERE j.key = 'code-order-456' ORDER BY s.position;
 
 -- name: bench_idle_activity
 -- The database's transactions so far (the bench's own are a handful) and the connections to

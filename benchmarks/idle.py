@@ -6,7 +6,7 @@ and the nodes' pools have shrunk to what they use idle, then measures for ``seco
 database's committed and rolled-back transactions per second (``pg_stat_database``), the CPU
 the Postgres server and the nodes spent (psutil, when the server runs on this host), and the
 connections open to the database (``pg_stat_activity``), in total and per node. Last, it
-probes the wake-up latency of the idle mesh (:mod:`mesh.bench.probes`).
+probes the wake-up latency of the idle mesh (:mod:`benchmarks.probes`).
 """
 
 from __future__ import annotations
@@ -15,14 +15,14 @@ import os
 import time
 from typing import Any
 
-from mesh.bench.probes import probe_latency
-from mesh.bench.scale import node_processes
+from benchmarks.db import query
+from benchmarks.probes import probe_latency
+from benchmarks.scale import node_processes
 from mesh.errors import ConfigError
 from mesh.health import parent_pid, postgres_cpu_seconds, processes_cpu_seconds
 from mesh.model.ids import new_guid
 from mesh.pg.database import Connection, redact, run_once, server_facts
 from mesh.pg.migrations import migrate
-from mesh.pg.queries import query
 
 CONNECTIONS_PER_NODE = 5
 """What a node may open at boot (its pool, its listener, a probe): the room asked for."""
@@ -46,7 +46,7 @@ def bench_idle(
     _check_room(dsn, nodes)
     app = f"idle-{new_guid()[:8].lower()}"
     workers = "".join(
-        f"  - {{topic: idle.t{n}, function: 'mesh.bench.streams:echo'}}\n" for n in range(topics)
+        f"  - {{topic: idle.t{n}, function: 'benchmarks.streams:echo'}}\n" for n in range(topics)
     )
     config_text = f"app: {app}\nworkers:\n{workers}log_level: warn\n"
     # Starting a Python process costs about a CPU second: give a large fleet its time.

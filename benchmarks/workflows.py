@@ -17,9 +17,9 @@ from typing import Any
 
 import trio
 
+from benchmarks.scale import node_processes
+from benchmarks.streams import _percentile, _vacuum
 from mesh.api import Mesh
-from mesh.bench.scale import node_processes
-from mesh.bench.streams import _percentile, _vacuum
 from mesh.model.graph.validation import validate_manifest
 from mesh.model.ids import new_guid
 from mesh.pg.apps import activate, deploy
@@ -60,7 +60,7 @@ def bench_workflows(
     config_text = (
         f"app: {app}\n"
         "streams: {poll_interval: 0.5 seconds, batch_size: 50}\n"
-        f"workers:\n  - {{topic: {TOPIC}, function: 'mesh.bench.streams:echo', concurrency: 100}}\n"
+        f"workers:\n  - {{topic: {TOPIC}, function: 'benchmarks.streams:echo', concurrency: 100}}\n"
         "log_level: warn\n"
     )
     with node_processes(dsn, config_text, nodes, roles=["engine", "worker", "quorum"]):
