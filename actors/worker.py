@@ -4,7 +4,7 @@ Async functions run in trio; plain functions run in a worker thread (at most ``c
 at once). The function receives the request's ``data`` and its return value becomes the
 ``success`` response. A response for this app's engine, or for a workflow stream whose
 workflows this node runs (``appliers``), is applied to its job in the transaction that acks
-the request (:class:`mesh.runtime.engine.ApplyingSettler`); any other is written to the
+the request (:class:`mesh.runtime.graphs.ApplyingSettler`); any other is written to the
 request's ``reply_to`` stream in the statement that acks it. ``Pending(data)``
 sends a 202 response and keeps the activity open. An exception is retried per the message's
 retry policy (falling back to the worker's); after the last attempt, or at once for
@@ -39,7 +39,7 @@ from mesh.model.messages import (
 from mesh.model.outcomes import Ack, DeadLetter, Outcome, Retry, reply
 from mesh.model.retry import GiveUp, RetryPolicy, decide_failure
 from mesh.runtime.consumer import ConsumerSettings
-from mesh.runtime.engine import Applier, ApplyingSettler
+from mesh.runtime.graphs import Applier, ApplyingSettler
 from mesh.runtime.node import Node
 from mesh.runtime.stream_actor import StreamActor, StreamActorStatistics
 from mesh.runtime.streams import StreamClaim

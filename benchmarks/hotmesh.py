@@ -20,7 +20,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from benchmarks.workflows import bench_workflows
+from benchmarks.graphs import bench_graphs
 from mesh.errors import MeshError
 from mesh.pg.database import url_parts
 
@@ -48,7 +48,7 @@ def bench_hotmesh(
     kit = install_kit(workdir)
     runs: list[dict[str, Any]] = []
     for count in steps:
-        ours = bench_workflows(
+        ours = bench_graphs(
             dsn, workflows=workflows, steps=count, in_flight=in_flight, nodes=1, rounds=rounds
         )
         options = {"workflows": workflows, "steps": count, "in-flight": in_flight}
@@ -77,7 +77,7 @@ def bench_hotmesh_code(
     ``bench durable`` and HotMesh's MeshFlow (``kit/durable.mjs``: the same ``chain`` of A
     activities). HotMesh's side runs ``hotmesh_workflows`` (it is two orders of magnitude
     slower: the default mesh count would take it many minutes)."""
-    from benchmarks.durable import bench_durable
+    from benchmarks.workflows import bench_durable
 
     kit = install_kit(workdir)
     runs: list[dict[str, Any]] = []

@@ -1,140 +1,155 @@
-"""``mesh bench workflows``: end-to-end workflows per second and latency percentiles.
+"""``mesh bench durable``: workflows written as code, end to end, and what they cost.
 
-Each workflow is a trigger followed by ``steps`` sequential worker activities (async echo).
-The mesh runs in ``nodes`` separate processes started with ``mesh run`` (engine and worker
-roles), confirmed live by roll call; this process is the client: ``in_flight`` tasks each
-``pub`` a job and wait for its completion notice, until ``workflows`` have finished. Latency
-is pub-to-completion as the client sees it; throughput is workflows over the time from the
-first pub to the last completion.
+Each workflow is ``chain(A)``: A sequential activities (async echo), or with ``gather``
+``fan_out(G)``: G activities gathered at once (a fan-out, whose cost per activity must not
+grow with G). The mesh runs in
+``nodes`` processes started with ``mesh run`` (a workflow worker and an activity worker for
+the task queue); this process is the client: ``in_flight`` tasks each start a workflow and
+wait for its result. Besides throughput and latency it reports the CPU seconds the node
+processes spent in the measured rounds (``node_cpu_s``, and per activity): a workflow that
+ran from the top after every step (HotMesh) would cost CPU in the square of its length; here
+it is linear. With ``suspended`` it also starts that many workflows that wait for a signal,
+and reports the node's resident memory per suspended workflow.
 """
 
 from __future__ import annotations
 
 import os
-import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import trio
 
+from benchmarks.graphs import closed_loop, median_round
 from benchmarks.scale import node_processes
-from benchmarks.streams import _percentile, _vacuum
+from benchmarks.streams import _vacuum
+from mesh import workflow
 from mesh.api import Mesh
-from mesh.model.graph.validation import validate_manifest
+from mesh.health import processes_cpu_seconds, processes_rss_bytes
 from mesh.model.ids import new_guid
-from mesh.pg.apps import activate, deploy
 from mesh.pg.database import redact, run_once, server_facts
 from mesh.pg.migrations import migrate
+from mesh.pg.workflow_rows import waiting
 
-TOPIC = "bench.step"
-
-
-def bench_manifest(app: str, steps: int) -> dict[str, Any]:
-    activities: dict[str, Any] = {"start": {"type": "trigger"}}
-    transitions: dict[str, Any] = {}
-    previous = "start"
-    for index in range(1, steps + 1):
-        name = f"step{index}"
-        activities[name] = {
-            "type": "worker",
-            "topic": TOPIC,
-            "input": {"maps": {"n": index, "seed": "{start.output.data.seed}"}},
-            "job": {"maps": {name: "{$self.output.data.n}"}},
-        }
-        transitions[previous] = [{"to": name}]
-        previous = name
-    graph = {"subscribes": "bench.run", "activities": activities, "transitions": transitions}
-    return {"app": {"id": app, "version": "1", "graphs": [graph]}}
+QUEUE = "bench-durable"
 
 
-def bench_workflows(
-    dsn: str, *, workflows: int, steps: int, in_flight: int, nodes: int, rounds: int = 1
+async def step(value: int) -> int:
+    """The activity: an async echo (plus one)."""
+    return value + 1
+
+
+async def chain(length: int) -> int:
+    """The workflow: ``length`` sequential activities."""
+    acts = workflow.proxy_activities(step)
+    value = 0
+    for _ in range(length):
+        value = await acts.step(value)
+    return value
+
+
+async def fan_out(width: int) -> int:
+    """The workflow: ``width`` activities at once."""
+    acts = workflow.proxy_activities(step)
+    values: list[int] = await workflow.gather(*(acts.step(n) for n in range(width)))
+    return sum(values) - sum(range(width))
+
+
+async def parked(value: int) -> Any:
+    """A workflow that waits for a signal nobody sends (to measure resident memory)."""
+    return await workflow.condition("never")
+
+
+def bench_durable(
+    dsn: str,
+    *,
+    workflows: int,
+    activities: int,
+    in_flight: int,
+    nodes: int,
+    rounds: int = 1,
+    suspended: int = 0,
+    gather: int = 0,
 ) -> dict[str, Any]:
     run_once(dsn, migrate)
     facts = run_once(dsn, server_facts)
-    app = f"wf-{new_guid()[:8].lower()}"
+    app = f"durable-{new_guid()[:8].lower()}"
     _vacuum(dsn)
-    manifest = validate_manifest(bench_manifest(app, steps))
-    run_once(dsn, deploy, manifest)
-    run_once(dsn, activate, app, "1")
     config_text = (
         f"app: {app}\n"
         "streams: {poll_interval: 0.5 seconds, batch_size: 50}\n"
-        f"workers:\n  - {{topic: {TOPIC}, function: 'benchmarks.streams:echo', concurrency: 100}}\n"
+        f"task_queues:\n  - name: {QUEUE}\n"
+        "    workflows: ['benchmarks.workflows:chain', 'benchmarks.workflows:fan_out',\n"
+        "                'benchmarks.workflows:parked']\n"
+        "    activities: ['benchmarks.workflows:step']\n"
+        "    concurrency: 100\n"
         "log_level: warn\n"
     )
-    with node_processes(dsn, config_text, nodes, roles=["engine", "worker", "quorum"]):
-        results = [trio.run(_measure, dsn, app, workflows, in_flight) for _ in range(rounds)]
+    results: list[dict[str, Any]] = []
+    memory: dict[str, Any] = {}
+    width = gather or activities
+    with node_processes(dsn, config_text, nodes, roles=["worker", "quorum"]) as pids:
+        for _ in range(rounds):
+            cpu = processes_cpu_seconds(pids)
+            result = trio.run(_measure, dsn, app, workflows, width, in_flight, bool(gather))
+            result["node_cpu_s"] = round(processes_cpu_seconds(pids) - cpu, 3)
+            result["node_cpu_ms_per_activity"] = round(
+                1000 * result["node_cpu_s"] / max(1, workflows * width), 4
+            )
+            results.append(result)
+        if suspended:
+            memory = trio.run(_memory, dsn, app, suspended, pids)
     return {
         "workflows": workflows,
-        "steps": steps,
+        "activities": width,
+        "shape": f"gather of {gather}" if gather else f"chain of {activities}",
         **median_round(results),
+        **({"memory": memory} if memory else {}),
         "settings": {
             "in_flight": in_flight,
             "nodes": nodes,
-            "node_roles": "engine+worker+quorum",
-            "engine_batch": 50,
+            "node_roles": "worker+quorum (a workflow worker and an activity worker)",
+            "batch_size": 50,
             "function": "async echo",
             "cpus": os.cpu_count(),
             "database": redact(dsn),
             **facts,
         },
-        "measured": "client pub to completion notice; node processes started with `mesh run`",
+        "measured": "client start to result; node processes started with `mesh run`",
     }
 
 
-async def _measure(dsn: str, app: str, workflows: int, in_flight: int) -> dict[str, Any]:
+async def _measure(
+    dsn: str, app: str, workflows: int, activities: int, in_flight: int, fan: bool
+) -> dict[str, Any]:
     async with Mesh.open(dsn, app=app, engine=False, quorum=False) as mesh:
 
-        async def one(seed: int) -> bool:
-            job_id = await mesh.pub("bench.run", {"seed": seed})
-            return await mesh.wait_status(job_id, timeout=120) == "done"
+        async def one(_: int) -> bool:
+            if fan:
+                handle = await mesh.start_workflow(fan_out, activities, task_queue=QUEUE)
+                return await handle.result(timeout=3600) == activities
+            handle = await mesh.start_workflow(chain, activities, task_queue=QUEUE)
+            return await handle.result(timeout=600) == activities
 
-        return await closed_loop(one, workflows, in_flight)
+        result = await closed_loop(one, workflows, in_flight)
+    result["activities_per_s"] = round(workflows * activities / result["elapsed_s"], 1)
+    return result
 
 
-async def closed_loop(
-    one: Callable[[int], Awaitable[bool]], count: int, in_flight: int
-) -> dict[str, Any]:
-    """``in_flight`` clients, each running ``one(n)`` (True: it succeeded) and then the next,
-    until ``count`` have run: throughput, failures and latency percentiles."""
-    latencies: list[float] = []
-    failures = 0
-    remaining = count
-
-    async def client() -> None:
-        nonlocal remaining, failures
-        while remaining > 0:
-            remaining -= 1
-            begun = time.perf_counter()
-            if not await one(remaining):
-                failures += 1
-            latencies.append(time.perf_counter() - begun)
-
-    started = time.perf_counter()
-    async with trio.open_nursery() as nursery:
-        for _ in range(in_flight):
-            nursery.start_soon(client)
-    elapsed = time.perf_counter() - started
+async def _memory(dsn: str, app: str, count: int, pids: list[int]) -> dict[str, Any]:
+    """Start ``count`` workflows that wait; the nodes' resident memory before and after."""
+    async with Mesh.open(dsn, app=app, engine=False, quorum=False) as mesh:
+        before = processes_rss_bytes(pids)
+        handles = [await mesh.start_workflow(parked, n, task_queue=QUEUE) for n in range(count)]
+        with trio.fail_after(120):
+            # The nodes record the conditions: the database is what there is to ask.
+            while await mesh.node.db.run(waiting, app) < count:  # noqa: ASYNC110
+                await trio.sleep(0.2)
+        after = processes_rss_bytes(pids)
+        for handle in handles:
+            await handle.cancel()
     return {
-        "workflows_per_s": round(len(latencies) / elapsed, 1),
-        "elapsed_s": round(elapsed, 3),
-        "failed": failures,
-        "latency_ms": latency_ms(latencies),
+        "suspended": count,
+        "node_rss_before_mb": round(before / 2**20, 1),
+        "node_rss_after_mb": round(after / 2**20, 1),
+        "rss_per_suspended_workflow_kb": round((after - before) / count / 1024, 2),
     }
-
-
-def latency_ms(latencies: list[float]) -> dict[str, float]:
-    """p50, p90 and p99 of ``latencies`` (seconds), in milliseconds."""
-    ordered = sorted(x * 1000 for x in latencies)
-    return {f"p{p}": round(_percentile(ordered, p), 1) for p in (50, 90, 99)}
-
-
-def median_round(results: list[dict[str, Any]]) -> dict[str, Any]:
-    """The round of median throughput, with every round's throughput when there were
-    several."""
-    median = sorted(results, key=lambda r: r["workflows_per_s"])[len(results) // 2]
-    if len(results) == 1:
-        return median
-    rounds = [r["workflows_per_s"] for r in results]
-    return {**median, "rounds": rounds, "reported": "the median round"}

@@ -54,7 +54,7 @@ from mesh.errors import (
 
 if TYPE_CHECKING:
     from mesh.api import Mesh
-    from mesh.durable.handle import WorkflowHandle
+    from mesh.handle import WorkflowHandle
     from mesh.model.jobs import JobEvent, JobRecord, StepRecord
     from mesh.model.messages import Pending
     from mesh.model.quorum import Profile, QuorumMessage
@@ -75,7 +75,7 @@ _LAZY = {
     "Profile": "mesh.model.quorum",
     "QuorumMessage": "mesh.model.quorum",
     "RetryPolicy": "mesh.model.retry",
-    "WorkflowHandle": "mesh.durable.handle",
+    "WorkflowHandle": "mesh.handle",
 }
 
 

@@ -25,15 +25,15 @@ from typing import Any, TypeVar, overload
 import trio
 
 from mesh import telemetry
-from mesh.durable.handle import WorkflowHandle
 from mesh.errors import JobFailed, JobTimeout, MeshError, lone_error
+from mesh.handle import WorkflowHandle
 from mesh.model.graph.manifest import Manifest
 from mesh.model.ids import job_channel
 from mesh.model.jobs import JobEvent, JobRecord
 from mesh.model.quorum import Profile, QuorumMessage, activation_delay
 from mesh.model.retry import RetryPolicy
-from mesh.pg.durable_messages import WorkflowStart
 from mesh.pg.operations import Operations, started
+from mesh.pg.workflow_messages import WorkflowStart
 from mesh.runtime.consumer import ConsumerSettings
 from mesh.runtime.job_events import JobEvents, Subscriber
 from mesh.runtime.node import Node

@@ -183,11 +183,11 @@ def node_plan(
 def build_actors(node: Node, plan: NodePlan) -> list[Actor[Any]]:
     """The actors of ``plan``: the quorum member, the leader seat, the engine and the
     workers."""
-    from actors.durable import WorkflowWorkerActor, activity_worker
-    from actors.engine import EngineActor
+    from actors.graphs import EngineActor
     from actors.maintenance import LeaderActor
     from actors.quorum import QuorumActor
     from actors.worker import WorkerActor
+    from actors.workflows import WorkflowWorkerActor, activity_worker
 
     workers: list[Actor[Any]] = [
         WorkerActor(node, topic=w.topic, function=w.function, settings=w.settings, retry=w.retry)

@@ -30,7 +30,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from mesh.model.engine.state import Announce
+from mesh.model.graph.state import Announce
 
 log = logging.getLogger(__name__)
 

@@ -22,9 +22,9 @@ their recorded results never change.
 """
 
 from mesh.errors import ActivityFailed, NondeterminismError, WorkflowCancelled
-from mesh.model.durable import api
-from mesh.model.durable.api import *  # noqa: F403 (the in-workflow API, re-exported whole)
-from mesh.model.durable.run import WorkflowInfo
+from mesh.model.workflow import api
+from mesh.model.workflow.api import *  # noqa: F403 (the in-workflow API, re-exported whole)
+from mesh.model.workflow.run import WorkflowInfo
 
 __all__ = [
     *api.__all__,

@@ -30,6 +30,7 @@ def test_top_level_layout() -> None:
         "pyproject.toml",
         "mesh",
         "actors",
+        "benchmarks",
         "config",
         "deploy",
         "tests",

@@ -13,8 +13,8 @@ import trio.lowlevel
 
 from mesh import Mesh
 from mesh.errors import ActivityFailed, DuplicateJob, JobFailed, WorkflowCancelled
-from mesh.model.durable import api as workflow
 from mesh.model.retry import RetryPolicy
+from mesh.model.workflow import api as workflow
 from mesh.runtime.consumer import ConsumerSettings
 
 FAST = ConsumerSettings(poll_interval=0.2)
@@ -117,7 +117,7 @@ async def test_order_workflow__as_code_with_async_and_thread_activities(dsn: str
     )
     with psycopg.connect(dsn) as conn:
         rows = conn.execute(
-            "SELECT s.position, s.kind, s.name, s.args, s.result, s.done FROM mesh.durable_steps s "
+            "SELECT s.position, s.kind, s.name, s.args, s.result, s.done FROM mesh.workflow_steps s "
             "JOIN mesh.jobs j ON j.id = s.job_id WHERE j.key = 'order-1' ORDER BY s.position"
         ).fetchall()
     assert rows == [
@@ -152,13 +152,13 @@ async def test_eviction__workflows_replay_from_their_history_and_run_activities_
 ) -> None:
     """One resident workflow for twenty waiting ones: nineteen are evicted, and each resumes
     by replaying its rows, running no activity twice."""
-    import actors.durable
-    from mesh.pg.durable_rows import waiting
+    import actors.workflows
+    from mesh.pg.workflow_rows import waiting
     from tests.helpers import wait_until
 
     CALLS.clear()
-    original = actors.durable.RESIDENT_WORKFLOWS
-    actors.durable.RESIDENT_WORKFLOWS = 1
+    original = actors.workflows.RESIDENT_WORKFLOWS
+    actors.workflows.RESIDENT_WORKFLOWS = 1
     try:
         async with code_mesh(dsn, {"orders": [gated]}) as mesh:
             handles = [
@@ -171,14 +171,14 @@ async def test_eviction__workflows_replay_from_their_history_and_run_activities_
 
             await wait_until(all_waiting, what="twenty workflows at their condition")
             (runner,) = [
-                a for a in mesh.node.actors if isinstance(a, actors.durable.WorkflowWorkerActor)
+                a for a in mesh.node.actors if isinstance(a, actors.workflows.WorkflowWorkerActor)
             ]
             evicted = runner.runner.runs.resident.evicted
             for handle in handles:
                 await handle.signal("go")
             results = [await h.result(timeout=60) for h in handles]
     finally:
-        actors.durable.RESIDENT_WORKFLOWS = original
+        actors.workflows.RESIDENT_WORKFLOWS = original
     assert evicted >= 19, "all but one of the waiting runs were evicted"
     assert results == [f"reserved 1 of in-stock-{n}" for n in range(20)]
     assert set(CALLS.values()) == {1} and len(CALLS) == 40
@@ -269,7 +269,7 @@ async def wait_for_steps(dsn: str, key: str, count: int) -> None:
     def recorded() -> bool:
         with psycopg.connect(dsn) as conn:
             row = conn.execute(
-                "SELECT count(*) FROM mesh.durable_steps s JOIN mesh.jobs j ON j.id = s.job_id "
+                "SELECT count(*) FROM mesh.workflow_steps s JOIN mesh.jobs j ON j.id = s.job_id "
                 "WHERE j.key = %s",
                 (key,),
             ).fetchone()

@@ -115,5 +115,5 @@ def test_sigkill_mid_run__a_second_node_finishes_every_code_workflow_once(
     assert len(finishes) == 200 + children and set(finishes.values()) == {1}
     requests = Counter(conn.execute("SELECT job, gid, position FROM test_requests").fetchall())
     assert requests and set(requests.values()) == {1}, "an activity call was requested twice"
-    steps = count(conn, "SELECT count(*) FROM mesh.durable_steps WHERE NOT done")
+    steps = count(conn, "SELECT count(*) FROM mesh.workflow_steps WHERE NOT done")
     assert steps == 0

@@ -12,7 +12,7 @@ import trio
 
 from mesh import Mesh
 from mesh.errors import DuplicateJob, InvalidPayload, JobFailed, UnknownJob
-from mesh.model.durable import api as workflow
+from mesh.model.workflow import api as workflow
 from mesh.runtime.consumer import ConsumerSettings
 from tests.helpers import wait_until
 
@@ -81,8 +81,8 @@ def code_mesh(dsn: str) -> Any:
 
 def actors(mesh: Mesh) -> tuple[Any, Any]:
     """The node's workflow worker and activity worker of task queue q."""
-    from actors.durable import WorkflowWorkerActor
     from actors.worker import WorkerActor
+    from actors.workflows import WorkflowWorkerActor
 
     (runner,) = [a for a in mesh.node.actors if isinstance(a, WorkflowWorkerActor)]
     (worker,) = [a for a in mesh.node.actors if isinstance(a, WorkerActor)]
@@ -203,7 +203,7 @@ def waits_for(dsn: str, key: str, signal_id: str) -> bool:
     """Whether the workflow's current generation waits on a condition for ``signal_id``."""
     with psycopg.connect(dsn) as conn:
         row = conn.execute(
-            "SELECT count(*) FROM mesh.durable_steps s JOIN mesh.jobs j ON j.id = s.job_id "
+            "SELECT count(*) FROM mesh.workflow_steps s JOIN mesh.jobs j ON j.id = s.job_id "
             "WHERE j.key = %s AND s.gid = j.gid AND s.kind = 'condition' AND s.name = %s "
             "AND NOT s.done",
             (key, signal_id),
@@ -212,8 +212,8 @@ def waits_for(dsn: str, key: str, signal_id: str) -> bool:
 
 
 async def test_a_signal_sent_to_an_earlier_generation_reaches_the_current_one(dsn: str) -> None:
-    from mesh.model.durable.plan import SIGNAL
-    from mesh.pg.durable_messages import message_to
+    from mesh.model.workflow.plan import SIGNAL
+    from mesh.pg.workflow_messages import message_to
 
     async with code_mesh(dsn) as mesh:
         handle = await mesh.start_workflow(renewing, 1, task_queue="q")

@@ -448,8 +448,8 @@ def test_a_signal_and_the_registration_of_its_hook_cannot_miss_each_other(dsn: s
     import time as clock
 
     from mesh.manifests import load_manifest
-    from mesh.model.engine.mapping import signal_key
-    from mesh.model.engine.state import RegisterHook
+    from mesh.model.graph.mapping import signal_key
+    from mesh.model.graph.state import RegisterHook
     from mesh.pg import apps
     from mesh.pg import jobs as rows
     from mesh.pg.operations import Operations
@@ -711,7 +711,7 @@ async def test_a_response_that_cannot_be_applied_at_the_ack_goes_through_the_eng
 
 
 async def test_a_paused_engine_stream_holds_its_messages_until_resumed(dsn: str) -> None:
-    from actors.engine import EngineActor
+    from actors.graphs import EngineActor
 
     async with mesh_with(dsn, SEQUENCE, {"t.double": double}) as mesh:
         (engine,) = [a for a in mesh.node.actors if isinstance(a, EngineActor)]
@@ -985,7 +985,7 @@ async def test_finished_jobs_are_pruned_after_their_expiry(dsn: str) -> None:
 def test_completions_share_notifications_within_notifys_size_limit() -> None:
     import json
 
-    from mesh.model.engine.effects import ANNOUNCEMENT_BYTES, announcement_payloads
+    from mesh.model.graph.effects import ANNOUNCEMENT_BYTES, announcement_payloads
 
     events = [
         json.dumps(

@@ -154,3 +154,37 @@ def test_migrate__by_a_login_that_does_not_own_the_database__bare_names_resolve_
             admin.execute(f'REVOKE ALL ON DATABASE "{database}" FROM {role}')
             admin.execute(f'ALTER ROLE {role} IN DATABASE "{database}" RESET ALL')
             admin.execute(f"DROP ROLE {role}")
+
+
+def test_migration_14__moves_a_workflow_step_count_to_its_column(empty_dsn: str) -> None:
+    """A code workflow's applied steps leave jobs.cycles for jobs.applied_steps (a graph's
+    cycles stay), and SQL written against mesh.durable_steps still reads the calls."""
+    from mesh.pg.migrations import available_migrations
+
+    with psycopg.connect(empty_dsn, autocommit=True) as conn:
+        for number, name, text in available_migrations():
+            if number >= 14:
+                break
+            with conn.transaction():
+                conn.execute(text.encode())
+                conn.execute(
+                    "INSERT INTO mesh.schema_migrations (version, name) VALUES (%s, %s)",
+                    (number, name),
+                )
+        conn.execute(
+            "INSERT INTO mesh.jobs (app, key, gid, version, topic, status, cycles) VALUES "
+            "('a', 'code-1', 'g', 'code', 'w', 1, 5), ('a', 'graph-1', 'g', '1', 't', 1, 2)"
+        )
+        conn.execute(
+            "INSERT INTO mesh.durable_steps (job_id, gid, position, kind, name, shape) "
+            "SELECT id, 'g', 0, 'activity', 'step', '[]' FROM mesh.jobs WHERE key = 'code-1'"
+        )
+        assert migrate(conn) == [14]
+        rows = conn.execute(
+            "SELECT key, cycles, applied_steps FROM mesh.jobs ORDER BY key"
+        ).fetchall()
+        assert rows == [("code-1", 0, 5), ("graph-1", 2, 0)]
+        steps = conn.execute("SELECT name FROM mesh.durable_steps").fetchall()
+        assert (
+            steps == [("step",)] == conn.execute("SELECT name FROM mesh.workflow_steps").fetchall()
+        )

@@ -16,11 +16,11 @@ import pytest
 from psycopg import sql
 
 from mesh.manifests import load_manifest
-from mesh.model.durable import api as workflow
+from mesh.model.workflow import api as workflow
 from mesh.pg import apps
-from mesh.pg.durable_messages import start_message
 from mesh.pg.quorum import load_throttles, set_throttle
 from mesh.pg.streams import StreamClaim, enqueue, extend_leases, reap
+from mesh.pg.workflow_messages import start_message
 from tests.conftest import ROOT
 from tests.helpers import wait_until_sync
 from tests.workflow_steps import APP, QUEUE, Stepper, in_thread, waiting_for_lock

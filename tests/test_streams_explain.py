@@ -54,7 +54,7 @@ def test_job_key_probes__use_the_key_index_before_the_first_analyze(
     ).fetchone()
     assert row is not None and row[0] < 0, "the test needs a table never analyzed"
     conn.execute("SET plan_cache_mode = force_generic_plan")
-    for name in ("lock_jobs", "durable_lock_jobs", "durable_read_jobs", "job_results"):
+    for name in ("lock_jobs", "workflow_lock_jobs", "workflow_read_jobs", "job_results"):
         params = {"app": "shop", "keys": ["a", "b"], "owner": "n", "ids": "1", "attempts": "1"}
         row = conn.execute("EXPLAIN (FORMAT JSON) " + query(name), params).fetchone()
         assert row is not None

@@ -115,7 +115,7 @@ def test_now_is_the_same_on_the_first_run_and_on_a_replay(
     first_run = [
         args[0]
         for (args,) in session.execute(
-            "SELECT args FROM mesh.durable_steps WHERE name = 'note' ORDER BY position"
+            "SELECT args FROM mesh.workflow_steps WHERE name = 'note' ORDER BY position"
         )
     ]
     assert replayed == first_run
@@ -164,7 +164,7 @@ def test_a_condition_whose_signal_came_first_sends_no_timeout(
 def test_a_workflow_that_ends_while_it_sleeps_leaves_no_wake_queued(
     session: psycopg.Connection[Any],
 ) -> None:
-    from mesh.pg.durable_messages import cancel
+    from mesh.pg.workflow_messages import cancel
 
     steps = stepper(session, napping)
     steps.start(napping, workflow_id="n")
@@ -184,7 +184,7 @@ def test_continue_as_new_keeps_one_generation_of_calls_and_summaries_of_the_last
     steps.run_until_quiet()
     assert steps.job("loop") == ("done", 24)
     calls = session.execute(
-        "SELECT count(DISTINCT gid), count(*) FROM mesh.durable_steps"
+        "SELECT count(DISTINCT gid), count(*) FROM mesh.workflow_steps"
     ).fetchone()
     assert calls == (1, 2), "only the last generation's two calls"
     record = get_job(session, APP, "loop")

@@ -3,7 +3,7 @@ no trio): what the tests of a single workflow transaction need to hold it, race 
 replay it where they choose.
 
 :class:`Stepper` starts workflows, runs the batches of a task queue's workflow stream through
-:func:`mesh.pg.durable.process`, and answers activity requests with plain functions the way
+:func:`mesh.pg.workflows.process`, and answers activity requests with plain functions the way
 a worker applies a response at its ack (the same transaction)."""
 
 from __future__ import annotations
@@ -16,13 +16,13 @@ from typing import Any
 
 import psycopg
 
-from mesh.model.durable.plan import activity_stream, workflow_stream
-from mesh.model.durable.resident import ResidentRuns
 from mesh.model.messages import ActivityRequest, decode, success_response
-from mesh.pg import durable_messages
-from mesh.pg.durable import DurableReport, Runs, process
+from mesh.model.workflow.plan import activity_stream, workflow_stream
+from mesh.model.workflow.resident import ResidentRuns
+from mesh.pg import workflow_messages
+from mesh.pg.graphs import Delivery
 from mesh.pg.streams import StreamClaim, claim
-from mesh.pg.workflows import Delivery
+from mesh.pg.workflows import Runs, WorkflowReport, process
 
 APP = "steps"
 QUEUE = "q"
@@ -48,12 +48,12 @@ class Stepper:
 
     def start(self, function: Callable[..., Any] | str, *args: Any, workflow_id: str = "") -> str:
         name = function if isinstance(function, str) else function.__name__
-        return durable_messages.start(
+        return workflow_messages.start(
             self.conn, APP, name, list(args), task_queue=QUEUE, workflow_id=workflow_id
         )
 
     def signal(self, workflow_id: str, signal_id: str, data: Any = None) -> bool:
-        return durable_messages.signal(self.conn, APP, workflow_id, signal_id, data)
+        return workflow_messages.signal(self.conn, APP, workflow_id, signal_id, data)
 
     def claim_workflow_stream(self, limit: int = 50) -> list[StreamClaim]:
         return claim(
@@ -65,12 +65,12 @@ class Stepper:
             lease=60,
         )
 
-    def handle(self, claims: Sequence[StreamClaim], runs: Runs | None = None) -> DurableReport:
+    def handle(self, claims: Sequence[StreamClaim], runs: Runs | None = None) -> WorkflowReport:
         """One workflow transaction for ``claims`` (with ``runs``: as that node)."""
         deliveries = [Delivery(decode(c.payload), c) for c in claims]  # type: ignore[arg-type]
         return process(self.conn, APP, runs or self.runs, deliveries, owner=self.owner)
 
-    def workflow_batch(self, runs: Runs | None = None) -> DurableReport | None:
+    def workflow_batch(self, runs: Runs | None = None) -> WorkflowReport | None:
         """Claim and handle what waits on the workflow stream (None: nothing waits)."""
         claims = self.claim_workflow_stream()
         return self.handle(claims, runs) if claims else None

@@ -21,7 +21,7 @@ const inFlight = option('in-flight', 50);
 const connection = { class: pg.Client, options: JSON.parse(process.env.MESH_BENCH_PG || '{}') };
 const appId = `hmbench${Math.random().toString(36).slice(2, 8)}`;
 
-// The same graph as bench_manifest in benchmarks/workflows.py.
+// The same graph as bench_manifest in benchmarks/graphs.py.
 const activities = { start: { type: 'trigger' } };
 const transitions = {};
 let previous = 'start';

@@ -22,7 +22,7 @@ const connection = { class: pg.Client, options: JSON.parse(process.env.MESH_BENC
 const namespace = `hmflow${Math.random().toString(36).slice(2, 8)}`;
 const taskQueue = 'bench-durable';
 
-// The same shape as benchmarks/durable.py: `step` and `chain`.
+// The same shape as benchmarks/workflows.py: `step` and `chain`.
 async function step(value) {
   return value + 1;
 }

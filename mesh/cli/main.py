@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from mesh import __version__
 from mesh.cli.bench import add_commands as add_bench_commands
-from mesh.cli.durable import add_commands as add_durable_commands
+from mesh.cli.graphs import add_commands as add_graph_commands
 from mesh.cli.node import add_commands as add_node_commands
 from mesh.cli.quorum import add_commands as add_quorum_commands
 from mesh.cli.streams import add_commands as add_streams_commands
@@ -104,9 +104,9 @@ def _parser() -> argparse.ArgumentParser:
 
     add_quorum_commands(commands)
 
-    add_workflow_commands(commands)
+    add_graph_commands(commands)
 
-    add_durable_commands(commands)
+    add_workflow_commands(commands)
 
     return parser
 

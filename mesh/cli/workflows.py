@@ -1,5 +1,6 @@
-"""The workflow commands of ``mesh``: deploy, activate, pub, signal, job, jobs, export,
-interrupt, scrub. Each takes ``--json``; JSON input may also come from ``@file`` or ``-``."""
+"""``mesh workflow``: workflows written as code, from the command line: start (and wait),
+result, status, signal, cancel, terminate, export. ``mesh job ID`` shows a workflow's
+recorded calls."""
 
 from __future__ import annotations
 
@@ -11,246 +12,59 @@ from mesh.cli.context import app_of, session
 
 
 def add_commands(commands: Any) -> None:
-    deploy = commands.add_parser(
-        "deploy", help="validate and store a manifest version (not yet active)"
+    group = commands.add_parser("workflow", help="workflows written as code")
+    verbs = group.add_subparsers(dest="workflow_command", metavar="COMMAND", required=True)
+    start = verbs.add_parser("start", help="start a workflow by name (prints its id)")
+    start.add_argument("name", help="the workflow function's name")
+    start.add_argument(
+        "args", nargs="?", default="[]", help="its arguments: a JSON list, @file or - (stdin)"
     )
-    deploy.add_argument("path", help="the manifest YAML (its $refs are resolved)")
-    deploy.set_defaults(handler=_deploy)
-    activate = commands.add_parser("activate", help="make a deployed version the active one")
-    activate.add_argument("version")
-    activate.add_argument("--app", help="the app id (default: the config's)")
-    activate.add_argument(
-        "--delay",
-        default="0",
-        metavar="SECONDS",
-        help="announce it to the quorum now, activate it this much later (at most an hour)",
-    )
-    activate.set_defaults(handler=_activate)
-    pub = commands.add_parser("pub", help="start a job: publish JSON data to a graph's topic")
-    pub.add_argument("topic", help="the topic a graph subscribes to")
-    pub.add_argument(
-        "data", nargs="?", default="{}", help="the job's input: JSON, @file or - (stdin)"
-    )
-    pub.add_argument("--job-id", default="", help="the job id (default: the trigger's, or new)")
-    pub.add_argument(
-        "--pending",
-        metavar="SECONDS",
-        help="only reserve the job (its data written, nothing run) for SECONDS or a duration",
-    )
-    pub.add_argument("--wait", action="store_true", help="wait for the job and print its data")
-    pub.add_argument("--timeout", type=float, default=60.0, help="seconds --wait waits")
-    pub.add_argument("--app", help="the app id (default: the config's)")
-    pub.set_defaults(handler=_pub)
-    job = commands.add_parser("job", help="one job: state, status and activity timeline")
-    job.add_argument("job_id")
-    job.add_argument("--json", action="store_true", help="print JSON")
-    job.add_argument("--app", help="the app id (default: the config's)")
-    job.set_defaults(handler=_job)
-    jobs = commands.add_parser("jobs", help="recent jobs of the app")
-    jobs.add_argument(
-        "--status",
-        choices=["running", "pending", "done", "failed", "interrupted"],
-        help="only jobs in this state",
-    )
-    jobs.add_argument(
-        "--limit", type=int, default=50, help="at most this many, newest first (1 to 10000)"
-    )
-    jobs.add_argument("--app", help="the app id (default: the config's)")
-    jobs.set_defaults(handler=_jobs)
-    for command in (deploy, activate, pub, jobs, *_add_job_operations(commands)):
-        command.add_argument("--json", action="store_true", help="print JSON")
-
-
-def _add_job_operations(commands: Any) -> list[Any]:
-    """signal, interrupt, scrub and export: what an operator does to running jobs."""
-    signal = commands.add_parser(
-        "signal", help="resume the jobs whose hook waits on TOPIC with matching data"
-    )
-    signal.add_argument("topic", help="the hook's topic")
+    start.add_argument("--task-queue", default="default", help="the task queue that runs it")
+    start.add_argument("--workflow-id", default="", help="its id (default: a new one)")
+    start.add_argument("--wait", action="store_true", help="wait and print its result")
+    start.add_argument("--timeout", type=float, default=60.0, help="seconds --wait waits")
+    start.set_defaults(handler=_start)
+    result = verbs.add_parser("result", help="wait for a workflow's result and print it")
+    result.add_argument("workflow_id")
+    result.add_argument("--timeout", type=float, default=60.0)
+    result.set_defaults(handler=_result)
+    status = verbs.add_parser("status", help="running, done, failed or interrupted")
+    status.add_argument("workflow_id")
+    status.set_defaults(handler=_status)
+    signal = verbs.add_parser("signal", help="send a signal its workflow.condition waits for")
+    signal.add_argument("workflow_id")
+    signal.add_argument("signal_id")
     signal.add_argument(
-        "data", nargs="?", default="{}", help="the signal data: JSON, @file or - (stdin)"
-    )
-    signal.add_argument(
-        "--code", type=int, default=200, help="the status code the hook sees (default 200)"
+        "data", nargs="?", default="null", help="the signal's data: JSON, @file or - (stdin)"
     )
     signal.set_defaults(handler=_signal)
-    interrupt = commands.add_parser(
-        "interrupt", help="end a running job now, with its queued activities withdrawn"
+    cancel = verbs.add_parser("cancel", help="ask a workflow to stop")
+    cancel.add_argument("workflow_id")
+    cancel.set_defaults(handler=_cancel)
+    terminate = verbs.add_parser("terminate", help="end a workflow now (its code is not told)")
+    terminate.add_argument("workflow_id")
+    terminate.add_argument("--reason", default="terminated", help="recorded as its error")
+    terminate.set_defaults(handler=_terminate)
+    export = verbs.add_parser("export", help="a workflow's data, state, status and timeline")
+    export.add_argument("workflow_id")
+    export.add_argument(
+        "--allow", nargs="+", metavar="PART", help="only these: data state status timeline"
     )
-    interrupt.add_argument("job_id")
-    interrupt.add_argument("--reason", default="interrupted", help="recorded as its error")
-    interrupt.add_argument("--code", type=int, default=410, help="its error code (default 410)")
-    interrupt.add_argument("--descend", action="store_true", help="its child jobs too")
-    interrupt.set_defaults(handler=_interrupt)
-    scrub = commands.add_parser(
-        "scrub", help="delete a finished job and its data now (its id becomes free)"
-    )
-    scrub.add_argument("job_id")
-    scrub.set_defaults(handler=_scrub)
-    export = commands.add_parser("export", help="one job as JSON, with its activity timeline")
-    export.add_argument("job_id")
     export.set_defaults(handler=_export)
-    operations = [signal, interrupt, scrub, export]
-    for command in operations:
-        command.add_argument("--app", help="the app id (default: the config's)")
-    return operations
+    for verb in (start, result, status, signal, cancel, terminate, export):
+        verb.add_argument("--app", help="the app id (default: the config's)")
 
 
-def _deploy(args: argparse.Namespace) -> int:
-    from mesh.manifests import load_manifest
-    from mesh.pg.apps import deploy
-    from mesh.pg.database import run_once
-    from mesh.pg.migrations import check_schema
+def _timeout(args: argparse.Namespace) -> None:
+    from mesh.errors import ConfigError
 
-    _config, dsn = session(args)
-    manifest = load_manifest(args.path)  # every problem is reported before anything is stored
-
-    def store(conn: Any) -> bool:
-        check_schema(conn)
-        return deploy(conn, manifest)
-
-    new = run_once(dsn, store)
-    app, version = manifest.app.id, manifest.app.version
-    if args.json:
-        print(json.dumps({"app": app, "version": version, "deployed": new}))
-        return 0
-    state = "deployed" if new else "already deployed (identical)"
-    print(
-        f"app {app!r} version {version!r}: {state}; activate it with `mesh activate {version} --app {app}`"
-    )
-    return 0
-
-
-def _activate(args: argparse.Namespace) -> int:
-    import time
-
-    from mesh.model.quorum import activation_delay
-    from mesh.pg.apps import activate, announce_activation
-    from mesh.pg.database import run_once
-
-    delay = activation_delay(args.delay)  # refused before anything is sent
-    config, dsn = session(args)
-    app = app_of(args, config)
-    secret = config.quorum.secret.encode() or None
-    if delay:
-        run_once(dsn, announce_activation, app, args.version, delay, secret=secret, sender="cli")
-        if not args.json:
-            print(f"app {app!r}: version {args.version!r} announced, active in {delay:g} s")
-        time.sleep(delay)
-    run_once(dsn, activate, app, args.version, secret=secret, sender="cli")
-    if args.json:
-        print(json.dumps({"app": app, "version": args.version, "active": True}))
-    else:
-        print(f"app {app!r}: version {args.version!r} is active")
-    return 0
-
-
-def _pub(args: argparse.Namespace) -> int:
-    from mesh.cli.payloads import json_argument
-    from mesh.errors import ConfigError, JobFailed
-    from mesh.pg.client import MeshClient
-
-    if args.wait and not 0 < args.timeout <= 86400 * 365:  # False for nan too
-        # Refused before anything is written: a job must not start for a wait that cannot be.
+    if not 0 < args.timeout <= 86400 * 365:  # False for nan too
         raise ConfigError(
             "<command line>",
             "--timeout",
             f"{args.timeout!r} is not a number of seconds to wait",
             "give a positive number, e.g. --timeout 30",
         )
-    config, dsn = session(args, quiet=True)
-    data = json_argument(args.data, "the job data")
-    with MeshClient(dsn, app=app_of(args, config)) as client:
-        job_id = client.pub(args.topic, data, job_id=args.job_id, pending=args.pending)
-        if not args.wait:
-            print(json.dumps({"job_id": job_id}) if args.json else job_id)
-            return 0
-        try:
-            record = client.wait(job_id, timeout=args.timeout)
-        except JobFailed as failure:
-            print(
-                json.dumps(
-                    {"job_id": job_id, "status": failure.job.status, "error": failure.job.error}
-                )
-            )
-            return 1
-    status = "persisted" if record.persisted else record.status
-    print(json.dumps({"job_id": job_id, "status": status, "data": record.data}))
-    return 0
-
-
-def _job(args: argparse.Namespace) -> int:
-    from mesh.errors import UnknownJob
-    from mesh.pg.database import run_once
-    from mesh.pg.job_queries import get_job
-
-    config, dsn = session(args, quiet=True)
-    app = app_of(args, config)
-    record = run_once(dsn, get_job, app, args.job_id)
-    if record is None:
-        raise UnknownJob(f"no job {args.job_id!r} in app {app!r} (never started, or pruned)")
-    if args.json:
-        print(json.dumps(record.as_dict(), indent=2, default=str))
-        return 0
-    print(f"job {record.key}  ({record.topic}, app {app} version {record.version})")
-    print(f"  status   {record.status}" + (f": {record.error['message']}" if record.error else ""))
-    print(f"  created  {record.created_at:%Y-%m-%d %H:%M:%S.%f}"[:-3])
-    if record.persisted_at:
-        took = (record.persisted_at - record.created_at).total_seconds() * 1000
-        print(f"  answered {record.persisted_at:%Y-%m-%d %H:%M:%S} ({took:.0f} ms; still open)")
-    if record.status == "pending" and record.expires_at:
-        print(f"  reserved until {record.expires_at:%Y-%m-%d %H:%M:%S} (pending: nothing runs)")
-    if record.completed_at:
-        took = (record.completed_at - record.created_at).total_seconds() * 1000
-        print(f"  finished {record.completed_at:%Y-%m-%d %H:%M:%S} ({took:.0f} ms)")
-    print("  data")
-    for name, value in sorted(record.data.items()):
-        print(f"    {name} = {json.dumps(value)}")
-    print("  timeline")
-    for step in record.timeline:
-        offset = (step.at - record.created_at).total_seconds() * 1000
-        what = "entered" if step.leg == 1 else f"completed {step.code}"
-        where = f" [{step.dimension}]" if step.dimension else ""
-        print(f"    +{offset:7.1f} ms  {step.activity}{where} {what}")
-    return 0
-
-
-def _jobs(args: argparse.Namespace) -> int:
-    from mesh.errors import ConfigError
-    from mesh.pg.database import run_once
-    from mesh.pg.job_queries import list_jobs
-
-    if not 1 <= args.limit <= 10_000:
-        raise ConfigError("<command line>", "--limit", f"{args.limit} is not from 1 to 10000")
-    config, dsn = session(args, quiet=True)
-    listing = run_once(dsn, list_jobs, app_of(args, config), status=args.status, limit=args.limit)
-    if args.json:
-        print(json.dumps([_summary(job) for job in listing], indent=2))
-        return 0
-    for job in listing:
-        print(f"{job.created_at:%Y-%m-%d %H:%M:%S}  {job.status:<11} {job.topic:<24} {job.key}")
-    if not listing:
-        print("no jobs" + (f" with status {args.status}" if args.status else ""))
-    return 0
-
-
-def _summary(job: Any) -> dict[str, Any]:
-    return {
-        "job_id": job.key,
-        "status": job.status,
-        "topic": job.topic,
-        "version": job.version,
-        "created_at": job.created_at.isoformat(),
-        "completed_at": job.completed_at.isoformat() if job.completed_at else None,
-    }
-
-
-def _code(value: int, option: str) -> int:
-    from mesh.errors import ConfigError
-
-    if not 1 <= value <= 999:
-        raise ConfigError("<command line>", option, f"{value} is not a status code from 1 to 999")
-    return value
 
 
 def _client(args: argparse.Namespace) -> Any:
@@ -260,57 +74,85 @@ def _client(args: argparse.Namespace) -> Any:
     return MeshClient(dsn, app=app_of(args, config))
 
 
-def _signal(args: argparse.Namespace) -> int:
-    from mesh.cli.payloads import json_argument
-    from mesh.model.ids import validate_topic
+def _print_result(client: Any, workflow_id: str, timeout: float) -> int:
+    from mesh.errors import JobFailed
 
-    validate_topic(args.topic)
-    code = _code(args.code, "--code")
-    data = json_argument(args.data, "the signal data")  # refused before anything is sent
-    with _client(args) as client:
-        resumed = client.signal(args.topic, data, code=code)
-    if args.json:
-        print(json.dumps({"topic": args.topic, "resumed": resumed}))
-    elif resumed:
-        print(f"resumed {resumed} job(s) waiting on {args.topic!r}")
-    else:
-        print(f"no job waits on {args.topic!r} with this data yet: kept for the hook that does")
+    try:
+        value = client.get_handle(workflow_id).result(timeout=timeout)
+    except JobFailed as failure:
+        job = failure.job
+        print(json.dumps({"workflow_id": workflow_id, "status": job.status, "error": job.error}))
+        return 1
+    print(json.dumps({"workflow_id": workflow_id, "status": "done", "result": value}))
     return 0
 
 
-def _interrupt(args: argparse.Namespace) -> int:
-    from mesh.model.limits import check_text
+def _start(args: argparse.Namespace) -> int:
+    from mesh.cli.payloads import json_argument
+    from mesh.errors import ConfigError
 
-    check_text(args.reason, "--reason")
-    code = _code(args.code, "--code")
-    with _client(args) as client:
-        ended = client.interrupt(args.job_id, reason=args.reason, code=code, descend=args.descend)
-        status = "" if ended else client.get_status(args.job_id)
-    if args.json:
-        print(json.dumps({"job_id": args.job_id, "interrupted": ended, "status": status or None}))
-    elif ended:
-        print(f"job {args.job_id}: interrupted" + (" with its children" if args.descend else ""))
-    else:
-        print(f"job {args.job_id} had already finished ({status}): nothing to interrupt")
-    return 0 if ended else 1
-
-
-def _scrub(args: argparse.Namespace) -> int:
-    with _client(args) as client:
-        scrubbed = client.scrub(args.job_id)
-    if args.json:
-        print(json.dumps({"job_id": args.job_id, "scrubbed": scrubbed}))
-    elif scrubbed:
-        print(f"job {args.job_id}: deleted with its data; the id is free")
-    else:
-        print(
-            f"job {args.job_id} is running or unknown: nothing deleted (interrupt it first, "
-            "or check the id with `mesh jobs`)"
+    if args.wait:
+        _timeout(args)  # refused before anything is written
+    arguments = json_argument(args.args, "the workflow's arguments")
+    if not isinstance(arguments, list):
+        raise ConfigError(
+            "<command line>", "args", "the arguments are a JSON list", "write e.g. '[\"sku-1\", 2]'"
         )
-    return 0 if scrubbed else 1
+    with _client(args) as client:
+        handle = client.start_workflow(
+            args.name, *arguments, task_queue=args.task_queue, workflow_id=args.workflow_id
+        )
+        if not args.wait:
+            print(handle.workflow_id)
+            return 0
+        return _print_result(client, handle.workflow_id, args.timeout)
+
+
+def _result(args: argparse.Namespace) -> int:
+    _timeout(args)
+    with _client(args) as client:
+        return _print_result(client, args.workflow_id, args.timeout)
+
+
+def _status(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        print(client.get_status(args.workflow_id))
+    return 0
+
+
+def _signal(args: argparse.Namespace) -> int:
+    from mesh.cli.payloads import json_argument
+    from mesh.errors import UnknownJob
+
+    data = json_argument(args.data, "the signal data")
+    with _client(args) as client:
+        if not client.get_handle(args.workflow_id).signal(args.signal_id, data):
+            raise UnknownJob(f"no running workflow {args.workflow_id!r}")
+    print(f"signal {args.signal_id!r} sent to {args.workflow_id}")
+    return 0
+
+
+def _cancel(args: argparse.Namespace) -> int:
+    from mesh.errors import UnknownJob
+
+    with _client(args) as client:
+        if not client.get_handle(args.workflow_id).cancel():
+            raise UnknownJob(f"no running workflow {args.workflow_id!r}")
+    print(f"asked {args.workflow_id} to stop")
+    return 0
+
+
+def _terminate(args: argparse.Namespace) -> int:
+    from mesh.errors import UnknownJob
+
+    with _client(args) as client:
+        if not client.get_handle(args.workflow_id).terminate(args.reason):
+            raise UnknownJob(f"no running workflow {args.workflow_id!r}")
+    print(f"terminating {args.workflow_id}")
+    return 0
 
 
 def _export(args: argparse.Namespace) -> int:
     with _client(args) as client:
-        print(json.dumps(client.export(args.job_id), indent=2, default=str))
+        print(json.dumps(client.get_handle(args.workflow_id).export(args.allow)))
     return 0

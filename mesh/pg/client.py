@@ -209,7 +209,7 @@ class MeshClient:
 
 class ClientWorkflowHandle(Generic[R]):
     """A workflow written as code, seen from a :class:`MeshClient` (the synchronous twin of
-    :class:`mesh.durable.handle.WorkflowHandle`)."""
+    :class:`mesh.handle.WorkflowHandle`)."""
 
     def __init__(self, client: MeshClient, workflow_id: str) -> None:
         self.client = client

@@ -12,7 +12,7 @@ from typing import Any
 
 import msgspec
 
-from mesh.model.engine.effects import (
+from mesh.model.graph.effects import (
     announcement,
     announcement_payloads,
     buffer_seconds,
@@ -20,7 +20,7 @@ from mesh.model.engine.effects import (
     signal_resume,
     signal_resumes,
 )
-from mesh.model.engine.state import (
+from mesh.model.graph.state import (
     Announce,
     DeliverSignal,
     InterruptChildren,

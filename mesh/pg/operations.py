@@ -3,8 +3,8 @@
 :class:`Operations` holds them; the trio :class:`~mesh.api.Mesh` runs them in its database
 thread and the synchronous :class:`~mesh.pg.client.MeshClient` on its own pool, so both
 return the same values and raise the same errors. Starting and interrupting a job are
-:func:`mesh.pg.workflows.process` for one message; a signal finds its hooks through the rules
-of every deployed version (:func:`~mesh.model.engine.effects.route_signal`).
+:func:`mesh.pg.graphs.process` for one message; a signal finds its hooks through the rules
+of every deployed version (:func:`~mesh.model.graph.effects.route_signal`).
 """
 
 from __future__ import annotations
@@ -15,22 +15,22 @@ from typing import Any
 
 from mesh import telemetry
 from mesh.errors import UnknownJob
-from mesh.model.engine.app import no_active_version
-from mesh.model.engine.batch import Result
-from mesh.model.engine.client import interrupt_message, start_message
-from mesh.model.engine.effects import route_signal
+from mesh.model.graph.app import no_active_version
+from mesh.model.graph.batch import Result
+from mesh.model.graph.client import interrupt_message, start_message
+from mesh.model.graph.effects import route_signal
 from mesh.model.graph.manifest import Manifest
 from mesh.model.ids import new_message_id
 from mesh.model.jobs import JobRecord
 from mesh.model.limits import check_text, check_value
 from mesh.model.messages import StartJob
 from mesh.model.quorum import JobNotices
-from mesh.pg import apps, durable_messages, job_queries
+from mesh.pg import apps, job_queries, workflow_messages
 from mesh.pg import jobs as rows
 from mesh.pg.database import Connection
+from mesh.pg.graphs import AppVersions, Delivery, process
 from mesh.pg.queries import query
 from mesh.pg.streams import enqueue
-from mesh.pg.workflows import AppVersions, Delivery, process
 
 
 class Operations:
@@ -153,7 +153,7 @@ class Operations:
     ) -> str:
         """Start a workflow written as code; its id (:class:`DuplicateJob` if taken)."""
         with telemetry.current().producing(self.app, name) as producer:
-            key = durable_messages.start(
+            key = workflow_messages.start(
                 conn,
                 self.app,
                 name,
@@ -166,25 +166,25 @@ class Operations:
             return key
 
     def start_workflows(
-        self, conn: Connection, starts: list[durable_messages.WorkflowStart]
+        self, conn: Connection, starts: list[workflow_messages.WorkflowStart]
     ) -> list[str | Exception]:
         """Start workflows in one transaction: each one's id, or :class:`DuplicateJob`."""
-        return durable_messages.start_many(conn, self.app, starts)
+        return workflow_messages.start_many(conn, self.app, starts)
 
     def signal_workflow(
         self, conn: Connection, workflow_id: str, signal_id: str, data: Any
     ) -> bool:
         """Send a signal to a running workflow written as code; False if none by that id."""
-        return durable_messages.signal(conn, self.app, workflow_id, signal_id, data)
+        return workflow_messages.signal(conn, self.app, workflow_id, signal_id, data)
 
     def cancel_workflow(self, conn: Connection, workflow_id: str) -> bool:
         """Ask a running workflow written as code to stop; False if none by that id."""
-        return durable_messages.cancel(conn, self.app, workflow_id)
+        return workflow_messages.cancel(conn, self.app, workflow_id)
 
     def terminate_workflow(self, conn: Connection, workflow_id: str, reason: str) -> bool:
         """End a running workflow written as code at once (its code is not told); False if
         it is not running."""
-        return durable_messages.terminate(conn, self.app, workflow_id, reason)
+        return workflow_messages.terminate(conn, self.app, workflow_id, reason)
 
     def export_workflow(
         self, conn: Connection, workflow_id: str, allow: Sequence[str] | None = None

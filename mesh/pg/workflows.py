@@ -1,263 +1,396 @@
-"""Engine transactions: a batch of engine messages handled in one commit.
+"""Workflow transactions: messages of a task queue's workflow stream, in one commit.
 
-``process`` takes the batch's claims (the fenced ack comes first, so a lost lease means no
-effects), locks the jobs the messages name in id order, loads their state, applies each
-message with the pure :class:`~mesh.model.engine.executor.Engine`, saves what changed,
-enqueues what it caused and, optionally, claims the next batch, all in one transaction. A
-crash at any point commits all of it or none of it. What clients ask directly (``pub``,
-``signal``, ``interrupt``) is in :mod:`mesh.pg.operations`.
+:func:`process` takes the batch's claims (the fenced ack first: a lost lease means no
+effects), locks the workflows the messages name in id order, and for each message finds the
+workflow's run: resident in this node when it holds the run that made the workflow's last step
+(``jobs.applied_steps`` tells), else rebuilt from the recorded calls and replayed. The pure
+:func:`~mesh.model.workflow.plan.plan_step` decides; this module writes what it decided (the
+outcome, the new calls, the requests and wakes, the workflow's end and its announcement) and
+claims the next batch, all in one transaction. If the transaction fails, the runs it advanced
+are dropped from memory (their next message replays them).
+
+Starting, signalling and cancelling a workflow are in :mod:`mesh.pg.workflow_messages`.
 """
 
 from __future__ import annotations
 
-import contextlib
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
-import psycopg
-from psycopg.pq import TransactionStatus
 
 from mesh import telemetry
-from mesh.errors import (
-    WorkflowError,
-)
-from mesh.model.engine.app import CompiledApp, no_active_version
-from mesh.model.engine.batch import (
-    Batch,
-    Message,
-    Result,
-    details_wanted,
-    has_starts,
-    jobs_named,
-)
-from mesh.model.engine.state import JobState
-from mesh.model.graph.manifest import decode_manifest
-from mesh.model.ids import new_message_id
-from mesh.model.messages import (
-    EngineMessage,
-    StartJob,
-)
+from mesh.errors import NondeterminismError
+from mesh.model.ids import new_guid, new_message_id
+from mesh.model.messages import EngineMessage, Resume, StartJob
 from mesh.model.quorum import JobNotices
-from mesh.pg import jobs as rows
-from mesh.pg.database import Connection, Cursor
+from mesh.model.workflow.calls import Call, Failure, stored_time
+from mesh.model.workflow.plan import (
+    CANCEL,
+    SIGNAL,
+    TERMINATE,
+    StepPlan,
+    Workflow,
+    child_answer,
+    no_target,
+    plan_outcome,
+    plan_step,
+    taken_id,
+)
+from mesh.model.workflow.resident import ResidentRuns
+from mesh.model.workflow.run import Progress, WorkflowInfo, WorkflowRun
+from mesh.pg import workflow_messages
+from mesh.pg.database import Connection
+from mesh.pg.eager import Eager, leased_claims
+from mesh.pg.graphs import Delivery, NextClaim, roll_back
 from mesh.pg.queries import query
-from mesh.pg.streams import (
-    DEFAULT_ATTEMPTS,
-    StreamClaim,
-    claim_params,
-    enqueue_params,
-    fence_params,
+from mesh.pg.streams import StreamClaim
+from mesh.pg.workflow_rows import (
+    SIGNALS,
+    WorkflowRow,
+    Writes,
+    after,
+    continued,
+    history,
+    read_locked,
+    record,
+    send_take_and_lock,
+    update,
+    write,
 )
 
+WorkflowFunction = Callable[..., Coroutine[Any, Any, Any]]
 
-class AppVersions:
-    """Compiled app versions, loaded from ``mesh.app_versions`` once each (they never change)."""
-
-    def __init__(self) -> None:
-        self._compiled: dict[tuple[str, str], CompiledApp] = {}
-
-    def get(self, conn: Connection, app: str, version: str) -> CompiledApp:
-        key = (app, version)
-        compiled = self._compiled.get(key)
-        if compiled is None:
-            row = conn.execute(
-                query("manifest_of_version"), {"app": app, "version": version}
-            ).fetchone()
-            if row is None:
-                raise WorkflowError(f"version {version!r} of app {app!r} is not deployed")
-            compiled = CompiledApp(decode_manifest(row[0]))
-            self._compiled[key] = compiled
-        return compiled
-
-    def active_from(self, conn: Connection, app: str, row: Any) -> CompiledApp:
-        """The version named by a row of the ``active_version`` query, read in the caller's
-        transaction (activation is one commit); None: there is no active version."""
-        if row is None:
-            raise no_active_version(app)
-        return self.get(conn, app, row[0])
+_encode = msgspec.json.Encoder().encode
 
 
-@dataclass(frozen=True, slots=True)
-class Delivery:
-    message: EngineMessage
-    claim: StreamClaim | None = None
-
-
-@dataclass(slots=True)
-class BatchReport:
-    results: list[Result] = field(default_factory=list)
-    lost: int = 0
-    """Claims whose lease was gone when the batch ran (another consumer has them)."""
+@dataclass
+class WorkflowReport:
     taken: set[int] = field(default_factory=set)
-    """Ids of the claims this batch acked (the rest were lost)."""
+    lost: int = 0
+    applied: int = 0
+    ended: int = 0
     next_claims: list[StreamClaim] = field(default_factory=list)
-    jobs: list[JobState] = field(default_factory=list)
-    """The jobs the batch touched (for their spans, once committed)."""
+    leased: dict[tuple[str, str], list[StreamClaim]] = field(default_factory=dict)
+    """Messages enqueued leased to this node (eager dispatch), by (app, stream)."""
 
 
-@dataclass(frozen=True, slots=True)
-class NextClaim:
-    stream: str
-    limit: int
-    lease: float
-    max_attempts: int = DEFAULT_ATTEMPTS
-    """For messages that carry no retry policy (the consumer's policy)."""
+@dataclass(frozen=True)
+class Runs:
+    """A node's workflow functions by name and its resident runs (shared by the database
+    threads: the dict under ``lock``, each run under its job's row lock)."""
 
-    def params(self, app: str, owner: str) -> dict[str, object]:
-        """The ``claim`` query's parameters for ``owner``."""
-        return claim_params(
-            app, self.stream, owner, self.limit, self.lease, max_attempts=self.max_attempts
-        )
-
-
-class _KeyTaken(Exception):
-    """A new job's key was inserted by a concurrent transaction: run the batch again."""
+    functions: Mapping[str, WorkflowFunction]
+    resident: ResidentRuns
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 def process(
     conn: Connection,
     app: str,
-    versions: AppVersions,
+    runs: Runs,
     deliveries: Sequence[Delivery],
     *,
-    owner: str = "",
+    owner: str,
     next_claim: NextClaim | None = None,
-    new_id: Callable[[], str] = new_message_id,
     notices: JobNotices | None = None,
-) -> BatchReport:
-    """Handle ``deliveries`` in one transaction (retried whole on a deadlock or a key race).
-    ``notices``: job events also go to the quorum (the app asked for them).
+    eager: Eager | None = None,
+) -> WorkflowReport:
+    """Handle ``deliveries`` (messages with their claims: a workflow stream's, or an activity
+    request's whose response is applied at its ack) in one transaction. ``notices``: ended
+    workflows are also told to the quorum (the app asked). ``eager``: requests for these
+    streams are leased to this node as they are enqueued (eager dispatch)."""
+    report = WorkflowReport()
+    writes = Writes()
+    touched: list[str] = []
+    cursor = leasing = None
+    try:
+        # Pipelined: BEGIN, the fenced ack and the locks travel together, the writes, the next
+        # claim and COMMIT together: two round trips for a batch of resident workflows.
+        with conn.pipeline():
+            conn.execute("BEGIN")
+            claims = [d.claim for d in deliveries if d.claim is not None]
+            keys = sorted({d.message.job_id for d in deliveries})
+            taken, jobs = read_locked(send_take_and_lock(conn, app, owner, claims, keys))
+            report.taken, report.lost = taken, len(claims) - len(taken)
+            live = [d.message for d in deliveries if d.claim is not None and d.claim.id in taken]
+            for message in live:
+                row = jobs.get(message.job_id)
+                if row is None or row.status != "running":
+                    continue  # unknown, or ended: nothing to do
+                touched.append(row.key)
+                if _step(conn, app, runs, row, message, writes):
+                    report.applied += 1
+                    jobs[row.key] = after(row, writes)
+            leasing = write(conn, app, writes, notices, eager=eager, owner=owner)
+            report.ended = len(writes.announced)
+            if next_claim is not None:
+                cursor = conn.execute(query("claim"), next_claim.params(app, owner))
+            conn.execute("COMMIT")
+        if cursor is not None:
+            report.next_claims = [StreamClaim(*row) for row in cursor.fetchall()]
+        if leasing is not None:
+            report.leased = leased_claims(leasing.fetchall())
+    except BaseException:
+        roll_back(conn)
+        with runs.lock:
+            for key in touched:
+                runs.resident.drop(key)
+        raise
+    with runs.lock:
+        for run, applied in writes.kept:
+            run.applied = applied
+            runs.resident.keep(run)
+        for key in writes.dropped:
+            runs.resident.drop(key)
+    _trace_ended(app, writes)
+    return report
 
-    The transaction is pipelined: BEGIN travels with the first statements and COMMIT with the
-    last, so a batch of responses takes two round trips (ack, locks and reads; then writes,
-    next claim and commit) and a batch of starts three (the insert's ids are read between).
-    """
+
+def _trace_ended(app: str, writes: Writes) -> None:
+    """Spans of the workflows the committed batch ended (telemetry on)."""
     spans = telemetry.current()
-    if spans.enabled:
-        deliveries = traced(app, deliveries, spans)
-    for attempt in range(5):
-        try:
-            with conn.pipeline():
-                conn.execute("BEGIN")
-                report, claiming = _process(
-                    conn, app, versions, deliveries, owner, next_claim, new_id, notices
-                )
-                conn.execute("COMMIT")
-            if claiming is not None:
-                report.next_claims = [StreamClaim(*row) for row in claiming.fetchall()]
-            if spans.enabled:
-                spans.legs(app, report.jobs)
-            return report
-        except (_KeyTaken, psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure):
-            roll_back(conn)
-            if attempt == 4:
-                raise
-        except BaseException:
-            roll_back(conn)
-            raise
-    raise AssertionError("unreachable")
-
-
-def traced(app: str, deliveries: Sequence[Delivery], spans: telemetry.Telemetry) -> list[Delivery]:
-    """The deliveries, each start that carries no trace context given a new trace (a job
-    started by a process without telemetry is traced from its start here)."""
-    return [
-        Delivery(
-            msgspec.structs.replace(d.message, trace=spans.new_trace(app, d.message.topic)),
-            d.claim,
+    if not spans.enabled:
+        return
+    for row, status in writes.ended:
+        parent_trace = row.trace if isinstance(row.parent, dict) else ""
+        spans.job_ended(
+            app, row.name, row.key, status, row.trace, row.created_at, parent_trace=parent_trace
         )
-        if isinstance(d.message, StartJob) and not d.message.trace
-        else d
-        for d in deliveries
-    ]
 
 
-def roll_back(conn: Connection) -> None:
-    """End a transaction that failed midway. A connection that died needs nothing, and its
-    error must not hide the one that ended the transaction (the pool discards it)."""
-    if not conn.closed and conn.info.transaction_status != TransactionStatus.IDLE:
-        with contextlib.suppress(psycopg.Error):
-            conn.execute("ROLLBACK")
-
-
-def _process(
+def _step(
     conn: Connection,
     app: str,
-    versions: AppVersions,
-    deliveries: Sequence[Delivery],
-    owner: str,
-    next_claim: NextClaim | None,
-    new_id: Callable[[], str],
-    notices: JobNotices | None,
-) -> tuple[BatchReport, Cursor | None]:
-    report = BatchReport()
-    jobs, taken, active = _take_and_load(conn, app, versions, deliveries, owner)
-    if taken is not None:
-        report.taken = taken
-        report.lost = sum(1 for d in deliveries if d.claim is not None) - len(taken)
-    batch = Batch(
-        app,
-        [
-            Message(d.message, direct=d.claim is None)
-            for d in deliveries
-            if d.claim is None or d.claim.id in report.taken
-        ],
-        now=time.time(),
-        new_id=new_id,
+    runs: Runs,
+    row: WorkflowRow,
+    message: EngineMessage,
+    writes: Writes,
+) -> bool:
+    """Apply one message to its workflow; False when it changed nothing."""
+    job_id, key, gid, steps = row.id, row.key, row.gid, row.steps
+    workflow = Workflow(app=app, key=key, gid=gid, task_queue=row.task_queue, trace=row.trace)
+    is_start = isinstance(message, StartJob)
+    if isinstance(message, StartJob) and (message.data or {}).get("gid") != gid:
+        return False  # the start of an earlier generation
+    now = stored_time(time.time())  # what a replay reads back: the same value
+    if isinstance(message, Resume) and message.kind == TERMINATE:
+        reason = (message.data or {}).get("reason") if isinstance(message.data, dict) else None
+        error = {"message": str(reason or "terminated"), "type": "WorkflowTerminated", "code": 410}
+        _end(writes, app, row, "interrupted", error)
+        return True
+    try:
+        run = _run_of(conn, runs, row, writes, replay=not is_start)
+        if run is None:
+            return _before_start(app, row, message, writes)
+        if is_start and (run.history or key in writes.runs):
+            return False  # started already: a duplicate start
+        plan = plan_step(
+            run, workflow, None if is_start else message, now=now, new_id=new_message_id
+        )
+        writes.runs[key] = run
+        if plan.duplicate:
+            writes.kept.append((run, steps))
+            return False
+        _perform_effects(conn, run, workflow, plan, row, writes, now)
+    except Exception as error:  # the workflow cannot go on: it fails with the reason
+        _end(writes, app, row, "failed", _error(error))
+        return True
+    record(writes, job_id, key, gid, plan, now)
+    _conclude(writes, app, run, row, plan.progress, now)
+    return True
+
+
+def _run_of(
+    conn: Connection, runs: Runs, row: WorkflowRow, writes: Writes, *, replay: bool
+) -> WorkflowRun | None:
+    """The workflow's run: moved earlier in this batch, resident (if this node made the
+    workflow's last step), or rebuilt from its recorded calls (and replayed, unless the
+    message is its start). None: a message came before the start ran (a signal, a cancel)."""
+    key, gid = row.key, row.gid
+    run = writes.runs.get(key)
+    if run is not None:
+        return run
+    with runs.lock:
+        run = runs.resident.take(key)
+    if run is not None and run.info.run_id == gid and run.applied == row.steps:
+        return run
+    function = runs.functions.get(row.name)
+    if function is None:
+        raise LookupError(f"no workflow function {row.name!r} runs on this task queue")
+    info = WorkflowInfo(
+        key,
+        row.name,
+        row.task_queue,
+        generation=row.generation,
+        started_at=row.started_at,
+        run_id=gid,
     )
-    if active is not None:
-        chosen = batch.admit(active)
-        # Chosen ids may be taken: lock them to know. Fresh random ids cannot be.
-        jobs.update(rows.lock_jobs(conn, app, chosen - jobs.keys()))
-    compiled = {v: versions.get(conn, app, v) for v in batch.versions_needed(jobs)}
-    plan = batch.apply(compiled, jobs)
-    report.results = plan.results
-    report.jobs = plan.touched
-    if plan.created:
-        inserted = rows.insert_jobs(conn, plan.created)
-        if len(inserted) != len(plan.created):
-            raise _KeyTaken()  # taken since we looked: run again (it is a duplicate then)
-    # Sent without waiting: they travel with the COMMIT (run_commands waits only when a hook
-    # registration's result is needed).
-    rows.save_jobs(conn, plan.touched)
-    outgoing = plan.outgoing + rows.run_commands(conn, plan.touched, new_id, batch.now, notices)
-    if outgoing:
-        conn.execute(query("enqueue"), enqueue_params(outgoing))
-    rows.withdraw_ended(conn, plan.touched)
-    if next_claim is None:
-        return report, None
-    return report, conn.execute(query("claim"), next_claim.params(app, owner))
+    # A generation records its first calls with its first step.
+    recorded = history(conn, row.id, gid) if row.steps else {}
+    if replay and not recorded:
+        return None  # its start has not run yet
+    run = WorkflowRun(function, list(row.args or []), info, recorded)
+    if replay:
+        replayed = run.start()
+        if replayed.calls or replayed.finished:
+            raise NondeterminismError(
+                f"replaying workflow {key!r} made calls its recorded history does not hold"
+            )
+    return run
 
 
-def _take_and_load(
+def _before_start(app: str, row: WorkflowRow, message: EngineMessage, writes: Writes) -> bool:
+    """A message for a workflow whose start has not run yet: a signal waits for it, a
+    cancel ends it before it began; anything else is not for this generation."""
+    if isinstance(message, Resume) and message.kind == SIGNAL:
+        queue = list((row.signals or {}).get(message.activity_id, []))
+        writes.data[(row.id, SIGNALS, message.activity_id)] = [*queue, message.data]
+        return True
+    if isinstance(message, Resume) and message.kind == CANCEL:
+        error = {"message": "cancelled before it started", "type": "WorkflowCancelled", "code": 410}
+        _end(writes, app, row, "interrupted", error)
+        return True
+    return False
+
+
+def _perform_effects(
     conn: Connection,
+    run: WorkflowRun,
+    workflow: Workflow,
+    plan: StepPlan,
+    row: WorkflowRow,
+    writes: Writes,
+    now: float,
+) -> None:
+    """Carry out the calls the database performs (signals, children, conditions a signal
+    already waits for); those that complete at once move the run on, which may make more."""
+    before: dict[str, list[Any]] = row.signals or {}
+    signals = {signal_id: list(queue) for signal_id, queue in before.items()}
+    if plan.buffered is not None:
+        signal_id, data = plan.buffered
+        signals.setdefault(signal_id, []).append(data)
+    done = 0
+    while done < len(plan.effects):
+        position, call = plan.effects[done]
+        done += 1
+        outcome = _effect(conn, workflow, position, call, signals, writes, now)
+        if outcome is not None and call.kind == "condition":
+            plan.timers.pop(position, None)  # answered by a waiting signal: no timeout to send
+        if outcome is not None:
+            known = run.history[position]
+            finished = msgspec.structs.replace(known, done=True, at=now, **outcome)
+            plan_outcome(plan, run, workflow, position, finished, now=now, new_id=new_message_id)
+    for signal_id, queue in signals.items():
+        if queue != before.get(signal_id):
+            writes.data[(row.id, SIGNALS, signal_id)] = queue
+
+
+def _effect(
+    conn: Connection,
+    workflow: Workflow,
+    position: int,
+    call: Call,
+    signals: dict[str, list[Any]],
+    writes: Writes,
+    now: float,
+) -> dict[str, Any] | None:
+    """Perform one call in the database; its outcome fields if it completed at once."""
+    app = workflow.app
+    if call.kind == "condition":
+        waiting = signals.get(call.name)
+        return {"result": {"data": waiting.pop(0)}} if waiting else None
+    if call.kind == "signal":
+        message = workflow_messages.signal_message(
+            conn, app, call.workflow_id, call.name, call.args[0]
+        )
+        if message is None:
+            return {"error": no_target(call.workflow_id)}
+        writes.outgoing.append(message)
+        return {}
+    child = call.workflow_id or f"{workflow.key}-{position}"
+    parent = None
+    if call.kind == "child":
+        parent = {
+            "workflow_id": workflow.key,
+            "gid": workflow.gid,
+            "position": position,
+            "task_queue": workflow.task_queue,
+        }
+    queue = call.task_queue or workflow.task_queue
+    start_message = workflow_messages.insert(
+        conn, app, child, call.name, call.args, queue, parent=parent, trace=workflow.trace
+    )
+    if start_message is None:
+        return {"error": taken_id(child)}
+    writes.outgoing.append(start_message)
+    return {"result": child} if call.kind == "start_child" else None
+
+
+def _conclude(
+    writes: Writes,
     app: str,
-    versions: AppVersions,
-    deliveries: Sequence[Delivery],
-    owner: str,
-) -> tuple[dict[str, JobState], set[int] | None, CompiledApp | None]:
-    """In one round trip: the fenced ack of the claims (the ids taken; None without claims),
-    the active version (for the starts it holds), the locks of the jobs the messages name and then their
-    state, read under the locks. A lost claim's job is locked and read too, and left alone."""
-    claimed = [d.claim for d in deliveries if d.claim is not None]
-    messages = [d.message for d in deliveries]
-    with conn.pipeline():
-        taking = (
-            conn.execute(query("take_claims"), fence_params(owner, claimed)) if claimed else None
+    run: WorkflowRun,
+    row: WorkflowRow,
+    progress: Progress,
+    now: float,
+) -> None:
+    """Write how the step left the workflow: going on, continued as new, or ended."""
+    job_id, key, gid, steps = row.id, row.key, row.gid, row.steps
+    if not progress.finished:
+        update(writes, job_id, steps + 1, "running", gid, None, open_calls=run.open_calls)
+        writes.kept.append((run, steps + 1))
+        return
+    writes.dropped.append(key)
+    ended_well = progress.failure is None and not progress.cancelled  # else all is withdrawn
+    if ended_well and run.timers_pending():  # a wake or a timeout nothing waits for now
+        writes.timers.append({"key": key, "gid": gid, "position": None})
+    if progress.continue_with is not None:
+        fresh_gid = new_guid()
+        update(writes, job_id, 0, "running", fresh_gid, None, open_calls=1)  # its start
+        continued(writes, row, run, list(progress.continue_with), now)
+        writes.outgoing.append(workflow_messages.start_message(app, key, fresh_gid, row.task_queue))
+    elif progress.failure is not None:
+        _end(writes, app, row, "failed", _failure_error(progress.failure))
+    elif progress.cancelled:
+        error = {"message": "cancelled", "type": "WorkflowCancelled", "code": 410}
+        _end(writes, app, row, "interrupted", error)
+    else:
+        writes.data[(job_id, "", "result")] = progress.result
+        _end(writes, app, row, "done", None, result=progress.result)
+
+
+def _end(
+    writes: Writes,
+    app: str,
+    row: WorkflowRow,
+    status: str,
+    error: dict[str, Any] | None,
+    *,
+    result: Any = None,
+) -> None:
+    """The workflow ended: its row, its announcement, and its parent's answer (a child)."""
+    parent = row.parent
+    update(writes, row.id, row.steps + 1, status, row.gid, error)
+    if status != "done":  # ended early: what it still had queued would run for nothing
+        writes.withdrawn.append({"key": row.key, "gid": row.gid})
+    writes.ended.append((row, status))
+    writes.dropped.append(row.key)
+    writes.announced.append((row.name, row.key, status))
+    if isinstance(parent, dict):
+        waiting = Workflow(
+            app=app, key=parent["workflow_id"], gid=parent["gid"], task_queue=parent["task_queue"]
         )
-        reading = (
-            conn.execute(query("active_version"), {"app": app}) if has_starts(messages) else None
-        )
-        locking = rows.send_lock_jobs(conn, app, jobs_named(messages))
-        loading = rows.send_load_details(conn, app, details_wanted(messages))
-    jobs = rows.read_locked_jobs(app, locking)
-    rows.read_details(jobs, loading)
-    taken = {row[0] for row in taking.fetchall()} if taking is not None else None
-    live = [d for d in deliveries if d.claim is None or (taken and d.claim.id in taken)]
-    active = None
-    if reading is not None and has_starts(d.message for d in live):
-        active = versions.active_from(conn, app, reading.fetchone())
-    return jobs, taken, active
+        answer = child_answer(waiting, parent["position"], result, error, new_id=new_message_id)
+        writes.outgoing.append(answer)
+
+
+def _failure_error(failure: Failure) -> dict[str, Any]:
+    return {"message": failure.message, "type": failure.type, "code": failure.code}
+
+
+def _error(error: Exception) -> dict[str, Any]:
+    return {"message": str(error), "type": type(error).__name__, "code": 500}

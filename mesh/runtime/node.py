@@ -23,10 +23,10 @@ from mesh.errors import DatabaseError, DatabaseUnavailable, MeshError, lone_erro
 from mesh.model.ids import new_guid
 from mesh.model.quorum import JobNotices
 from mesh.pg.database import Database, DatabaseStatistics, check_timeouts
+from mesh.pg.graphs import AppVersions
 from mesh.pg.listener import Listener, ListenerStatistics
 from mesh.pg.migrations import check_schema
 from mesh.pg.migrations import migrate as migrate_schema
-from mesh.pg.workflows import AppVersions
 from mesh.runtime.actor import Actor, ActorStatistics
 from mesh.runtime.eager import EagerDispatch
 from mesh.runtime.quorum_client import QuorumClient

@@ -25,11 +25,11 @@ from typing import Generic, TypeVar
 import trio
 
 from mesh.errors import DatabaseUnavailable
-from mesh.model.engine.batch import Result
+from mesh.model.graph.batch import Result
 from mesh.model.messages import StartJob
 from mesh.model.quorum import JobNotices
 from mesh.pg.database import Connection, Database
-from mesh.pg.workflows import AppVersions, Delivery, process
+from mesh.pg.graphs import AppVersions, Delivery, process
 
 T = TypeVar("T")
 R = TypeVar("R")

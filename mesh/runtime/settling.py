@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 
 class Settler(Protocol):
     """How outcomes are persisted: :class:`Streams` itself, or one that does more in the same
-    transaction (:class:`mesh.runtime.engine.ApplyingSettler`)."""
+    transaction (:class:`mesh.runtime.graphs.ApplyingSettler`)."""
 
     async def settle(self, settlements: list[Settlement]) -> set[int]: ...
 

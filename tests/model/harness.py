@@ -1,4 +1,4 @@
-"""Runs the engine's pure core the way ``mesh.pg.workflows`` does, with a dict for the
+"""Runs the engine's pure core the way ``mesh.pg.graphs`` does, with a dict for the
 database: each :meth:`Mesh.run` is one transaction (admit, apply, then what would be saved is
 marked saved). No Postgres, no trio."""
 
@@ -10,9 +10,9 @@ from typing import Any
 
 import yaml
 
-from mesh.model.engine.app import CompiledApp
-from mesh.model.engine.batch import Batch, Message, Plan
-from mesh.model.engine.state import Command, JobState
+from mesh.model.graph.app import CompiledApp
+from mesh.model.graph.batch import Batch, Message, Plan
+from mesh.model.graph.state import Command, JobState
 from mesh.model.graph.validation import validate_manifest
 from mesh.model.ids import ENGINE_STREAM
 from mesh.model.messages import (

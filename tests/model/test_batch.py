@@ -15,10 +15,10 @@ from mesh.errors import (
     UnknownJob,
     UnknownTopic,
 )
-from mesh.model.engine.activities import TYPES, type_named
-from mesh.model.engine.activities.hook import Hook
-from mesh.model.engine.batch import refusal_code
-from mesh.model.engine.effects import (
+from mesh.model.graph.activities import TYPES, type_named
+from mesh.model.graph.activities.hook import Hook
+from mesh.model.graph.batch import refusal_code
+from mesh.model.graph.effects import (
     ANNOUNCEMENT_BYTES,
     announcement,
     announcement_payloads,
@@ -27,8 +27,8 @@ from mesh.model.engine.effects import (
     route_signal,
     signal_resumes,
 )
-from mesh.model.engine.state import Announce, DeliverSignal, InterruptChildren
 from mesh.model.graph.manifest import Manifest, decode_manifest
+from mesh.model.graph.state import Announce, DeliverSignal, InterruptChildren
 from mesh.model.graph.validation import validate_manifest
 from mesh.model.messages import InterruptJob, ParentRef, Resume, StartJob
 from tests.model.harness import Mesh, compile_app, requests, to_engine
@@ -99,7 +99,7 @@ def test_refusals__a_parent_hears_the_code_of_its_childs_refusal(mesh: Mesh) -> 
 
 def test_refusals__a_parents_child_id_is_not_a_chosen_id(mesh: Mesh) -> None:
     """A child's id comes from its parent (fresh), so it is not locked as chosen."""
-    from mesh.model.engine.batch import Batch, Message
+    from mesh.model.graph.batch import Batch, Message
 
     child = _start(mesh, "typed", {"n": 1}, job_id="c1", parent=ParentRef("P", "g", "a", ""))
     chosen = _start(mesh, "typed", {"n": 1}, job_id="mine")

@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 
 from mesh.errors import ActivityFailed, NondeterminismError, WorkflowCancelled
-from mesh.model.durable import api as workflow
-from mesh.model.durable.calls import Failure, Recorded
-from mesh.model.durable.run import Progress, WorkflowInfo, WorkflowRun
 from mesh.model.retry import RetryPolicy
+from mesh.model.workflow import api as workflow
+from mesh.model.workflow.calls import Failure, Recorded
+from mesh.model.workflow.run import Progress, WorkflowInfo, WorkflowRun
 
 INFO = WorkflowInfo("order-1", "order_workflow", "orders", started_at=1000.0)
 
@@ -319,7 +319,7 @@ def test_linear__a_thousand_steps_run_the_body_once_and_replay_asks_nothing() ->
 
 
 def test_resident_runs__bounded_least_recently_resumed_first_and_replay_recovers() -> None:
-    from mesh.model.durable.resident import ResidentRuns
+    from mesh.model.workflow.resident import ResidentRuns
 
     resident = ResidentRuns(capacity=2)
     runs = {}

@@ -8,12 +8,12 @@ from typing import Any
 
 import msgspec
 
-from mesh.model.durable import api as workflow
-from mesh.model.durable.calls import Failure
-from mesh.model.durable.plan import Workflow, activity_stream, plan_step, workflow_stream
-from mesh.model.durable.run import WorkflowInfo, WorkflowRun
 from mesh.model.messages import ActivityRequest, ActivityResponse, ErrorInfo, Resume, decode
 from mesh.model.retry import RetryPolicy
+from mesh.model.workflow import api as workflow
+from mesh.model.workflow.calls import Failure
+from mesh.model.workflow.plan import Workflow, activity_stream, plan_step, workflow_stream
+from mesh.model.workflow.run import WorkflowInfo, WorkflowRun
 
 WORKFLOW = Workflow(app="shop", key="order-9", gid="g1", task_queue="orders")
 INFO = WorkflowInfo("order-9", "ship", "orders")

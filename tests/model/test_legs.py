@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mesh.model.engine.state import (
+from mesh.model.graph.state import (
     Announce,
     DeliverSignal,
     InterruptChildren,
@@ -296,7 +296,7 @@ def test_cycle__re_enters_its_ancestor_in_new_dimensions(mesh: Mesh) -> None:
 
 
 def test_cycle__a_runaway_loop_fails_the_job(mesh: Mesh, monkeypatch: pytest.MonkeyPatch) -> None:
-    from mesh.model.engine.activities import cycle
+    from mesh.model.graph.activities import cycle
 
     monkeypatch.setattr(cycle, "MAX_CYCLES", 1)
     job, sent = mesh.start("loop", {})

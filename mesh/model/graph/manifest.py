@@ -2,7 +2,7 @@
 
 These Structs are filled only from manifests that passed :mod:`validation`, which reports
 every problem with its path. An activity is one struct per type, defined with the type's code
-in :mod:`mesh.model.engine.activities`; mapping values (``maps``, conditions, ``@pipe`` objects) stay
+in :mod:`mesh.model.graph.activities`; mapping values (``maps``, conditions, ``@pipe`` objects) stay
 as the plain JSON-like data the ``@pipe`` evaluator reads.
 """
 
@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 
-from mesh.model.engine.activities import ANY_ACTIVITY, ActivityFields, type_named
+from mesh.model.graph.activities import ANY_ACTIVITY, ActivityFields, type_named
 
 Activity = ActivityFields
 """An activity of any type (each type's struct derives from it)."""

@@ -15,7 +15,7 @@ from typing import Any
 import msgspec
 
 from mesh.errors import InvalidIdentifier, InvalidPayload, ManifestInvalid
-from mesh.model.engine.activities import TYPES, GraphScope, type_named
+from mesh.model.graph.activities import TYPES, GraphScope, type_named
 from mesh.model.graph.manifest import Manifest
 from mesh.model.graph.schema import schema_definition_problems
 from mesh.model.ids import validate_app_id, validate_topic

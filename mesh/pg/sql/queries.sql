@@ -759,11 +759,11 @@ SELECT activity, dimension, leg, code, at FROM (
     WHERE g.job_id = %(id)s AND g.dimension = '$generations'
     UNION ALL
     SELECT s.position || ':' || s.name, s.gid, 1, 200, s.created_at
-    FROM mesh.durable_steps s WHERE s.job_id = %(id)s
+    FROM mesh.workflow_steps s WHERE s.job_id = %(id)s
     UNION ALL
     SELECT s.position || ':' || s.name, s.gid, 2, coalesce((s.error->>'code')::int, 200),
            s.completed_at
-    FROM mesh.durable_steps s WHERE s.job_id = %(id)s AND s.done
+    FROM mesh.workflow_steps s WHERE s.job_id = %(id)s AND s.done
 ) AS t
 ORDER BY at, dimension, leg, activity;
 
@@ -904,4 +904,4 @@ WHERE j.key = 'order-456' ORDER BY a.symbol, a.dimension;
 
 -- name: demo_code_steps_query
 -- The calls of one order workflow written as code, as `mesh demo` prints them.
-SELECT s.position, s.kind, s.name, s.args, s.result FROM durable_steps s JOIN jobs j ON j.id = s.job_id WHERE j.key = 'code-order-456' ORDER BY s.position;
+SELECT s.position, s.kind, s.name, s.args, s.result FROM workflow_steps s JOIN jobs j ON j.id = s.job_id WHERE j.key = 'code-order-456' ORDER BY s.position;

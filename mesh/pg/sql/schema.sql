@@ -208,6 +208,9 @@ CREATE TABLE mesh.jobs (
     persisted_at timestamptz,
     -- The trace context the job's spans join (a W3C traceparent), when telemetry is on.
     trace text,
+    -- A workflow written as code: the steps applied so far (a node that holds its run in
+    -- memory knows from it whether another node moved it on since). 0 for graphs.
+    applied_steps integer NOT NULL DEFAULT 0,
     UNIQUE (app, key)
 ) WITH (fillfactor = 80);
 
@@ -272,8 +275,9 @@ CREATE TABLE mesh.buffered_signals (
 CREATE INDEX buffered_signals_key ON mesh.buffered_signals (app, topic, match_key, id);
 CREATE INDEX buffered_signals_expires ON mesh.buffered_signals (expires_at);
 
--- Workflows written as code: each durable call of a job's generation, by position (0007).
-CREATE TABLE mesh.durable_steps (
+-- Workflows written as code: each durable call of a job's generation, by position (0007;
+-- named durable_steps until 0014, which left a view of that name for a release).
+CREATE TABLE mesh.workflow_steps (
     job_id bigint NOT NULL REFERENCES mesh.jobs (id) ON DELETE CASCADE,
     gid text NOT NULL,
     position integer NOT NULL CHECK (position >= 0),
@@ -288,3 +292,5 @@ CREATE TABLE mesh.durable_steps (
     completed_at timestamptz,
     PRIMARY KEY (job_id, gid, position)
 ) WITH (fillfactor = 80);  -- room on each page for the outcome's update (HOT: no index entry)
+
+CREATE VIEW mesh.durable_steps AS SELECT * FROM mesh.workflow_steps;

@@ -1,0 +1,277 @@
+"""The functions workflow code calls (re-exported as ``mesh.workflow``).
+
+Durable calls are awaited: ``await acts.reserve_item(item, qty)`` (or, typed by the function,
+``await acts[reserve_item](item, qty)``), ``await sleep("30 days")``,
+``await condition("approved", timeout="1 hour")``, ``await execute_child(ship, order)``,
+``await gather(acts.a(x), acts.b(y))``. The rest answer at once and are deterministic on
+replay: ``now()``, ``random()``, ``uuid4()``, ``info()``, ``patched(change_id)``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable, Generator
+from typing import Any, Generic, ParamSpec, TypeVar, overload
+
+from mesh.model.durations import parse_duration
+from mesh.model.limits import check_value
+from mesh.model.retry import RetryPolicy
+from mesh.model.workflow.calls import Call, CallKind
+from mesh.model.workflow.run import ContinueAsNew, Suspend, WorkflowInfo, current_run
+
+T = TypeVar("T")
+R = TypeVar("R")
+P = ParamSpec("P")
+
+
+class TimedOut:
+    """What :func:`condition` returns when its timeout passed before the signal."""
+
+    _instance: TimedOut | None = None
+
+    def __new__(cls) -> TimedOut:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __bool__(self) -> bool:
+        return False
+
+    def __repr__(self) -> str:
+        return "TIMED_OUT"
+
+
+TIMED_OUT = TimedOut()
+
+
+class Durable(Generic[T]):
+    """A durable call not yet awaited: await it, or pass it to :func:`gather`."""
+
+    __slots__ = ("call",)
+
+    def __init__(self, call: Call) -> None:
+        self.call = call
+
+    def __await__(self) -> Generator[Suspend, list[Any], T]:
+        (value,) = yield Suspend((self.call,))
+        result: T = _interpret(self.call, value)
+        return result
+
+
+def _interpret(call: Call, value: Any) -> Any:
+    if call.kind == "condition":
+        return TIMED_OUT if isinstance(value, dict) and value.get("timed_out") else _data(value)
+    return value
+
+
+def _data(value: Any) -> Any:
+    return value.get("data") if isinstance(value, dict) else value
+
+
+class gather(Generic[T]):
+    """Wait for several durable calls at once; their results in argument order. The first
+    failure (in argument order) is raised once all have ended, unless
+    ``return_exceptions``: then failures come back as :class:`ActivityFailed` values."""
+
+    __slots__ = ("calls", "return_exceptions")
+
+    def __init__(self, *calls: Durable[Any], return_exceptions: bool = False) -> None:
+        self.calls = calls
+        self.return_exceptions = return_exceptions
+
+    def __await__(self) -> Generator[Suspend, list[Any], list[Any]]:
+        if not self.calls:
+            return []
+        values = yield Suspend(tuple(c.call for c in self.calls), self.return_exceptions)
+        return [_interpret(c.call, v) for c, v in zip(self.calls, values, strict=True)]
+
+
+class Activities:
+    """The proxied activities of :func:`proxy_activities`: ``acts.name(*args)`` (HotMesh's
+    style; the result is typed ``Any``), or ``acts[function](*args)``, typed by the function:
+    its arguments are checked and the result has its return type."""
+
+    def __init__(
+        self, calls: dict[str, Callable[..., Durable[Any]]], functions: dict[str, Any]
+    ) -> None:
+        self._calls = calls
+        self._functions = functions
+
+    def __getattr__(self, name: str) -> Callable[..., Durable[Any]]:
+        try:
+            return self._calls[name]
+        except KeyError:
+            raise AttributeError(
+                f"no proxied activity {name!r}; proxied: {', '.join(sorted(self._calls))}"
+            ) from None
+
+    @overload
+    def __getitem__(self, function: Callable[P, Awaitable[R]]) -> Callable[P, Durable[R]]: ...
+
+    @overload
+    def __getitem__(self, function: Callable[P, R]) -> Callable[P, Durable[R]]: ...
+
+    def __getitem__(self, function: Callable[..., Any]) -> Callable[..., Durable[Any]]:
+        name = getattr(function, "__name__", None)
+        if name is None or self._functions.get(name) is not function:
+            raise KeyError(
+                f"{function!r} is not a proxied activity; proxied: {', '.join(sorted(self._calls))}"
+            )
+        return self._calls[name]
+
+
+def proxy_activities(
+    *functions: Callable[..., Any],
+    retry: RetryPolicy | None = None,
+    task_queue: str = "",
+    start_to_close: float | str | None = None,
+) -> Activities:
+    """Durable stand-ins for activity functions: ``acts.name(*args)`` is a durable call of
+    the activity named like the function, on ``task_queue`` (default: the workflow's), with
+    ``retry`` (default: the seeds' 3 attempts, coefficient 10, 120 s cap) and at most
+    ``start_to_close`` per attempt."""
+    limit = None if start_to_close is None else parse_duration(start_to_close)
+
+    def proxy(name: str) -> Callable[..., Durable[Any]]:
+        def call(*args: Any, **keywords: Any) -> Durable[Any]:
+            if keywords:
+                raise TypeError(
+                    f"activity {name!r} got keyword arguments ({', '.join(keywords)}): a "
+                    "durable call records positional arguments only; pass them in order"
+                )
+            check_value(list(args), f"the arguments of activity {name!r}")
+            return Durable(
+                Call(
+                    kind="activity",
+                    name=name,
+                    args=list(args),
+                    retry=retry,
+                    task_queue=task_queue,
+                    timeout=limit,
+                )
+            )
+
+        return call
+
+    return Activities(
+        {f.__name__: proxy(f.__name__) for f in functions}, {f.__name__: f for f in functions}
+    )
+
+
+def sleep(duration: float | str) -> Durable[None]:
+    """A durable sleep (``30`` seconds, ``"30 days"``): survives restarts, costs nothing
+    while it lasts."""
+    return Durable(Call(kind="sleep", name="sleep", timeout=parse_duration(duration)))
+
+
+def condition(signal_id: str, timeout: float | str | None = None) -> Durable[Any]:
+    """Wait for the signal ``signal_id``: its data, or :data:`TIMED_OUT` after ``timeout``."""
+    seconds = None if timeout is None else parse_duration(timeout)
+    return Durable(Call(kind="condition", name=signal_id, timeout=seconds))
+
+
+def _child_name(workflow: Callable[..., Any] | str) -> str:
+    return workflow if isinstance(workflow, str) else workflow.__name__
+
+
+def execute_child(
+    workflow: Callable[..., Any] | str,
+    *args: Any,
+    workflow_id: str = "",
+    task_queue: str = "",
+) -> Durable[Any]:
+    """Start a child workflow and wait for its result (its failure raises
+    :class:`ActivityFailed`)."""
+    return _child("child", workflow, args, workflow_id, task_queue)
+
+
+def start_child(
+    workflow: Callable[..., Any] | str,
+    *args: Any,
+    workflow_id: str = "",
+    task_queue: str = "",
+) -> Durable[str]:
+    """Start a child workflow without waiting for it; its workflow id."""
+    return _child("start_child", workflow, args, workflow_id, task_queue)
+
+
+def _child(
+    kind: CallKind,
+    workflow: Callable[..., Any] | str,
+    args: tuple[Any, ...],
+    workflow_id: str,
+    task_queue: str,
+) -> Durable[Any]:
+    check_value(list(args), "the child's arguments")
+    call = Call(
+        kind=kind,
+        name=_child_name(workflow),
+        args=list(args),
+        workflow_id=workflow_id,
+        task_queue=task_queue,
+    )
+    return Durable(call)
+
+
+def signal(workflow_id: str, signal_id: str, data: Any = None) -> Durable[None]:
+    """Send ``data`` as the signal ``signal_id`` to the workflow ``workflow_id`` (once, even
+    when this workflow is replayed)."""
+    check_value(data, "the signal data")
+    return Durable(Call(kind="signal", name=signal_id, args=[data], workflow_id=workflow_id))
+
+
+def continue_as_new(*args: Any) -> None:
+    """End this run and start the workflow again with ``args`` and an empty history (the
+    way to run forever without a history that grows forever). Does not return."""
+    check_value(list(args), "the arguments of the next run")
+    raise ContinueAsNew(args)
+
+
+def now() -> float:
+    """Wall-clock seconds as the workflow sees them: its start, then the time of the latest
+    outcome it received (the same on every replay)."""
+    return current_run().now
+
+
+def random() -> float:
+    """A number in [0, 1) from the workflow's own generator (the same on every replay)."""
+    return current_run().random.random()
+
+
+def uuid4() -> uuid.UUID:
+    """A random UUID from the workflow's own generator (the same on every replay)."""
+    return current_run().uuid4()
+
+
+def info() -> WorkflowInfo:
+    """The workflow's id, name, task queue and generation."""
+    return current_run().info
+
+
+def patched(change_id: str) -> bool:
+    """Whether this run takes the code of the change ``change_id``: True for runs started
+    after the change, False when replaying a run recorded before it. Branch on it to change
+    a workflow that has runs in flight."""
+    return current_run().patched(change_id)
+
+
+__all__ = [
+    "TIMED_OUT",
+    "Activities",
+    "CallKind",
+    "Durable",
+    "TimedOut",
+    "condition",
+    "continue_as_new",
+    "execute_child",
+    "gather",
+    "info",
+    "now",
+    "patched",
+    "proxy_activities",
+    "random",
+    "signal",
+    "sleep",
+    "start_child",
+    "uuid4",
+]

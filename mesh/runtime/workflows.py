@@ -1,0 +1,158 @@
+"""Running workflows written as code from trio: the batch handler of a task queue's
+workflow stream, and the function that runs its activities.
+
+:class:`WorkflowRunner` hands a claimed batch to :func:`mesh.pg.workflows.process` (one
+transaction) in a database thread. A batch the database refuses, or that fails in mesh's own
+code, is retried message by message; a message refused alone is dead-lettered with the reason.
+:func:`activity_runner` turns activity functions into the function a worker runs for the
+task queue's activity stream: it calls the one the request names with the request's
+arguments, async ones in trio and plain ones in a worker thread.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+import math
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import trio
+
+from mesh.errors import DatabaseUnavailable, NonRetryableError
+from mesh.model.messages import ActivityResponse, Resume, StartJob
+from mesh.pg.graphs import Delivery, NextClaim
+from mesh.pg.workflows import Runs, WorkflowReport, process
+from mesh.runtime.graphs import confirmed_lost, decode_claims, one_by_one
+from mesh.runtime.handlers import BatchResult
+from mesh.runtime.node import Node
+from mesh.runtime.streams import StreamClaim
+
+log = logging.getLogger(__name__)
+
+EAGER_PER_MESSAGE = 4
+"""Slots of the local activity worker a workflow transaction borrows per message it handles
+(eager dispatch, :mod:`mesh.runtime.eager`)."""
+
+
+class WorkflowRunner:
+    """One task queue's workflow batches on one node."""
+
+    def __init__(
+        self,
+        node: Node,
+        runs: Runs,
+        stream: str,
+        max_attempts: int,
+        eager_streams: Sequence[str] = (),
+    ) -> None:
+        self.node = node
+        self.runs = runs
+        self.stream = stream
+        self.max_attempts = max_attempts
+        self.eager_streams = eager_streams
+        """Streams whose requests this node's consumers may take at their enqueue."""
+
+    async def run(
+        self,
+        claims: list[StreamClaim],
+        *,
+        claim_next: int,
+        lease: float,
+        retry_of: float | None = None,
+    ) -> BatchResult:
+        accepted, buried = await decode_claims(
+            self.node.streams,
+            claims,
+            lambda message: isinstance(message, StartJob | ActivityResponse | Resume),
+            "not a workflow message",
+        )
+        deliveries = [Delivery(message, claim) for message, claim in accepted]
+        next_claim = (
+            NextClaim(self.stream, claim_next, lease, self.max_attempts) if claim_next > 0 else None
+        )
+        try:
+            report = await self.transact(deliveries, next_claim)
+        except DatabaseUnavailable:
+            raise
+        except Exception as error:
+            log.error(
+                "event=workflow_batch_refused size=%d error=%r (retrying message by message)",
+                len(deliveries),
+                f"{type(error).__name__}: {error}",
+            )
+            acked, dead = await self._one_by_one(deliveries)
+            return BatchResult([], acked=acked, dead_lettered=buried + dead)
+        lost = confirmed_lost(report.lost, retry_of, lease)
+        return BatchResult(
+            report.next_claims, acked=len(deliveries) - lost, dead_lettered=buried, lost=lost
+        )
+
+    async def transact(
+        self, deliveries: list[Delivery], next_claim: NextClaim | None = None
+    ) -> WorkflowReport:
+        """One workflow transaction for ``deliveries``: a batch of the workflow stream, or
+        activity responses applied to their workflows in the transaction that acks their
+        requests (as the :class:`~mesh.runtime.graphs.Applier` of this node's activity
+        workers: a resident workflow moves on without its response crossing the stream)."""
+        node = self.node
+        # Most messages make one request; a few make several (a gather): the rest of those
+        # go the ordinary way.
+        lending = node.eager.lend(node.app, self.eager_streams, EAGER_PER_MESSAGE * len(deliveries))
+        sent_at = trio.current_time()
+        report = None
+        try:
+            report = await node.db.run(
+                process,
+                node.app,
+                self.runs,
+                deliveries,
+                owner=node.guid,
+                next_claim=next_claim,
+                notices=node.job_notices,
+                eager=lending.offers,
+            )
+        finally:
+            lending.settle(report.leased if report is not None else {}, sent_at)
+        return report
+
+    async def _one_by_one(self, deliveries: list[Delivery]) -> tuple[int, int]:
+        async def alone(delivery: Delivery) -> int:
+            return len((await self.transact([delivery])).taken)
+
+        return await one_by_one(
+            self.node.streams, [(d.claim, d) for d in deliveries if d.claim], alone, "workflow"
+        )
+
+
+def activity_runner(
+    functions: Sequence[Callable[..., Any]],
+) -> Callable[[Any], Awaitable[dict[str, Any]]]:
+    """The worker function of a task queue's activity stream: runs the activity a request
+    names (``{"activity": name, "args": [...], "timeout": seconds}``) and answers
+    ``{"result": value}``. An unknown name or a malformed request fails at once."""
+    by_name = {function.__name__: function for function in functions}
+
+    async def run_activity(data: Any) -> dict[str, Any]:
+        if not isinstance(data, dict) or not isinstance(data.get("args", []), list):
+            raise NonRetryableError(f"not an activity request: {data!r:.200}")
+        name = data.get("activity")
+        function = by_name.get(name) if isinstance(name, str) else None
+        if function is None:
+            raise NonRetryableError(
+                f"no activity {name!r} runs here; registered: {', '.join(sorted(by_name))}"
+            )
+        timeout = data.get("timeout")
+        limit = timeout if isinstance(timeout, int | float) and timeout > 0 else math.inf
+        args = data.get("args", [])
+        with trio.fail_after(limit):
+            if inspect.iscoroutinefunction(function):
+                result = await function(*args)
+            else:
+                result = await trio.to_thread.run_sync(
+                    functools.partial(function, *args), abandon_on_cancel=True
+                )
+        return {"result": result}
+
+    return run_activity
