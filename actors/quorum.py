@@ -29,7 +29,6 @@ from dataclasses import dataclass
 
 import trio
 
-import mesh
 from actors.worker import WorkerStatistics
 from mesh.errors import BadSignature, DatabaseError, InvalidPayload
 from mesh.model.ids import observer_channel
@@ -52,6 +51,7 @@ from mesh.runtime.actor import Actor, ActorStatistics
 from mesh.runtime.node import Node
 from mesh.runtime.quorum_client import QuorumClient
 from mesh.runtime.stream_actor import StreamActorStatistics
+from mesh.version import __version__
 
 log = logging.getLogger(__name__)
 
@@ -331,7 +331,7 @@ class QuorumActor(Actor[tuple[str, bool]]):
             pid=os.getpid(),
             host=socket.gethostname(),
             started_at=self.started_at,
-            version=mesh.__version__,
+            version=__version__,
             system=self.system_health(),
             clock_skew_ms=round(await self.client.clock_skew_ms(), 3),
             quorum={

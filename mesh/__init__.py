@@ -51,6 +51,7 @@ from mesh.errors import (
     WorkflowCancelled,
     WorkflowError,
 )
+from mesh.version import __version__
 
 if TYPE_CHECKING:
     from mesh.api import Mesh
@@ -61,8 +62,6 @@ if TYPE_CHECKING:
     from mesh.model.retry import RetryPolicy
     from mesh.pg.client import MeshClient
     from mesh.runtime.consumer import ConsumerSettings
-
-__version__ = "0.1.0"
 
 _LAZY = {
     "Mesh": "mesh.api",

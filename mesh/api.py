@@ -266,7 +266,7 @@ class Mesh:
                 break
             self.job_events.finished.pop(job_id, None)
         if record.status != "done" and not record.persisted:
-            raise JobFailed(await self.get_job(job_id) if read != self.get_job else record)
+            raise (await self.get_job(job_id) if read != self.get_job else record).failure()
         return record
 
     async def wait_status(self, job_id: str, *, timeout: float = 60.0) -> str:

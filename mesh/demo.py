@@ -164,7 +164,7 @@ async def _place_yaml(mesh: Mesh, index: int, limiter: trio.CapacityLimiter, tal
             data = await mesh.pubsub("order.placed", order, timeout=60)
             tally.statuses[str(data.get("status"))] += 1
         except JobFailed as failure:
-            tally.statuses[failure.job.status] += 1
+            tally.statuses[failure.status] += 1
         tally.seconds.append(time.perf_counter() - begun)
 
 
@@ -180,7 +180,7 @@ async def _place_code(mesh: Mesh, index: int, limiter: trio.CapacityLimiter, tal
             )
             tally.statuses[str(await handle.result(timeout=60))] += 1
         except JobFailed as failure:
-            tally.statuses[failure.job.status] += 1
+            tally.statuses[failure.status] += 1
         tally.seconds.append(time.perf_counter() - begun)
 
 

@@ -20,10 +20,7 @@ next. Driver errors are translated into these at one boundary (``mesh.pg.databas
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from mesh.model.jobs import JobRecord
+from typing import Any
 
 
 class MeshError(Exception):
@@ -176,14 +173,19 @@ class WorkflowError(MeshError):
 
 
 class JobFailed(MeshError):
-    """A job that ended ``failed`` or ``interrupted``; ``job`` holds its state and error."""
+    """A job that ended ``failed`` or ``interrupted``: ``job_id``, ``status`` and ``error``
+    (its ``type``, ``message`` and ``code``) say how; ``job`` is the job's whole record (a
+    :class:`mesh.JobRecord`: data, timeline) when the reader had it."""
 
-    def __init__(self, job: JobRecord) -> None:
+    def __init__(
+        self, job_id: str, status: str, error: dict[str, Any] | None, *, job: Any = None
+    ) -> None:
+        self.job_id = job_id
+        self.status = status
+        self.error = error
         self.job = job
-        error = job.error or {}
-        super().__init__(
-            f"job {job.key!r} ended {job.status}: {error.get('message', 'no error recorded')}"
-        )
+        told = (error or {}).get("message", "no error recorded")
+        super().__init__(f"job {job_id!r} ended {status}: {told}")
 
 
 class JobTimeout(MeshError):

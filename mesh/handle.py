@@ -2,20 +2,34 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from collections.abc import Callable, Sequence
+from typing import Any, Generic, Protocol, TypeVar
 
-if TYPE_CHECKING:
-    from mesh.api import Mesh
+from mesh.pg.operations import Operations
 
 R = TypeVar("R")
+T = TypeVar("T")
+
+
+class HandleOwner(Protocol):
+    """What a handle asks of the :class:`~mesh.api.Mesh` that made it."""
+
+    operations: Operations
+
+    async def _run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T: ...
+
+    async def wait_result(self, job_id: str, *, timeout: float = 60.0) -> Any: ...
+
+    async def get_status(self, job_id: str) -> str: ...
+
+    async def get_state(self, job_id: str) -> dict[str, Any]: ...
 
 
 class WorkflowHandle(Generic[R]):
     """A workflow written as code, seen from a :class:`Mesh`; ``R`` is its function's return
     type when it was started by function (``Any`` by name or id)."""
 
-    def __init__(self, mesh: Mesh, workflow_id: str) -> None:
+    def __init__(self, mesh: HandleOwner, workflow_id: str) -> None:
         self.mesh = mesh
         self.workflow_id = workflow_id
 
@@ -35,25 +49,23 @@ class WorkflowHandle(Generic[R]):
     async def export(self, allow: Sequence[str] | None = None) -> dict[str, Any]:
         """HotMesh's ``export``: ``data``, ``state``, ``status`` and ``timeline`` (each
         recorded call as ``position:name``), or only the parts ``allow`` names."""
-        return await self.mesh.node.db.run(
-            self.mesh.operations.export_workflow, self.workflow_id, allow
-        )
+        return await self.mesh._run(self.mesh.operations.export_workflow, self.workflow_id, allow)
 
     async def terminate(self, reason: str = "terminated") -> bool:
         """End the workflow at once as interrupted (HotMesh's ``interrupt``): its code is not
         told (use :meth:`cancel` to let it clean up); False if it is not running."""
-        return await self.mesh.node.db.run(
+        return await self.mesh._run(
             self.mesh.operations.terminate_workflow, self.workflow_id, reason
         )
 
     async def signal(self, signal_id: str, data: Any = None) -> bool:
         """Send the signal ``signal_id`` (a ``workflow.condition`` waits for it; one sent
         before the condition is kept for it); False if the workflow is not running."""
-        return await self.mesh.node.db.run(
+        return await self.mesh._run(
             self.mesh.operations.signal_workflow, self.workflow_id, signal_id, data
         )
 
     async def cancel(self) -> bool:
         """Ask the workflow to stop: it sees ``WorkflowCancelled`` at its next durable call
         (it may catch it to clean up); False if it is not running."""
-        return await self.mesh.node.db.run(self.mesh.operations.cancel_workflow, self.workflow_id)
+        return await self.mesh._run(self.mesh.operations.cancel_workflow, self.workflow_id)

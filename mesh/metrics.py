@@ -22,12 +22,12 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-import mesh
 from actors.maintenance import LeaderStatistics
 from actors.quorum import QuorumStatistics
 from mesh.errors import ConfigError, DatabaseError
 from mesh.model.ids import ENGINE_STREAM
 from mesh.runtime.node import Node, NodeStatistics
+from mesh.version import __version__
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +94,7 @@ def _node_metrics(app: str, snap: _Snapshot) -> Iterator[Metric]:
         "This node: always 1, with identity labels.",
         labels=["app", "guid", "version"],
     )
-    info.add_metric([app, node.guid, mesh.__version__], 1)
+    info.add_metric([app, node.guid, __version__], 1)
     yield info
     listener = node.listener
     healthy = GaugeMetricFamily(

@@ -186,6 +186,8 @@ async def test_results_read_together_still_say_failed_and_unknown_with_details(
         with pytest.raises(UnknownJob):
             await mesh.get_handle("no-such-workflow").result(timeout=5)
     job = failed.value.job
+    assert (failed.value.job_id, failed.value.status) == (job.key, "failed")
+    assert failed.value.error == job.error
     assert job.error is not None and job.error["type"] == "ValueError"
     assert "9 is refused" in job.error["message"]
     assert job.timeline, "a failed workflow's record comes with its details"

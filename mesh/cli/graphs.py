@@ -168,11 +168,7 @@ def _pub(args: argparse.Namespace) -> int:
         try:
             record = client.wait(job_id, timeout=args.timeout)
         except JobFailed as failure:
-            print(
-                json.dumps(
-                    {"job_id": job_id, "status": failure.job.status, "error": failure.job.error}
-                )
-            )
+            print(json.dumps({"job_id": job_id, "status": failure.status, "error": failure.error}))
             return 1
     status = "persisted" if record.persisted else record.status
     print(json.dumps({"job_id": job_id, "status": status, "data": record.data}))

@@ -8,7 +8,6 @@ import os
 import sys
 from collections.abc import Sequence
 
-from mesh import __version__
 from mesh.cli.bench import add_commands as add_bench_commands
 from mesh.cli.graphs import add_commands as add_graph_commands
 from mesh.cli.node import add_commands as add_node_commands
@@ -24,6 +23,7 @@ from mesh.errors import (
     SupervisorGaveUp,
     lone_error,
 )
+from mesh.version import __version__
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2

@@ -80,8 +80,11 @@ def _print_result(client: Any, workflow_id: str, timeout: float) -> int:
     try:
         value = client.get_handle(workflow_id).result(timeout=timeout)
     except JobFailed as failure:
-        job = failure.job
-        print(json.dumps({"workflow_id": workflow_id, "status": job.status, "error": job.error}))
+        print(
+            json.dumps(
+                {"workflow_id": workflow_id, "status": failure.status, "error": failure.error}
+            )
+        )
         return 1
     print(json.dumps({"workflow_id": workflow_id, "status": "done", "result": value}))
     return 0

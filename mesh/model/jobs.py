@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from mesh.errors import InvalidPayload
+from mesh.errors import InvalidPayload, JobFailed
 
 FINAL = frozenset({"done", "failed", "interrupted"})
 EXPORT_PARTS = ("data", "state", "status", "timeline")
@@ -50,6 +50,10 @@ class JobRecord:
     def persisted(self) -> bool:
         """Running, having answered its waiters (``persist``, ``persistent``)."""
         return self.status == "running" and self.persisted_at is not None
+
+    def failure(self) -> JobFailed:
+        """The error a waiter raises for this job, which ended failed or interrupted."""
+        return JobFailed(self.key, self.status, self.error, job=self)
 
     @property
     def answered(self) -> bool:

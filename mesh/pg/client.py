@@ -23,7 +23,7 @@ import psycopg_pool
 from psycopg import sql
 
 from mesh import telemetry
-from mesh.errors import JobFailed, JobTimeout
+from mesh.errors import JobTimeout
 from mesh.model.graph.manifest import Manifest
 from mesh.model.ids import job_channel
 from mesh.model.jobs import JobRecord
@@ -203,7 +203,7 @@ class MeshClient:
             raise translate(error) from error
         record = self.get_job(job_id)
         if record.status != "done" and not record.persisted:
-            raise JobFailed(record)
+            raise record.failure()
         return record
 
 

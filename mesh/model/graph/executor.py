@@ -41,6 +41,7 @@ from mesh.model.graph.mapping import (
     resolve_rule,
     to_seconds,
 )
+from mesh.model.graph.parts import GraphView
 from mesh.model.graph.schema import schema_problems
 from mesh.model.graph.state import (
     Announce,
@@ -120,7 +121,7 @@ class Engine:
             if not job.running and job.status != "pending":
                 return "finished"
             graph = self._graph(job)
-            self.interrupt(job, graph, message.reason, message.code, descend=message.descend)
+            self.interrupt(job, message.reason, message.code, descend=message.descend)
             return "applied"
         gid = (
             message.job_gid
@@ -194,7 +195,8 @@ class Engine:
 
     def complete(self, leg: Leg, code: int, *, output: Any = None, hook: Any = None) -> None:
         """Leg 2: store the result, apply maps, enter the children the transitions pick."""
-        job, graph, aid, dim = leg.job, leg.graph, leg.aid, leg.dim
+        job, aid, dim = leg.job, leg.aid, leg.dim
+        graph = self._graph(job)
         job.add_step(aid, dim, 2, code)
         if hook is not None:
             job.set_part(aid, dim, "hook", hook)
@@ -240,19 +242,12 @@ class Engine:
     # -- ending a job ------------------------------------------------------------------------
 
     def interrupt(
-        self,
-        job: JobState,
-        graph: Graph,
-        reason: str,
-        code: int,
-        *,
-        descend: bool,
-        throw: bool = True,
+        self, job: JobState, reason: str, code: int, *, descend: bool, throw: bool = True
     ) -> None:
         job.error = {"message": reason, "type": "Interrupted", "code": code} if throw else None
         if descend:
             job.commands.append(InterruptChildren(reason, code))
-        self._finish(job, graph, "interrupted", code if throw else 200)
+        self._finish(job, self._graph(job), "interrupted", code if throw else 200)
 
     def fail(self, job: JobState, graph: Graph, message: str, code: int = 500) -> None:
         job.error = {"message": message, "type": "WorkflowError", "code": code}
@@ -322,7 +317,7 @@ class Engine:
             )
         return graph
 
-    def announce_topic(self, graph: Graph) -> str:
+    def announce_topic(self, graph: GraphView) -> str:
         return graph.publishes or graph.subscribes
 
     def _children(self, aid: str, context: dict[str, Any], code: int) -> list[str]:

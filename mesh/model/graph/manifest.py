@@ -8,11 +8,12 @@ as the plain JSON-like data the ``@pipe`` evaluator reads.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from mesh.model.graph.activities import ANY_ACTIVITY, ActivityFields, type_named
+from mesh.model.graph.activities import ANY_ACTIVITY, type_named
+from mesh.model.graph.parts import ActivityFields, Conditions, HookRule, Match, Transition
 
 Activity = ActivityFields
 """An activity of any type (each type's struct derives from it)."""
@@ -21,27 +22,6 @@ if TYPE_CHECKING:
     AnyActivity = ActivityFields
 else:
     AnyActivity = ANY_ACTIVITY  # the tagged union msgspec decodes into
-
-
-class Match(msgspec.Struct, frozen=True):
-    expected: Any = None
-    actual: Any = None
-
-
-class Conditions(msgspec.Struct, frozen=True):
-    code: int | list[int] | None = None
-    match: list[Match] = msgspec.field(default_factory=list)
-    gate: Literal["and", "or"] = "and"
-
-
-class Transition(msgspec.Struct, frozen=True):
-    to: str
-    conditions: Conditions | None = None
-
-
-class HookRule(msgspec.Struct, frozen=True):
-    to: str
-    conditions: Conditions | None = None
 
 
 class Graph(msgspec.Struct, frozen=True):
@@ -90,3 +70,17 @@ def decode_manifest(stored: bytes | str) -> Manifest:
                     own = {"type", *kind.struct.__struct_encode_fields__}
                     activities[aid] = {k: v for k, v in activity.items() if k in own}
         return msgspec.convert(document, Manifest)
+
+
+__all__ = [
+    "Activity",
+    "ActivityFields",
+    "App",
+    "Conditions",
+    "Graph",
+    "HookRule",
+    "Manifest",
+    "Match",
+    "Transition",
+    "decode_manifest",
+]

@@ -5,20 +5,18 @@ and the registry key of a signal. Stateless functions of the job and the graph."
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
 
 from mesh.errors import InvalidIdentifier, MeshError, PipeError, WorkflowError
 from mesh.model.durations import parse_duration
+from mesh.model.graph.parts import ActivityFields, GraphView
 from mesh.model.graph.state import JobState, lineage
 from mesh.model.ids import validate_topic
 from mesh.model.pipe.evaluator import resolve
 from mesh.model.pipe.js import UNDEFINED, to_number
 from mesh.model.pipe.text import to_json_compatible
-
-if TYPE_CHECKING:
-    from mesh.model.graph.manifest import Activity, Graph
 
 
 def signal_key(value: Any) -> str:
@@ -49,7 +47,9 @@ def to_seconds(value: Any, aid: str) -> float:
     return max(0.0, number)
 
 
-def apply_job_maps(job: JobState, activity: Activity, context: dict[str, Any], aid: str) -> None:
+def apply_job_maps(
+    job: JobState, activity: ActivityFields, context: dict[str, Any], aid: str
+) -> None:
     maps = activity.job.get("maps")
     if not maps:
         return
@@ -81,7 +81,7 @@ def resolve_rule(rule: Any, context: dict[str, Any], aid: str, where: str) -> An
         raise WorkflowError(f"activity {aid!r} {where}: {error}") from error
 
 
-def context_for(job: JobState, graph: Graph, aid: str, dim: str) -> dict[str, Any]:
+def context_for(job: JobState, graph: GraphView, aid: str, dim: str) -> dict[str, Any]:
     """The data a mapping of ``aid`` in ``dim`` reads: every activity's parts as seen
     from ``dim`` (its own round first, then the rounds it descends from), ``$self``,
     ``$job``, ``$app`` and ``$graph``."""

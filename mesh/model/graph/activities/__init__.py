@@ -13,7 +13,8 @@ import importlib
 import pkgutil
 from typing import Any, Union
 
-from mesh.model.graph.activities.base import ActivityFields, ActivityType, GraphScope, Leg
+from mesh.model.graph.activities.base import ActivityType, GraphScope, Leg
+from mesh.model.graph.parts import ActivityFields
 
 
 def _discover() -> dict[str, ActivityType[Any]]:

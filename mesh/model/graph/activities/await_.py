@@ -10,7 +10,8 @@ from typing import Any
 import msgspec
 
 from mesh.errors import WorkflowError
-from mesh.model.graph.activities.base import ActivityFields, ActivityType, GraphScope, Leg
+from mesh.model.graph.activities.base import ActivityType, GraphScope, Leg
+from mesh.model.graph.parts import ActivityFields
 from mesh.model.messages import ParentRef, Resume, StartJob
 from mesh.model.pipe.js import truthy
 

@@ -11,46 +11,17 @@ ends the wait (:meth:`ActivityType.resume`, :meth:`ActivityType.respond`).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
-
-import msgspec
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from mesh.errors import WorkflowError
 from mesh.model.graph.mapping import context_for, resolve_rule, topic_of
+from mesh.model.graph.parts import ActivityFields, GraphView, HookRule
 from mesh.model.graph.state import Command, JobState
 from mesh.model.messages import ActivityResponse, EngineMessage, Resume
 from mesh.model.outcomes import Outgoing, to_engine
-
-if TYPE_CHECKING:
-    from mesh.model.graph.executor import Engine
-    from mesh.model.graph.manifest import Graph
-
-
-class ActivityFields(
-    msgspec.Struct, frozen=True, kw_only=True, tag_field="type", forbid_unknown_fields=True
-):
-    """The fields every activity may have; each type's struct adds its own (the manifest's
-    ``type:`` picks the struct, and a field the type does not know is refused)."""
-
-    title: str = ""
-    subtype: str = ""
-    input: dict[str, Any] = msgspec.field(default_factory=dict)
-    output: dict[str, Any] = msgspec.field(default_factory=dict)
-    job: dict[str, Any] = msgspec.field(default_factory=dict)
-    telemetry: dict[str, Any] = msgspec.field(default_factory=dict)
-    emit: Any = False
-    persist: Any = False
-    statusThreshold: Any = None
-    statusThresholdType: Any = None
-    retry: dict[str, Any] = msgspec.field(default_factory=dict)
-
-    @property
-    def type(self) -> str:
-        """The manifest's ``type:`` of this activity."""
-        return str(self.__struct_config__.tag)
-
+from mesh.model.retry import RetryPolicy
 
 A = TypeVar("A", bound=ActivityFields)
 
@@ -81,13 +52,55 @@ class GraphScope:
         return False
 
 
+class AppView(Protocol):
+    """A compiled app version as activities read it (a
+    :class:`mesh.model.graph.app.CompiledApp`)."""
+
+    def graph(self, topic: str) -> GraphView | None: ...
+
+    @property
+    def retry_policies(self) -> Mapping[str, RetryPolicy]: ...
+
+    @property
+    def hook_rules(self) -> Mapping[str, Sequence[HookRule]]: ...
+
+    @property
+    def hook_topics(self) -> Mapping[str, str]: ...
+
+    def rule_for(self, topic: str, activity: str) -> HookRule | None: ...
+
+
+class EngineView(Protocol):
+    """What an activity's legs ask of the engine that runs them (a
+    :class:`mesh.model.graph.executor.Engine`; a protocol, so that the types need not import
+    the engine, which imports them)."""
+
+    @property
+    def app(self) -> AppView: ...
+
+    @property
+    def now(self) -> float: ...
+
+    def new_id(self) -> str: ...
+
+    def complete(self, leg: Leg, code: int, *, output: Any = None, hook: Any = None) -> None: ...
+
+    def store_output(self, leg: Leg, data: Any) -> None: ...
+
+    def interrupt(
+        self, job: JobState, reason: str, code: int, *, descend: bool, throw: bool = True
+    ) -> None: ...
+
+    def announce_topic(self, graph: GraphView) -> str: ...
+
+
 @dataclass(slots=True)
 class Leg:
     """One activity of one job in one dimension, as its type's code sees it."""
 
-    engine: Engine
+    engine: EngineView
     job: JobState
-    graph: Graph
+    graph: GraphView
     aid: str
     dim: str
     activity: Any

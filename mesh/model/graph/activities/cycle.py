@@ -8,7 +8,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from mesh.errors import WorkflowError
-from mesh.model.graph.activities.base import ActivityFields, ActivityType, GraphScope, Leg
+from mesh.model.graph.activities.base import ActivityType, GraphScope, Leg
+from mesh.model.graph.parts import ActivityFields
 from mesh.model.graph.state import lineage
 from mesh.model.messages import Resume
 

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from mesh.model.graph.activities.base import ActivityFields, ActivityType, Leg
+from mesh.model.graph.activities.base import ActivityType, Leg
 from mesh.model.graph.mapping import resolve_rule, signal_key, to_seconds
+from mesh.model.graph.parts import ActivityFields
 from mesh.model.graph.state import RegisterHook, UnregisterHooks
 from mesh.model.messages import Resume
 from mesh.model.pipe.js import UNDEFINED

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from mesh.model.graph.activities.base import ActivityFields, ActivityType, Leg
+from mesh.model.graph.activities.base import ActivityType, Leg
 from mesh.model.graph.mapping import text
+from mesh.model.graph.parts import ActivityFields
 from mesh.model.messages import InterruptJob
 from mesh.model.pipe.js import UNDEFINED, to_number, truthy
 
@@ -48,7 +49,7 @@ class InterruptType(ActivityType[Interrupt]):
         )
         if not isinstance(target, str) or target in ("", job.key):
             job.add_step(leg.aid, leg.dim, 2, code)
-            engine.interrupt(job, leg.graph, reason_text, code, descend=descend, throw=throw)
+            engine.interrupt(job, reason_text, code, descend=descend, throw=throw)
             return
         leg.send(
             InterruptJob(

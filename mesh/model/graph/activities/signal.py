@@ -7,17 +7,15 @@ signal goes where the app's hook rules send it, and waits for its hook when none
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
 
-from mesh.model.graph.activities.base import ActivityFields, ActivityType, Leg
+from mesh.model.graph.activities.base import ActivityType, AppView, Leg
 from mesh.model.graph.mapping import map_values, resolve_rule, signal_key
+from mesh.model.graph.parts import ActivityFields
 from mesh.model.graph.state import DeliverSignal
 from mesh.model.pipe.js import UNDEFINED, to_number
-
-if TYPE_CHECKING:
-    from mesh.model.graph.app import CompiledApp
 
 
 class Signal(ActivityFields, tag="signal", frozen=True):
@@ -51,7 +49,7 @@ class SignalType(ActivityType[Signal]):
         leg.complete(200, output=payload)
 
 
-def deliveries(app: CompiledApp, topic: str, data: Any, code: int = 200) -> list[DeliverSignal]:
+def deliveries(app: AppView, topic: str, data: Any, code: int = 200) -> list[DeliverSignal]:
     """Where a signal on ``topic`` goes: one delivery per distinct match key its hook rules
     resolve from ``data``. Empty when no hook of ``app`` listens to ``topic``."""
     keys: list[str] = []

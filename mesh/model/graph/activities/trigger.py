@@ -8,8 +8,9 @@ from typing import Any
 
 import msgspec
 
-from mesh.model.graph.activities.base import ActivityFields, ActivityType
+from mesh.model.graph.activities.base import ActivityType
 from mesh.model.graph.mapping import resolve_rule, text
+from mesh.model.graph.parts import ActivityFields
 from mesh.model.pipe.js import UNDEFINED
 
 

@@ -8,8 +8,9 @@ from collections.abc import Iterator
 from typing import Any
 
 from mesh.errors import InvalidIdentifier, WorkflowError
-from mesh.model.graph.activities.base import ActivityFields, ActivityType, GraphScope, Leg
+from mesh.model.graph.activities.base import ActivityType, GraphScope, Leg
 from mesh.model.graph.mapping import preview
+from mesh.model.graph.parts import ActivityFields
 from mesh.model.graph.schema import schema_problems
 from mesh.model.graph.state import Announce
 from mesh.model.ids import ENGINE_STREAM, validate_topic
