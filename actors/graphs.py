@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from mesh.model.ids import ENGINE_STREAM
 from mesh.model.outcomes import ENGINE_ATTEMPTS
 from mesh.runtime.consumer import ConsumerSettings
+from mesh.runtime.consumer.actor import StreamActor, StreamActorStatistics
 from mesh.runtime.graphs import BatchRunner, EngineCounters
 from mesh.runtime.node import Node
-from mesh.runtime.stream_actor import StreamActor, StreamActorStatistics
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

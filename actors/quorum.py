@@ -48,9 +48,9 @@ from mesh.model.quorum import (
     validate_throttle,
 )
 from mesh.runtime.actor import Actor, ActorStatistics
+from mesh.runtime.consumer.actor import StreamActorStatistics
 from mesh.runtime.node import Node
 from mesh.runtime.quorum_client import QuorumClient
-from mesh.runtime.stream_actor import StreamActorStatistics
 from mesh.version import __version__
 
 log = logging.getLogger(__name__)

@@ -39,9 +39,9 @@ from mesh.model.messages import (
 from mesh.model.outcomes import Ack, DeadLetter, Outcome, Retry, reply
 from mesh.model.retry import GiveUp, RetryPolicy, decide_failure
 from mesh.runtime.consumer import ConsumerSettings
+from mesh.runtime.consumer.actor import StreamActor, StreamActorStatistics
 from mesh.runtime.graphs import Applier, ApplyingSettler
 from mesh.runtime.node import Node
-from mesh.runtime.stream_actor import StreamActor, StreamActorStatistics
 from mesh.runtime.streams import StreamClaim
 
 log = logging.getLogger(__name__)

@@ -15,8 +15,8 @@ from mesh.model.workflow.plan import activity_stream, workflow_stream
 from mesh.model.workflow.resident import ResidentRuns
 from mesh.pg.workflows import Runs
 from mesh.runtime.consumer import ConsumerSettings
+from mesh.runtime.consumer.actor import StreamActor
 from mesh.runtime.node import Node
-from mesh.runtime.stream_actor import StreamActor
 from mesh.runtime.workflows import WorkflowRunner, activity_runner
 
 RESIDENT_WORKFLOWS = 10_000

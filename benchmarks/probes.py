@@ -33,7 +33,7 @@ def probe_latency(
     with theirs, one at a time. The lost ones go first, into a mesh idle since the
     measurement: a consumer still claiming after an earlier probe's NOTIFY would find them
     early. The first ``warm_up`` are reported apart: while they run, the nodes learn how
-    many of them answer each NOTIFY (:mod:`mesh.runtime.wakeup`)."""
+    many of them answer each NOTIFY (:mod:`mesh.runtime.consumer.wakeups`)."""
     with connect_sync(dsn, "mesh-bench-probe") as listen, connect_sync(dsn, "mesh-bench") as conn:
         probes.listen(listen, stream_channel(app, REPLIES))
         try:

@@ -22,7 +22,7 @@ import trio
 
 from benchmarks.streams import TOPIC, _Collector, _vacuum, produce_and_collect
 from mesh.config import Config, parse_config
-from mesh.control import control_session
+from mesh.control_session import control_session
 from mesh.model.ids import new_guid
 from mesh.pg.database import redact, run_once, server_facts
 from mesh.pg.migrations import migrate

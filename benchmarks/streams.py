@@ -26,8 +26,8 @@ from mesh.pg.database import redact, run_once, server_facts
 from mesh.pg.migrations import migrate
 from mesh.runtime.actor import Actor
 from mesh.runtime.consumer import ConsumerSettings
+from mesh.runtime.consumer.actor import StreamActor
 from mesh.runtime.node import Node
-from mesh.runtime.stream_actor import StreamActor
 from mesh.runtime.streams import StreamClaim
 
 TOPIC = "bench"

@@ -66,7 +66,7 @@ if TYPE_CHECKING:
 _LAZY = {
     "Mesh": "mesh.api",
     "MeshClient": "mesh.pg.client",
-    "ConsumerSettings": "mesh.runtime.consumer",
+    "ConsumerSettings": "mesh.runtime.consumer.stream_consumer",
     "JobEvent": "mesh.model.jobs",
     "JobRecord": "mesh.model.jobs",
     "StepRecord": "mesh.model.jobs",

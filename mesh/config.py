@@ -14,7 +14,6 @@ from typing import Any, Literal
 
 import msgspec
 
-from mesh.documents import parse_yaml, read_document, substitute
 from mesh.errors import (
     ConfigError,
     DocumentInvalid,
@@ -25,6 +24,7 @@ from mesh.errors import (
 from mesh.model.durations import parse_duration
 from mesh.model.ids import validate_app_id, validate_topic
 from mesh.model.retry import RetryPolicy
+from mesh.safe_yaml import parse_yaml, read_document, substitute
 
 Role = Literal["engine", "quorum", "worker"]
 LogLevel = Literal["debug", "info", "warn", "warning", "error", "silent"]

@@ -16,7 +16,7 @@ from mesh.model.retry import RetryPolicy
 from mesh.pg.embedded import embedded_dsn
 from mesh.runtime.actor import Actor
 from mesh.runtime.consumer import ConsumerSettings
-from mesh.runtime.functions import resolve_function
+from mesh.runtime.function_paths import resolve_function
 from mesh.runtime.node import Node
 
 

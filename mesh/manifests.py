@@ -3,7 +3,7 @@ inline YAML document; then validation, which lists every problem.
 
 A string is a file path unless it reads as a manifest: it spans lines, or starts with
 ``app:``, ``---`` or a comment. A :class:`~pathlib.Path` is always a file. Files are read
-within the limits of :mod:`mesh.documents` (size, UTF-8, nesting, aliases, duplicate keys).
+within the limits of :mod:`mesh.safe_yaml` (size, UTF-8, nesting, aliases, duplicate keys).
 """
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from mesh.documents import parse_yaml, read_document
 from mesh.errors import DocumentInvalid, ManifestInvalid
 from mesh.model.graph.manifest import Manifest
 from mesh.model.graph.refs import RefError, resolve_refs
 from mesh.model.graph.validation import validate_manifest
+from mesh.safe_yaml import parse_yaml, read_document
 
 MAX_MANIFEST_FILES = 100
 """Distinct files one manifest may draw in through ``$ref``."""

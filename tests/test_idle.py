@@ -14,8 +14,8 @@ from mesh.pg.database import Connection
 from mesh.pg.leadership import DueStream, Look
 from mesh.pg.listener import Listener
 from mesh.runtime.consumer import ConsumerSettings
+from mesh.runtime.consumer.wakeups import DEAF_BELOW, StreamWakeups
 from mesh.runtime.leadership import MAX_STALE_PAUSE, Poller
-from mesh.runtime.wakeup import DEAF_BELOW, StreamWakeups
 from tests import activities
 from tests.helpers import wait_until
 from tests.nodes import running_node

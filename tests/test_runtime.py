@@ -10,9 +10,9 @@ import trio.testing
 from mesh.errors import SupervisorGaveUp
 from mesh.model.restart import RestartPolicy
 from mesh.runtime.actor import Actor
-from mesh.runtime.inline import Finished, Waiting, first_step, resume
+from mesh.runtime.consumer.inline_start import Finished, Waiting, first_step, resume
+from mesh.runtime.consumer.wakeups import Wakeup
 from mesh.runtime.supervisor import Supervisor
-from mesh.runtime.wakeup import Wakeup
 
 
 class Flaky(Actor[str]):

@@ -251,8 +251,7 @@ async def test_a_heartbeat_never_cancels_a_batch_transaction_whose_own_ack_remov
     commit and before the handler returns finds the rows gone. It must not take them for lost
     and cancel the batch (which would drop the next batch claimed in the same commit)."""
     from mesh.model.outcomes import Ack, Outgoing
-    from mesh.runtime.consumer import StreamConsumer
-    from mesh.runtime.handlers import BatchResult
+    from mesh.runtime.consumer import BatchResult, StreamConsumer
     from mesh.runtime.streams import Settlement, StreamClaim
 
     committed, release, returned = trio.Event(), trio.Event(), trio.Event()

@@ -56,7 +56,7 @@ def add_commands(commands: Any) -> None:
 
 
 def _rollcall(args: argparse.Namespace) -> int:
-    from mesh.control import control_session
+    from mesh.control_session import control_session
 
     config, dsn = session(args, quiet=True)
 
@@ -101,7 +101,7 @@ def _table(profiles: list[Profile]) -> str:
 
 
 def _throttle(args: argparse.Namespace) -> int:
-    from mesh.control import control_session
+    from mesh.control_session import control_session
 
     try:
         validate_throttle(args.ms)
@@ -166,7 +166,7 @@ _WHOLE_MESH = "leave the option out to throttle the whole mesh"
 
 
 def _broadcast(args: argparse.Namespace) -> int:
-    from mesh.control import control_session
+    from mesh.control_session import control_session
 
     try:
         validate_topic(args.topic)
@@ -185,7 +185,7 @@ def _broadcast(args: argparse.Namespace) -> int:
 
 
 def _listen(args: argparse.Namespace) -> int:
-    from mesh.control import control_session
+    from mesh.control_session import control_session
 
     config, dsn = session(args, quiet=True)
     send, receive = trio.open_memory_channel[str](10_000)

@@ -165,7 +165,7 @@ def _served(config: Any, dsn: str, topic: str) -> bool:
     answer within half a second counts as absent)."""
     import trio
 
-    from mesh.control import control_session
+    from mesh.control_session import control_session
 
     async def ask() -> bool:
         async with control_session(config, dsn) as client:

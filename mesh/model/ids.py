@@ -77,7 +77,7 @@ def stream_channel(app_id: str, stream: str) -> str:
 
 def wake_channel(app_id: str, stream: str) -> str:
     """The channel of wake-ups every consumer of the stream answers (the elected poller's,
-    the reaper's, a drain's), apart from the enqueues' (see :mod:`mesh.runtime.wakeup`).
+    the reaper's, a drain's), apart from the enqueues' (see :mod:`mesh.runtime.consumer.wakeups`).
     Must match ``mesh.stream_channel(app, stream) || '_w'`` in the queries."""
     return stream_channel(app_id, stream) + "_w"
 

@@ -1,4 +1,4 @@
-"""Eager dispatch in the database (:mod:`mesh.runtime.eager`): which of a transaction's
+"""Eager dispatch in the database (:mod:`mesh.runtime.consumer.eager_dispatch`): which of a transaction's
 messages are enqueued already leased to its node, and the claims that makes."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from mesh.pg.streams import StreamClaim, enqueue_params, lines
 @dataclass(frozen=True, slots=True)
 class EagerOffer:
     """Slots a consumer of this node lends to a transaction that enqueues to its stream
-    (eager dispatch, :mod:`mesh.runtime.eager`): up to ``limit`` of the messages are leased
+    (eager dispatch, :mod:`mesh.runtime.consumer.eager_dispatch`): up to ``limit`` of the messages are leased
     to the node as they are enqueued, as a claim with these settings would lease them."""
 
     limit: int

@@ -62,7 +62,7 @@ class BatchRunner:
         retry_of: float | None = None,
     ) -> BatchResult:
         """Handle ``claims`` in one transaction, which also claims up to ``claim_next``
-        more (a :class:`~mesh.runtime.consumer.BatchHandler`).
+        more (a :class:`~mesh.runtime.consumer.stream_consumer.BatchHandler`).
 
         ``retry_of``: an earlier run of these claims failed with the connection, and their
         leases run from no earlier than this trio time. The earlier run may have committed:

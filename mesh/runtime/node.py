@@ -28,12 +28,12 @@ from mesh.pg.listener import Listener, ListenerStatistics
 from mesh.pg.migrations import check_schema
 from mesh.pg.migrations import migrate as migrate_schema
 from mesh.runtime.actor import Actor, ActorStatistics
-from mesh.runtime.eager import EagerDispatch
+from mesh.runtime.consumer.eager_dispatch import EagerDispatch
+from mesh.runtime.consumer.wakeups import StreamWakeups
 from mesh.runtime.quorum_client import QuorumClient
 from mesh.runtime.streams import Streams
 from mesh.runtime.supervisor import Supervisor
 from mesh.runtime.throttle import ThrottleState
-from mesh.runtime.wakeup import StreamWakeups
 
 log = logging.getLogger(__name__)
 

@@ -24,8 +24,8 @@ from mesh.errors import DatabaseUnavailable, NonRetryableError
 from mesh.model.messages import ActivityResponse, Resume, StartJob
 from mesh.pg.graphs import Delivery, NextClaim
 from mesh.pg.workflows import Runs, WorkflowReport, process
+from mesh.runtime.consumer import BatchResult
 from mesh.runtime.graphs import confirmed_lost, decode_claims, one_by_one
-from mesh.runtime.handlers import BatchResult
 from mesh.runtime.node import Node
 from mesh.runtime.streams import StreamClaim
 
@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 EAGER_PER_MESSAGE = 4
 """Slots of the local activity worker a workflow transaction borrows per message it handles
-(eager dispatch, :mod:`mesh.runtime.eager`)."""
+(eager dispatch, :mod:`mesh.runtime.consumer.eager_dispatch`)."""
 
 
 class WorkflowRunner:

@@ -20,7 +20,7 @@ RETURNING id;
 
 -- name: enqueue_leased
 -- Eager dispatch: messages enqueued already leased to %(owner)s, for a consumer of that node
--- that lent its free slots to the enqueuing transaction (mesh.runtime.eager). Each row is as
+-- that lent its free slots to the enqueuing transaction (mesh.runtime.consumer.eager_dispatch). Each row is as
 -- the claim query would have left it: attempts 1 is the fencing token; max_attempts 0 (no
 -- retry policy of its own) takes the consumer's. Leased rows send no NOTIFY (the trigger).
 -- Returns per message what claim returns, after its app and stream.
@@ -260,7 +260,7 @@ WITH stale AS MATERIALIZED (
 )
 SELECT 'released' AS kind, count(*) AS n, NULL::bigint AS id, NULL::int AS attempts,
        NULL::text AS payload,
-       -- 'alone': messages that run alone wait there (mesh.runtime.wakeup.ALONE_NOTICE)
+       -- 'alone': messages that run alone wait there (mesh.runtime.consumer.wakeups.ALONE_NOTICE)
        (SELECT count(pg_notify(mesh.stream_channel(s.app, s.stream) || '_w',
                                CASE WHEN s.alone THEN 'alone' ELSE 'wake' END))
         FROM (SELECT app, stream, bool_or(alone) AS alone FROM released
@@ -872,7 +872,7 @@ SELECT extract(epoch FROM now()),
 
 -- name: wake_streams
 -- The elected poller's wake-ups: one NOTIFY per stream on its wake channel (which every
--- consumer answers, see mesh.runtime.wakeup), in one transaction.
+-- consumer answers, see mesh.runtime.consumer.wakeups), in one transaction.
 SELECT count(pg_notify(mesh.stream_channel(%(app)s, s.stream) || '_w', s.payload))
 FROM unnest(mesh.lines(%(streams)s), mesh.lines(%(payloads)s)) AS s(stream, payload);
 

@@ -3,10 +3,10 @@ leases them to the node as it enqueues them, and the consumer takes them from me
 
 Without it, each request crosses the database twice more before it runs: the enqueue's
 NOTIFY wakes the consumer, which sends a claim. Here the consumer *lends* free slots to the
-transaction (:meth:`mesh.runtime.slots.Slots.lend`), the transaction inserts up to that many
+transaction (:meth:`mesh.runtime.consumer.slots.Slots.lend`), the transaction inserts up to that many
 of the requests already leased (``enqueue_leased``: attempt 1, the consumer's lease and
 attempts; no NOTIFY), and once it commits the claims go to the consumer as if one of its own
-claims had made them (:meth:`mesh.runtime.slots.Slots.prefetch`). Concurrency is never
+claims had made them (:meth:`mesh.runtime.consumer.slots.Slots.prefetch`). Concurrency is never
 exceeded, leases are kept by the consumer's heartbeat, and a node that dies holding them
 leaves them to the reaper like any claim. If the transaction fails, nothing was leased.
 
@@ -24,7 +24,7 @@ from typing import Protocol
 
 from mesh.pg.eager import EagerOffer
 from mesh.pg.streams import StreamClaim
-from mesh.runtime.slots import Loan
+from mesh.runtime.consumer.slots import Loan
 
 Target = tuple[str, str]
 """(app, stream)."""

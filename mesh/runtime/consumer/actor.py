@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import trio
 
 from mesh.runtime.actor import Actor, ActorStatistics
-from mesh.runtime.consumer import (
+from mesh.runtime.consumer.stream_consumer import (
     BatchHandler,
     ConsumerSettings,
     ConsumerStatistics,

@@ -56,7 +56,7 @@ class Wakeup:
         self.count = 0
         self.waiting = False
         self.alone = False
-        """The reaper said messages that run alone wait (see :mod:`mesh.runtime.alone`)."""
+        """The reaper said messages that run alone wait (see :mod:`mesh.runtime.consumer.alone_messages`)."""
         self.notified: str | None = None
         """The payload of the NOTIFY that made the wake-up; None: something else did."""
         self._answering = False

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import trio
 
-from mesh.runtime.leases import InFlight
+from mesh.runtime.consumer.leases import InFlight
 from mesh.runtime.streams import StreamClaim
 
 

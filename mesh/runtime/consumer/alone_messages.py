@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import trio
 
+from mesh.runtime.consumer.wakeups import Wakeup
 from mesh.runtime.streams import StreamClaim, Streams
-from mesh.runtime.wakeup import Wakeup
 
 LOOK_INTERVAL = 5.0
 """Seconds between looks for messages that run alone, when nothing says they wait."""

@@ -3,21 +3,21 @@
 One claim loop serves every consumer of a stream, with one of two kinds of handler:
 
 - **a message handler** (workers): each claimed message's handler starts at once (inline until
-  one waits, :mod:`mesh.runtime.inline`); the settle loop (:mod:`mesh.runtime.settling`)
+  one waits, :mod:`mesh.runtime.consumer.inline_start`); the settle loop (:mod:`mesh.runtime.consumer.settling`)
   persists the outcomes accumulated in one call;
 - **a batch handler** (the engine): one transaction acks the batch (fenced), does its work
   and claims the next batch, which the claim loop admits next.
 
-The claim loop claims up to ``min(batch_size, free slots)`` (:mod:`mesh.runtime.slots`);
+The claim loop claims up to ``min(batch_size, free slots)`` (:mod:`mesh.runtime.consumer.slots`);
 a dry stream waits for a NOTIFY (an enqueue's, or the elected poller's) or the safety poll
-(:meth:`mesh.runtime.wakeup.StreamWakeups.safety_poll`). A wake-up during a claim is kept.
+(:meth:`mesh.runtime.consumer.wakeups.StreamWakeups.safety_poll`). A wake-up during a claim is kept.
 The stream's throttle is read here only: paused, nothing is claimed; N ms, one message per N
 ms (claimed alone). A heartbeat extends every held lease each ``lease / 3`` in one statement;
 when every lease of a batch is lost, its handlers are cancelled. ``stop_claiming()`` drains.
 
 **Messages that run alone** (their holders died twice holding others, see the reaper) are
 claimed only by a consumer that holds nothing, which then claims nothing else; a busy one
-that learns they wait stops claiming until it holds nothing (:mod:`mesh.runtime.alone`).
+that learns they wait stops claiming until it holds nothing (:mod:`mesh.runtime.consumer.alone_messages`).
 """
 
 from __future__ import annotations
@@ -30,17 +30,17 @@ import trio
 
 from mesh.errors import DatabaseError, DatabaseUnavailable
 from mesh.pg.eager import EagerOffer
-from mesh.runtime.alone import AloneWatch
-from mesh.runtime.consumer_types import ConsumerSettings, ConsumerStatistics
-from mesh.runtime.eager import EagerDispatch
-from mesh.runtime.handlers import BatchHandler, BatchResult, Handler, fallback_outcome
-from mesh.runtime.inline import Waiting, first_step, resume
-from mesh.runtime.leases import InFlight, keep_leases
-from mesh.runtime.settling import ConsumerCounters, SettleLoop, Settler, SettleScope
-from mesh.runtime.slots import Loan, Slots
+from mesh.runtime.consumer.alone_messages import AloneWatch
+from mesh.runtime.consumer.eager_dispatch import EagerDispatch
+from mesh.runtime.consumer.handlers import BatchHandler, BatchResult, Handler, fallback_outcome
+from mesh.runtime.consumer.inline_start import Waiting, first_step, resume
+from mesh.runtime.consumer.leases import InFlight, keep_leases
+from mesh.runtime.consumer.settings import ConsumerSettings, ConsumerStatistics
+from mesh.runtime.consumer.settling import ConsumerCounters, SettleLoop, Settler, SettleScope
+from mesh.runtime.consumer.slots import Loan, Slots
+from mesh.runtime.consumer.wakeups import LISTENER_DOWN_POLL, StreamWakeups
 from mesh.runtime.streams import Settlement, StreamClaim, Streams
 from mesh.runtime.throttle import ThrottleState
-from mesh.runtime.wakeup import LISTENER_DOWN_POLL, StreamWakeups
 
 log = logging.getLogger(__name__)
 
@@ -335,7 +335,7 @@ class StreamConsumer:
         """Run the message handlers of a claimed batch, each started at once.
 
         Handlers run inline until one has to wait; then the rest of the batch moves to a new
-        task (see :mod:`mesh.runtime.inline`) while this one finishes the waiting handler.
+        task (see :mod:`mesh.runtime.consumer.inline_start`) while this one finishes the waiting handler.
         One cancel scope covers the batch: its leases are extended, or lost, together.
         """
         assert self._handler is not None

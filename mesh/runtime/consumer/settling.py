@@ -27,7 +27,7 @@ import trio
 from mesh.errors import DatabaseError, DatabaseUnavailable
 from mesh.model.histogram import DurationHistogram
 from mesh.model.outcomes import Ack, DeadLetter, Retry, dead_letter_replies
-from mesh.runtime.slots import Slots
+from mesh.runtime.consumer.slots import Slots
 from mesh.runtime.streams import Settlement, StreamClaim, Streams
 
 log = logging.getLogger(__name__)
