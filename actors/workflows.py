@@ -12,12 +12,10 @@ from actors.worker import WorkerActor
 from mesh.model.outcomes import ENGINE_ATTEMPTS
 from mesh.model.retry import RetryPolicy
 from mesh.model.workflow.plan import activity_stream, workflow_stream
-from mesh.model.workflow.resident import ResidentRuns
-from mesh.pg.workflows import Runs
 from mesh.runtime.consumer import ConsumerSettings
 from mesh.runtime.consumer.actor import StreamActor
 from mesh.runtime.node import Node
-from mesh.runtime.workflows import WorkflowRunner, activity_runner
+from mesh.runtime.workflows import ResidentCache, WorkflowRunner, activity_runner
 
 RESIDENT_WORKFLOWS = 10_000
 """Suspended workflows a node keeps in memory per task queue (least recently resumed
@@ -36,7 +34,7 @@ class WorkflowWorkerActor(StreamActor):
     ) -> None:
         stream = workflow_stream(task_queue)
         capacity = resident or RESIDENT_WORKFLOWS
-        runs = Runs({f.__name__: f for f in workflows}, ResidentRuns(capacity))
+        runs = ResidentCache(workflows, capacity)
         settings = dataclasses.replace(
             settings, concurrency=2 * settings.batch_size, max_attempts=ENGINE_ATTEMPTS
         )

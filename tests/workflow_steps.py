@@ -18,20 +18,20 @@ import psycopg
 
 from mesh.model.messages import ActivityRequest, decode, success_response
 from mesh.model.workflow.plan import activity_stream, workflow_stream
-from mesh.model.workflow.resident import ResidentRuns
 from mesh.pg import workflow_messages
-from mesh.pg.graphs import Delivery
+from mesh.pg.batch import Delivery
 from mesh.pg.streams import StreamClaim, claim
-from mesh.pg.workflows import Runs, WorkflowReport, process
+from mesh.pg.workflows import WorkflowReport, process
+from mesh.runtime.workflows import ResidentCache
 
 APP = "steps"
 QUEUE = "q"
 OWNER = "stepper"
 
 
-def fresh_runs(workflows: Sequence[Callable[..., Coroutine[Any, Any, Any]]]) -> Runs:
+def fresh_runs(workflows: Sequence[Callable[..., Coroutine[Any, Any, Any]]]) -> ResidentCache:
     """A node's runs with nothing resident (its next step of any workflow replays it)."""
-    return Runs({f.__name__: f for f in workflows}, ResidentRuns(1000))
+    return ResidentCache(workflows, 1000)
 
 
 @dataclass
@@ -65,17 +65,19 @@ class Stepper:
             lease=60,
         )
 
-    def handle(self, claims: Sequence[StreamClaim], runs: Runs | None = None) -> WorkflowReport:
+    def handle(
+        self, claims: Sequence[StreamClaim], runs: ResidentCache | None = None
+    ) -> WorkflowReport:
         """One workflow transaction for ``claims`` (with ``runs``: as that node)."""
         deliveries = [Delivery(decode(c.payload), c) for c in claims]  # type: ignore[arg-type]
         return process(self.conn, APP, runs or self.runs, deliveries, owner=self.owner)
 
-    def workflow_batch(self, runs: Runs | None = None) -> WorkflowReport | None:
+    def workflow_batch(self, runs: ResidentCache | None = None) -> WorkflowReport | None:
         """Claim and handle what waits on the workflow stream (None: nothing waits)."""
         claims = self.claim_workflow_stream()
         return self.handle(claims, runs) if claims else None
 
-    def activity_batch(self, runs: Runs | None = None, limit: int = 1000) -> int:
+    def activity_batch(self, runs: ResidentCache | None = None, limit: int = 1000) -> int:
         """Run the activity requests that wait, each answered in the transaction that acks it
         (as a worker applies a response at its ack); how many ran."""
         claims = claim(
@@ -99,7 +101,7 @@ class Stepper:
             process(self.conn, APP, runs or self.runs, deliveries, owner=self.owner)
         return len(deliveries)
 
-    def run_until_quiet(self, runs: Runs | None = None, rounds: int = 1000) -> None:
+    def run_until_quiet(self, runs: ResidentCache | None = None, rounds: int = 1000) -> None:
         """Handle workflow batches and activities until neither has anything visible."""
         for _ in range(rounds):
             moved = self.workflow_batch(runs) is not None

@@ -10,15 +10,12 @@ crash at any point commits all of it or none of it. What clients ask directly (`
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
-import psycopg
-from psycopg.pq import TransactionStatus
 
 from mesh import telemetry
 from mesh.errors import (
@@ -37,17 +34,15 @@ from mesh.model.graph.manifest import decode_manifest
 from mesh.model.graph.state import JobState
 from mesh.model.ids import new_message_id
 from mesh.model.messages import (
-    EngineMessage,
     StartJob,
 )
 from mesh.model.quorum import JobNotices
 from mesh.pg import jobs as rows
-from mesh.pg.database import Connection, Cursor
+from mesh.pg.batch import Delivery, NextClaim, Retry, transact
+from mesh.pg.database import Connection
 from mesh.pg.queries import query
 from mesh.pg.streams import (
-    DEFAULT_ATTEMPTS,
     StreamClaim,
-    claim_params,
     enqueue_params,
     fence_params,
 )
@@ -80,12 +75,6 @@ class AppVersions:
         return self.get(conn, app, row[0])
 
 
-@dataclass(frozen=True, slots=True)
-class Delivery:
-    message: EngineMessage
-    claim: StreamClaim | None = None
-
-
 @dataclass(slots=True)
 class BatchReport:
     results: list[Result] = field(default_factory=list)
@@ -96,25 +85,6 @@ class BatchReport:
     next_claims: list[StreamClaim] = field(default_factory=list)
     jobs: list[JobState] = field(default_factory=list)
     """The jobs the batch touched (for their spans, once committed)."""
-
-
-@dataclass(frozen=True, slots=True)
-class NextClaim:
-    stream: str
-    limit: int
-    lease: float
-    max_attempts: int = DEFAULT_ATTEMPTS
-    """For messages that carry no retry policy (the consumer's policy)."""
-
-    def params(self, app: str, owner: str) -> dict[str, object]:
-        """The ``claim`` query's parameters for ``owner``."""
-        return claim_params(
-            app, self.stream, owner, self.limit, self.lease, max_attempts=self.max_attempts
-        )
-
-
-class _KeyTaken(Exception):
-    """A new job's key was inserted by a concurrent transaction: run the batch again."""
 
 
 def process(
@@ -138,27 +108,15 @@ def process(
     spans = telemetry.current()
     if spans.enabled:
         deliveries = traced(app, deliveries, spans)
-    for attempt in range(5):
-        try:
-            with conn.pipeline():
-                conn.execute("BEGIN")
-                report, claiming = _process(
-                    conn, app, versions, deliveries, owner, next_claim, new_id, notices
-                )
-                conn.execute("COMMIT")
-            if claiming is not None:
-                report.next_claims = [StreamClaim(*row) for row in claiming.fetchall()]
-            if spans.enabled:
-                spans.legs(app, report.jobs)
-            return report
-        except (_KeyTaken, psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure):
-            roll_back(conn)
-            if attempt == 4:
-                raise
-        except BaseException:
-            roll_back(conn)
-            raise
-    raise AssertionError("unreachable")
+
+    def work(conn: Connection) -> BatchReport:
+        return _process(conn, app, versions, deliveries, owner, new_id, notices)
+
+    report, claims = transact(conn, app, owner, work, next_claim=next_claim)
+    report.next_claims = claims
+    if spans.enabled:
+        spans.legs(app, report.jobs)
+    return report
 
 
 def traced(app: str, deliveries: Sequence[Delivery], spans: telemetry.Telemetry) -> list[Delivery]:
@@ -175,24 +133,15 @@ def traced(app: str, deliveries: Sequence[Delivery], spans: telemetry.Telemetry)
     ]
 
 
-def roll_back(conn: Connection) -> None:
-    """End a transaction that failed midway. A connection that died needs nothing, and its
-    error must not hide the one that ended the transaction (the pool discards it)."""
-    if not conn.closed and conn.info.transaction_status != TransactionStatus.IDLE:
-        with contextlib.suppress(psycopg.Error):
-            conn.execute("ROLLBACK")
-
-
 def _process(
     conn: Connection,
     app: str,
     versions: AppVersions,
     deliveries: Sequence[Delivery],
     owner: str,
-    next_claim: NextClaim | None,
     new_id: Callable[[], str],
     notices: JobNotices | None,
-) -> tuple[BatchReport, Cursor | None]:
+) -> BatchReport:
     report = BatchReport()
     jobs, taken, active = _take_and_load(conn, app, versions, deliveries, owner)
     if taken is not None:
@@ -219,7 +168,7 @@ def _process(
     if plan.created:
         inserted = rows.insert_jobs(conn, plan.created)
         if len(inserted) != len(plan.created):
-            raise _KeyTaken()  # taken since we looked: run again (it is a duplicate then)
+            raise Retry()  # taken since we looked: run again (it is a duplicate then)
     # Sent without waiting: they travel with the COMMIT (run_commands waits only when a hook
     # registration's result is needed).
     rows.save_jobs(conn, plan.touched)
@@ -227,9 +176,7 @@ def _process(
     if outgoing:
         conn.execute(query("enqueue"), enqueue_params(outgoing))
     rows.withdraw_ended(conn, plan.touched)
-    if next_claim is None:
-        return report, None
-    return report, conn.execute(query("claim"), next_claim.params(app, owner))
+    return report
 
 
 def _take_and_load(

@@ -27,8 +27,9 @@ from mesh.model.messages import StartJob
 from mesh.model.quorum import JobNotices
 from mesh.pg import apps, job_queries, workflow_messages
 from mesh.pg import jobs as rows
+from mesh.pg.batch import Delivery
 from mesh.pg.database import Connection
-from mesh.pg.graphs import AppVersions, Delivery, process
+from mesh.pg.graphs import AppVersions, process
 from mesh.pg.queries import query
 from mesh.pg.streams import enqueue
 

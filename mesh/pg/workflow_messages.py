@@ -23,8 +23,8 @@ from mesh.model.workflow.plan import (
     to_workflow,
     workflow_stream,
 )
+from mesh.pg.batch import roll_back
 from mesh.pg.database import Connection
-from mesh.pg.graphs import roll_back
 from mesh.pg.queries import query
 from mesh.pg.streams import enqueue_params
 

@@ -6,19 +6,19 @@ workflow's run: resident in this node when it holds the run that made the workfl
 (``jobs.applied_steps`` tells), else rebuilt from the recorded calls and replayed. The pure
 :func:`~mesh.model.workflow.plan.plan_step` decides; this module writes what it decided (the
 outcome, the new calls, the requests and wakes, the workflow's end and its announcement) and
-claims the next batch, all in one transaction. If the transaction fails, the runs it advanced
-are dropped from memory (their next message replays them).
+claims the next batch, all in one transaction (:func:`mesh.pg.batch.transact`). If the
+transaction fails, the runs it advanced are forgotten (their next message replays them): the
+runs kept in memory are the runtime's (:class:`RunCache`).
 
 Starting, signalling and cancelling a workflow are in :mod:`mesh.pg.workflow_messages`.
 """
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 
@@ -40,13 +40,11 @@ from mesh.model.workflow.plan import (
     plan_step,
     taken_id,
 )
-from mesh.model.workflow.resident import ResidentRuns
 from mesh.model.workflow.run import Progress, WorkflowInfo, WorkflowRun
 from mesh.pg import workflow_messages
-from mesh.pg.database import Connection
+from mesh.pg.batch import Delivery, NextClaim, transact
+from mesh.pg.database import Connection, Cursor
 from mesh.pg.eager import Eager, leased_claims
-from mesh.pg.graphs import Delivery, NextClaim, roll_back
-from mesh.pg.queries import query
 from mesh.pg.streams import StreamClaim
 from mesh.pg.workflow_rows import (
     SIGNALS,
@@ -78,20 +76,30 @@ class WorkflowReport:
     """Messages enqueued leased to this node (eager dispatch), by (app, stream)."""
 
 
-@dataclass(frozen=True)
-class Runs:
-    """A node's workflow functions by name and its resident runs (shared by the database
-    threads: the dict under ``lock``, each run under its job's row lock)."""
+class RunCache(Protocol):
+    """The workflow functions of a node and the runs it keeps in memory between steps, as a
+    transaction uses them from a database thread (the node's implementation is
+    :class:`mesh.runtime.workflows.ResidentCache`)."""
 
-    functions: Mapping[str, WorkflowFunction]
-    resident: ResidentRuns
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    def function(self, name: str) -> WorkflowFunction | None:
+        """The workflow function registered under ``name``."""
+
+    def take(self, key: str) -> WorkflowRun | None:
+        """The run of workflow ``key`` kept in memory, if any (the caller holds the
+        workflow's row lock)."""
+
+    def committed(self, kept: Sequence[tuple[WorkflowRun, int]], dropped: Sequence[str]) -> None:
+        """After a commit: keep these runs (each with the steps the workflow has applied
+        now), forget these workflows."""
+
+    def forget(self, keys: Sequence[str]) -> None:
+        """After a rollback: the runs of these workflows moved on in memory only."""
 
 
 def process(
     conn: Connection,
     app: str,
-    runs: Runs,
+    runs: RunCache,
     deliveries: Sequence[Delivery],
     *,
     owner: str,
@@ -100,52 +108,41 @@ def process(
     eager: Eager | None = None,
 ) -> WorkflowReport:
     """Handle ``deliveries`` (messages with their claims: a workflow stream's, or an activity
-    request's whose response is applied at its ack) in one transaction. ``notices``: ended
-    workflows are also told to the quorum (the app asked). ``eager``: requests for these
-    streams are leased to this node as they are enqueued (eager dispatch)."""
-    report = WorkflowReport()
-    writes = Writes()
+    request's whose response is applied at its ack) in one transaction
+    (:func:`mesh.pg.batch.transact`: two round trips for a batch of resident workflows).
+    ``notices``: ended workflows are also told to the quorum (the app asked). ``eager``:
+    requests for these streams are leased to this node as they are enqueued (eager
+    dispatch)."""
     touched: list[str] = []
-    cursor = leasing = None
-    try:
-        # Pipelined: BEGIN, the fenced ack and the locks travel together, the writes, the next
-        # claim and COMMIT together: two round trips for a batch of resident workflows.
-        with conn.pipeline():
-            conn.execute("BEGIN")
-            claims = [d.claim for d in deliveries if d.claim is not None]
-            keys = sorted({d.message.job_id for d in deliveries})
-            taken, jobs = read_locked(send_take_and_lock(conn, app, owner, claims, keys))
-            report.taken, report.lost = taken, len(claims) - len(taken)
-            live = [d.message for d in deliveries if d.claim is not None and d.claim.id in taken]
-            for message in live:
-                row = jobs.get(message.job_id)
-                if row is None or row.status != "running":
-                    continue  # unknown, or ended: nothing to do
-                touched.append(row.key)
-                if _step(conn, app, runs, row, message, writes):
-                    report.applied += 1
-                    jobs[row.key] = after(row, writes)
-            leasing = write(conn, app, writes, notices, eager=eager, owner=owner)
-            report.ended = len(writes.announced)
-            if next_claim is not None:
-                cursor = conn.execute(query("claim"), next_claim.params(app, owner))
-            conn.execute("COMMIT")
-        if cursor is not None:
-            report.next_claims = [StreamClaim(*row) for row in cursor.fetchall()]
-        if leasing is not None:
-            report.leased = leased_claims(leasing.fetchall())
-    except BaseException:
-        roll_back(conn)
-        with runs.lock:
-            for key in touched:
-                runs.resident.drop(key)
-        raise
-    with runs.lock:
-        for run, applied in writes.kept:
-            run.applied = applied
-            runs.resident.keep(run)
-        for key in writes.dropped:
-            runs.resident.drop(key)
+
+    def work(conn: Connection) -> tuple[WorkflowReport, Writes, Cursor | None]:
+        touched.clear()
+        report = WorkflowReport()
+        writes = Writes()
+        claims = [d.claim for d in deliveries if d.claim is not None]
+        keys = sorted({d.message.job_id for d in deliveries})
+        taken, jobs = read_locked(send_take_and_lock(conn, app, owner, claims, keys))
+        report.taken, report.lost = taken, len(claims) - len(taken)
+        live = [d.message for d in deliveries if d.claim is not None and d.claim.id in taken]
+        for message in live:
+            row = jobs.get(message.job_id)
+            if row is None or row.status != "running":
+                continue  # unknown, or ended: nothing to do
+            touched.append(row.key)
+            if _step(conn, app, runs, row, message, writes):
+                report.applied += 1
+                jobs[row.key] = after(row, writes)
+        leasing = write(conn, app, writes, notices, eager=eager, owner=owner)
+        report.ended = len(writes.announced)
+        return report, writes, leasing
+
+    (report, writes, leasing), report_claims = transact(
+        conn, app, owner, work, next_claim=next_claim, on_failure=lambda: runs.forget(touched)
+    )
+    report.next_claims = report_claims
+    if leasing is not None:
+        report.leased = leased_claims(leasing.fetchall())
+    runs.committed(writes.kept, writes.dropped)
     _trace_ended(app, writes)
     return report
 
@@ -165,7 +162,7 @@ def _trace_ended(app: str, writes: Writes) -> None:
 def _step(
     conn: Connection,
     app: str,
-    runs: Runs,
+    runs: RunCache,
     row: WorkflowRow,
     message: EngineMessage,
     writes: Writes,
@@ -205,7 +202,7 @@ def _step(
 
 
 def _run_of(
-    conn: Connection, runs: Runs, row: WorkflowRow, writes: Writes, *, replay: bool
+    conn: Connection, runs: RunCache, row: WorkflowRow, writes: Writes, *, replay: bool
 ) -> WorkflowRun | None:
     """The workflow's run: moved earlier in this batch, resident (if this node made the
     workflow's last step), or rebuilt from its recorded calls (and replayed, unless the
@@ -214,11 +211,10 @@ def _run_of(
     run = writes.runs.get(key)
     if run is not None:
         return run
-    with runs.lock:
-        run = runs.resident.take(key)
+    run = runs.take(key)
     if run is not None and run.info.run_id == gid and run.applied == row.steps:
         return run
-    function = runs.functions.get(row.name)
+    function = runs.function(row.name)
     if function is None:
         raise LookupError(f"no workflow function {row.name!r} runs on this task queue")
     info = WorkflowInfo(

@@ -22,7 +22,8 @@ from mesh.errors import ConnectionLost, DatabaseUnavailable, InvalidPayload
 from mesh.model.ids import ENGINE_STREAM
 from mesh.model.messages import ActivityRequest, ActivityResponse, decode
 from mesh.model.outcomes import ENGINE_ATTEMPTS, Ack, DeadLetter
-from mesh.pg.graphs import BatchReport, Delivery, NextClaim, process
+from mesh.pg.batch import Delivery, NextClaim
+from mesh.pg.graphs import BatchReport, process
 from mesh.runtime.consumer import BatchResult
 from mesh.runtime.node import Node
 from mesh.runtime.streams import Settlement, StreamClaim, Streams

@@ -28,8 +28,9 @@ from mesh.errors import DatabaseUnavailable
 from mesh.model.graph.batch import Result
 from mesh.model.messages import StartJob
 from mesh.model.quorum import JobNotices
+from mesh.pg.batch import Delivery
 from mesh.pg.database import Connection, Database
-from mesh.pg.graphs import AppVersions, Delivery, process
+from mesh.pg.graphs import AppVersions, process
 
 T = TypeVar("T")
 R = TypeVar("R")

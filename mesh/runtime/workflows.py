@@ -15,6 +15,7 @@ import functools
 import inspect
 import logging
 import math
+import threading
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -22,8 +23,10 @@ import trio
 
 from mesh.errors import DatabaseUnavailable, NonRetryableError
 from mesh.model.messages import ActivityResponse, Resume, StartJob
-from mesh.pg.graphs import Delivery, NextClaim
-from mesh.pg.workflows import Runs, WorkflowReport, process
+from mesh.model.workflow.resident import ResidentRuns
+from mesh.model.workflow.run import WorkflowRun
+from mesh.pg.batch import Delivery, NextClaim
+from mesh.pg.workflows import WorkflowFunction, WorkflowReport, process
 from mesh.runtime.consumer import BatchResult
 from mesh.runtime.graphs import confirmed_lost, decode_claims, one_by_one
 from mesh.runtime.node import Node
@@ -36,13 +39,45 @@ EAGER_PER_MESSAGE = 4
 (eager dispatch, :mod:`mesh.runtime.consumer.eager_dispatch`)."""
 
 
+class ResidentCache:
+    """A node's workflow functions of one task queue and the runs it keeps in memory
+    between steps (at most ``capacity``, least recently resumed evicted first): the
+    :class:`~mesh.pg.workflows.RunCache` its transactions use. Called from database threads:
+    the set of runs is guarded by a lock, each run by its workflow's row lock."""
+
+    def __init__(self, functions: Sequence[WorkflowFunction], capacity: int) -> None:
+        self.functions = {f.__name__: f for f in functions}
+        self.resident = ResidentRuns(capacity)
+        self._lock = threading.Lock()
+
+    def function(self, name: str) -> WorkflowFunction | None:
+        return self.functions.get(name)
+
+    def take(self, key: str) -> WorkflowRun | None:
+        with self._lock:
+            return self.resident.take(key)
+
+    def committed(self, kept: Sequence[tuple[WorkflowRun, int]], dropped: Sequence[str]) -> None:
+        with self._lock:
+            for run, applied in kept:
+                run.applied = applied
+                self.resident.keep(run)
+            for key in dropped:
+                self.resident.drop(key)
+
+    def forget(self, keys: Sequence[str]) -> None:
+        with self._lock:
+            for key in keys:
+                self.resident.drop(key)
+
+
 class WorkflowRunner:
     """One task queue's workflow batches on one node."""
 
     def __init__(
         self,
         node: Node,
-        runs: Runs,
+        runs: ResidentCache,
         stream: str,
         max_attempts: int,
         eager_streams: Sequence[str] = (),
