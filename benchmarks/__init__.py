@@ -4,5 +4,5 @@
 workloads on HotMesh, with its pinned kit in ``kit/``).
 
 A package of its own, beside ``mesh``: the ``mesh bench`` command imports it when it runs,
-and no node, client or other command loads it (``tests/test_layout.py``). Its SQL is in
+and no node, client or other command loads it (``tests/unit/test_layout.py``). Its SQL is in
 ``sql/bench.sql``, loaded by :mod:`benchmarks.db`, never by the product's query registry."""
