@@ -37,83 +37,109 @@ class _Strict(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 
 class DatabaseConfig(_Strict, forbid_unknown_fields=True, frozen=True):
     url: str = ""
-    """Empty: the embedded server under .mesh/pg."""
+    """Postgres URL or conninfo; empty: the embedded server in `.mesh/pg`"""
     listen_url: str = ""
-    """A direct connection for LISTEN when ``url`` goes through a transaction-mode pooler
-    (pgbouncer), which cannot carry LISTEN. Empty: ``url``."""
+    """a direct connection for LISTEN when `url` goes through a transaction-mode pooler such
+    as pgbouncer (which cannot carry LISTEN); empty: `url`; `MESH_LISTEN_URL` overrides"""
     pool_size: int = 8
+    """pooled connections per node at most (plus one for LISTEN)"""
     pool_max_idle: Duration = "60 seconds"
-    """A pooled connection unused this long is closed (one per period), down to none."""
+    """a pooled connection unused this long is closed (one per period), down to none: an
+    idle node holds its listener and at most one pooled connection"""
     statement_timeout: Duration = "30 seconds"
+    """per statement; idle-in-transaction timeout is twice this (0, "no timeout", is refused:
+    trio cannot cancel a statement)"""
 
 
 class RetryConfig(_Strict, forbid_unknown_fields=True, frozen=True):
     maximum_attempts: int = 3
+    """the default retry policy: attempts in all ..."""
     backoff_coefficient: float = 10.0
+    """... the delay after attempt n: coefficient ^ n seconds ..."""
     maximum_interval: Duration = "120 seconds"
+    """... capped here"""
 
 
 class StreamsConfig(_Strict, forbid_unknown_fields=True, frozen=True):
     lease: Duration = "30 seconds"
+    """lease per claim; heartbeats every lease / 3"""
     poll_interval: Duration = "60 seconds"
-    """The safety poll: a consumer with nothing to do claims on its own after this long
-    (jittered down to half) even if no NOTIFY came; 2 s at most while its listener is down.
-    Followers try for the election's standby seat as often."""
+    """the safety poll: a dry consumer claims on its own after this long (jittered down to
+    half; 2 s at most while its listener is down), and a follower tries for the election's
+    standby seat as often"""
     leader_interval: Duration = "1 second"
-    """How often the elected poller looks for delayed messages come due and for streams
-    whose NOTIFY was missed (it also wakes at each delayed message's due time)."""
+    """how often the elected poller looks for delayed messages come due and streams whose
+    NOTIFY was missed (it also wakes at each delayed message's due time)"""
     reap_interval: Duration = "2 seconds"
+    """how often the elected reaper looks for expired leases"""
     batch_size: int = 50
+    """messages per claim"""
 
 
 class WorkerConfig(_Strict, forbid_unknown_fields=True, frozen=True):
     topic: str
+    """the topic this worker serves"""
     function: str
+    """`package.module:function` (a module that fails to import, a syntax error included, is
+    a configuration error naming it)"""
     concurrency: int = 10
+    """messages in flight at once"""
     batch_size: int | None = None
+    """messages per claim; none: `streams.batch_size`"""
     retry: RetryConfig | None = None
+    """the worker's retry policy (the keys of `retry`); none: `retry`"""
 
 
 class TaskQueueConfig(_Strict, forbid_unknown_fields=True, frozen=True):
     """Workflows written as code, and their activities, run for one task queue."""
 
     name: str
+    """the task queue: its workflows run from the stream of that name, its activities from
+    `<name>-activity`"""
     workflows: list[str] = msgspec.field(default_factory=list)
+    """workflow functions by dotted path (`package.module:function`) this node runs"""
     activities: list[str] = msgspec.field(default_factory=list)
+    """activity functions by dotted path this node runs"""
     concurrency: int = 10
+    """activities in flight at once"""
     retry: RetryConfig | None = None
+    """the activities' default retry policy (the keys of `retry`); none: `retry`"""
 
 
 class NodeConfig(_Strict, forbid_unknown_fields=True, frozen=True):
     roles: list[Role] = msgspec.field(default_factory=lambda: ["engine", "quorum", "worker"])
+    """roles this node runs (`mesh run --role` overrides); every node runs a quorum member"""
     drain_timeout: Duration = "30 seconds"
+    """how long SIGTERM waits for in-flight work (`mesh run --drain-timeout` overrides)"""
     listener_check_interval: Duration = "60 seconds"
+    """the listener's round-trip check when nothing else used its connection (jittered
+    ±20%)"""
 
 
 class QuorumConfig(_Strict, forbid_unknown_fields=True, frozen=True):
     secret: str = ""
-    """Shared secret for signing control messages (MESH_QUORUM_SECRET overrides)."""
+    """shared secret for signing control messages (`MESH_QUORUM_SECRET` overrides)"""
     refresh_interval: Duration = "60 seconds"
-    """How often a member re-reads persisted throttles besides on every throttle message
-    (bounds the effect of a missed NOTIFY; jittered down to half)."""
+    """how often a member re-reads the persisted throttles besides on every throttle message
+    (jittered down to half)"""
     announce_jobs: bool = False
-    """Tell the quorum of every job event (a ``job`` message per completion, failure,
-    interruption, persist or emit), for ``sub_quorum`` dashboards and ``mesh listen``. Off
-    by default: each is a NOTIFY that every member decodes."""
+    """also tell the quorum of every job event (a signed `job` message each, for
+    `sub_quorum` dashboards and `mesh listen`; each is a NOTIFY every member decodes)"""
 
 
 class MetricsConfig(_Strict, forbid_unknown_fields=True, frozen=True):
     port: int = 0
-    """0: no metrics server (or ``PORT`` from a Procfile runner when set)."""
+    """Prometheus endpoint; 0 uses `PORT` if set, else no server"""
 
 
 class TelemetryConfig(_Strict, forbid_unknown_fields=True, frozen=True):
     enabled: bool = False
-    """OpenTelemetry spans (``pip install mesh[otel]``); ``MESH_TELEMETRY`` overrides."""
+    """OpenTelemetry spans (`pip install mesh[otel]`; `MESH_TELEMETRY` overrides)"""
 
 
 class Config(_Strict, forbid_unknown_fields=True, frozen=True):
     app: str = "mesh"
+    """app id: the namespace of its streams"""
     database: DatabaseConfig = DatabaseConfig()
     node: NodeConfig = NodeConfig()
     streams: StreamsConfig = StreamsConfig()
@@ -124,6 +150,7 @@ class Config(_Strict, forbid_unknown_fields=True, frozen=True):
     metrics: MetricsConfig = MetricsConfig()
     telemetry: TelemetryConfig = TelemetryConfig()
     log_level: LogLevel = "info"
+    """how much the node logs"""
     source: str = "<defaults>"
     """Where this config came from (set by the loader, not by the file)."""
 

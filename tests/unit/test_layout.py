@@ -7,8 +7,14 @@ import tomllib
 
 from tests.conftest import ROOT
 
-LIMIT = 400
-"""Lines per module; beyond it a module holds more than one concept."""
+LIMIT = 600
+"""Lines per module. The rule is one concept per module (CONTRIBUTING.md), split by concept,
+never by line count; a module past this size has almost surely grown a second concept, and
+this test is the alarm. Test files have the same limit."""
+
+LONGER: dict[str, str] = {}
+"""Modules allowed past the limit, by path, each with the reason (none today; the list must
+stay short)."""
 
 
 def _layers() -> list[str]:
@@ -33,11 +39,12 @@ def test_layers__name_every_top_level_module_of_mesh() -> None:
 def test_modules__stay_under_the_size_limit() -> None:
     too_long = {
         str(path.relative_to(ROOT)): lines
-        for folder in ("mesh", "actors")
+        for folder in ("mesh", "actors", "benchmarks", "tests")
         for path in (ROOT / folder).rglob("*.py")
         if (lines := path.read_text().count("\n")) > LIMIT
+        and str(path.relative_to(ROOT)) not in LONGER
     }
-    assert too_long == {}, f"split these modules (limit {LIMIT} lines)"
+    assert too_long == {}, f"one concept per module: split these by concept (past {LIMIT} lines)"
 
 
 def test_benchmarks__stay_out_of_the_product() -> None:

@@ -7,13 +7,17 @@ recorded. Values may differ (they are the workflow's own, recomputed the same wa
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 import msgspec
 
 from mesh.model.retry import RetryPolicy
 
-CallKind = Literal["activity", "sleep", "condition", "child", "start_child", "signal", "patch"]
+CallKind = str
+"""The kind of a durable call: ``activity``, ``sleep``, ``condition``, ``child``,
+``start_child``, ``signal`` or ``patch``. :mod:`mesh.model.workflow.plan` says how each is
+performed and what answers it (a kind is added there and in :mod:`~mesh.model.workflow.api`,
+see CONTRIBUTING.md)."""
 
 
 class Call(msgspec.Struct, frozen=True, kw_only=True):
