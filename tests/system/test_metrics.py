@@ -104,6 +104,12 @@ workers:
     documented = documented_metrics()
     assert len(documented) >= 15, "the README documents the metrics in a table"
     assert documented <= exported, f"documented but not exported: {documented - exported}"
+    families = {
+        re.sub(r"(_total|_bucket|_count|_sum|_created)$", "", key.split("{")[0]) for key in after
+    }
+    named = {name.removesuffix("_total") for name in documented}
+    undocumented = {name for name in families if name.startswith("mesh_")} - named
+    assert undocumented == set(), "add these to the README's metrics table"
 
 
 PARENTS = """

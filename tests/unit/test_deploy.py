@@ -37,6 +37,7 @@ def test_top_level_layout() -> None:
         "docker-compose.yml",
         "Procfile",
         "README.md",
+        "CONTRIBUTING.md",
         ".ci",
     }
     present = {p.name for p in ROOT.iterdir() if not p.name.startswith(".") or p.name == ".ci"}
