@@ -1,7 +1,7 @@
 """The bridge between trio and psycopg: a sync ``ConnectionPool`` driven from worker threads.
 
 psycopg's async API runs only under asyncio, so every database call goes through
-``trio.to_thread.run_sync`` with a ``CapacityLimiter`` sized to the pool (DESIGN §3). This is
+``trio.to_thread.run_sync`` with a ``CapacityLimiter`` sized to the pool. This is
 the one module that hands work to threads for the database. Trio cannot interrupt a query in a
 thread, so every connection carries a ``statement_timeout`` and
 ``idle_in_transaction_session_timeout``, and calls are abandoned (not waited for) when their

@@ -1,4 +1,4 @@
-"""Leader elections and the elected poller's statements (DESIGN §14).
+"""Leader elections and the elected poller's statements.
 
 An election is a session-level advisory lock held on the node's listening connection
 (:meth:`mesh.pg.listener.Listener.call`): holding it costs nothing, and Postgres releases it

@@ -1,7 +1,7 @@
 """Streams: the durable message bus on ``mesh.stream_messages``.
 
 Each function takes a connection (from :meth:`mesh.pg.database.Database.run` or a caller's
-own transaction) and performs one batched statement. Properties (DESIGN §5): batched enqueue
+own transaction) and performs one batched statement. Properties: batched enqueue
 in the caller's transaction, delayed visibility, batched claim with lease and fencing token,
 settle (ack or dead-letter) atomically with follow-up messages, heartbeat, reaper, attempts
 counted at claim, NOTIFY wake-ups from a statement trigger.

@@ -1,6 +1,6 @@
 """Who polls for the app: an election on the listening connection, and the poller's rules.
 
-Idle cost must not grow with the node count (DESIGN §14), so one node per app, the
+Idle cost must not grow with the node count, so one node per app, the
 *leader*, does what every node used to do on a short timer: it finds delayed messages as they
 come due and streams whose NOTIFY was missed, and wakes their consumers by NOTIFY; it also
 reaps expired leases and prunes finished jobs (``actors/maintenance.py``). One *standby*

@@ -1,4 +1,4 @@
-"""The elected poller and reaper (DESIGN §14), with real nodes started through ``mesh run``:
+"""The elected poller and reaper, with real nodes started through ``mesh run``:
 one leader per app, a standby that takes over within seconds of a SIGKILL, delayed messages
 due meanwhile still run, and a message whose NOTIFY was lost is found by the poller."""
 

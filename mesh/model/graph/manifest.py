@@ -1,4 +1,4 @@
-"""The manifest model: an app of graphs of activities (HotMesh's YAML DSL, reference §5).
+"""The manifest model: an app of graphs of activities (HotMesh's YAML DSL).
 
 These Structs are filled only from manifests that passed :mod:`validation`, which reports
 every problem with its path. An activity is one struct per type, defined with the type's code

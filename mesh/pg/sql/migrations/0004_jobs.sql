@@ -1,4 +1,4 @@
--- 0004: workflow jobs as queryable rows (DESIGN §6).
+-- 0004: workflow jobs as queryable rows.
 
 -- One row per workflow run. key is the job id users see (unique per app); gid changes when a
 -- key is reused after the old job was removed, so stale messages for the old run are refused.
