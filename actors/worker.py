@@ -1,7 +1,11 @@
-"""The worker actor: runs one user function for every request on one topic.
+"""The worker actor: runs a user function for every request on one topic.
 
-Async functions run in trio; plain functions run in a worker thread (at most ``concurrency``
-at once). The function receives the request's ``data`` and its return value becomes the
+What runs is the worker's :class:`~mesh.runtime.activities.Dispatch`'s answer for the
+request's data: one function for a graph's worker topic (it receives the data), or the
+activity a code workflow's request names (it receives the request's arguments). It runs on
+the loop it is defined for (:mod:`mesh.runtime.activities`: asyncio by default for an
+``async def``, a worker thread for a ``def``, at most ``concurrency`` at once), with its
+context set (``mesh.activity.info()``, ``heartbeat()``); its return value becomes the
 ``success`` response. A response for this app's engine, or for a workflow stream whose
 workflows this node runs (``appliers``), is applied to its job in the transaction that acks
 the request (:class:`mesh.runtime.graphs.ApplyingSettler`); any other is written to the
@@ -15,10 +19,11 @@ retry policy (falling back to the worker's); after the last attempt, or at once 
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import logging
+import math
+import time
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +31,7 @@ import trio
 
 from mesh import telemetry
 from mesh.errors import InvalidPayload, NonRetryableError
+from mesh.model.activity import ActivityContext, ActivityInfo
 from mesh.model.limits import check_value
 from mesh.model.messages import (
     ActivityRequest,
@@ -38,6 +44,7 @@ from mesh.model.messages import (
 )
 from mesh.model.outcomes import Ack, DeadLetter, Outcome, Retry, reply
 from mesh.model.retry import GiveUp, RetryPolicy, decide_failure
+from mesh.runtime.activities import Dispatch, Invocation
 from mesh.runtime.consumer import ConsumerSettings
 from mesh.runtime.consumer.actor import StreamActor, StreamActorStatistics
 from mesh.runtime.graphs import Applier, ApplyingSettler
@@ -61,7 +68,7 @@ class WorkerActor(StreamActor):
         node: Node,
         *,
         topic: str,
-        function: Callable[..., Any],
+        dispatch: Dispatch,
         settings: ConsumerSettings,
         retry: RetryPolicy,
         appliers: Mapping[str, Applier] | None = None,
@@ -74,12 +81,18 @@ class WorkerActor(StreamActor):
             node, stream=topic, handler=self.handle, settings=settings, settler=self.applier
         )
         self.name = f"worker:{topic}"
+        self.node = node
         self.topic = topic
-        self.function = function
+        self.dispatch = dispatch
         self.retry = retry
-        self._is_async = inspect.iscoroutinefunction(function)
         self._threads = trio.CapacityLimiter(settings.concurrency)
         self.failures = 0
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Enter the worker's activity resources (objects whose methods are its activities),
+        then consume; leave them when it stops."""
+        async with self.node.activities.entered(self.dispatch.resources()):
+            await super().run(task_status=task_status)
 
     async def handle(self, claim: StreamClaim) -> Outcome:
         """Run the function for one claimed request and decide the outcome."""
@@ -100,8 +113,10 @@ class WorkerActor(StreamActor):
             return outcome
 
     async def _run(self, request: ActivityRequest, claim: StreamClaim) -> Outcome:
+        invocation: Invocation | None = None
         try:
-            result = await self._call(request.data)
+            invocation = self.dispatch(request.data)
+            result = invocation.wrap(await self._call(invocation, request, claim))
         except NonRetryableError as error:
             return self._give_up(request, claim, error, code=error.code, retryable=False)
         except Exception as error:
@@ -124,19 +139,34 @@ class WorkerActor(StreamActor):
         else:
             response = success_response(request, data, claim.attempt)
         try:
-            check_value(data, f"the return value of {self._function_name()}")
+            check_value(data, f"the return value of {_name(invocation)}")
             return Ack(follow_ups=(reply(request, response),))
         except InvalidPayload as error:
-            problem = TypeError(f"the return value of {self._function_name()} is not JSON: {error}")
+            problem = TypeError(f"the return value of {_name(invocation)} is not JSON: {error}")
             return self._give_up(request, claim, problem, retryable=False)
 
-    async def _call(self, data: Any) -> Any:
-        if self._is_async:
-            return await self.function(data)
-        # abandon_on_cancel: a drain deadline must not wait for user code that never returns.
-        return await trio.to_thread.run_sync(
-            self.function, data, limiter=self._threads, abandon_on_cancel=True
+    async def _call(
+        self, invocation: Invocation, request: ActivityRequest, claim: StreamClaim
+    ) -> Any:
+        definition = invocation.definition
+        deadline = time.time() + invocation.timeout if invocation.timeout else None
+        context = ActivityContext(
+            ActivityInfo(
+                activity=definition.name,
+                attempt=claim.attempt,
+                task_queue=self.topic,
+                workflow_id=request.job_id,
+                activity_id=request.activity_id,
+                deadline=deadline,
+                heartbeat_timeout=definition.heartbeat_timeout,
+            ),
         )
+        runner = self.node.activities
+        limit = invocation.timeout if invocation.timeout is not None else math.inf
+        with trio.fail_after(limit):
+            return await runner.call(
+                definition, invocation.function, invocation.args, context, threads=self._threads
+            )
 
     def _give_up(
         self,
@@ -161,9 +191,6 @@ class WorkerActor(StreamActor):
         response = error_response(request, info, claim.attempt)
         return DeadLetter(error=description, follow_ups=(reply(request, response),))
 
-    def _function_name(self) -> str:
-        return f"{self.function.__module__}:{getattr(self.function, '__qualname__', self.function)}"
-
     def statistics(self) -> WorkerStatistics:
         return WorkerStatistics(
             **self._base_statistics(),
@@ -174,6 +201,13 @@ class WorkerActor(StreamActor):
 
 
 MAX_ERROR_LENGTH = 4000
+
+
+def _name(invocation: Invocation | None) -> str:
+    if invocation is None:
+        return "the activity"
+    function = invocation.function
+    return f"{function.__module__}:{getattr(function, '__qualname__', function)}"
 
 
 def _traced(outcome: Outcome) -> tuple[str, int]:

@@ -9,13 +9,15 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from actors.worker import WorkerActor
+from mesh.model.activity import Loop
 from mesh.model.outcomes import ENGINE_ATTEMPTS
 from mesh.model.retry import RetryPolicy
 from mesh.model.workflow.plan import activity_stream, workflow_stream
+from mesh.runtime.activities import by_name
 from mesh.runtime.consumer import ConsumerSettings
 from mesh.runtime.consumer.actor import StreamActor
 from mesh.runtime.node import Node
-from mesh.runtime.workflows import ResidentCache, WorkflowRunner, activity_runner
+from mesh.runtime.workflows import ResidentCache, WorkflowRunner
 
 RESIDENT_WORKFLOWS = 10_000
 """Suspended workflows a node keeps in memory per task queue (least recently resumed
@@ -54,6 +56,7 @@ def activity_worker(
     settings: ConsumerSettings,
     retry: RetryPolicy,
     workflows: Sequence[WorkflowWorkerActor] = (),
+    loop: Loop | None = None,
 ) -> WorkerActor:
     """The worker that runs ``activities`` for ``task_queue`` (requests carry the retry
     policy of the workflow's proxy; ``retry`` serves requests without one). A response to a
@@ -62,7 +65,7 @@ def activity_worker(
     return WorkerActor(
         node,
         topic=activity_stream(task_queue),
-        function=activity_runner(activities),
+        dispatch=by_name(activities, loop=loop),
         settings=settings,
         retry=retry,
         appliers={actor.topic: actor.runner.transact for actor in workflows},

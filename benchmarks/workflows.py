@@ -22,7 +22,7 @@ import trio
 from benchmarks.graphs import closed_loop, median_round
 from benchmarks.scale import node_processes
 from benchmarks.streams import _vacuum
-from mesh import workflow
+from mesh import activity, workflow
 from mesh.api import Mesh
 from mesh.health import processes_cpu_seconds, processes_rss_bytes
 from mesh.model.ids import new_guid
@@ -34,7 +34,14 @@ QUEUE = "bench-durable"
 
 
 async def step(value: int) -> int:
-    """The activity: an async echo (plus one)."""
+    """The activity: an async echo (plus one), on the loop the bench names (asyncio by
+    default, or trio)."""
+    return value + 1
+
+
+@activity.defn(name="step")
+def step_in_a_thread(value: int) -> int:
+    """The same activity as a plain function (``--activity-loop thread``)."""
     return value + 1
 
 
@@ -69,18 +76,21 @@ def bench_durable(
     rounds: int = 1,
     suspended: int = 0,
     gather: int = 0,
+    activity_loop: str = "asyncio",
 ) -> dict[str, Any]:
     run_once(dsn, migrate)
     facts = run_once(dsn, server_facts)
     app = f"durable-{new_guid()[:8].lower()}"
     _vacuum(dsn)
+    function = "step_in_a_thread" if activity_loop == "thread" else "step"
     config_text = (
         f"app: {app}\n"
         "streams: {poll_interval: 0.5 seconds, batch_size: 50}\n"
         f"task_queues:\n  - name: {QUEUE}\n"
         "    workflows: ['benchmarks.workflows:chain', 'benchmarks.workflows:fan_out',\n"
         "                'benchmarks.workflows:parked']\n"
-        "    activities: ['benchmarks.workflows:step']\n"
+        f"    activities: ['benchmarks.workflows:{function}']\n"
+        f"    loop: {activity_loop}\n"
         "    concurrency: 100\n"
         "log_level: warn\n"
     )
@@ -109,7 +119,8 @@ def bench_durable(
             "nodes": nodes,
             "node_roles": "worker+quorum (a workflow worker and an activity worker)",
             "batch_size": 50,
-            "function": "async echo",
+            "function": "echo" if activity_loop == "thread" else "async echo",
+            "activity_loop": activity_loop,
             "cpus": os.cpu_count(),
             "database": redact(dsn),
             **facts,

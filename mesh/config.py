@@ -28,6 +28,7 @@ from mesh.safe_yaml import parse_yaml, read_document, substitute
 
 Role = Literal["engine", "quorum", "worker"]
 LogLevel = Literal["debug", "info", "warn", "warning", "error", "silent"]
+ActivityLoop = Literal["asyncio", "trio", "thread"]
 Duration = str | int | float
 
 
@@ -88,6 +89,10 @@ class WorkerConfig(_Strict, forbid_unknown_fields=True, frozen=True):
     """messages per claim; none: `streams.batch_size`"""
     retry: RetryConfig | None = None
     """the worker's retry policy (the keys of `retry`); none: `retry`"""
+    loop: ActivityLoop | None = None
+    """where the function runs: `asyncio`, `trio` or `thread`; none: as it is defined (an
+    `async def` on the node's asyncio loop, a `def` in a worker thread,
+    `@activity.defn(loop=...)`)"""
 
 
 class TaskQueueConfig(_Strict, forbid_unknown_fields=True, frozen=True):
@@ -104,6 +109,8 @@ class TaskQueueConfig(_Strict, forbid_unknown_fields=True, frozen=True):
     """activities in flight at once"""
     retry: RetryConfig | None = None
     """the activities' default retry policy (the keys of `retry`); none: `retry`"""
+    loop: ActivityLoop | None = None
+    """where the activities run (`asyncio`, `trio` or `thread`); none: as each is defined"""
 
 
 class NodeConfig(_Strict, forbid_unknown_fields=True, frozen=True):

@@ -1,7 +1,8 @@
 """The configuration reference, generated from :mod:`mesh.config` so that it cannot drift:
 every key of the config structs with its default, what it allows and what it means (the
 field's docstring). ``python -m mesh.config_reference`` prints the Markdown table the README
-carries (a test checks the two agree)."""
+carries, and ``python -m mesh.config_reference --write README.md`` puts it there, after the
+line that names this module (a test checks the two agree)."""
 
 from __future__ import annotations
 
@@ -159,5 +160,26 @@ def _seconds(value: float) -> str:
     return f"{value:g} s"
 
 
+MARKER = "<!-- The table is generated from mesh/config.py: python -m mesh.config_reference -->"
+
+
+def write_into(path: str) -> None:
+    """Replace the table after :data:`MARKER` in the Markdown file ``path``."""
+    with open(path, encoding="utf-8") as file:
+        lines = file.read().split("\n")
+    start = lines.index(MARKER) + 1
+    end = start
+    while end < len(lines) and lines[end].startswith("|"):
+        end += 1
+    lines[start:end] = markdown_table().rstrip("\n").split("\n")
+    with open(path, "w", encoding="utf-8") as file:
+        file.write("\n".join(lines))
+
+
 if __name__ == "__main__":
-    print(markdown_table(), end="")
+    import sys
+
+    if sys.argv[1:2] == ["--write"] and len(sys.argv) == 3:
+        write_into(sys.argv[2])
+    else:
+        print(markdown_table(), end="")

@@ -12,8 +12,10 @@ from mesh import telemetry
 from mesh.config import Config, DatabaseConfig, QuorumConfig
 from mesh.errors import ConfigError, FunctionNotFound
 from mesh.health import system_health
+from mesh.model.activity import Loop
 from mesh.model.retry import RetryPolicy
 from mesh.pg.embedded import embedded_dsn
+from mesh.runtime.activities import one_function
 from mesh.runtime.actor import Actor
 from mesh.runtime.consumer import ConsumerSettings
 from mesh.runtime.function_paths import resolve_function
@@ -88,6 +90,8 @@ class WorkerPlan:
     function: Callable[..., Any]
     settings: ConsumerSettings
     retry: RetryPolicy
+    loop: Loop | None = None
+    """Where the function runs, when the config says (else by its definition)."""
 
 
 @dataclass(frozen=True)
@@ -99,6 +103,8 @@ class TaskQueuePlan:
     activities: tuple[Callable[..., Any], ...] = ()
     settings: ConsumerSettings = field(default_factory=ConsumerSettings)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    loop: Loop | None = None
+    """Where its activities run, when the config says (else by their definitions)."""
 
 
 @dataclass(frozen=True)
@@ -190,7 +196,13 @@ def build_actors(node: Node, plan: NodePlan) -> list[Actor[Any]]:
     from actors.workflows import WorkflowWorkerActor, activity_worker
 
     workers: list[Actor[Any]] = [
-        WorkerActor(node, topic=w.topic, function=w.function, settings=w.settings, retry=w.retry)
+        WorkerActor(
+            node,
+            topic=w.topic,
+            dispatch=one_function(w.function, loop=w.loop),
+            settings=w.settings,
+            retry=w.retry,
+        )
         for w in plan.workers
     ]
     actors: list[Actor[Any]] = []
@@ -232,6 +244,7 @@ def build_actors(node: Node, plan: NodePlan) -> list[Actor[Any]]:
                     settings=queue.settings,
                     retry=queue.retry,
                     workflows=runners,
+                    loop=queue.loop,
                 )
             )
     return actors + workers
@@ -262,7 +275,9 @@ def _worker_plans(config: Config, topics: list[str] | None) -> tuple[WorkerPlan,
             lease=config.seconds(streams.lease),
             poll_interval=config.seconds(streams.poll_interval),
         )
-        plans.append(WorkerPlan(worker.topic, function, settings, config.retry_policy(worker)))
+        plans.append(
+            WorkerPlan(worker.topic, function, settings, config.retry_policy(worker), worker.loop)
+        )
     return tuple(plans)
 
 
@@ -291,6 +306,7 @@ def _task_queue_plans(config: Config) -> tuple[TaskQueuePlan, ...]:
                 tuple(found["activities"]),
                 settings,
                 config.retry_policy(queue),
+                queue.loop,
             )
         )
     return tuple(plans)

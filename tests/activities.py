@@ -1,7 +1,10 @@
-"""Activity functions the tests name by dotted path (``tests.activities:...``)."""
+"""Activity functions the tests name by dotted path (``tests.activities:...``). An
+``async def`` runs on the node's asyncio loop (the default); those that coordinate with the
+trio test that drives them say ``loop="trio"``."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import threading
@@ -10,7 +13,7 @@ from typing import Any
 
 import trio
 
-from mesh import NonRetryableError, Pending
+from mesh import NonRetryableError, Pending, activity
 
 calls: list[Any] = []
 threads: list[str] = []
@@ -27,7 +30,7 @@ def sync_echo(data: Any) -> Any:
 
 
 async def work_a_little(data: Any) -> Any:
-    await trio.sleep(0.01)  # simulated work, not synchronisation
+    await asyncio.sleep(0.01)  # simulated work, not synchronisation
     return {"n": data["n"]}
 
 
@@ -69,6 +72,7 @@ not_a_function = 42
 first_blocks = trio.Event()
 
 
+@activity.defn(loop="trio")
 async def first_one_waits(data: Any) -> Any:
     """Message 0 waits until the test lets it go; the rest answer at once."""
     if data["n"] == 0:
@@ -80,6 +84,7 @@ running = 0
 most_running = 0
 
 
+@activity.defn(loop="trio")
 async def counts_concurrency(data: Any) -> Any:
     """Records how many calls run at once (each waits a moment, so they overlap)."""
     global running, most_running
@@ -108,7 +113,7 @@ def counts_concurrency_in_threads(data: Any) -> Any:
 
 
 async def add_one(data: Any) -> Any:
-    await trio.sleep(0.02)  # simulated work, not synchronisation
+    await asyncio.sleep(0.02)  # simulated work, not synchronisation
     return {"value": data.get("value", 0) + 1}
 
 
@@ -126,5 +131,5 @@ def blocks_a_minute(data: Any) -> Any:
 
 
 async def add_one_slowly(data: Any) -> Any:
-    await trio.sleep(0.5)  # simulated slow work: a node holds many when it is killed
+    await asyncio.sleep(0.5)  # simulated slow work: a node holds many when it is killed
     return {"value": data.get("value", 0) + 1}

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
-
-import trio
 
 from mesh import workflow
 
 
 async def add_one(value: int) -> int:
-    await trio.sleep(0.02)  # long enough to be in flight when a node is killed
+    await asyncio.sleep(0.02)  # long enough to be in flight when a node is killed
     return value + 1
 
 

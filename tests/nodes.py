@@ -16,6 +16,7 @@ from mesh.model.messages import ActivityRequest, ActivityResponse, decode, encod
 from mesh.model.outcomes import Outgoing
 from mesh.model.retry import RetryPolicy
 from mesh.pg import streams
+from mesh.runtime.activities import one_function
 from mesh.runtime.actor import Actor
 from mesh.runtime.consumer import ConsumerSettings
 from mesh.runtime.node import Node
@@ -44,7 +45,7 @@ async def running_node(
     worker = WorkerActor(
         node,
         topic=TOPIC,
-        function=function,
+        dispatch=one_function(function),
         settings=settings or ConsumerSettings(poll_interval=0.5),
         retry=retry or RetryPolicy(),
     )

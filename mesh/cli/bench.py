@@ -74,6 +74,13 @@ def _add_workflow_benches(bench_commands: Any) -> None:
     )
     bench_du.add_argument("--activities", type=int, default=1, help="sequential activities")
     bench_du.add_argument(
+        "--activity-loop",
+        choices=["asyncio", "trio", "thread"],
+        default="asyncio",
+        help="where the activity runs: an async def on asyncio (the default) or trio, or a "
+        "plain function in a worker thread",
+    )
+    bench_du.add_argument(
         "--gather",
         type=int,
         default=0,
@@ -212,6 +219,7 @@ def _bench_durable(args: argparse.Namespace) -> int:
         rounds=args.rounds,
         suspended=args.suspended,
         gather=args.gather,
+        activity_loop=args.activity_loop,
     )
     print(msgspec.json.encode(report).decode())
     return 0

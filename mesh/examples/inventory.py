@@ -1,17 +1,15 @@
 """The order example's activities: check inventory, then reserve or notify a backorder.
 
-``check_inventory`` is async (runs in trio); the others are plain functions (run in worker
-threads). ``reserve_item`` fails the first time it sees an order whose id ends in 7, to show a
-retry with backoff.
+``check_inventory`` is async (it runs on the node's asyncio loop); the others are plain
+functions (run in worker threads). ``reserve_item`` fails the first time it sees an order
+whose id ends in 7, to show a retry with backoff.
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from typing import Any
-
-import trio
-import trio.lowlevel
 
 _STOCK = {"sku-100": 12, "sku-200": 3, "sku-300": 0, "sku-400": 40}
 _seen_lock = threading.Lock()
@@ -20,7 +18,7 @@ _seen_reservations: set[str] = set()
 
 async def check_inventory(data: dict[str, Any]) -> dict[str, Any]:
     """Report how many of ``data['sku']`` are available against ``data['qty']`` requested."""
-    await trio.lowlevel.checkpoint()  # stands in for an async inventory lookup
+    await asyncio.sleep(0)  # stands in for an async inventory lookup
     sku = str(data.get("sku", ""))
     return {
         "orderId": data.get("orderId"),

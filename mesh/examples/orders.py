@@ -1,15 +1,14 @@
 """The order example written as code: the same steps as ``config/orders.yaml``.
 
-``check_inventory`` and ``reserve_item`` are async (they run in trio);
+``check_inventory`` and ``reserve_item`` are async (they run on the node's asyncio loop);
 ``notify_backorder`` is a plain function (it runs in a worker thread). ``reserve_item``
 fails the first time it sees an order whose id ends in 7, to show a retry with backoff.
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
-
-import trio
 
 from mesh import RetryPolicy, workflow
 
@@ -20,7 +19,7 @@ _seen: set[str] = set()
 
 async def check_inventory(sku: str) -> int:
     """How many of ``sku`` are in stock."""
-    await trio.lowlevel.checkpoint()  # stands in for an async inventory lookup
+    await asyncio.sleep(0)  # stands in for an async inventory lookup
     return STOCK.get(sku, 0)
 
 

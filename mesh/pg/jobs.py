@@ -311,9 +311,12 @@ def withdraw_ended(conn: Connection, jobs: Sequence[JobState]) -> None:
 
 
 def withdraw(conn: Connection, app: str, ended: list[dict[str, str]]) -> None:
-    """Delete the unclaimed activity requests, timers and answers of jobs ``ended`` (each a
-    ``{"key", "gid"}``) of ``app``."""
-    conn.execute(query("withdraw_job_messages"), {"app": app, "rows": _rows(ended)})
+    """Delete the activity requests, timers and answers of jobs ``ended`` (each a
+    ``{"key", "gid"}``) of ``app``: the queued ones, and the requests a worker runs now (it
+    cancels them when its heartbeat finds their leases gone)."""
+    params = {"app": app, "rows": _rows(ended)}
+    conn.execute(query("withdraw_job_messages"), params)
+    conn.execute(query("withdraw_running_requests"), params)
 
 
 def _register_hooks(

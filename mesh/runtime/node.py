@@ -27,6 +27,7 @@ from mesh.pg.graphs import AppVersions
 from mesh.pg.listener import Listener, ListenerStatistics
 from mesh.pg.migrations import check_schema
 from mesh.pg.migrations import migrate as migrate_schema
+from mesh.runtime.activities import ActivityRunner, AsyncioLoop
 from mesh.runtime.actor import Actor, ActorStatistics
 from mesh.runtime.consumer.eager_dispatch import EagerDispatch
 from mesh.runtime.consumer.wakeups import StreamWakeups
@@ -84,6 +85,9 @@ class Node:
         self.quorum = QuorumClient(
             self.db, self.listener, app=app, guid=self.guid, secret=quorum_secret
         )
+        self.asyncio_loop = AsyncioLoop(f"mesh-asyncio:{self.guid}")
+        """The asyncio loop of this node's asyncio activities (started by the first)."""
+        self.activities = ActivityRunner(self.asyncio_loop)
         self.supervisor = Supervisor(f"node:{self.guid}")
         self.actors: list[Actor[Any]] = []
         self._stop = trio.Event()
@@ -147,6 +151,8 @@ class Node:
             with trio.CancelScope(shield=True):
                 if self.actors:
                     await self._release_leases()
+                if self.asyncio_loop.running:
+                    await trio.to_thread.run_sync(self.asyncio_loop.close)
                 await self.db.close(timeout=2.0)
         log.info("event=node_stopped guid=%s", self.guid)
 

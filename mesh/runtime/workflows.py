@@ -4,24 +4,19 @@ workflow stream, and the function that runs its activities.
 :class:`WorkflowRunner` hands a claimed batch to :func:`mesh.pg.workflows.process` (one
 transaction) in a database thread. A batch the database refuses, or that fails in mesh's own
 code, is retried message by message; a message refused alone is dead-lettered with the reason.
-:func:`activity_runner` turns activity functions into the function a worker runs for the
-task queue's activity stream: it calls the one the request names with the request's
-arguments, async ones in trio and plain ones in a worker thread.
+The task queue's activities run in a worker (:class:`actors.worker.WorkerActor`) whose
+dispatch is :func:`mesh.runtime.activities.by_name`.
 """
 
 from __future__ import annotations
 
-import functools
-import inspect
 import logging
-import math
 import threading
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import trio
 
-from mesh.errors import DatabaseUnavailable, NonRetryableError
+from mesh.errors import DatabaseUnavailable
 from mesh.model.messages import ActivityResponse, Resume, StartJob
 from mesh.model.workflow.resident import ResidentRuns
 from mesh.model.workflow.run import WorkflowRun
@@ -159,35 +154,3 @@ class WorkflowRunner:
         return await one_by_one(
             self.node.streams, [(d.claim, d) for d in deliveries if d.claim], alone, "workflow"
         )
-
-
-def activity_runner(
-    functions: Sequence[Callable[..., Any]],
-) -> Callable[[Any], Awaitable[dict[str, Any]]]:
-    """The worker function of a task queue's activity stream: runs the activity a request
-    names (``{"activity": name, "args": [...], "timeout": seconds}``) and answers
-    ``{"result": value}``. An unknown name or a malformed request fails at once."""
-    by_name = {function.__name__: function for function in functions}
-
-    async def run_activity(data: Any) -> dict[str, Any]:
-        if not isinstance(data, dict) or not isinstance(data.get("args", []), list):
-            raise NonRetryableError(f"not an activity request: {data!r:.200}")
-        name = data.get("activity")
-        function = by_name.get(name) if isinstance(name, str) else None
-        if function is None:
-            raise NonRetryableError(
-                f"no activity {name!r} runs here; registered: {', '.join(sorted(by_name))}"
-            )
-        timeout = data.get("timeout")
-        limit = timeout if isinstance(timeout, int | float) and timeout > 0 else math.inf
-        args = data.get("args", [])
-        with trio.fail_after(limit):
-            if inspect.iscoroutinefunction(function):
-                result = await function(*args)
-            else:
-                result = await trio.to_thread.run_sync(
-                    functools.partial(function, *args), abandon_on_cancel=True
-                )
-        return {"result": result}
-
-    return run_activity

@@ -11,6 +11,7 @@ import pytest
 import trio
 import trio.testing
 
+from mesh import activity
 from mesh.api import Mesh
 from mesh.errors import (
     DuplicateJob,
@@ -64,6 +65,7 @@ async def test_a_response_that_cannot_be_applied_at_the_ack_goes_through_the_eng
 ) -> None:
     gates = {100: trio.Event(), 300: trio.Event()}
 
+    @activity.defn(loop="trio")  # it waits for the test's trio events
     async def gated_double(data: dict[str, Any]) -> dict[str, Any]:
         gate = gates.get(data["value"])
         if gate is not None:

@@ -97,3 +97,27 @@ def test_withdraw_timers__probes_the_timers_index_with_a_large_backlog(
     rows = conn.execute(query("withdraw_timers"), params).fetchall()
     assert len(rows) == 1, "w-7's one timer (n = 7), not its three ready messages"
     assert conn.execute(count).fetchone() == (3,)
+
+
+def test_withdraw_running_requests__reads_the_leased_messages_only(
+    conn: psycopg.Connection,
+) -> None:
+    """Cancelling a workflow's running activities probes the index of leased messages (what
+    workers hold), never the backlog."""
+    conn.execute(
+        """
+        INSERT INTO mesh.stream_messages (app, stream, payload)
+        SELECT 'shop', 'q-activity', jsonb_build_object('type', 'request', 'job_id', 'w-' || n)
+        FROM generate_series(1, 50000) AS n
+        """
+    )
+    conn.execute("ANALYZE mesh.stream_messages")
+    conn.execute("SET plan_cache_mode = force_generic_plan")
+    params = {"app": "shop", "rows": json.dumps([{"key": "w-7", "gid": "g"}])}
+    row = conn.execute(
+        "EXPLAIN (FORMAT JSON) " + query("withdraw_running_requests"), params
+    ).fetchone()
+    assert row is not None
+    plan = json.dumps(row[0])
+    assert "stream_messages_leases" in plan, plan
+    assert '"Seq Scan"' not in plan, plan

@@ -10,7 +10,7 @@ import psycopg
 import pytest
 import trio
 
-from mesh import Mesh
+from mesh import Mesh, activity
 from mesh.errors import DuplicateJob, InvalidPayload, JobFailed, UnknownJob
 from mesh.model.workflow import api as workflow
 from mesh.runtime.consumer import ConsumerSettings
@@ -20,6 +20,7 @@ FAST = ConsumerSettings(poll_interval=0.2)
 GATES: dict[str, trio.Event] = {}
 
 
+@activity.defn(loop="trio")  # it waits for the test's trio events
 async def add_one(value: int) -> int:
     gate = GATES.get(f"add_one:{value}")
     if gate is not None:

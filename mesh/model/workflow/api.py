@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Generator
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
+from mesh.model.activity import definition_of
 from mesh.model.durations import parse_duration
 from mesh.model.limits import check_value
 from mesh.model.retry import RetryPolicy
@@ -112,8 +113,8 @@ class Activities:
     def __getitem__(self, function: Callable[P, R]) -> Callable[P, Durable[R]]: ...
 
     def __getitem__(self, function: Callable[..., Any]) -> Callable[..., Durable[Any]]:
-        name = getattr(function, "__name__", None)
-        if name is None or self._functions.get(name) is not function:
+        name = next((n for n, f in self._functions.items() if f is function), None)
+        if name is None:
             raise KeyError(
                 f"{function!r} is not a proxied activity; proxied: {', '.join(sorted(self._calls))}"
             )
@@ -153,8 +154,9 @@ def proxy_activities(
 
         return call
 
+    names = {f: definition_of(f).name for f in functions}
     return Activities(
-        {f.__name__: proxy(f.__name__) for f in functions}, {f.__name__: f for f in functions}
+        {name: proxy(name) for name in names.values()}, {name: f for f, name in names.items()}
     )
 
 

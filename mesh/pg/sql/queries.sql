@@ -690,12 +690,25 @@ SELECT key FROM mesh.jobs WHERE parent_id = %(id)s AND state = 'running';
 -- name: withdraw_job_messages
 -- The queued messages of jobs that ended early (interrupted, failed, terminated, scrubbed):
 -- their activity requests and timers, sleeps and answers not yet claimed, in the
--- transaction that ends them. Claimed ones run on and their answers find the job ended.
+-- transaction that ends them (running requests: withdraw_running_requests).
 -- Scans the app's unclaimed messages (the claim index): an operator's action, not a hot path.
 DELETE FROM mesh.stream_messages AS m
 USING jsonb_to_recordset(%(rows)s::jsonb) AS r(key text, gid text)
 WHERE m.app = %(app)s AND m.lease_owner IS NULL
   AND m.payload->>'type' IN ('request', 'resume')
+  AND m.payload->>'job_id' = r.key
+  AND coalesce(m.payload->>'job_gid', m.payload->>'gid') = r.gid
+RETURNING m.id;
+
+-- name: withdraw_running_requests
+-- The activity requests of jobs that ended early that a worker is running now: deleted, so
+-- the holder's next heartbeat finds its lease gone and cancels the activity (an asyncio
+-- activity sees CancelledError), and its outcome, fenced, changes nothing. Through the
+-- index of leased messages (few: what the workers hold).
+DELETE FROM mesh.stream_messages AS m
+USING jsonb_to_recordset(%(rows)s::jsonb) AS r(key text, gid text)
+WHERE m.lease_owner IS NOT NULL AND m.lease_expires_at > '-infinity'
+  AND m.app = %(app)s AND m.payload->>'type' = 'request'
   AND m.payload->>'job_id' = r.key
   AND coalesce(m.payload->>'job_gid', m.payload->>'gid') = r.gid
 RETURNING m.id;
