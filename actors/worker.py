@@ -27,6 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 import trio
 
 from mesh import telemetry
@@ -114,25 +115,32 @@ class WorkerActor(StreamActor):
 
     async def _run(self, request: ActivityRequest, claim: StreamClaim) -> Outcome:
         invocation: Invocation | None = None
+        context: ActivityContext | None = None
         try:
             invocation = self.dispatch(request.data)
-            result = invocation.wrap(await self._call(invocation, request, claim))
+            context = self._context(invocation, request, claim)
+            result = invocation.wrap(await self._call(invocation, context))
         except NonRetryableError as error:
             return self._give_up(request, claim, error, code=error.code, retryable=False)
         except Exception as error:
             self.failures += 1
-            decision = decide_failure(request.retry or self.retry, claim.attempt)
+            policy = request.retry or self.retry
+            decision = decide_failure(policy, claim.attempt)
             if isinstance(decision, GiveUp):
                 return self._give_up(request, claim, error)
-            log.info(
-                "event=activity_retry topic=%s id=%s attempt=%d delay=%.1fs error=%r",
+            description = _describe(error)
+            log.warning(
+                "event=activity_attempt_failed topic=%s workflow_id=%s activity=%s attempt=%d "
+                "of=%d retry_in=%.1fs error=%r",
                 self.topic,
-                request.id,
+                request.job_id,
+                context.info.activity if context else _name(invocation),
                 claim.attempt,
+                policy.maximum_attempts,
                 decision.delay,
-                str(error),
+                description,
             )
-            return Retry(delay=decision.delay, error=_describe(error))
+            return Retry(delay=decision.delay, error=description, details=_details(context))
         data = result.data if isinstance(result, Pending) else result
         if isinstance(result, Pending):
             response = pending_response(request, data, claim.attempt)
@@ -145,12 +153,13 @@ class WorkerActor(StreamActor):
             problem = TypeError(f"the return value of {_name(invocation)} is not JSON: {error}")
             return self._give_up(request, claim, problem, retryable=False)
 
-    async def _call(
+    def _context(
         self, invocation: Invocation, request: ActivityRequest, claim: StreamClaim
-    ) -> Any:
+    ) -> ActivityContext:
+        """What the attempt may know of itself (``mesh.activity.info()``)."""
         definition = invocation.definition
         deadline = time.time() + invocation.timeout if invocation.timeout else None
-        context = ActivityContext(
+        return ActivityContext(
             ActivityInfo(
                 activity=definition.name,
                 attempt=claim.attempt,
@@ -160,12 +169,19 @@ class WorkerActor(StreamActor):
                 deadline=deadline,
                 heartbeat_timeout=definition.heartbeat_timeout,
             ),
+            previous_details=request.heartbeat,
         )
+
+    async def _call(self, invocation: Invocation, context: ActivityContext) -> Any:
         runner = self.node.activities
         limit = invocation.timeout if invocation.timeout is not None else math.inf
         with trio.fail_after(limit):
             return await runner.call(
-                definition, invocation.function, invocation.args, context, threads=self._threads
+                invocation.definition,
+                invocation.function,
+                invocation.args,
+                context,
+                threads=self._threads,
             )
 
     def _give_up(
@@ -201,6 +217,23 @@ class WorkerActor(StreamActor):
 
 
 MAX_ERROR_LENGTH = 4000
+
+
+def _details(context: ActivityContext | None) -> str | None:
+    """The attempt's last heartbeat details as JSON text, for the next attempt (None: it
+    reported none, or nothing JSON can hold)."""
+    if context is None or not context.beats or context.details is None:
+        return None
+    try:
+        check_value(context.details, "the heartbeat details")
+        return msgspec.json.encode(context.details).decode()
+    except (InvalidPayload, TypeError, ValueError) as error:
+        log.warning(
+            "event=heartbeat_details_dropped activity=%s error=%r",
+            context.info.activity,
+            str(error),
+        )
+        return None
 
 
 def _name(invocation: Invocation | None) -> str:

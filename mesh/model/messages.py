@@ -51,6 +51,8 @@ class ActivityRequest(msgspec.Struct, frozen=True, tag="request", tag_field="typ
     """Where in the job's cycles the asking activity runs ('' before any re-entry)."""
     trace: str = ""
     """The job's trace context (a W3C traceparent; '' without telemetry)."""
+    heartbeat: Any = None
+    """What the previous attempt last reported with ``activity.heartbeat()`` (None: none)."""
 
 
 class ActivityResponse(msgspec.Struct, frozen=True, tag="response", tag_field="type"):

@@ -52,6 +52,8 @@ class Retry(msgspec.Struct, frozen=True):
 
     delay: float
     error: str
+    details: str | None = None
+    """An activity's last heartbeat details (JSON text) for its next attempt; None: none."""
 
 
 class DeadLetter(msgspec.Struct, frozen=True):

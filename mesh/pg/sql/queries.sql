@@ -175,15 +175,18 @@ WITH dead AS (
 SELECT id FROM dead;
 
 -- name: retry
--- Release failed messages for a later attempt, fenced like settle.
+-- Release failed messages for a later attempt, fenced like settle. An activity's last
+-- heartbeat details (JSON, or NULL) go into its request as "heartbeat" for the next attempt.
 UPDATE mesh.stream_messages AS m
 SET lease_owner = NULL,
     lease_expires_at = NULL,
     visible_at = now() + r.delay * interval '1 second',
-    last_error = r.error
+    last_error = r.error,
+    payload = CASE WHEN r.details IS NULL THEN m.payload
+                   ELSE jsonb_set(m.payload, '{heartbeat}', r.details::jsonb) END
 FROM unnest(mesh.lines(%(ids)s)::bigint[], mesh.lines(%(attempts)s)::int[],
-            mesh.lines(%(delays)s)::float8[], %(errors)b::text[])
-     AS r(id, attempt, delay, error)
+            mesh.lines(%(delays)s)::float8[], %(errors)b::text[], %(details)b::text[])
+     AS r(id, attempt, delay, error, details)
 WHERE m.id = r.id AND m.attempts = r.attempt AND m.lease_owner = %(owner)s
 RETURNING m.id;
 
