@@ -50,11 +50,13 @@ from mesh.errors import (
     VersionConflict,
     WorkflowCancelled,
     WorkflowError,
+    WrongEventLoop,
 )
 from mesh.version import __version__
 
 if TYPE_CHECKING:
     from mesh.api import Mesh
+    from mesh.client import Client
     from mesh.handle import WorkflowHandle
     from mesh.model.jobs import JobEvent, JobRecord, StepRecord
     from mesh.model.messages import Pending
@@ -65,6 +67,7 @@ if TYPE_CHECKING:
 
 _LAZY = {
     "Mesh": "mesh.api",
+    "Client": "mesh.client",
     "MeshClient": "mesh.pg.client",
     "ConsumerSettings": "mesh.runtime.consumer.stream_consumer",
     "JobEvent": "mesh.model.jobs",
@@ -96,6 +99,7 @@ def __dir__() -> list[str]:
 __all__ = [
     "ActivityFailed",
     "BadSignature",
+    "Client",
     "ConfigError",
     "ConnectionLost",
     "ConsumerSettings",
@@ -136,6 +140,7 @@ __all__ = [
     "WorkflowCancelled",
     "WorkflowError",
     "WorkflowHandle",
+    "WrongEventLoop",
     "__version__",
     "workflow",
 ]

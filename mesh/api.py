@@ -22,10 +22,11 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar, overload
 
+import sniffio
 import trio
 
 from mesh import telemetry
-from mesh.errors import JobFailed, JobTimeout, MeshError, lone_error
+from mesh.errors import JobFailed, JobTimeout, MeshError, WrongEventLoop, lone_error
 from mesh.handle import WorkflowHandle
 from mesh.model.graph.manifest import Manifest
 from mesh.model.ids import job_channel
@@ -94,6 +95,13 @@ class Mesh:
         many processes); default True on the embedded database, else False (an out-of-date
         schema is refused, saying to run ``mesh migrate``). ``announce_jobs``: this node
         tells the quorum of the job events it commits (``quorum.announce_jobs``)."""
+        if sniffio.current_async_library() != "trio":
+            raise WrongEventLoop(
+                "Mesh.open runs a mesh node, which needs trio, and this is "
+                f"{sniffio.current_async_library()}: to start workflows and wait for them use "
+                "`await mesh.Client.connect(dsn, app=...)`; to run workflows and activities in "
+                "this process, `mesh.Worker(client, task_queue=..., ...)`"
+            )
         from mesh.launch import build_actors, in_process_node, in_process_plan
 
         if dsn is None:
@@ -241,7 +249,7 @@ class Mesh:
         :class:`JobTimeout`."""
         return (await self.wait(await self.pub(topic, data, job_id=job_id), timeout=timeout)).data
 
-    async def wait(self, job_id: str, *, timeout: float = 60.0) -> JobRecord:
+    async def wait(self, job_id: str, *, timeout: float | None = 60.0) -> JobRecord:
         """Wait until the job finishes or persists; its record if ``done`` or persisted, else
         :class:`JobFailed`; :class:`JobTimeout` if it still runs after ``timeout`` seconds.
 
@@ -249,16 +257,16 @@ class Mesh:
         that the job's row does not bear out is forgotten, and the wait goes on."""
         return await self._wait(job_id, timeout, self.get_job)
 
-    async def wait_result(self, job_id: str, *, timeout: float = 60.0) -> Any:
+    async def wait_result(self, job_id: str, *, timeout: float | None = None) -> Any:
         """Like :meth:`wait`, but only the ``result`` data field of a job that is done (a code
         workflow's return value): concurrent waiters read theirs together, in one query."""
         record = await self._wait(job_id, timeout, self._result_reads.submit)
         return record.data.get("result")
 
     async def _wait(
-        self, job_id: str, timeout: float, read: Callable[[str], Awaitable[JobRecord]]
+        self, job_id: str, timeout: float | None, read: Callable[[str], Awaitable[JobRecord]]
     ) -> JobRecord:
-        deadline = trio.current_time() + timeout
+        deadline = trio.current_time() + (math.inf if timeout is None else timeout)
         while True:
             await self.wait_status(job_id, timeout=max(0.0, deadline - trio.current_time()))
             record = await read(job_id)
@@ -269,7 +277,7 @@ class Mesh:
             raise (await self.get_job(job_id) if read != self.get_job else record).failure()
         return record
 
-    async def wait_status(self, job_id: str, *, timeout: float = 60.0) -> str:
+    async def wait_status(self, job_id: str, *, timeout: float | None = 60.0) -> str:
         """Wait until the job finishes or persists and return its status (done, failed,
         interrupted, or persisted), reading nothing when the notice arrives (it is sent in the
         job's commit).
@@ -279,7 +287,7 @@ class Mesh:
         event = events.arm(job_id)
         check_now = job_id not in events.started
         try:
-            with trio.move_on_after(timeout):
+            with trio.move_on_after(math.inf if timeout is None else timeout):
                 while True:
                     status = events.finished.get(job_id)
                     if status is not None:

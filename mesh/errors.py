@@ -188,6 +188,11 @@ class JobFailed(MeshError):
         super().__init__(f"job {job_id!r} ended {status}: {told}")
 
 
+class WrongEventLoop(MeshError):
+    """A trio-only call made under asyncio (or the other way round); the message names what
+    to use there instead."""
+
+
 class JobTimeout(MeshError):
     """A job still running when a wait's time ran out (it goes on; wait again or interrupt)."""
 

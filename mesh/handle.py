@@ -14,11 +14,12 @@ T = TypeVar("T")
 class HandleOwner(Protocol):
     """What a handle asks of the :class:`~mesh.api.Mesh` that made it."""
 
-    operations: Operations
+    @property
+    def operations(self) -> Operations: ...
 
     async def _run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T: ...
 
-    async def wait_result(self, job_id: str, *, timeout: float = 60.0) -> Any: ...
+    async def wait_result(self, job_id: str, *, timeout: float | None = None) -> Any: ...
 
     async def get_status(self, job_id: str) -> str: ...
 
@@ -33,9 +34,10 @@ class WorkflowHandle(Generic[R]):
         self.mesh = mesh
         self.workflow_id = workflow_id
 
-    async def result(self, *, timeout: float = 60.0) -> R:
-        """The workflow's return value once it ends; :class:`JobFailed` (its error's type
-        and message in ``job.error``) when it failed or was cancelled; :class:`JobTimeout`."""
+    async def result(self, *, timeout: float | None = None) -> R:
+        """The workflow's return value once it ends (however long that takes, unless
+        ``timeout`` seconds: then :class:`JobTimeout`); :class:`JobFailed` (its error's
+        type and message in ``error``) when it failed or was cancelled."""
         result: R = await self.mesh.wait_result(self.workflow_id, timeout=timeout)
         return result
 

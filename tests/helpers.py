@@ -37,6 +37,19 @@ async def wait_until(
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
+async def eventually(
+    condition: Callable[[], bool], *, timeout: float = 15.0, what: str = "condition"
+) -> None:
+    """:func:`wait_until` for any event loop (anyio: asyncio or trio)."""
+    import anyio
+
+    with anyio.move_on_after(timeout):
+        while not condition():  # noqa: ASYNC110 (polling a condition, with a deadline)
+            await anyio.sleep(0.02)
+        return
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
 def wait_until_sync(
     condition: Callable[[], bool], *, timeout: float = 30.0, what: str = "condition"
 ) -> None:

@@ -8,7 +8,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import msgspec
+
 from mesh.errors import InvalidPayload, JobFailed
+from mesh.model.limits import check_json_text
 
 FINAL = frozenset({"done", "failed", "interrupted"})
 EXPORT_PARTS = ("data", "state", "status", "timeline")
@@ -147,3 +150,25 @@ class JobEvent:
     status: str
     """done, failed, interrupted; emitted (an interim result); persisted (answered, and still
     running: ``persist``, ``persistent``)."""
+
+
+class _JobNotice(msgspec.Struct, frozen=True):
+    topic: str
+    job_id: str
+    status: str
+
+
+_JOB_NOTICES = msgspec.json.Decoder(list[_JobNotice] | _JobNotice)
+
+
+def job_events(payload: str) -> list[JobEvent]:
+    """The job events a job-channel notification carries (a JSON array of ``{topic, job_id,
+    status}``, or one object from older nodes); :class:`InvalidPayload` for anything else,
+    nested too deep included. Any login can NOTIFY: an event only says what to re-read."""
+    try:
+        check_json_text(payload, "a job notification")
+        decoded = _JOB_NOTICES.decode(payload)
+    except (msgspec.DecodeError, RecursionError) as error:
+        raise InvalidPayload(f"not a job notification: {error}") from None
+    notices = decoded if isinstance(decoded, list) else [decoded]
+    return [JobEvent(n.topic, n.job_id, n.status) for n in notices]

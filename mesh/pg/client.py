@@ -7,12 +7,15 @@
         record = client.wait(job_id, timeout=30)
 
 It uses a psycopg_pool pool directly and needs no running node of its own: the mesh's
-engines and workers do the work. ``wait`` listens on the app's job channel and re-reads the
-job at least every ``recheck`` seconds.
+engines and workers do the work. Its waits share one listening connection, opened while
+anyone waits (:mod:`mesh.pg.waiters`), and hold no pooled connection; each waited job is
+re-read at least every ``recheck`` seconds.
 """
 
 from __future__ import annotations
 
+import math
+import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -20,16 +23,15 @@ from typing import Any, Generic, TypeVar, cast, overload
 
 import psycopg
 import psycopg_pool
-from psycopg import sql
 
 from mesh import telemetry
 from mesh.errors import JobTimeout
 from mesh.model.graph.manifest import Manifest
-from mesh.model.ids import job_channel
 from mesh.model.jobs import JobRecord
 from mesh.model.quorum import activation_delay
 from mesh.pg.database import connection_settings, translate
 from mesh.pg.operations import Operations
+from mesh.pg.waiters import JobWaiters
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -42,6 +44,7 @@ class MeshClient:
     def __init__(self, dsn: str, *, app: str, pool_size: int = 4, recheck: float = 1.0) -> None:
         self.app = app
         self.recheck = recheck
+        self.pool_size = pool_size
         if telemetry.wanted():  # MESH_TELEMETRY: this client's starts begin their traces
             telemetry.enable()
         self.operations = Operations(app)
@@ -52,6 +55,8 @@ class MeshClient:
             kwargs={"autocommit": True, **connection_settings(f"mesh-client:{app}", 30.0)},
             open=True,
         )
+        self.waiters = JobWaiters(dsn, app, recheck=recheck)
+        """The client's waits, on one listening connection opened while anyone waits."""
 
     def __enter__(self) -> MeshClient:
         return self
@@ -60,6 +65,7 @@ class MeshClient:
         self.close()
 
     def close(self) -> None:
+        self.waiters.close()
         self._pool.close()
 
     def _run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -179,28 +185,29 @@ class MeshClient:
     def export(self, job_id: str) -> dict[str, Any]:
         return self._run(self.operations.export, job_id)
 
-    def wait(self, job_id: str, *, timeout: float = 60.0) -> JobRecord:
+    def wait(self, job_id: str, *, timeout: float | None = 60.0) -> JobRecord:
         """Block until the job finishes or persists: its record if done or persisted, else
         :class:`JobFailed`; :class:`JobTimeout` if it is still running after ``timeout``
-        seconds."""
-        deadline = time.monotonic() + timeout
+        seconds (None: wait as long as it takes). No pooled connection is held while it
+        waits: the client's waits share one listening connection."""
+        deadline = math.inf if timeout is None else time.monotonic() + timeout
+        woken = threading.Event()
+        waiter = self.waiters.add(job_id, woken.set)
         try:
-            with self._pool.connection() as conn:
-                conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(job_channel(self.app))))
-                try:
-                    while True:
-                        record = self.operations.get_job(conn, job_id, details=False)
-                        if record.answered:
-                            break
-                        left = deadline - time.monotonic()
-                        if left <= 0:
-                            raise JobTimeout(f"job {job_id!r} is still running after {timeout:g} s")
-                        for _ in conn.notifies(timeout=min(left, self.recheck), stop_after=1):
-                            pass
-                finally:
-                    conn.execute("UNLISTEN *")
-        except (psycopg.Error, psycopg_pool.PoolTimeout) as error:
-            raise translate(error) from error
+            self.waiters.finish(self.get_job(job_id, details=False))  # it may have ended
+            while not waiter.done:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise JobTimeout(f"job {job_id!r} is still running after {timeout:g} s")
+                if not woken.wait(min(left, self.recheck)) or not self.waiters.listening:
+                    # no notice (or no listener): read it ourselves, and listen again
+                    self.waiters.finish(self.get_job(job_id, details=False))
+                    if not self.waiters.listening and not waiter.done:
+                        self.waiters.remove(waiter)
+                        waiter = self.waiters.add(job_id, woken.set)
+                woken.clear()
+        finally:
+            self.waiters.remove(waiter)
         record = self.get_job(job_id)
         if record.status != "done" and not record.persisted:
             raise record.failure()
@@ -215,9 +222,10 @@ class ClientWorkflowHandle(Generic[R]):
         self.client = client
         self.workflow_id = workflow_id
 
-    def result(self, *, timeout: float = 60.0) -> R:
-        """The workflow's return value once it ends; :class:`JobFailed` when it failed or
-        was cancelled; :class:`JobTimeout`."""
+    def result(self, *, timeout: float | None = None) -> R:
+        """The workflow's return value once it ends (however long that takes, unless
+        ``timeout`` seconds: then :class:`JobTimeout`); :class:`JobFailed` when it failed
+        or was cancelled."""
         record = self.client.wait(self.workflow_id, timeout=timeout)
         return cast(R, record.data.get("result"))
 

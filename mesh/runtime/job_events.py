@@ -14,12 +14,10 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-import msgspec
 import trio
 
 from mesh.errors import InvalidPayload
-from mesh.model.jobs import FINAL, JobEvent
-from mesh.model.limits import check_json_text
+from mesh.model.jobs import FINAL, JobEvent, job_events
 
 log = logging.getLogger(__name__)
 
@@ -30,15 +28,6 @@ REMEMBERED = 10_000
 """Finished and started job ids kept (each set drops its oldest beyond this)."""
 
 Subscriber = Callable[[JobEvent], Any]
-
-
-class _JobNotice(msgspec.Struct, frozen=True):
-    topic: str
-    job_id: str
-    status: str
-
-
-_JOB_NOTICES = msgspec.json.Decoder(list[_JobNotice] | _JobNotice)
 
 
 class JobEvents:
@@ -82,13 +71,12 @@ class JobEvents:
         """A job-channel notification: decoded within the nesting limit into typed events,
         or dropped (counted)."""
         try:
-            check_json_text(payload, "a job notification")
-            decoded = _JOB_NOTICES.decode(payload)
-        except (msgspec.DecodeError, InvalidPayload, RecursionError):
+            events = job_events(payload)
+        except InvalidPayload:
             self.bad_notifications += 1
             return
-        for notice in decoded if isinstance(decoded, list) else [decoded]:
-            self._dispatch(JobEvent(notice.topic, notice.job_id, notice.status))
+        for event in events:
+            self._dispatch(event)
 
     def _dispatch(self, event: JobEvent) -> None:
         if event.status in ANSWERS:

@@ -1,5 +1,7 @@
-"""The trio Mesh and the synchronous MeshClient are one implementation: the same calls give
-the same answers and raise the same errors (real Postgres, a real in-process node)."""
+"""The trio Mesh, the asyncio-and-trio Client and the synchronous MeshClient are one
+implementation: the same calls give the same answers and raise the same errors (real
+Postgres, a real in-process node; the Client under trio here, under asyncio in
+test_client.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from typing import Any
 import pytest
 import trio
 
-from mesh import Mesh, MeshClient
+from mesh import Client, Mesh, MeshClient
 from mesh.errors import JobFailed, MeshError, UnknownHook, UnknownJob, UnknownTopic
 from mesh.runtime.consumer import ConsumerSettings
 from tests.helpers import wait_until
@@ -63,6 +65,7 @@ async def test_mesh_and_mesh_client__same_calls_same_answers(dsn: str) -> None:
         engine_settings=FAST,
     ) as mesh:
         client = MeshClient(dsn, app="twins")
+        aclient = await Client.connect(dsn, app="twins")
         try:
             assert await mesh.deploy(MANIFEST) is True
             assert await in_thread(client.deploy, MANIFEST) is False  # the same version
@@ -88,7 +91,8 @@ async def test_mesh_and_mesh_client__same_calls_same_answers(dsn: str) -> None:
                 ]:
                     via_mesh = await outcome(getattr(mesh, name), job_id, *args)
                     via_client = await outcome(in_thread, getattr(client, name), job_id, *args)
-                    assert via_mesh == via_client, (name, job_id)
+                    via_aclient = await outcome(getattr(aclient, name), job_id, *args)
+                    assert via_mesh == via_client == via_aclient, (name, job_id)
             state = (await mesh.get_state(ours))["metadata"]
             assert (state["jid"], state["status"], state["app"]) == (ours, "running", "twins")
             assert (await mesh.get_query_state(ours, ["value"])) == {"value": 2}
@@ -105,11 +109,14 @@ async def test_mesh_and_mesh_client__same_calls_same_answers(dsn: str) -> None:
             ]:
                 via_mesh = await outcome(getattr(mesh, name), *args)
                 via_client = await outcome(in_thread, getattr(client, name), *args)
-                assert via_mesh == via_client and via_mesh[0] == error.__name__, name
+                via_aclient = await outcome(getattr(aclient, name), *args)
+                assert via_mesh == via_client == via_aclient, name
+                assert via_mesh[0] == error.__name__, name
             # Interrupt with a code: the same through both.
             sides: dict[str, Callable[[str], Callable[..., Any]]] = {
                 "stop-mesh": lambda name: getattr(mesh, name),
                 "stop-client": lambda name: functools.partial(in_thread, getattr(client, name)),
+                "stop-aclient": lambda name: getattr(aclient, name),
             }
             for key, call in sides.items():
                 await call("pub")("flow", {"value": 1}, job_id=key)
@@ -123,9 +130,11 @@ async def test_mesh_and_mesh_client__same_calls_same_answers(dsn: str) -> None:
                 }
             assert await mesh.scrub("stop-mesh") is True
             assert await in_thread(client.scrub, "stop-client") is True
+            assert await aclient.scrub("stop-aclient") is True
             for key in sides:  # scrubbed: gone for both
                 gone = await outcome(mesh.get_status, key)
                 assert gone == await outcome(in_thread, client.get_status, key)
                 assert gone[0] == "UnknownJob"
         finally:
             client.close()
+            await aclient.close()
