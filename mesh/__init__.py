@@ -64,10 +64,12 @@ if TYPE_CHECKING:
     from mesh.model.retry import RetryPolicy
     from mesh.pg.client import MeshClient
     from mesh.runtime.consumer import ConsumerSettings
+    from mesh.worker import Worker
 
 _LAZY = {
     "Mesh": "mesh.api",
     "Client": "mesh.client",
+    "Worker": "mesh.worker",
     "MeshClient": "mesh.pg.client",
     "ConsumerSettings": "mesh.runtime.consumer.stream_consumer",
     "JobEvent": "mesh.model.jobs",
@@ -137,6 +139,7 @@ __all__ = [
     "UnknownTopic",
     "UnknownVersion",
     "VersionConflict",
+    "Worker",
     "WorkflowCancelled",
     "WorkflowError",
     "WorkflowHandle",

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -54,19 +55,32 @@ def switch_on_telemetry(config: Config) -> None:
 
 
 def in_process_node(
-    dsn: str, app: str, *, migrate: bool, announce_jobs: bool, timeout: float
+    dsn: str,
+    app: str,
+    *,
+    migrate: bool,
+    announce_jobs: bool,
+    timeout: float,
+    asyncio_loop: asyncio.AbstractEventLoop | None = None,
 ) -> Node:
-    """The node of ``Mesh.open``: as ``mesh run`` builds one, from these settings."""
+    """The node of ``Mesh.open`` and ``mesh.Worker``: as ``mesh run`` builds one, from these
+    settings (``asyncio_loop``: the application's, for its asyncio activities)."""
     config = Config(
         app=app,
         database=DatabaseConfig(url=dsn, statement_timeout=timeout),
         quorum=QuorumConfig(announce_jobs=announce_jobs),
     )
     switch_on_telemetry(config)
-    return build_node(config, dsn, migrate=migrate)
+    return build_node(config, dsn, migrate=migrate, asyncio_loop=asyncio_loop)
 
 
-def build_node(config: Config, dsn: str, *, migrate: bool = False) -> Node:
+def build_node(
+    config: Config,
+    dsn: str,
+    *,
+    migrate: bool = False,
+    asyncio_loop: asyncio.AbstractEventLoop | None = None,
+) -> Node:
     return Node(
         dsn,
         app=config.app,
@@ -79,6 +93,7 @@ def build_node(config: Config, dsn: str, *, migrate: bool = False) -> Node:
         listen_dsn=config.database.listen_url or None,
         migrate=migrate,
         announce_jobs=config.quorum.announce_jobs,
+        asyncio_loop=asyncio_loop,
     )
 
 

@@ -38,15 +38,22 @@ async def wait_until(
 
 
 async def eventually(
-    condition: Callable[[], bool], *, timeout: float = 15.0, what: str = "condition"
+    condition: Callable[[], bool | Awaitable[bool]],
+    *,
+    timeout: float = 15.0,
+    what: str = "condition",
 ) -> None:
     """:func:`wait_until` for any event loop (anyio: asyncio or trio)."""
     import anyio
 
     with anyio.move_on_after(timeout):
-        while not condition():  # noqa: ASYNC110 (polling a condition, with a deadline)
+        while True:
+            result = condition()
+            if not isinstance(result, bool):
+                result = await result
+            if result:
+                return
             await anyio.sleep(0.02)
-        return
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 

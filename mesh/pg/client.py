@@ -42,6 +42,7 @@ class MeshClient:
     implementation, :class:`~mesh.pg.operations.Operations`) on a pool of its own."""
 
     def __init__(self, dsn: str, *, app: str, pool_size: int = 4, recheck: float = 1.0) -> None:
+        self.dsn = dsn
         self.app = app
         self.recheck = recheck
         self.pool_size = pool_size

@@ -79,8 +79,13 @@ class AsyncioLoop:
     """An asyncio event loop in a thread of its own: started on first use, stopped by
     :meth:`close` (its remaining tasks cancelled first)."""
 
-    def __init__(self, name: str = "mesh-asyncio") -> None:
+    def __init__(
+        self, name: str = "mesh-asyncio", *, loop: asyncio.AbstractEventLoop | None = None
+    ) -> None:
         self.name = name
+        self._borrowed = loop
+        """An application's own running loop (a :class:`mesh.Worker` in an asyncio app):
+        used as it is, never started or stopped here."""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -98,6 +103,8 @@ class AsyncioLoop:
 
     def loop(self) -> asyncio.AbstractEventLoop:
         """The loop, started if it was not."""
+        if self._borrowed is not None:
+            return self._borrowed
         with self._lock:
             if self._loop is None:
                 loop = asyncio.new_event_loop()

@@ -10,6 +10,7 @@ so it completes even when the database is unreachable.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import signal
@@ -54,7 +55,10 @@ class Node:
         listen_dsn: str | None = None,
         migrate: bool = False,
         announce_jobs: bool = False,
+        asyncio_loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
+        """``asyncio_loop``: run asyncio activities on this (an application's) loop rather
+        than on one of the node's own."""
         self.guid = new_guid()
         self.migrate = migrate
         self.job_notices = JobNotices(self.guid, quorum_secret) if announce_jobs else None
@@ -85,7 +89,7 @@ class Node:
         self.quorum = QuorumClient(
             self.db, self.listener, app=app, guid=self.guid, secret=quorum_secret
         )
-        self.asyncio_loop = AsyncioLoop(f"mesh-asyncio:{self.guid}")
+        self.asyncio_loop = AsyncioLoop(f"mesh-asyncio:{self.guid}", loop=asyncio_loop)
         """The asyncio loop of this node's asyncio activities (started by the first)."""
         self.activities = ActivityRunner(self.asyncio_loop)
         self.supervisor = Supervisor(f"node:{self.guid}")
