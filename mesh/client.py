@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
+import os
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -57,13 +58,23 @@ class Client:
         app: str,
         pool_size: int = 4,
         recheck: float = 1.0,
+        migrate: bool | None = None,
     ) -> Client:
-        """Connect to the mesh of ``app`` on ``dsn`` (None: the embedded database of this
-        directory, started if need be). Opens the pool; listens to nothing yet."""
+        """Connect to the mesh of ``app`` on ``dsn`` (None: ``MESH_DATABASE_URL``, else the
+        embedded database of this directory, started if need be). Opens the pool; listens
+        to nothing yet. ``migrate``: create or upgrade the schema first (idempotent, under a
+        lock); default True on the embedded database, else False."""
+        dsn = dsn or os.environ.get("MESH_DATABASE_URL") or None
         if dsn is None:
             from mesh.pg.embedded import embedded_dsn
 
             dsn = await anyio.to_thread.run_sync(embedded_dsn)
+            migrate = True if migrate is None else migrate
+        if migrate:
+            from mesh.pg.database import run_once
+            from mesh.pg.migrations import migrate as migrate_schema
+
+            await anyio.to_thread.run_sync(run_once, dsn, migrate_schema)
         core = await anyio.to_thread.run_sync(
             functools.partial(MeshClient, dsn, app=app, pool_size=pool_size, recheck=recheck)
         )
