@@ -58,7 +58,7 @@ if TYPE_CHECKING:
     from mesh.api import Mesh
     from mesh.client import Client
     from mesh.handle import WorkflowHandle
-    from mesh.model.jobs import JobEvent, JobRecord, StepRecord
+    from mesh.model.jobs import JobEvent, JobRecord, StepRecord, WorkflowStatus
     from mesh.model.messages import Pending
     from mesh.model.quorum import Profile, QuorumMessage
     from mesh.model.retry import RetryPolicy
@@ -75,6 +75,7 @@ _LAZY = {
     "JobEvent": "mesh.model.jobs",
     "JobRecord": "mesh.model.jobs",
     "StepRecord": "mesh.model.jobs",
+    "WorkflowStatus": "mesh.model.jobs",
     "Pending": "mesh.model.messages",
     "Profile": "mesh.model.quorum",
     "QuorumMessage": "mesh.model.quorum",
@@ -143,6 +144,7 @@ __all__ = [
     "WorkflowCancelled",
     "WorkflowError",
     "WorkflowHandle",
+    "WorkflowStatus",
     "WrongEventLoop",
     "__version__",
     "workflow",

@@ -25,7 +25,6 @@ stopped), a thread activity can poll :func:`is_cancelled`.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
 from typing import Any, TypeVar, overload
 
 from mesh.model.activity import (
@@ -38,7 +37,7 @@ from mesh.model.activity import (
     current,
     default_loop,
 )
-from mesh.model.durations import parse_duration
+from mesh.model.durations import Duration, parse_duration
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -54,7 +53,7 @@ def defn(
     *,
     name: str | None = None,
     loop: Loop | None = None,
-    heartbeat_timeout: float | str | timedelta | None = None,
+    heartbeat_timeout: Duration | None = None,
 ) -> Callable[[F], F]: ...
 
 
@@ -64,7 +63,7 @@ def defn(
     *,
     name: str | None = None,
     loop: Loop | None = None,
-    heartbeat_timeout: float | str | timedelta | None = None,
+    heartbeat_timeout: Duration | None = None,
 ) -> F | Callable[[F], F]:
     """Define an activity: ``name`` (default: the function's name) is what requests call it
     by; ``loop`` where it runs (default: asyncio for an ``async def``, a worker thread for a
@@ -73,13 +72,17 @@ def defn(
     itself, so it can still be called directly outside workflows (tests)."""
     if loop is not None and loop not in LOOPS:
         raise ValueError(f"loop must be one of {', '.join(LOOPS)}, not {loop!r}")
+    if name is not None and (not isinstance(name, str) or not name.strip()):
+        raise ValueError(f"an activity name is a non-empty string, not {name!r}")
     timeout = None if heartbeat_timeout is None else _seconds(heartbeat_timeout)
 
     def define(function: F) -> F:
         setattr(
             function,
             ATTRIBUTE,
-            ActivityDefinition(name or function.__name__, loop or default_loop(function), timeout),
+            ActivityDefinition(
+                name or function.__name__, loop or default_loop(function), timeout, bool(name)
+            ),
         )
         return function
 
@@ -116,7 +119,5 @@ def _context() -> ActivityContext:
         raise RuntimeError("this function only works inside an activity run by mesh") from None
 
 
-def _seconds(value: float | str | timedelta) -> float:
-    if isinstance(value, timedelta):
-        return value.total_seconds()
+def _seconds(value: Duration) -> float:
     return parse_duration(value)

@@ -20,19 +20,21 @@ import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import sniffio
 import trio
 
 from mesh import telemetry
 from mesh.errors import JobFailed, JobTimeout, MeshError, WrongEventLoop, lone_error
-from mesh.handle import WorkflowHandle
+from mesh.handle import AsyncExecute, AsyncStart, WorkflowHandle
+from mesh.model.durations import Duration
 from mesh.model.graph.manifest import Manifest
 from mesh.model.ids import job_channel
-from mesh.model.jobs import JobEvent, JobRecord
+from mesh.model.jobs import JobEvent, JobRecord, WorkflowStatus
 from mesh.model.quorum import Profile, QuorumMessage, activation_delay
 from mesh.model.retry import RetryPolicy
+from mesh.model.workflow.definition import workflow_name
 from mesh.pg.operations import Operations, started
 from mesh.pg.workflow_messages import WorkflowStart
 from mesh.runtime.consumer import ConsumerSettings
@@ -104,16 +106,6 @@ class Mesh:
             )
         from mesh.launch import build_actors, in_process_node, in_process_plan
 
-        if dsn is None:
-            from mesh.pg.embedded import embedded_dsn
-
-            dsn = await trio.to_thread.run_sync(embedded_dsn)
-            migrate = True if migrate is None else migrate
-
-        node = in_process_node(
-            dsn, app, migrate=bool(migrate), announce_jobs=announce_jobs, timeout=statement_timeout
-        )
-        mesh = cls(node)
         plan = in_process_plan(
             engine=engine_settings or ConsumerSettings() if engine else None,
             workers=workers or {},
@@ -124,6 +116,16 @@ class Mesh:
             quorum=quorum,
             reap_interval=reap_interval,
         )
+        if dsn is None:
+            from mesh.pg.embedded import embedded_dsn
+
+            dsn = await trio.to_thread.run_sync(embedded_dsn)
+            migrate = True if migrate is None else migrate
+
+        node = in_process_node(
+            dsn, app, migrate=bool(migrate), announce_jobs=announce_jobs, timeout=statement_timeout
+        )
+        mesh = cls(node)
         actors = build_actors(node, plan)
         try:
             async with trio.open_nursery() as nursery:
@@ -163,7 +165,7 @@ class Mesh:
         manifest = source if isinstance(source, Manifest) else load_manifest(source)
         return await self._run(self.operations.deploy, manifest)
 
-    async def activate(self, version: str, *, delay: float | str = 0) -> None:
+    async def activate(self, version: str, *, delay: Duration = 0) -> None:
         """Make a deployed version active for new jobs (in-flight jobs keep theirs). With
         ``delay`` (seconds, or a duration such as '30s'; at most an hour) the quorum is told
         first (``activate`` with ``delay``), and the version becomes active that much later
@@ -186,7 +188,7 @@ class Mesh:
         data: Any = None,
         *,
         job_id: str = "",
-        pending: float | str | None = None,
+        pending: Duration | None = None,
     ) -> str:
         """Start a job of the graph subscribed to ``topic``; returns its id once committed.
         With ``pending`` (seconds, or a duration such as '10 minutes') the job is reserved
@@ -203,32 +205,14 @@ class Mesh:
         self.job_events.remember(job_id)
         return job_id
 
-    @overload
-    async def start_workflow(
-        self,
-        workflow: Callable[..., Awaitable[R]],
-        *args: Any,
-        task_queue: str = "default",
-        workflow_id: str = "",
-    ) -> WorkflowHandle[R]: ...
-
-    @overload
-    async def start_workflow(
-        self, workflow: str, *args: Any, task_queue: str = "default", workflow_id: str = ""
-    ) -> WorkflowHandle[Any]: ...
-
-    async def start_workflow(
+    async def _start_workflow(
         self,
         workflow: Callable[..., Any] | str,
-        *args: Any,
-        task_queue: str = "default",
-        workflow_id: str = "",
+        args: tuple[Any, ...],
+        task_queue: str,
+        workflow_id: str,
     ) -> WorkflowHandle[Any]:
-        """Start a workflow written as code (a function, or its name) with ``args`` on
-        ``task_queue``; a handle to it once its start is committed (typed by the function's
-        return type). A taken ``workflow_id`` is refused (:class:`DuplicateJob`).
-        Concurrent starts share commits."""
-        name = workflow if isinstance(workflow, str) else workflow.__name__
+        name = workflow_name(workflow)
         with telemetry.current().producing(self.app, name) as producer:
             begun = WorkflowStart.of(
                 name, args, task_queue=task_queue, workflow_id=workflow_id, trace=producer.trace
@@ -237,6 +221,27 @@ class Mesh:
             producer.started(key)
         self.job_events.remember(key)
         return WorkflowHandle(self, key)
+
+    if TYPE_CHECKING:
+        start_workflow: AsyncStart
+        execute_workflow: AsyncExecute
+    else:
+
+        async def start_workflow(
+            self, workflow, /, *args, task_queue: str = "default", workflow_id: str = ""
+        ):
+            """Start a workflow written as code (a function, or its name) with ``args`` on
+            ``task_queue``; a handle to it once its start is committed (typed by the
+            function: :mod:`mesh.model.signatures`). A taken ``workflow_id`` is
+            refused (:class:`DuplicateJob`). Concurrent starts share commits."""
+            return await self._start_workflow(workflow, args, task_queue, workflow_id)
+
+        async def execute_workflow(
+            self, workflow, /, *args, task_queue: str = "default", workflow_id: str = ""
+        ):
+            """Start a workflow and wait for its result."""
+            handle = await self._start_workflow(workflow, args, task_queue, workflow_id)
+            return await handle.result()
 
     def get_handle(self, workflow_id: str) -> WorkflowHandle[Any]:
         """A handle to the workflow ``workflow_id`` (started by anyone)."""
@@ -312,7 +317,7 @@ class Mesh:
         """``{"metadata": {...}, "data": {...}}`` of a job (HotMesh's job state shape)."""
         return await self._run(self.operations.get_state, job_id)
 
-    async def get_status(self, job_id: str) -> str:
+    async def get_status(self, job_id: str) -> WorkflowStatus:
         """running, pending, done, failed or interrupted."""
         return await self._run(self.operations.get_status, job_id)
 

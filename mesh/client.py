@@ -21,19 +21,21 @@ import functools
 import math
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 import anyio.to_thread
 import sniffio
 
 from mesh.errors import JobTimeout
-from mesh.handle import WorkflowHandle
+from mesh.handle import AsyncExecute, AsyncStart, WorkflowHandle
+from mesh.model.durations import Duration
 from mesh.model.graph.manifest import Manifest
-from mesh.model.jobs import JobRecord
+from mesh.model.jobs import JobRecord, WorkflowStatus
 from mesh.model.quorum import activation_delay
+from mesh.model.workflow.definition import workflow_name
 from mesh.pg.client import MeshClient
 from mesh.pg.operations import Operations
 from mesh.pg.waiters import Waiter
@@ -116,7 +118,7 @@ class Client:
         return await anyio.to_thread.run_sync(call, limiter=self._limiter)
 
     async def activate(
-        self, version: str, *, secret: bytes | None = None, delay: float | str = 0
+        self, version: str, *, secret: bytes | None = None, delay: Duration = 0
     ) -> None:
         """Make a deployed version active for new jobs; with ``delay``, announced to the
         quorum first and active that much later."""
@@ -135,7 +137,7 @@ class Client:
     # -- graphs ------------------------------------------------------------------------------
 
     async def pub(
-        self, topic: str, data: Any = None, *, job_id: str = "", pending: float | str | None = None
+        self, topic: str, data: Any = None, *, job_id: str = "", pending: Duration | None = None
     ) -> str:
         """Start a job of the graph subscribed to ``topic``; its id once committed."""
         return await self._run(self.operations.pub, topic, data, job_id=job_id, pending=pending)
@@ -160,34 +162,33 @@ class Client:
 
     # -- workflows ---------------------------------------------------------------------------
 
-    @overload
-    async def start_workflow(
-        self,
-        workflow: Callable[..., Awaitable[R]],
-        *args: Any,
-        task_queue: str = "default",
-        workflow_id: str = "",
-    ) -> WorkflowHandle[R]: ...
-
-    @overload
-    async def start_workflow(
-        self, workflow: str, *args: Any, task_queue: str = "default", workflow_id: str = ""
-    ) -> WorkflowHandle[Any]: ...
-
-    async def start_workflow(
-        self,
-        workflow: Callable[..., Any] | str,
-        *args: Any,
-        task_queue: str = "default",
-        workflow_id: str = "",
+    async def _start_workflow(
+        self, workflow: Callable[..., Any] | str, args: tuple[Any, ...], task_queue: str, key: str
     ) -> WorkflowHandle[Any]:
-        """Start a workflow written as code (a function, or its name) on ``task_queue``; a
-        handle once its start is committed (:class:`DuplicateJob` if the id is taken)."""
-        name = workflow if isinstance(workflow, str) else workflow.__name__
-        key = await self._run(
-            self.operations.start_workflow, name, list(args), task_queue, workflow_id
-        )
+        name = workflow_name(workflow)
+        key = await self._run(self.operations.start_workflow, name, list(args), task_queue, key)
         return WorkflowHandle(self, key)
+
+    if TYPE_CHECKING:
+        start_workflow: AsyncStart
+        execute_workflow: AsyncExecute
+    else:
+
+        async def start_workflow(
+            self, workflow, /, *args, task_queue: str = "default", workflow_id: str = ""
+        ):
+            """Start a workflow written as code (a function, or its name) with ``args`` on
+            ``task_queue``; a handle once its start is committed (:class:`DuplicateJob` if
+            the id is taken). Typed by the function (:mod:`mesh.model.signatures`)."""
+            return await self._start_workflow(workflow, args, task_queue, workflow_id)
+
+        async def execute_workflow(
+            self, workflow, /, *args, task_queue: str = "default", workflow_id: str = ""
+        ):
+            """Start a workflow and wait for its result (:meth:`start_workflow`, then
+            :meth:`WorkflowHandle.result`)."""
+            handle = await self._start_workflow(workflow, args, task_queue, workflow_id)
+            return await handle.result()
 
     def get_handle(self, workflow_id: str) -> WorkflowHandle[Any]:
         """A handle to the workflow ``workflow_id`` (started by anyone)."""
@@ -198,7 +199,7 @@ class Client:
     async def get_job(self, job_id: str, *, details: bool = True) -> JobRecord:
         return await self._run(self.operations.get_job, job_id, details=details)
 
-    async def get_status(self, job_id: str) -> str:
+    async def get_status(self, job_id: str) -> WorkflowStatus:
         return await self._run(self.operations.get_status, job_id)
 
     async def get_state(self, job_id: str) -> dict[str, Any]:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any, Generic, Protocol, TypeVar
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Generic, Protocol, TypeVar, overload
 
+from mesh.model.jobs import WorkflowStatus
+from mesh.model.signatures import A1, A2, A3, A4, A5, A6, R
 from mesh.pg.operations import Operations
 
-R = TypeVar("R")
 T = TypeVar("T")
 
 
@@ -21,7 +22,7 @@ class HandleOwner(Protocol):
 
     async def wait_result(self, job_id: str, *, timeout: float | None = None) -> Any: ...
 
-    async def get_status(self, job_id: str) -> str: ...
+    async def get_status(self, job_id: str) -> WorkflowStatus: ...
 
     async def get_state(self, job_id: str) -> dict[str, Any]: ...
 
@@ -41,7 +42,7 @@ class WorkflowHandle(Generic[R]):
         result: R = await self.mesh.wait_result(self.workflow_id, timeout=timeout)
         return result
 
-    async def status(self) -> str:
+    async def status(self) -> WorkflowStatus:
         """running, done, failed or interrupted."""
         return await self.mesh.get_status(self.workflow_id)
 
@@ -71,3 +72,203 @@ class WorkflowHandle(Generic[R]):
         """Ask the workflow to stop: it sees ``WorkflowCancelled`` at its next durable call
         (it may catch it to clean up); False if it is not running."""
         return await self.mesh._run(self.mesh.operations.cancel_workflow, self.workflow_id)
+
+
+class AsyncStart(Protocol):
+    """``start_workflow`` of :class:`~mesh.Client` and :class:`~mesh.Mesh` as type checkers see it (:mod:`mesh.model.signatures`)."""
+
+    @overload
+    def __call__(
+        self,
+        workflow: Callable[[], Awaitable[R]],
+        /,
+        *,
+        task_queue: str = "default",
+        workflow_id: str = "",
+    ) -> Awaitable[WorkflowHandle[R]]: ...
+
+    @overload
+    def __call__(
+        self,
+        workflow: Callable[[A1], Awaitable[R]],
+        a1: A1,
+        /,
+        *,
+        task_queue: str = "default",
+        workflow_id: str = "",
+    ) -> Awaitable[WorkflowHandle[R]]: ...
+
+    @overload
+    def __call__(
+        self,
+        workflow: Callable[[A1, A2], Awaitable[R]],
+        a1: A1,
+        a2: A2,
+        /,
+        *,
+        task_queue: str = "default",
+        workflow_id: str = "",
+    ) -> Awaitable[WorkflowHandle[R]]: ...
+
+    @overload
+    def __call__(
+        self,
+        workflow: Callable[[A1, A2, A3], Awaitable[R]],
+        a1: A1,
+        a2: A2,
+        a3: A3,
+        /,
+        *,
+        task_queue: str = "default",
+        workflow_id: str = "",
+    ) -> Awaitable[WorkflowHandle[R]]: ...
+
+    @overload
+    def __call__(
+        self,
+        workflow: Callable[[A1, A2, A3, A4], Awaitable[R]],
+        a1: A1,
+        a2: A2,
+        a3: A3,
+        a4: A4,
+        /,
+        *,
+        task_queue: str = "default",
+        workflow_id: str = "",
+    ) -> Awaitable[WorkflowHandle[R]]: ...
+
+    @overload
+    def __call__(
+        self,
+        workflow: Callable[[A1, A2, A3, A4, A5], Awaitable[R]],
+        a1: A1,
+        a2: A2,
+        a3: A3,
+        a4: A4,
+        a5: A5,
+        /,
+        *,
+        task_queue: str = "default",
+        workflow_id: str = "",
+    ) -> Awaitable[WorkflowHandle[R]]: ...
+
+    @overload
+    def __call__(
+        self,
+        workflow: Callable[[A1, A2, A3, A4, A5, A6], Awaitable[R]],
+        a1: A1,
+        a2: A2,
+        a3: A3,
+        a4: A4,
+        a5: A5,
+        a6: A6,
+        /,
+        *,
+        task_queue: str = "default",
+        workflow_id: str = "",
+    ) -> Awaitable[WorkflowHandle[R]]: ...
+
+    @overload
+    def __call__(
+        self, workflow: str, /, *args: Any, task_queue: str = "default", workflow_id: str = ""
+    ) -> Awaitable[WorkflowHandle[Any]]: ...
+
+
+class AsyncExecute(Protocol):
+    """``execute_workflow`` of :class:`~mesh.Client` and :class:`~mesh.Mesh` as type checkers see it (:mod:`mesh.model.signatures`)."""
+
+    @overload
+    def __call__(
+        self,
+        workflow: Callable[[], Awaitable[R]],
+        /,
+        *,
+        task_queue: str = "default",
+        workflow_id: str = "",
+    ) -> Awaitable[R]: ...
+
+    @overload
+    def __call__(
+        self,
+        workflow: Callable[[A1], Awaitable[R]],
+        a1: A1,
+        /,
+        *,
+        task_queue: str = "default",
+        workflow_id: str = "",
+    ) -> Awaitable[R]: ...
+
+    @overload
+    def __call__(
+        self,
+        workflow: Callable[[A1, A2], Awaitable[R]],
+        a1: A1,
+        a2: A2,
+        /,
+        *,
+        task_queue: str = "default",
+        workflow_id: str = "",
+    ) -> Awaitable[R]: ...
+
+    @overload
+    def __call__(
+        self,
+        workflow: Callable[[A1, A2, A3], Awaitable[R]],
+        a1: A1,
+        a2: A2,
+        a3: A3,
+        /,
+        *,
+        task_queue: str = "default",
+        workflow_id: str = "",
+    ) -> Awaitable[R]: ...
+
+    @overload
+    def __call__(
+        self,
+        workflow: Callable[[A1, A2, A3, A4], Awaitable[R]],
+        a1: A1,
+        a2: A2,
+        a3: A3,
+        a4: A4,
+        /,
+        *,
+        task_queue: str = "default",
+        workflow_id: str = "",
+    ) -> Awaitable[R]: ...
+
+    @overload
+    def __call__(
+        self,
+        workflow: Callable[[A1, A2, A3, A4, A5], Awaitable[R]],
+        a1: A1,
+        a2: A2,
+        a3: A3,
+        a4: A4,
+        a5: A5,
+        /,
+        *,
+        task_queue: str = "default",
+        workflow_id: str = "",
+    ) -> Awaitable[R]: ...
+
+    @overload
+    def __call__(
+        self,
+        workflow: Callable[[A1, A2, A3, A4, A5, A6], Awaitable[R]],
+        a1: A1,
+        a2: A2,
+        a3: A3,
+        a4: A4,
+        a5: A5,
+        a6: A6,
+        /,
+        *,
+        task_queue: str = "default",
+        workflow_id: str = "",
+    ) -> Awaitable[R]: ...
+
+    @overload
+    def __call__(
+        self, workflow: str, /, *args: Any, task_queue: str = "default", workflow_id: str = ""
+    ) -> Awaitable[Any]: ...

@@ -16,11 +16,12 @@ from mesh.health import system_health
 from mesh.model.activity import Loop
 from mesh.model.retry import RetryPolicy
 from mesh.pg.embedded import embedded_dsn
-from mesh.runtime.activities import one_function
+from mesh.runtime.activities import by_name, one_function
 from mesh.runtime.actor import Actor
 from mesh.runtime.consumer import ConsumerSettings
 from mesh.runtime.function_paths import resolve_function
 from mesh.runtime.node import Node
+from mesh.runtime.workflows import workflow_functions
 
 
 def database_url(config: Config) -> str:
@@ -143,6 +144,18 @@ class NodePlan:
     quorum_refresh: float = 60.0
 
 
+def check_task_queue(
+    workflows: Sequence[Callable[..., Any]],
+    activities: Sequence[Callable[..., Any]],
+    loop: Loop | None = None,
+) -> None:
+    """Refuse (:class:`ConfigError`) functions a task queue cannot register: lambdas,
+    functions defined inside others (unless named by ``defn``), two under one name, an
+    activity that cannot run on its loop. Called before anything starts."""
+    workflow_functions(workflows)
+    by_name(activities, loop=loop)
+
+
 def in_process_plan(
     *,
     engine: ConsumerSettings | None,
@@ -156,6 +169,8 @@ def in_process_plan(
 ) -> NodePlan:
     """The plan of :meth:`mesh.api.Mesh.open`'s node: functions given in code."""
     queues = sorted(set(workflows) | set(activities))
+    for queue in queues:
+        check_task_queue(workflows.get(queue, ()), activities.get(queue, ()))
     return NodePlan(
         roles=(("engine",) if engine else ()) + (("worker",) if workers or queues else ()),
         engine=engine,
@@ -308,6 +323,12 @@ def _task_queue_plans(config: Config) -> tuple[TaskQueuePlan, ...]:
                 except FunctionNotFound as error:
                     key = f"task_queues[{index}].{kind}[{number}]"
                     raise ConfigError(config.source, key, str(error)) from error
+        try:
+            check_task_queue(found["workflows"], found["activities"], queue.loop)
+        except ConfigError as error:
+            raise ConfigError(
+                config.source, f"task_queues[{index}]", error.problem, error.fix
+            ) from None
         settings = ConsumerSettings(
             batch_size=config.streams.batch_size,
             concurrency=queue.concurrency,

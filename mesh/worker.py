@@ -31,7 +31,7 @@ import trio
 
 from mesh.client import Client
 from mesh.errors import lone_error
-from mesh.launch import build_actors, in_process_node, in_process_plan
+from mesh.launch import build_actors, check_task_queue, in_process_node, in_process_plan
 from mesh.model.retry import RetryPolicy
 from mesh.pg.client import MeshClient
 from mesh.runtime.consumer import ConsumerSettings
@@ -54,6 +54,7 @@ class Worker:
         retry: RetryPolicy | None = None,
         drain_timeout: float = 30.0,
     ) -> None:
+        check_task_queue(workflows, activities)
         core = client._core if isinstance(client, Client) else client
         self.dsn = core.dsn
         self.app = core.app

@@ -21,10 +21,18 @@ that has runs in flight. Activities run at least once (a crash mid-activity runs
 their recorded results never change.
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar, overload
+
 from mesh.errors import ActivityFailed, NondeterminismError, WorkflowCancelled
 from mesh.model.workflow import api
 from mesh.model.workflow.api import *  # noqa: F403 (the in-workflow API, re-exported whole)
+from mesh.model.workflow.definition import ATTRIBUTE, WorkflowDefinition
 from mesh.model.workflow.run import WorkflowInfo
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 __all__ = [
     *api.__all__,
@@ -32,4 +40,30 @@ __all__ = [
     "NondeterminismError",
     "WorkflowCancelled",
     "WorkflowInfo",
+    "defn",
 ]
+
+
+@overload
+def defn(function: F, /) -> F: ...
+
+
+@overload
+def defn(*, name: str | None = None) -> Callable[[F], F]: ...
+
+
+def defn(function: F | None = None, /, *, name: str | None = None) -> F | Callable[[F], F]:
+    """Define a workflow: ``name`` (default: the function's name) is what it is started
+    under, by clients (``start_workflow(fn, ...)`` or ``start_workflow("name", ...)``) and
+    by ``execute_child``. A name given here also lets a function defined inside another
+    be registered (each must then get its own). Returns the function itself."""
+    if name is not None and (not isinstance(name, str) or not name.strip()):
+        raise ValueError(f"a workflow name is a non-empty string, not {name!r}")
+
+    def define(function: F) -> F:
+        if not callable(function):
+            raise TypeError(f"@workflow.defn decorates a function, not {function!r}")
+        setattr(function, ATTRIBUTE, WorkflowDefinition(name or function.__name__, bool(name)))
+        return function
+
+    return define if function is None else define(function)

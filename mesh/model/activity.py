@@ -32,6 +32,8 @@ class ActivityDefinition:
     heartbeat_timeout: float | None = None
     """Seconds: an attempt that does not heartbeat for this long is failed and retried
     (None: no heartbeat is expected)."""
+    explicit: bool = False
+    """The name was given to ``@activity.defn`` (not the function's ``__name__``)."""
 
 
 def default_loop(function: Callable[..., Any]) -> Loop:
@@ -46,7 +48,9 @@ def definition_of(function: Callable[..., Any], *, loop: Loop | None = None) -> 
     if isinstance(given, ActivityDefinition):
         definition = given
         if loop is not None:
-            definition = ActivityDefinition(given.name, loop, given.heartbeat_timeout)
+            definition = ActivityDefinition(
+                given.name, loop, given.heartbeat_timeout, given.explicit
+            )
     else:
         name = getattr(function, "__name__", None)
         if not isinstance(name, str):

@@ -1,9 +1,12 @@
-"""Duration strings as used in configs and retry policies: ``'5 seconds'``, ``'2 minutes'``."""
+"""Durations as mesh accepts them everywhere: seconds (``30``), a string as used in configs
+and retry policies (``'5 seconds'``, ``'2 minutes'``) or a :class:`datetime.timedelta`."""
 
 from __future__ import annotations
 
 import math
 import re
+from datetime import timedelta
+from typing import TypeAlias
 
 from mesh.errors import InvalidPayload
 
@@ -28,16 +31,22 @@ _UNITS = {
     "day": 86400.0,
     "days": 86400.0,
 }
+Duration: TypeAlias = "float | str | timedelta"
+"""A duration: seconds, ``'30 days'``, or ``timedelta(days=30)``."""
+
 _DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*")
 
 
-def parse_duration(value: str | int | float) -> float:
-    """Seconds in ``value``: a number (seconds) or a string such as ``'1.5 hours'``, ``'200ms'``.
+def parse_duration(value: Duration) -> float:
+    """Seconds in ``value``: a number (seconds), a string such as ``'1.5 hours'``, ``'200ms'``,
+    or a :class:`~datetime.timedelta`.
 
     Raises :class:`InvalidPayload` naming the accepted units when the string is not understood.
     """
     if isinstance(value, bool):
         raise InvalidPayload(f"{value!r} is not a duration; write e.g. '5 seconds'")
+    if isinstance(value, timedelta):
+        value = value.total_seconds()
     if isinstance(value, int | float):
         try:
             seconds = float(value)
@@ -62,7 +71,7 @@ def parse_duration(value: str | int | float) -> float:
     return seconds
 
 
-def pending_seconds(value: str | int | float) -> float:
+def pending_seconds(value: Duration) -> float:
     """How long a pending start reserves its job: a positive duration (see ``pub``)."""
     fix = "a pending job is reserved for a positive duration, e.g. 60 or '10 minutes'"
     try:

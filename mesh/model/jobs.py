@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 import msgspec
@@ -13,7 +14,21 @@ import msgspec
 from mesh.errors import InvalidPayload, JobFailed
 from mesh.model.limits import check_json_text
 
-FINAL = frozenset({"done", "failed", "interrupted"})
+
+class WorkflowStatus(StrEnum):
+    """Where a job (a workflow or a graph's job) stands; each compares equal to its string
+    (``WorkflowStatus.DONE == "done"``)."""
+
+    RUNNING = "running"
+    PENDING = "pending"
+    """Reserved by a pending start, not yet running (graphs)."""
+    DONE = "done"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"
+    """Terminated, or cancelled and ended without a result."""
+
+
+FINAL = frozenset({WorkflowStatus.DONE, WorkflowStatus.FAILED, WorkflowStatus.INTERRUPTED})
 EXPORT_PARTS = ("data", "state", "status", "timeline")
 """What an export may hold (HotMesh's ``export`` options)."""
 

@@ -22,7 +22,7 @@ from typing import Any
 import msgspec
 
 from mesh.errors import BadSignature, InvalidPayload
-from mesh.model.durations import parse_duration
+from mesh.model.durations import Duration, parse_duration
 from mesh.model.limits import MAX_QUORUM_BODY_BYTES, check_json_text
 from mesh.model.messages import Codec
 
@@ -165,7 +165,7 @@ class JobNotices(msgspec.Struct, frozen=True):
 MAX_ACTIVATION_DELAY = 3600.0
 
 
-def activation_delay(value: float | str) -> float:
+def activation_delay(value: Duration) -> float:
     """Seconds an activation waits after its announcement: a number or a duration ('30s'),
     from 0 to an hour. :class:`InvalidPayload` otherwise."""
     seconds = parse_duration(value)

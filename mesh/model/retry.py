@@ -8,10 +8,12 @@ when a message is claimed, so a handler that kills its process still spends an a
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import msgspec
 
 from mesh.errors import InvalidPayload
-from mesh.model.durations import parse_duration
+from mesh.model.durations import Duration, parse_duration
 
 MAX_ATTEMPTS_LIMIT = 1000
 """The most attempts a policy may allow (a message is claimed at most this often)."""
@@ -48,7 +50,7 @@ class RetryPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         cls,
         maximum_attempts: int = 3,
         backoff_coefficient: float = 10.0,
-        maximum_interval: str | float = 120.0,
+        maximum_interval: Duration = 120.0,
     ) -> RetryPolicy:
         """Build a policy where ``maximum_interval`` may be a duration string ('2 minutes')."""
         return cls(maximum_attempts, float(backoff_coefficient), parse_duration(maximum_interval))
@@ -90,7 +92,7 @@ def policy_from_spec(spec: object) -> RetryPolicy:
         raise InvalidPayload(f"retry.maximumAttempts must be a whole number, not {attempts!r}")
     if isinstance(coefficient, bool) or not isinstance(coefficient, int | float):
         raise InvalidPayload(f"retry.backoffCoefficient must be a number, not {coefficient!r}")
-    if isinstance(interval, bool) or not isinstance(interval, int | float | str):
+    if isinstance(interval, bool) or not isinstance(interval, int | float | str | timedelta):
         raise InvalidPayload(
             f"retry.maximumInterval must be seconds or a duration, not {interval!r}"
         )

@@ -19,22 +19,24 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any, Generic, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, cast, overload
 
 import psycopg
 import psycopg_pool
 
 from mesh import telemetry
 from mesh.errors import JobTimeout
+from mesh.model.durations import Duration
 from mesh.model.graph.manifest import Manifest
-from mesh.model.jobs import JobRecord
+from mesh.model.jobs import JobRecord, WorkflowStatus
 from mesh.model.quorum import activation_delay
+from mesh.model.signatures import A1, A2, A3, A4, A5, A6, R
+from mesh.model.workflow.definition import workflow_name
 from mesh.pg.database import connection_settings, translate
 from mesh.pg.operations import Operations
 from mesh.pg.waiters import JobWaiters
 
 T = TypeVar("T")
-R = TypeVar("R")
 
 
 class MeshClient:
@@ -85,9 +87,7 @@ class MeshClient:
         manifest = source if isinstance(source, Manifest) else load_manifest(source)
         return self._run(self.operations.deploy, manifest)
 
-    def activate(
-        self, version: str, *, secret: bytes | None = None, delay: float | str = 0
-    ) -> None:
+    def activate(self, version: str, *, secret: bytes | None = None, delay: Duration = 0) -> None:
         """Make a deployed version active for new jobs (in-flight jobs keep theirs); with
         ``delay``, announced to the quorum first and active that much later (see
         :meth:`mesh.api.Mesh.activate`)."""
@@ -111,7 +111,7 @@ class MeshClient:
         data: Any = None,
         *,
         job_id: str = "",
-        pending: float | str | None = None,
+        pending: Duration | None = None,
     ) -> str:
         """Start a job (or reserve it, with ``pending``); returns its id once committed."""
         return self._run(self.operations.pub, topic, data, job_id=job_id, pending=pending)
@@ -134,32 +134,31 @@ class MeshClient:
             self.operations.interrupt, job_id, reason=reason, code=code, descend=descend
         )
 
-    @overload
-    def start_workflow(
-        self,
-        workflow: Callable[..., Awaitable[R]],
-        *args: Any,
-        task_queue: str = "default",
-        workflow_id: str = "",
-    ) -> ClientWorkflowHandle[R]: ...
-
-    @overload
-    def start_workflow(
-        self, workflow: str, *args: Any, task_queue: str = "default", workflow_id: str = ""
-    ) -> ClientWorkflowHandle[Any]: ...
-
-    def start_workflow(
-        self,
-        workflow: Callable[..., Any] | str,
-        *args: Any,
-        task_queue: str = "default",
-        workflow_id: str = "",
+    def _start_workflow(
+        self, workflow: Callable[..., Any] | str, args: tuple[Any, ...], task_queue: str, key: str
     ) -> ClientWorkflowHandle[Any]:
-        """Start a workflow written as code (a function, or its name) on ``task_queue``; a
-        handle once its start is committed (:class:`DuplicateJob` if the id is taken)."""
-        name = workflow if isinstance(workflow, str) else workflow.__name__
-        key = self._run(self.operations.start_workflow, name, list(args), task_queue, workflow_id)
+        name = workflow_name(workflow)
+        key = self._run(self.operations.start_workflow, name, list(args), task_queue, key)
         return ClientWorkflowHandle(self, key)
+
+    if TYPE_CHECKING:
+        start_workflow: SyncStart
+        execute_workflow: SyncExecute
+    else:
+
+        def start_workflow(
+            self, workflow, /, *args, task_queue: str = "default", workflow_id: str = ""
+        ):
+            """Start a workflow written as code (a function, or its name) with ``args`` on
+            ``task_queue``; a handle once its start is committed (:class:`DuplicateJob` if
+            the id is taken). Typed by the function (:mod:`mesh.model.signatures`)."""
+            return self._start_workflow(workflow, args, task_queue, workflow_id)
+
+        def execute_workflow(
+            self, workflow, /, *args, task_queue: str = "default", workflow_id: str = ""
+        ):
+            """Start a workflow and wait for its result."""
+            return self._start_workflow(workflow, args, task_queue, workflow_id).result()
 
     def get_handle(self, workflow_id: str) -> ClientWorkflowHandle[Any]:
         return ClientWorkflowHandle(self, workflow_id)
@@ -171,7 +170,7 @@ class MeshClient:
     def get_job(self, job_id: str, *, details: bool = True) -> JobRecord:
         return self._run(self.operations.get_job, job_id, details=details)
 
-    def get_status(self, job_id: str) -> str:
+    def get_status(self, job_id: str) -> WorkflowStatus:
         return self._run(self.operations.get_status, job_id)
 
     def get_state(self, job_id: str) -> dict[str, Any]:
@@ -230,7 +229,7 @@ class ClientWorkflowHandle(Generic[R]):
         record = self.client.wait(self.workflow_id, timeout=timeout)
         return cast(R, record.data.get("result"))
 
-    def status(self) -> str:
+    def status(self) -> WorkflowStatus:
         return self.client.get_status(self.workflow_id)
 
     def signal(self, signal_id: str, data: Any = None) -> bool:
@@ -250,3 +249,203 @@ class ClientWorkflowHandle(Generic[R]):
     def export(self, allow: Sequence[str] | None = None) -> dict[str, Any]:
         """``data``, ``state``, ``status`` and ``timeline``, or the parts ``allow`` names."""
         return self.client._run(self.client.operations.export_workflow, self.workflow_id, allow)
+
+
+class SyncStart(Protocol):
+    """``MeshClient.start_workflow`` as type checkers see it (:mod:`mesh.model.signatures`)."""
+
+    @overload
+    def __call__(
+        self,
+        workflow: Callable[[], Awaitable[R]],
+        /,
+        *,
+        task_queue: str = "default",
+        workflow_id: str = "",
+    ) -> ClientWorkflowHandle[R]: ...
+
+    @overload
+    def __call__(
+        self,
+        workflow: Callable[[A1], Awaitable[R]],
+        a1: A1,
+        /,
+        *,
+        task_queue: str = "default",
+        workflow_id: str = "",
+    ) -> ClientWorkflowHandle[R]: ...
+
+    @overload
+    def __call__(
+        self,
+        workflow: Callable[[A1, A2], Awaitable[R]],
+        a1: A1,
+        a2: A2,
+        /,
+        *,
+        task_queue: str = "default",
+        workflow_id: str = "",
+    ) -> ClientWorkflowHandle[R]: ...
+
+    @overload
+    def __call__(
+        self,
+        workflow: Callable[[A1, A2, A3], Awaitable[R]],
+        a1: A1,
+        a2: A2,
+        a3: A3,
+        /,
+        *,
+        task_queue: str = "default",
+        workflow_id: str = "",
+    ) -> ClientWorkflowHandle[R]: ...
+
+    @overload
+    def __call__(
+        self,
+        workflow: Callable[[A1, A2, A3, A4], Awaitable[R]],
+        a1: A1,
+        a2: A2,
+        a3: A3,
+        a4: A4,
+        /,
+        *,
+        task_queue: str = "default",
+        workflow_id: str = "",
+    ) -> ClientWorkflowHandle[R]: ...
+
+    @overload
+    def __call__(
+        self,
+        workflow: Callable[[A1, A2, A3, A4, A5], Awaitable[R]],
+        a1: A1,
+        a2: A2,
+        a3: A3,
+        a4: A4,
+        a5: A5,
+        /,
+        *,
+        task_queue: str = "default",
+        workflow_id: str = "",
+    ) -> ClientWorkflowHandle[R]: ...
+
+    @overload
+    def __call__(
+        self,
+        workflow: Callable[[A1, A2, A3, A4, A5, A6], Awaitable[R]],
+        a1: A1,
+        a2: A2,
+        a3: A3,
+        a4: A4,
+        a5: A5,
+        a6: A6,
+        /,
+        *,
+        task_queue: str = "default",
+        workflow_id: str = "",
+    ) -> ClientWorkflowHandle[R]: ...
+
+    @overload
+    def __call__(
+        self, workflow: str, /, *args: Any, task_queue: str = "default", workflow_id: str = ""
+    ) -> ClientWorkflowHandle[Any]: ...
+
+
+class SyncExecute(Protocol):
+    """``MeshClient.execute_workflow`` as type checkers see it (:mod:`mesh.model.signatures`)."""
+
+    @overload
+    def __call__(
+        self,
+        workflow: Callable[[], Awaitable[R]],
+        /,
+        *,
+        task_queue: str = "default",
+        workflow_id: str = "",
+    ) -> R: ...
+
+    @overload
+    def __call__(
+        self,
+        workflow: Callable[[A1], Awaitable[R]],
+        a1: A1,
+        /,
+        *,
+        task_queue: str = "default",
+        workflow_id: str = "",
+    ) -> R: ...
+
+    @overload
+    def __call__(
+        self,
+        workflow: Callable[[A1, A2], Awaitable[R]],
+        a1: A1,
+        a2: A2,
+        /,
+        *,
+        task_queue: str = "default",
+        workflow_id: str = "",
+    ) -> R: ...
+
+    @overload
+    def __call__(
+        self,
+        workflow: Callable[[A1, A2, A3], Awaitable[R]],
+        a1: A1,
+        a2: A2,
+        a3: A3,
+        /,
+        *,
+        task_queue: str = "default",
+        workflow_id: str = "",
+    ) -> R: ...
+
+    @overload
+    def __call__(
+        self,
+        workflow: Callable[[A1, A2, A3, A4], Awaitable[R]],
+        a1: A1,
+        a2: A2,
+        a3: A3,
+        a4: A4,
+        /,
+        *,
+        task_queue: str = "default",
+        workflow_id: str = "",
+    ) -> R: ...
+
+    @overload
+    def __call__(
+        self,
+        workflow: Callable[[A1, A2, A3, A4, A5], Awaitable[R]],
+        a1: A1,
+        a2: A2,
+        a3: A3,
+        a4: A4,
+        a5: A5,
+        /,
+        *,
+        task_queue: str = "default",
+        workflow_id: str = "",
+    ) -> R: ...
+
+    @overload
+    def __call__(
+        self,
+        workflow: Callable[[A1, A2, A3, A4, A5, A6], Awaitable[R]],
+        a1: A1,
+        a2: A2,
+        a3: A3,
+        a4: A4,
+        a5: A5,
+        a6: A6,
+        /,
+        *,
+        task_queue: str = "default",
+        workflow_id: str = "",
+    ) -> R: ...
+
+    @overload
+    def __call__(
+        self, workflow: str, /, *args: Any, task_queue: str = "default", workflow_id: str = ""
+    ) -> Any: ...

@@ -15,13 +15,14 @@ from typing import Any
 
 from mesh import telemetry
 from mesh.errors import UnknownJob
+from mesh.model.durations import Duration
 from mesh.model.graph.app import no_active_version
 from mesh.model.graph.batch import Result
 from mesh.model.graph.client import interrupt_message, start_message
 from mesh.model.graph.effects import route_signal
 from mesh.model.graph.manifest import Manifest
 from mesh.model.ids import new_message_id
-from mesh.model.jobs import JobRecord
+from mesh.model.jobs import JobRecord, WorkflowStatus
 from mesh.model.limits import check_text, check_value
 from mesh.model.messages import StartJob
 from mesh.model.quorum import JobNotices
@@ -79,7 +80,7 @@ class Operations:
         data: Any,
         *,
         job_id: str = "",
-        pending: float | str | None = None,
+        pending: Duration | None = None,
         trace: str = "",
     ) -> StartJob:
         """The checked message that starts a job (see :func:`start_message`)."""
@@ -92,7 +93,7 @@ class Operations:
         data: Any,
         *,
         job_id: str = "",
-        pending: float | str | None = None,
+        pending: Duration | None = None,
     ) -> str:
         """Start a job of the graph subscribed to ``topic``; returns its id. Raises
         :class:`UnknownTopic`, :class:`InputInvalid`, :class:`DuplicateJob`, or
@@ -216,9 +217,9 @@ class Operations:
             self.unknown(key) if r is None else r for key, r in zip(job_ids, records, strict=True)
         ]
 
-    def get_status(self, conn: Connection, job_id: str) -> str:
+    def get_status(self, conn: Connection, job_id: str) -> WorkflowStatus:
         """running, pending, done, failed or interrupted."""
-        return self.get_job(conn, job_id, details=False).status
+        return WorkflowStatus(self.get_job(conn, job_id, details=False).status)
 
     def get_state(self, conn: Connection, job_id: str) -> dict[str, Any]:
         """``{"metadata": {...}, "data": {...}}`` (HotMesh's job state shape)."""

@@ -36,6 +36,7 @@ import trio
 
 from mesh.errors import ConfigError, NonRetryableError, lone_error
 from mesh.model.activity import ActivityContext, ActivityDefinition, Loop, current, definition_of
+from mesh.model.naming import check_own_name, index, where
 
 log = logging.getLogger(__name__)
 
@@ -391,18 +392,22 @@ def by_name(functions: Sequence[Callable[..., Any]], *, loop: Loop | None = None
     """A task queue's activities: a request names one (``{"activity": name, "args": [...],
     "timeout": seconds}``) and is answered ``{"result": value}``. Two functions under one
     name are refused (:class:`ConfigError`), before anything runs."""
-    named: dict[str, tuple[ActivityDefinition, Callable[..., Any]]] = {}
+    definitions: dict[str, ActivityDefinition] = {}
+    pairs: list[tuple[str, Callable[..., Any]]] = []
     for function in functions:
         definition = _defined(function, loop)
-        if definition.name in named:
-            raise ConfigError(
-                "<activities>",
-                definition.name,
-                f"two activity functions are named {definition.name!r}: "
-                f"{_where(named[definition.name][1])} and {_where(function)}",
-                "rename one (@activity.defn(name=...)) or register it once",
-            )
-        named[definition.name] = (definition, function)
+        if not definition.explicit:
+            try:
+                check_own_name(function, "activity")
+            except TypeError as error:
+                raise ConfigError("<activities>", where(function), str(error)) from None
+        definitions.setdefault(definition.name, definition)
+        pairs.append((definition.name, function))
+    try:
+        functions_by_name = index(pairs, "activity")
+    except TypeError as error:
+        raise ConfigError("<activities>", "activities", str(error)) from None
+    named = {name: (definitions[name], f) for name, f in functions_by_name.items()}
 
     def choose(data: Any) -> Invocation:
         if not isinstance(data, dict) or not isinstance(data.get("args", []), list):
@@ -425,12 +430,8 @@ def _defined(function: Callable[..., Any], loop: Loop | None) -> ActivityDefinit
     try:
         return definition_of(function, loop=loop)
     except TypeError as error:
-        raise ConfigError("<activities>", _where(function), str(error)) from None
+        raise ConfigError("<activities>", where(function), str(error)) from None
 
 
 def _as_result(value: Any) -> dict[str, Any]:
     return {"result": value}
-
-
-def _where(function: Callable[..., Any]) -> str:
-    return f"{getattr(function, '__module__', '?')}:{getattr(function, '__qualname__', function)}"

@@ -16,8 +16,9 @@ from collections.abc import Sequence
 
 import trio
 
-from mesh.errors import DatabaseUnavailable
+from mesh.errors import ConfigError, DatabaseUnavailable
 from mesh.model.messages import ActivityResponse, Resume, StartJob
+from mesh.model.workflow.definition import registered_workflows
 from mesh.model.workflow.resident import ResidentRuns
 from mesh.model.workflow.run import WorkflowRun
 from mesh.pg.batch import Delivery, NextClaim
@@ -34,6 +35,15 @@ EAGER_PER_MESSAGE = 4
 (eager dispatch, :mod:`mesh.runtime.consumer.eager_dispatch`)."""
 
 
+def workflow_functions(functions: Sequence[WorkflowFunction]) -> dict[str, WorkflowFunction]:
+    """A task queue's workflows by name; what cannot be registered (a lambda, a function
+    defined inside another, two under one name) is refused with :class:`ConfigError`."""
+    try:
+        return registered_workflows(functions)
+    except TypeError as error:
+        raise ConfigError("<workflows>", "workflows", str(error)) from None
+
+
 class ResidentCache:
     """A node's workflow functions of one task queue and the runs it keeps in memory
     between steps (at most ``capacity``, least recently resumed evicted first): the
@@ -41,7 +51,7 @@ class ResidentCache:
     the set of runs is guarded by a lock, each run by its workflow's row lock."""
 
     def __init__(self, functions: Sequence[WorkflowFunction], capacity: int) -> None:
-        self.functions = {f.__name__: f for f in functions}
+        self.functions = workflow_functions(functions)
         self.resident = ResidentRuns(capacity)
         self._lock = threading.Lock()
 

@@ -29,9 +29,9 @@ async def renewing(seen: list[Any]) -> list[Any]:
     after an activity."""
     acts = workflow.proxy_activities(tick)
     info = workflow.info()
-    started = workflow.now()
+    started = workflow.time()
     await acts.tick()
-    seen = [*seen, {"generation": info.generation, "started": started, "later": workflow.now()}]
+    seen = [*seen, {"generation": info.generation, "started": started, "later": workflow.time()}]
     if len(seen) < 4:
         workflow.continue_as_new(seen)
     return seen
@@ -43,8 +43,8 @@ async def stamps() -> list[float]:
     seen = []
     for _ in range(3):
         await acts.tick()
-        seen.append(workflow.now())
-        await acts.note(workflow.now())
+        seen.append(workflow.time())
+        await acts.note(workflow.time())
     return seen
 
 

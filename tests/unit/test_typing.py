@@ -47,3 +47,60 @@ def test_mypy_sees_activity_arguments_and_results_and_handle_results(tmp_path: P
         'note: Revealed type is "str"',
         'note: Revealed type is "Any"',
     ], out
+
+
+STARTS = """
+from mesh import Client, Mesh, MeshClient, workflow
+
+async def ship(order_id: str, qty: int) -> float:
+    return 1.0
+
+async def parent() -> None:
+    cost = await workflow.execute_child(ship, "o-1", 2)
+    reveal_type(cost)
+    await workflow.execute_child(ship, "o-1", "two")
+    child_id = await workflow.start_child(ship, "o-1", 2, workflow_id="c")
+    reveal_type(child_id)
+
+async def clients(mesh: Mesh, client: Client, sync: MeshClient) -> None:
+    handle = await client.start_workflow(ship, "o-1", 2, task_queue="q", workflow_id="w")
+    reveal_type(await handle.result())
+    reveal_type(await client.execute_workflow(ship, "o-1", 2))
+    reveal_type(await mesh.execute_workflow(ship, "o-1", 2))
+    reveal_type(sync.execute_workflow(ship, "o-1", 2))
+    await client.start_workflow(ship, "o-1", "2")
+    await mesh.start_workflow(ship, "o-1")
+    sync.start_workflow(ship, 1, 2)
+    reveal_type(await client.execute_workflow("ship", "anything", object()))
+"""
+
+
+def test_mypy_checks_the_arguments_of_starts_and_children(tmp_path: Path) -> None:
+    """A workflow started by function has its arguments checked and its result typed, from
+    every client and as a child; started by name, both are Any."""
+    source = tmp_path / "typed_starts.py"
+    source.write_text(STARTS)
+    out, _, _ = api.run([str(source), "--cache-dir", str(tmp_path / "cache")])
+    found = [
+        (int(line.split(":")[1]), line.split(": ", 1)[1].split("  [")[0])
+        for line in out.splitlines()
+        if line.startswith(str(source)) and (": error:" in line or ": note: Revealed" in line)
+    ]
+    revealed = [(n, text) for n, text in found if text.startswith("note")]
+    errors = sorted({n for n, text in found if text.startswith("error")})
+    assert [text for _, text in revealed] == [
+        'note: Revealed type is "float"',
+        'note: Revealed type is "str"',
+        'note: Revealed type is "float"',
+        'note: Revealed type is "float"',
+        'note: Revealed type is "float"',
+        'note: Revealed type is "float"',
+        'note: Revealed type is "Any"',
+    ], out
+    lines = STARTS.splitlines()
+    assert [lines[n - 1].strip() for n in errors] == [
+        'await workflow.execute_child(ship, "o-1", "two")',
+        'await client.start_workflow(ship, "o-1", "2")',
+        'await mesh.start_workflow(ship, "o-1")',
+        "sync.start_workflow(ship, 1, 2)",
+    ], out

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -212,9 +213,9 @@ def test_patched__new_runs_take_the_change_and_old_histories_replay_without_it()
 
 async def clocks() -> list[Any]:
     acts = workflow.proxy_activities(check_inventory)
-    seen = [workflow.now(), workflow.random(), str(workflow.uuid4()), workflow.info().workflow_id]
+    seen = [workflow.time(), workflow.random(), str(workflow.uuid4()), workflow.info().workflow_id]
     await acts.check_inventory("a")
-    seen += [workflow.now(), workflow.random()]
+    seen += [workflow.time(), workflow.random(), workflow.now()]
     return seen
 
 
@@ -226,6 +227,7 @@ def test_now_random_uuid4__the_same_on_replay_and_now_follows_outcomes() -> None
     again = WorkflowRun(clocks, [], INFO, {0: outcome}).start().result
     assert first == again
     assert first[0] == 1000.0 and first[4] == 2000.0 and first[3] == "order-1"
+    assert first[6] == datetime(1970, 1, 1, 0, 33, 20, tzinfo=UTC)  # now(): 2000 s, aware
     other = WorkflowInfo("order-2", "order_workflow", "orders", started_at=1000.0)
     assert WorkflowRun(clocks, [], other, {0: outcome}).start().result[1] != first[1]
 

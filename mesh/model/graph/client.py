@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mesh.model.durations import pending_seconds
+from mesh.model.durations import Duration, pending_seconds
 from mesh.model.ids import new_message_id, validate_job_id
 from mesh.model.limits import check_text, check_value
 from mesh.model.messages import InterruptJob, StartJob
@@ -17,7 +17,7 @@ def start_message(
     data: Any,
     *,
     job_id: str = "",
-    pending: float | str | None = None,
+    pending: Duration | None = None,
     trace: str = "",
 ) -> StartJob:
     """The message that starts a job. A ``pending`` start (seconds, or a duration such as

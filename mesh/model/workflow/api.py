@@ -4,24 +4,26 @@ Durable calls are awaited: ``await acts.reserve_item(item, qty)`` (or, typed by 
 ``await acts[reserve_item](item, qty)``), ``await sleep("30 days")``,
 ``await condition("approved", timeout="1 hour")``, ``await execute_child(ship, order)``,
 ``await gather(acts.a(x), acts.b(y))``. The rest answer at once and are deterministic on
-replay: ``now()``, ``random()``, ``uuid4()``, ``info()``, ``patched(change_id)``.
+replay: ``now()``, ``time()``, ``random()``, ``uuid4()``, ``info()``, ``patched(change_id)``.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable, Generator
-from typing import Any, Generic, ParamSpec, TypeVar, overload
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar, overload
 
 from mesh.model.activity import definition_of
-from mesh.model.durations import parse_duration
+from mesh.model.durations import Duration, parse_duration
 from mesh.model.limits import check_value
 from mesh.model.retry import RetryPolicy
+from mesh.model.signatures import A1, A2, A3, A4, A5, A6, R
 from mesh.model.workflow.calls import Call, CallKind
+from mesh.model.workflow.definition import workflow_name
 from mesh.model.workflow.run import ContinueAsNew, Suspend, WorkflowInfo, current_run
 
 T = TypeVar("T")
-R = TypeVar("R")
 P = ParamSpec("P")
 
 
@@ -125,7 +127,7 @@ def proxy_activities(
     *functions: Callable[..., Any],
     retry: RetryPolicy | None = None,
     task_queue: str = "",
-    start_to_close: float | str | None = None,
+    start_to_close: Duration | None = None,
 ) -> Activities:
     """Durable stand-ins for activity functions: ``acts.name(*args)`` is a durable call of
     the activity named like the function, on ``task_queue`` (default: the workflow's), with
@@ -160,41 +162,232 @@ def proxy_activities(
     )
 
 
-def sleep(duration: float | str) -> Durable[None]:
+def sleep(duration: Duration) -> Durable[None]:
     """A durable sleep (``30`` seconds, ``"30 days"``): survives restarts, costs nothing
     while it lasts."""
     return Durable(Call(kind="sleep", name="sleep", timeout=parse_duration(duration)))
 
 
-def condition(signal_id: str, timeout: float | str | None = None) -> Durable[Any]:
+def condition(signal_id: str, timeout: Duration | None = None) -> Durable[Any]:
     """Wait for the signal ``signal_id``: its data, or :data:`TIMED_OUT` after ``timeout``."""
     seconds = None if timeout is None else parse_duration(timeout)
     return Durable(Call(kind="condition", name=signal_id, timeout=seconds))
 
 
-def _child_name(workflow: Callable[..., Any] | str) -> str:
-    return workflow if isinstance(workflow, str) else workflow.__name__
+class ChildExecute(Protocol):
+    """:func:`execute_child` as type checkers see it (:mod:`mesh.model.signatures`)."""
+
+    @overload
+    def __call__(
+        self,
+        workflow: Callable[[], Awaitable[R]],
+        /,
+        *,
+        workflow_id: str = "",
+        task_queue: str = "",
+    ) -> Durable[R]: ...
+
+    @overload
+    def __call__(
+        self,
+        workflow: Callable[[A1], Awaitable[R]],
+        a1: A1,
+        /,
+        *,
+        workflow_id: str = "",
+        task_queue: str = "",
+    ) -> Durable[R]: ...
+
+    @overload
+    def __call__(
+        self,
+        workflow: Callable[[A1, A2], Awaitable[R]],
+        a1: A1,
+        a2: A2,
+        /,
+        *,
+        workflow_id: str = "",
+        task_queue: str = "",
+    ) -> Durable[R]: ...
+
+    @overload
+    def __call__(
+        self,
+        workflow: Callable[[A1, A2, A3], Awaitable[R]],
+        a1: A1,
+        a2: A2,
+        a3: A3,
+        /,
+        *,
+        workflow_id: str = "",
+        task_queue: str = "",
+    ) -> Durable[R]: ...
+
+    @overload
+    def __call__(
+        self,
+        workflow: Callable[[A1, A2, A3, A4], Awaitable[R]],
+        a1: A1,
+        a2: A2,
+        a3: A3,
+        a4: A4,
+        /,
+        *,
+        workflow_id: str = "",
+        task_queue: str = "",
+    ) -> Durable[R]: ...
+
+    @overload
+    def __call__(
+        self,
+        workflow: Callable[[A1, A2, A3, A4, A5], Awaitable[R]],
+        a1: A1,
+        a2: A2,
+        a3: A3,
+        a4: A4,
+        a5: A5,
+        /,
+        *,
+        workflow_id: str = "",
+        task_queue: str = "",
+    ) -> Durable[R]: ...
+
+    @overload
+    def __call__(
+        self,
+        workflow: Callable[[A1, A2, A3, A4, A5, A6], Awaitable[R]],
+        a1: A1,
+        a2: A2,
+        a3: A3,
+        a4: A4,
+        a5: A5,
+        a6: A6,
+        /,
+        *,
+        workflow_id: str = "",
+        task_queue: str = "",
+    ) -> Durable[R]: ...
+
+    @overload
+    def __call__(
+        self, workflow: str, /, *args: Any, workflow_id: str = "", task_queue: str = ""
+    ) -> Durable[Any]: ...
 
 
-def execute_child(
-    workflow: Callable[..., Any] | str,
-    *args: Any,
-    workflow_id: str = "",
-    task_queue: str = "",
-) -> Durable[Any]:
-    """Start a child workflow and wait for its result (its failure raises
-    :class:`ActivityFailed`)."""
-    return _child("child", workflow, args, workflow_id, task_queue)
+class ChildStart(Protocol):
+    """:func:`start_child` as type checkers see it (:mod:`mesh.model.signatures`)."""
+
+    @overload
+    def __call__(
+        self,
+        workflow: Callable[[], Awaitable[R]],
+        /,
+        *,
+        workflow_id: str = "",
+        task_queue: str = "",
+    ) -> Durable[str]: ...
+
+    @overload
+    def __call__(
+        self,
+        workflow: Callable[[A1], Awaitable[R]],
+        a1: A1,
+        /,
+        *,
+        workflow_id: str = "",
+        task_queue: str = "",
+    ) -> Durable[str]: ...
+
+    @overload
+    def __call__(
+        self,
+        workflow: Callable[[A1, A2], Awaitable[R]],
+        a1: A1,
+        a2: A2,
+        /,
+        *,
+        workflow_id: str = "",
+        task_queue: str = "",
+    ) -> Durable[str]: ...
+
+    @overload
+    def __call__(
+        self,
+        workflow: Callable[[A1, A2, A3], Awaitable[R]],
+        a1: A1,
+        a2: A2,
+        a3: A3,
+        /,
+        *,
+        workflow_id: str = "",
+        task_queue: str = "",
+    ) -> Durable[str]: ...
+
+    @overload
+    def __call__(
+        self,
+        workflow: Callable[[A1, A2, A3, A4], Awaitable[R]],
+        a1: A1,
+        a2: A2,
+        a3: A3,
+        a4: A4,
+        /,
+        *,
+        workflow_id: str = "",
+        task_queue: str = "",
+    ) -> Durable[str]: ...
+
+    @overload
+    def __call__(
+        self,
+        workflow: Callable[[A1, A2, A3, A4, A5], Awaitable[R]],
+        a1: A1,
+        a2: A2,
+        a3: A3,
+        a4: A4,
+        a5: A5,
+        /,
+        *,
+        workflow_id: str = "",
+        task_queue: str = "",
+    ) -> Durable[str]: ...
+
+    @overload
+    def __call__(
+        self,
+        workflow: Callable[[A1, A2, A3, A4, A5, A6], Awaitable[R]],
+        a1: A1,
+        a2: A2,
+        a3: A3,
+        a4: A4,
+        a5: A5,
+        a6: A6,
+        /,
+        *,
+        workflow_id: str = "",
+        task_queue: str = "",
+    ) -> Durable[str]: ...
+
+    @overload
+    def __call__(
+        self, workflow: str, /, *args: Any, workflow_id: str = "", task_queue: str = ""
+    ) -> Durable[str]: ...
 
 
-def start_child(
-    workflow: Callable[..., Any] | str,
-    *args: Any,
-    workflow_id: str = "",
-    task_queue: str = "",
-) -> Durable[str]:
-    """Start a child workflow without waiting for it; its workflow id."""
-    return _child("start_child", workflow, args, workflow_id, task_queue)
+if TYPE_CHECKING:
+    execute_child: ChildExecute
+    start_child: ChildStart
+else:
+
+    def execute_child(workflow, /, *args, workflow_id: str = "", task_queue: str = ""):
+        """Start a child workflow (a function, or its name) and wait for its result (its
+        failure raises :class:`ActivityFailed`). Typed by the function
+        (:mod:`mesh.model.signatures`)."""
+        return _child("child", workflow, args, workflow_id, task_queue)
+
+    def start_child(workflow, /, *args, workflow_id: str = "", task_queue: str = ""):
+        """Start a child workflow without waiting for it; its workflow id."""
+        return _child("start_child", workflow, args, workflow_id, task_queue)
 
 
 def _child(
@@ -207,7 +400,7 @@ def _child(
     check_value(list(args), "the child's arguments")
     call = Call(
         kind=kind,
-        name=_child_name(workflow),
+        name=workflow_name(workflow),
         args=list(args),
         workflow_id=workflow_id,
         task_queue=task_queue,
@@ -229,9 +422,15 @@ def continue_as_new(*args: Any) -> None:
     raise ContinueAsNew(args)
 
 
-def now() -> float:
-    """Wall-clock seconds as the workflow sees them: its start, then the time of the latest
-    outcome it received (the same on every replay)."""
+def now() -> datetime:
+    """The time as the workflow sees it (an aware UTC datetime): its start, then the time of
+    the latest outcome it received; the same on every replay, never earlier than a time it
+    saw before (also across ``continue_as_new``)."""
+    return datetime.fromtimestamp(current_run().now, UTC)
+
+
+def time() -> float:
+    """:func:`now` as seconds since the epoch."""
     return current_run().now
 
 
@@ -275,5 +474,6 @@ __all__ = [
     "signal",
     "sleep",
     "start_child",
+    "time",
     "uuid4",
 ]

@@ -1,0 +1,13 @@
+"""A module with functions named like twin_a's (see test_definitions)."""
+
+
+async def same(x: int) -> int:
+    return -x
+
+
+async def same_activity(x: int) -> int:
+    return -x
+
+
+async def renamed(x: int) -> int:
+    return x
