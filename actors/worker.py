@@ -45,6 +45,7 @@ from mesh.model.messages import (
 )
 from mesh.model.outcomes import Ack, DeadLetter, Outcome, Retry, reply
 from mesh.model.retry import GiveUp, RetryPolicy, decide_failure
+from mesh.model.workflow.calls import traceback_text
 from mesh.runtime.activities import Dispatch, Invocation
 from mesh.runtime.consumer import ConsumerSettings
 from mesh.runtime.consumer.actor import StreamActor, StreamActorStatistics
@@ -140,7 +141,12 @@ class WorkerActor(StreamActor):
                 decision.delay,
                 description,
             )
-            return Retry(delay=decision.delay, error=description, details=_details(context))
+            return Retry(
+                delay=decision.delay,
+                error=description,
+                details=_details(context),
+                failure=_last_failure(error, claim.attempt),
+            )
         data = result.data if isinstance(result, Pending) else result
         if isinstance(result, Pending):
             response = pending_response(request, data, claim.attempt)
@@ -202,7 +208,12 @@ class WorkerActor(StreamActor):
             description,
         )
         info = ErrorInfo(
-            message=description, type=type(error).__name__, code=code, retryable=retryable
+            message=description,
+            type=type(error).__name__,
+            code=code,
+            retryable=retryable,
+            traceback=traceback_text(error),
+            details=_json_or_none(getattr(error, "details", None)),
         )
         response = error_response(request, info, claim.attempt)
         return DeadLetter(error=description, follow_ups=(reply(request, response),))
@@ -234,6 +245,32 @@ def _details(context: ActivityContext | None) -> str | None:
             str(error),
         )
         return None
+
+
+def _last_failure(error: BaseException, attempt: int) -> str:
+    """The failed attempt as the retried request keeps it (``last_failure``, JSON text),
+    for ``describe()``."""
+    try:
+        message = str(error)[:MAX_ERROR_LENGTH]
+    except Exception:
+        message = f"<{type(error).__name__} whose message cannot be shown>"
+    failure = {
+        "type": type(error).__name__,
+        "message": message,
+        "traceback": traceback_text(error),
+        "attempt": attempt,
+        "at": time.time(),
+    }
+    return msgspec.json.encode(failure).decode()
+
+
+def _json_or_none(value: Any) -> Any:
+    """``value`` if JSON can hold it, else None."""
+    try:
+        check_value(value, "the error's details")
+    except (InvalidPayload, TypeError, ValueError):
+        return None
+    return value
 
 
 def _name(invocation: Invocation | None) -> str:

@@ -77,8 +77,10 @@ def bench_durable(
     suspended: int = 0,
     gather: int = 0,
     activity_loop: str = "asyncio",
+    workflow_checks: bool = True,
 ) -> dict[str, Any]:
     run_once(dsn, migrate)
+    os.environ["MESH_WORKFLOW_CHECKS"] = "on" if workflow_checks else "off"  # for the nodes
     facts = run_once(dsn, server_facts)
     app = f"durable-{new_guid()[:8].lower()}"
     _vacuum(dsn)
@@ -121,6 +123,7 @@ def bench_durable(
             "batch_size": 50,
             "function": "echo" if activity_loop == "thread" else "async echo",
             "activity_loop": activity_loop,
+            "workflow_checks": "on" if workflow_checks else "off",
             "cpus": os.cpu_count(),
             "database": redact(dsn),
             **facts,

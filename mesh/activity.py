@@ -38,6 +38,7 @@ from mesh.model.activity import (
     default_loop,
 )
 from mesh.model.durations import Duration, parse_duration
+from mesh.model.workflow.guard import refuse_direct_calls
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -77,13 +78,11 @@ def defn(
     timeout = None if heartbeat_timeout is None else _seconds(heartbeat_timeout)
 
     def define(function: F) -> F:
-        setattr(
-            function,
-            ATTRIBUTE,
-            ActivityDefinition(
-                name or function.__name__, loop or default_loop(function), timeout, bool(name)
-            ),
+        definition = ActivityDefinition(
+            name or function.__name__, loop or default_loop(function), timeout, bool(name)
         )
+        setattr(function, ATTRIBUTE, definition)
+        refuse_direct_calls(function, definition.name)
         return function
 
     return define if function is None else define(function)

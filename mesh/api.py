@@ -35,6 +35,7 @@ from mesh.model.jobs import JobEvent, JobRecord, WorkflowStatus
 from mesh.model.quorum import Profile, QuorumMessage, activation_delay
 from mesh.model.retry import RetryPolicy
 from mesh.model.workflow.definition import workflow_name
+from mesh.model.workflow.description import WorkflowDescription
 from mesh.pg.operations import Operations, started
 from mesh.pg.workflow_messages import WorkflowStart
 from mesh.runtime.consumer import ConsumerSettings
@@ -333,6 +334,11 @@ class Mesh:
     async def export(self, job_id: str) -> dict[str, Any]:
         """The job with its activity timeline (what ``mesh job ID --json`` prints)."""
         return await self._run(self.operations.export, job_id)
+
+    async def describe(self, workflow_id: str) -> WorkflowDescription:
+        """Where a workflow stands, the calls it waits for (attempts, next retry, last
+        failure), the live nodes of its task queue and what looks wrong."""
+        return await self._run(self.operations.describe_workflow, workflow_id)
 
     async def interrupt(
         self, job_id: str, *, reason: str = "interrupted", code: int = 410, descend: bool = False

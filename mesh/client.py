@@ -36,6 +36,7 @@ from mesh.model.graph.manifest import Manifest
 from mesh.model.jobs import JobRecord, WorkflowStatus
 from mesh.model.quorum import activation_delay
 from mesh.model.workflow.definition import workflow_name
+from mesh.model.workflow.description import WorkflowDescription
 from mesh.pg.client import MeshClient
 from mesh.pg.operations import Operations
 from mesh.pg.waiters import Waiter
@@ -274,9 +275,10 @@ class Client:
             raise record
         return record
 
-    async def describe(self, job_id: str) -> dict[str, Any]:
-        """The job as :meth:`export` gives it (status, data, timeline)."""
-        return await self.export(job_id)
+    async def describe(self, workflow_id: str) -> WorkflowDescription:
+        """Where a workflow stands, the calls it waits for (attempts, next retry, last
+        failure), the live nodes of its task queue and what looks wrong."""
+        return await self._run(self.operations.describe_workflow, workflow_id)
 
 
 def _waker(event: anyio.Event) -> Callable[[], None]:

@@ -14,7 +14,8 @@ next. Driver errors are translated into these at one boundary (``mesh.pg.databas
     ├── UnknownTopic, InputInvalid, DuplicateJob, UnknownHook, UnknownJob   refused requests
     ├── WorkflowError                                              a job that cannot go on
     ├── JobFailed, JobTimeout                                      waiting for a job
-    ├── ActivityFailed, NondeterminismError, WorkflowCancelled     in workflow code
+    ├── ActivityFailed, NondeterminismError, RestrictedCall,
+    │   WorkflowCancelled                                           in workflow code
     └── NonRetryableError                                          raised by activity code
 """
 
@@ -91,11 +92,13 @@ class SupervisorGaveUp(MeshError):
 
 
 class NonRetryableError(MeshError):
-    """Raise from an activity function to fail at once, skipping the remaining attempts."""
+    """Raise from an activity function to fail at once, skipping the remaining attempts;
+    ``details`` (JSON) reach the workflow with the failure (``ActivityFailed.details``)."""
 
-    def __init__(self, message: str, code: int = 500) -> None:
+    def __init__(self, message: str, code: int = 500, *, details: Any = None) -> None:
         super().__init__(message)
         self.code = code
+        self.details = details
 
 
 class DocumentInvalid(MeshError):
@@ -200,18 +203,44 @@ class JobTimeout(MeshError):
 class ActivityFailed(MeshError):
     """Raised in workflow code where an activity (or a child workflow) failed for good,
     after its retry policy was spent: ``type_name`` and ``message`` are the original error's,
-    ``code`` its status. Catch it with ``try/except`` like any error."""
+    ``code`` its status, ``details``, ``non_retryable`` and ``traceback`` what it carried. A
+    child's failure chains (``__cause__``) to the failure inside the child that caused it.
+    Catch it with ``try/except`` like any error."""
 
-    def __init__(self, type_name: str, message: str, code: int = 500) -> None:
+    def __init__(
+        self,
+        type_name: str,
+        message: str,
+        code: int = 500,
+        *,
+        details: Any = None,
+        non_retryable: bool = False,
+        traceback: str = "",
+        activity: str = "",
+    ) -> None:
         super().__init__(f"{type_name}: {message}")
         self.type_name = type_name
         self.message = message
         self.code = code
+        self.details = details
+        """What the original error carried (``NonRetryableError(..., details=...)``)."""
+        self.non_retryable = non_retryable
+        """The activity said not to retry it (a :class:`NonRetryableError`)."""
+        self.traceback = traceback
+        """The original error's traceback, as text (where the activity raised it)."""
+        self.activity = activity
+        """The name of the activity or child workflow that failed."""
 
 
 class NondeterminismError(MeshError):
     """A replayed workflow made another durable call than the one recorded at the same
     position: it is stopped there (nothing is recorded past it)."""
+
+
+class RestrictedCall(MeshError):
+    """Raised in workflow code at a call that would make a replay differ from the first run
+    (the wall clock, the process's random generator, a real sleep) or that skips
+    durability (an activity called directly); the message names the durable call to use."""
 
 
 class WorkflowCancelled(MeshError):

@@ -7,6 +7,7 @@ from typing import Any, Generic, Protocol, TypeVar, overload
 
 from mesh.model.jobs import WorkflowStatus
 from mesh.model.signatures import A1, A2, A3, A4, A5, A6, R
+from mesh.model.workflow.description import WorkflowDescription
 from mesh.pg.operations import Operations
 
 T = TypeVar("T")
@@ -48,6 +49,13 @@ class WorkflowHandle(Generic[R]):
 
     async def state(self) -> dict[str, Any]:
         return await self.mesh.get_state(self.workflow_id)
+
+    async def describe(self) -> WorkflowDescription:
+        """Where the workflow stands: status, generation, result or error (with its
+        traceback and cause), the calls it waits for (each activity's attempt, next retry
+        and last failure), the live nodes of its task queue, and ``warnings`` (no node
+        serves its task queue, an activity keeps failing)."""
+        return await self.mesh._run(self.mesh.operations.describe_workflow, self.workflow_id)
 
     async def export(self, allow: Sequence[str] | None = None) -> dict[str, Any]:
         """HotMesh's ``export``: ``data``, ``state``, ``status`` and ``timeline`` (each

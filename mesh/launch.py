@@ -14,7 +14,9 @@ from mesh.config import Config, DatabaseConfig, QuorumConfig
 from mesh.errors import ConfigError, FunctionNotFound
 from mesh.health import system_health
 from mesh.model.activity import Loop
+from mesh.model.ids import ENGINE_STREAM
 from mesh.model.retry import RetryPolicy
+from mesh.model.workflow.plan import activity_stream, workflow_stream
 from mesh.pg.embedded import embedded_dsn
 from mesh.runtime.activities import by_name, one_function
 from mesh.runtime.actor import Actor
@@ -221,6 +223,7 @@ def build_actors(node: Node, plan: NodePlan) -> list[Actor[Any]]:
     workers."""
     from actors.graphs import EngineActor
     from actors.maintenance import LeaderActor
+    from actors.presence import PresenceActor
     from actors.quorum import QuorumActor
     from actors.worker import WorkerActor
     from actors.workflows import WorkflowWorkerActor, activity_worker
@@ -277,6 +280,14 @@ def build_actors(node: Node, plan: NodePlan) -> list[Actor[Any]]:
                     loop=queue.loop,
                 )
             )
+    streams = [w.topic for w in plan.workers]
+    for queue in plan.task_queues:
+        streams += [workflow_stream(queue.task_queue)] if queue.workflows else []
+        streams += [activity_stream(queue.task_queue)] if queue.activities else []
+    if plan.engine is not None:
+        streams.append(ENGINE_STREAM)
+    if streams:
+        actors.append(PresenceActor(node, streams))
     return actors + workers
 
 

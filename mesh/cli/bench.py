@@ -81,6 +81,13 @@ def _add_workflow_benches(bench_commands: Any) -> None:
         "plain function in a worker thread",
     )
     bench_du.add_argument(
+        "--workflow-checks",
+        choices=["on", "off"],
+        default="on",
+        help="refuse non-deterministic calls in workflow code (on, the default) or not, to "
+        "measure what the checks cost",
+    )
+    bench_du.add_argument(
         "--gather",
         type=int,
         default=0,
@@ -220,6 +227,7 @@ def _bench_durable(args: argparse.Namespace) -> int:
         suspended=args.suspended,
         gather=args.gather,
         activity_loop=args.activity_loop,
+        workflow_checks=args.workflow_checks == "on",
     )
     print(msgspec.json.encode(report).decode())
     return 0

@@ -30,6 +30,10 @@ class ErrorInfo(msgspec.Struct, frozen=True):
     type: str = "Error"
     code: int = 500
     retryable: bool = True
+    traceback: str = ""
+    """Where it was raised (an activity's traceback, as text)."""
+    details: Any = None
+    """What the error carried for its caller (JSON: ``NonRetryableError(details=...)``)."""
 
 
 class ActivityRequest(msgspec.Struct, frozen=True, tag="request", tag_field="type"):

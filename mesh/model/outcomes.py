@@ -54,6 +54,9 @@ class Retry(msgspec.Struct, frozen=True):
     error: str
     details: str | None = None
     """An activity's last heartbeat details (JSON text) for its next attempt; None: none."""
+    failure: str | None = None
+    """The failed attempt (JSON text: type, message, traceback, attempt, at), kept in the
+    request as ``last_failure`` for ``describe()``; None: not an activity."""
 
 
 class DeadLetter(msgspec.Struct, frozen=True):

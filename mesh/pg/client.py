@@ -32,6 +32,7 @@ from mesh.model.jobs import JobRecord, WorkflowStatus
 from mesh.model.quorum import activation_delay
 from mesh.model.signatures import A1, A2, A3, A4, A5, A6, R
 from mesh.model.workflow.definition import workflow_name
+from mesh.model.workflow.description import WorkflowDescription
 from mesh.pg.database import connection_settings, translate
 from mesh.pg.operations import Operations
 from mesh.pg.waiters import JobWaiters
@@ -185,6 +186,11 @@ class MeshClient:
     def export(self, job_id: str) -> dict[str, Any]:
         return self._run(self.operations.export, job_id)
 
+    def describe(self, workflow_id: str) -> WorkflowDescription:
+        """Where a workflow stands, the calls it waits for (attempts, next retry, last
+        failure), the live nodes of its task queue and what looks wrong."""
+        return self._run(self.operations.describe_workflow, workflow_id)
+
     def wait(self, job_id: str, *, timeout: float | None = 60.0) -> JobRecord:
         """Block until the job finishes or persists: its record if done or persisted, else
         :class:`JobFailed`; :class:`JobTimeout` if it is still running after ``timeout``
@@ -249,6 +255,10 @@ class ClientWorkflowHandle(Generic[R]):
     def export(self, allow: Sequence[str] | None = None) -> dict[str, Any]:
         """``data``, ``state``, ``status`` and ``timeline``, or the parts ``allow`` names."""
         return self.client._run(self.client.operations.export_workflow, self.workflow_id, allow)
+
+    def describe(self) -> WorkflowDescription:
+        """See :meth:`mesh.handle.WorkflowHandle.describe`."""
+        return self.client.describe(self.workflow_id)
 
 
 class SyncStart(Protocol):

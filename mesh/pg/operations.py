@@ -9,6 +9,8 @@ of every deployed version (:func:`~mesh.model.graph.effects.route_signal`).
 
 from __future__ import annotations
 
+import logging
+import math
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -26,13 +28,20 @@ from mesh.model.jobs import JobRecord, WorkflowStatus
 from mesh.model.limits import check_text, check_value
 from mesh.model.messages import StartJob
 from mesh.model.quorum import JobNotices
-from mesh.pg import apps, job_queries, workflow_messages
+from mesh.model.workflow.description import WorkflowDescription, no_pollers_warning
+from mesh.model.workflow.plan import workflow_stream
+from mesh.pg import apps, job_queries, presence, workflow_describe, workflow_messages
 from mesh.pg import jobs as rows
 from mesh.pg.batch import Delivery
 from mesh.pg.database import Connection
 from mesh.pg.graphs import AppVersions, process
 from mesh.pg.queries import query
 from mesh.pg.streams import enqueue
+
+log = logging.getLogger(__name__)
+
+SERVED_RECHECK = 30.0
+"""Seconds between two looks, per task queue, for a live node that serves it."""
 
 
 class Operations:
@@ -45,6 +54,8 @@ class Operations:
         self.versions = versions or AppVersions()
         self.notices = notices
         """Job events also go to the quorum (a node's, when its app asks for them)."""
+        self._served_checked: dict[str, float] = {}
+        """Task queue -> when (monotonic) to look again for a node that serves it."""
 
     # -- versions ----------------------------------------------------------------------------
 
@@ -165,13 +176,35 @@ class Operations:
                 trace=producer.trace,
             )
             producer.started(key)
-            return key
+        self.check_served(conn, task_queue)
+        return key
 
     def start_workflows(
         self, conn: Connection, starts: list[workflow_messages.WorkflowStart]
     ) -> list[str | Exception]:
         """Start workflows in one transaction: each one's id, or :class:`DuplicateJob`."""
-        return workflow_messages.start_many(conn, self.app, starts)
+        started = workflow_messages.start_many(conn, self.app, starts)
+        for task_queue in {s.task_queue for s in starts}:
+            self.check_served(conn, task_queue)
+        return started
+
+    def check_served(self, conn: Connection, task_queue: str) -> None:
+        """Warn (once per :data:`SERVED_RECHECK` seconds per task queue) when no live node
+        serves ``task_queue``: a workflow started there waits, silently otherwise."""
+        now = time.monotonic()
+        if self._served_checked.get(task_queue, -math.inf) > now:
+            return
+        self._served_checked[task_queue] = now + SERVED_RECHECK
+        stream = workflow_stream(task_queue)
+        if not presence.consumers(conn, self.app, [stream]):
+            log.warning(
+                "event=no_pollers app=%s %s", self.app, no_pollers_warning(task_queue, stream)
+            )
+
+    def describe_workflow(self, conn: Connection, workflow_id: str) -> WorkflowDescription:
+        """Where a workflow stands, the calls it waits for (attempts, next retry, last
+        failure) and the live nodes of its task queue."""
+        return workflow_describe.describe(conn, self.app, self.get_job(conn, workflow_id))
 
     def signal_workflow(
         self, conn: Connection, workflow_id: str, signal_id: str, data: Any

@@ -270,6 +270,7 @@ def _send_settlements(
             "delays": lines(s.outcome.delay for s in retries if isinstance(s.outcome, Retry)),
             "errors": [s.outcome.error for s in retries if isinstance(s.outcome, Retry)],
             "details": [s.outcome.details for s in retries if isinstance(s.outcome, Retry)],
+            "failures": [s.outcome.failure for s in retries if isinstance(s.outcome, Retry)],
         }
         cursors.append(_execute_fenced(conn, "retry", owner, retries, extra, follow_ups=False))
     return cursors

@@ -72,6 +72,8 @@ class WorkflowReport:
     applied: int = 0
     ended: int = 0
     next_claims: list[StreamClaim] = field(default_factory=list)
+    failed: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
+    """Workflows the batch ended failed: (name, key, error)."""
     leased: dict[tuple[str, str], list[StreamClaim]] = field(default_factory=dict)
     """Messages enqueued leased to this node (eager dispatch), by (app, stream)."""
 
@@ -134,6 +136,11 @@ def process(
                 jobs[row.key] = after(row, writes)
         leasing = write(conn, app, writes, notices, eager=eager, owner=owner)
         report.ended = len(writes.announced)
+        report.failed = [
+            (row.name, row.key, writes.jobs.get(row.id, {}).get("error") or {})
+            for row, status in writes.ended
+            if status == "failed"
+        ]
         return report, writes, leasing
 
     (report, writes, leasing), report_claims = transact(
@@ -385,7 +392,7 @@ def _end(
 
 
 def _failure_error(failure: Failure) -> dict[str, Any]:
-    return {"message": failure.message, "type": failure.type, "code": failure.code}
+    return failure.as_dict()
 
 
 def _error(error: Exception) -> dict[str, Any]:

@@ -155,6 +155,15 @@ class WorkflowRunner:
             )
         finally:
             lending.settle(report.leased if report is not None else {}, sent_at)
+        for name, key, error in report.failed:
+            # WARNING, so that an application that configured no logging still sees it
+            # (Python's last-resort handler prints it on stderr).
+            log.warning(
+                "event=workflow_failed workflow_id=%s workflow=%s error=%s",
+                key,
+                name,
+                f"{error.get('type', 'Error')}: {error.get('message', '')}"[:1000],
+            )
         return report
 
     async def _one_by_one(self, deliveries: list[Delivery]) -> tuple[int, int]:

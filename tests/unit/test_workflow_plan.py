@@ -105,12 +105,30 @@ def test_plan__other_generations_and_unknown_positions_change_nothing() -> None:
 def test_plan__an_error_response_is_the_activitys_failure_in_the_workflow() -> None:
     run = WorkflowRun(ship, ["box"], INFO)
     first = decode(plan_step(run, WORKFLOW, None, now=1.0, new_id=ids()).outgoing[0].payload)
-    failing = response(
-        first, status="error", code=503, data=None, error=ErrorInfo("no stock", "StockError", 503)
+    info = ErrorInfo(
+        "no stock",
+        "StockError",
+        503,
+        retryable=False,
+        traceback="Traceback ...\nStockError: no stock",
+        details={"sku": "s-1"},
     )
+    failing = response(first, status="error", code=503, data=None, error=info)
     plan = plan_step(run, WORKFLOW, failing, now=2.0, new_id=ids())
-    assert plan.progress.finished and plan.progress.failure == Failure(
-        "StockError", "no stock", 503
+    failure = plan.progress.failure
+    assert plan.progress.finished and failure is not None
+    # The workflow failed where it awaited the activity: its own traceback, and as its
+    # cause the activity's failure with everything the worker reported.
+    assert (failure.type, failure.message, failure.code) == ("StockError", "no stock", 503)
+    assert "in ship" in failure.traceback, failure.traceback
+    assert failure.cause == Failure(
+        "StockError",
+        "no stock",
+        503,
+        details={"sku": "s-1"},
+        non_retryable=True,
+        traceback="Traceback ...\nStockError: no stock",
+        activity="pack",
     )
 
 

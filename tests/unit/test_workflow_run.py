@@ -181,7 +181,11 @@ def test_activity_failure__uncaught_fails_the_workflow_with_the_original_type() 
     run = WorkflowRun(uncaught, ["x"], INFO)
     progress = run.start()
     end = run.deliver(0, failed(progress, 0, Failure("ValueError", "bad sku", 422)))
-    assert end.finished and end.failure == Failure("ValueError", "bad sku", 422)
+    assert end.finished and end.failure is not None
+    failure = end.failure
+    assert (failure.type, failure.message, failure.code) == ("ValueError", "bad sku", 422)
+    assert failure.cause == Failure("ValueError", "bad sku", 422)  # the activity's own
+    assert "in uncaught" in failure.traceback  # where the workflow let it through
 
 
 async def patched_flow() -> list[str]:

@@ -21,6 +21,7 @@ from mesh.model.retry import RetryPolicy
 from mesh.model.signatures import A1, A2, A3, A4, A5, A6, R
 from mesh.model.workflow.calls import Call, CallKind
 from mesh.model.workflow.definition import workflow_name
+from mesh.model.workflow.guard import refuse_direct_calls
 from mesh.model.workflow.run import ContinueAsNew, Suspend, WorkflowInfo, current_run
 
 T = TypeVar("T")
@@ -157,6 +158,8 @@ def proxy_activities(
         return call
 
     names = {f: definition_of(f).name for f in functions}
+    for function, name in names.items():
+        refuse_direct_calls(function, name)
     return Activities(
         {name: proxy(name) for name in names.values()}, {name: f for f, name in names.items()}
     )

@@ -7,10 +7,12 @@ recorded. Values may differ (they are the workflow's own, recomputed the same wa
 
 from __future__ import annotations
 
+import traceback
 from typing import Any
 
 import msgspec
 
+from mesh.errors import ActivityFailed
 from mesh.model.retry import RetryPolicy
 
 CallKind = str
@@ -59,12 +61,112 @@ class Recorded(msgspec.Struct, frozen=True, kw_only=True):
         return f"{self.kind} {self.name}({self.shape[1:-1]})"
 
 
-class Failure(msgspec.Struct, frozen=True):
-    """An activity's (or child's) failure, after its retry policy was spent."""
+class Failure(msgspec.Struct, frozen=True, omit_defaults=True):
+    """An activity's (or child's, or workflow's) failure, after its retry policy was spent.
+    Stored as a step's ``error`` and a failed job's ``error``."""
 
     type: str
     message: str
     code: int = 500
+    details: Any = None
+    """What the error carried for the caller (``NonRetryableError(..., details=...)``)."""
+    non_retryable: bool = False
+    """It was not retried: the code said so (:class:`~mesh.errors.NonRetryableError`)."""
+    traceback: str = ""
+    """Where it was raised: the activity's traceback, or the workflow's."""
+    activity: str = ""
+    """The activity (or child workflow) that failed, when it is one."""
+    cause: Failure | None = None
+    """What it came from: the activity failure that failed a workflow, and through a
+    child's failure, the child's cause."""
+
+    def as_error(self) -> ActivityFailed:
+        """The :class:`ActivityFailed` workflow code sees, its ``__cause__`` chained."""
+        error = ActivityFailed(
+            self.type,
+            self.message,
+            self.code,
+            details=self.details,
+            non_retryable=self.non_retryable,
+            traceback=self.traceback,
+            activity=self.activity,
+        )
+        if self.cause is not None:
+            error.__cause__ = self.cause.as_error()
+        return error
+
+    def as_dict(self) -> dict[str, Any]:
+        """As stored in a job's ``error`` (JSON)."""
+        stored: dict[str, Any] = msgspec.to_builtins(self)
+        return stored
+
+
+MAX_TRACEBACK = 8000
+"""Characters of a traceback kept with a failure (its end, where it was raised)."""
+
+
+def traceback_text(error: BaseException) -> str:
+    """``error``'s traceback as Python prints it, its last :data:`MAX_TRACEBACK`
+    characters, storable (no NUL)."""
+    text = "".join(traceback.format_exception(error)).replace("\x00", "\\0")
+    if len(text) > MAX_TRACEBACK:
+        text = "...\n" + text[-MAX_TRACEBACK:]
+    return text.encode("utf-8", "replace").decode()
+
+
+def failure_of(error: BaseException, *, depth: int = 0) -> Failure:
+    """The failure of a workflow that raised ``error``: its type, message, traceback, and
+    the activity failure it came from (an :class:`ActivityFailed` keeps its own)."""
+    if isinstance(error, ActivityFailed):
+        cause = error.__cause__
+        own = Failure(
+            error.type_name,
+            error.message,
+            error.code,
+            details=error.details,
+            non_retryable=error.non_retryable,
+            traceback=error.traceback,
+            activity=error.activity,
+            cause=failure_of(cause, depth=depth + 1)
+            if isinstance(cause, ActivityFailed) and depth < 10
+            else None,
+        )
+        if depth:
+            return own
+        return msgspec.structs.replace(own, traceback=traceback_text(error), cause=own)
+    cause = error.__cause__ or error.__context__
+    return Failure(
+        type(error).__name__,
+        str(error),
+        getattr(error, "code", 500) if isinstance(getattr(error, "code", 500), int) else 500,
+        details=_json_or_none(getattr(error, "details", None)),
+        traceback=traceback_text(error),
+        cause=failure_of(cause, depth=depth + 1)
+        if isinstance(cause, ActivityFailed) and depth < 10
+        else None,
+    )
+
+
+def failure_from(stored: Any) -> Failure | None:
+    """A failure as stored (a job's or a child's ``error``); None if it is not one."""
+    if not isinstance(stored, dict):
+        return None
+    try:
+        return msgspec.convert(stored, Failure)
+    except msgspec.ValidationError:
+        return Failure(
+            str(stored.get("type", "Error")),
+            str(stored.get("message", "failed")),
+            stored["code"] if isinstance(stored.get("code"), int) else 500,
+        )
+
+
+def _json_or_none(value: Any) -> Any:
+    try:
+        msgspec.json.encode(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return value
 
 
 def stored_time(seconds: float) -> float:

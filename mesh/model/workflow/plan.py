@@ -36,7 +36,7 @@ from mesh.model.messages import (
 )
 from mesh.model.outcomes import Outgoing
 from mesh.model.retry import DEFAULT_RETRY_POLICY
-from mesh.model.workflow.calls import Call, Failure, Recorded
+from mesh.model.workflow.calls import Call, Failure, Recorded, failure_from
 from mesh.model.workflow.run import Progress, WorkflowRun
 
 WAKE = "wake"
@@ -115,7 +115,15 @@ def outcome_of(message: EngineMessage, known: Recorded, now: float) -> Recorded:
             info = message.error
             kind = info.type if info else "Error"
             text = info.message if info else "the activity failed"
-            failure = Failure(kind, original_message(kind, text), message.code)
+            failure = Failure(
+                kind,
+                original_message(kind, text),
+                message.code,
+                details=info.details if info else None,
+                non_retryable=not info.retryable if info else False,
+                traceback=info.traceback if info else "",
+                activity=known.name,
+            )
             return msgspec.structs.replace(known, done=True, error=failure, at=now)
         data = message.data if isinstance(message.data, dict) else {}
         return msgspec.structs.replace(known, done=True, result=data.get("result"), at=now)
@@ -123,14 +131,10 @@ def outcome_of(message: EngineMessage, known: Recorded, now: float) -> Recorded:
         return msgspec.structs.replace(known, done=True, result={"timed_out": True}, at=now)
     if isinstance(message, Resume) and message.kind == CHILD:
         data = message.data if isinstance(message.data, dict) else {}
-        error = data.get("error")
-        if isinstance(error, dict):
-            failure = Failure(
-                str(error.get("type", "Error")),
-                str(error.get("message", "the child failed")),
-                int(error.get("code", 500)) if isinstance(error.get("code"), int) else 500,
-            )
-            return msgspec.structs.replace(known, done=True, error=failure, at=now)
+        failed = failure_from(data.get("error"))
+        if failed is not None:
+            failed = msgspec.structs.replace(failed, activity=known.name)
+            return msgspec.structs.replace(known, done=True, error=failed, at=now)
         return msgspec.structs.replace(known, done=True, result=data.get("result"), at=now)
     return msgspec.structs.replace(known, done=True, at=now)
 

@@ -25,11 +25,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mesh.errors import (
-    ActivityFailed,
     NondeterminismError,
     WorkflowCancelled,
 )
-from mesh.model.workflow.calls import Call, Failure, Recorded, recorded
+from mesh.model.workflow.calls import Call, Failure, Recorded, failure_of, recorded
+from mesh.model.workflow.guard import guarded
 
 _current: contextvars.ContextVar[WorkflowRun] = contextvars.ContextVar("mesh_workflow_run")
 
@@ -199,7 +199,8 @@ class WorkflowRun:
         try:
             while True:
                 try:
-                    yielded = advance()
+                    with guarded():
+                        yielded = advance()
                 except StopIteration as stop:
                     return self._end(progress, result=stop.value)
                 except ContinueAsNew as again:
@@ -236,13 +237,8 @@ class WorkflowRun:
         self.now = max([self.now, *(o.at for o in outcomes)])
         failures = [o.error for o in outcomes if o.error is not None]
         if failures and not suspension.return_exceptions:
-            first = failures[0]
-            error = ActivityFailed(first.type, first.message, first.code)
-            return _thrower(self._started(), error)
-        values = [
-            ActivityFailed(o.error.type, o.error.message, o.error.code) if o.error else o.result
-            for o in outcomes
-        ]
+            return _thrower(self._started(), failures[0].as_error())
+        values = [o.error.as_error() if o.error else o.result for o in outcomes]
         coroutine = self._started()
         return lambda: coroutine.send(values)
 
@@ -314,6 +310,4 @@ def _thrower(coroutine: Coroutine[Any, Any, Any], error: BaseException) -> Calla
 
 
 def _failure(error: BaseException) -> Failure:
-    if isinstance(error, ActivityFailed):
-        return Failure(error.type_name, error.message, error.code)
-    return Failure(type(error).__name__, str(error), getattr(error, "code", 500))
+    return failure_of(error)

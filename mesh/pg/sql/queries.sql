@@ -176,7 +176,8 @@ SELECT id FROM dead;
 
 -- name: retry
 -- Release failed messages for a later attempt, fenced like settle. An activity's last
--- heartbeat details (JSON, or NULL) go into its request as "heartbeat" for the next attempt.
+-- heartbeat details (JSON, or NULL) go into its request as "heartbeat" for the next attempt,
+-- and the failed attempt as "last_failure" (for describe()).
 UPDATE mesh.stream_messages AS m
 SET lease_owner = NULL,
     lease_expires_at = NULL,
@@ -184,9 +185,12 @@ SET lease_owner = NULL,
     last_error = r.error,
     payload = CASE WHEN r.details IS NULL THEN m.payload
                    ELSE jsonb_set(m.payload, '{heartbeat}', r.details::jsonb) END
+              || CASE WHEN r.failure IS NULL THEN '{}'::jsonb
+                      ELSE jsonb_build_object('last_failure', r.failure::jsonb) END
 FROM unnest(mesh.lines(%(ids)s)::bigint[], mesh.lines(%(attempts)s)::int[],
-            mesh.lines(%(delays)s)::float8[], %(errors)b::text[], %(details)b::text[])
-     AS r(id, attempt, delay, error, details)
+            mesh.lines(%(delays)s)::float8[], %(errors)b::text[], %(details)b::text[],
+            %(failures)b::text[])
+     AS r(id, attempt, delay, error, details, failure)
 WHERE m.id = r.id AND m.attempts = r.attempt AND m.lease_owner = %(owner)s
 RETURNING m.id;
 
@@ -921,3 +925,30 @@ WHERE j.key = 'order-456' ORDER BY a.symbol, a.dimension;
 -- name: demo_code_steps_query
 -- The calls of one order workflow written as code, as `mesh demo` prints them.
 SELECT s.position, s.kind, s.name, s.args, s.result FROM workflow_steps s JOIN jobs j ON j.id = s.job_id WHERE j.key = 'code-order-456' ORDER BY s.position;
+
+-- name: consumers_seen
+-- A node's presence: a row per stream it consumes, refreshed. Rows no node refreshed for
+-- %(forget)s seconds (their node died) are deleted on the way, skipping any another node
+-- deletes at the same moment.
+WITH gone AS (
+    DELETE FROM mesh.stream_consumers
+    WHERE (app, stream, node) IN (
+        SELECT app, stream, node FROM mesh.stream_consumers
+        WHERE app = %(app)s AND seen_at < now() - %(forget)s * interval '1 second'
+        FOR UPDATE SKIP LOCKED)
+)
+INSERT INTO mesh.stream_consumers (app, stream, node, seen_at)
+SELECT %(app)s, stream, %(node)s, now() FROM unnest(%(streams)s::text[]) AS s(stream)
+ON CONFLICT (app, stream, node) DO UPDATE SET seen_at = excluded.seen_at;
+
+-- name: consumers_gone
+-- A node that stops says so.
+DELETE FROM mesh.stream_consumers WHERE app = %(app)s AND node = %(node)s;
+
+-- name: consumers_of
+-- The nodes that said within %(within)s seconds that they consume these streams.
+SELECT stream, node, extract(epoch FROM seen_at)::float8
+FROM mesh.stream_consumers
+WHERE app = %(app)s AND stream = ANY(%(streams)s::text[])
+  AND seen_at > now() - %(within)s * interval '1 second'
+ORDER BY stream, node;

@@ -71,6 +71,15 @@ CREATE INDEX stream_messages_leases
     ON mesh.stream_messages (lease_expires_at)
     WHERE lease_owner IS NOT NULL;
 
+-- Which live nodes consume which streams (presence rows, refreshed by each node; 0015).
+CREATE TABLE mesh.stream_consumers (
+    app text NOT NULL,
+    stream text NOT NULL,
+    node text NOT NULL,
+    seen_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (app, stream, node)
+);
+
 CREATE TABLE mesh.dead_letters (
     id bigint PRIMARY KEY,
     app text NOT NULL,

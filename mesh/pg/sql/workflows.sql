@@ -203,3 +203,31 @@ WHERE m.id = ANY(ARRAY(
     ) AS t))
   AND m.lease_owner IS NULL
 RETURNING m.id;
+
+-- name: workflow_describe_calls
+-- The calls of a workflow's current generation that wait for their outcomes (describe()).
+SELECT s.position, s.kind, s.name, s.args::text, extract(epoch FROM s.created_at)::float8
+FROM mesh.jobs j
+JOIN mesh.workflow_steps s ON s.job_id = j.id AND s.gid = j.gid
+WHERE j.key = %(key)s AND j.app || '' = %(app)s AND NOT s.done
+ORDER BY s.position;
+
+-- name: workflow_describe_messages
+-- The messages that are to answer a workflow's calls and are delayed (a retry, a timer:
+-- found by the timers index) or held by a consumer (an attempt that runs: among the leased
+-- messages, as many as run at once). A request waiting for its first claim is not read:
+-- finding it would scan its stream.
+SELECT m.stream, m.payload->>'type', m.payload->>'activity_id',
+       coalesce(m.payload->>'job_gid', m.payload->>'gid', ''), m.attempts, m.max_attempts,
+       extract(epoch FROM m.visible_at)::float8, m.lease_owner,
+       extract(epoch FROM m.lease_expires_at)::float8, (m.payload->'last_failure')::text
+FROM mesh.stream_messages m
+WHERE m.app = %(app)s AND m.payload->>'job_id' = %(key)s
+  AND m.lease_owner IS NULL AND m.visible_at > m.enqueued_at
+UNION ALL
+SELECT m.stream, m.payload->>'type', m.payload->>'activity_id',
+       coalesce(m.payload->>'job_gid', m.payload->>'gid', ''), m.attempts, m.max_attempts,
+       extract(epoch FROM m.visible_at)::float8, m.lease_owner,
+       extract(epoch FROM m.lease_expires_at)::float8, (m.payload->'last_failure')::text
+FROM mesh.stream_messages m
+WHERE m.lease_owner IS NOT NULL AND m.app = %(app)s AND m.payload->>'job_id' = %(key)s;
