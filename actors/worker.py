@@ -44,6 +44,7 @@ from mesh.model.messages import (
     success_response,
 )
 from mesh.model.outcomes import Ack, DeadLetter, Outcome, Retry, reply
+from mesh.model.payloads import to_json
 from mesh.model.retry import GiveUp, RetryPolicy, decide_failure
 from mesh.model.workflow.calls import traceback_text
 from mesh.runtime.activities import Dispatch, Invocation
@@ -148,16 +149,15 @@ class WorkerActor(StreamActor):
                 failure=_last_failure(error, claim.attempt),
             )
         data = result.data if isinstance(result, Pending) else result
+        try:
+            data = to_json(data, f"the return value of {_name(invocation)}")
+        except InvalidPayload as error:  # the same on every attempt: not retried
+            return self._give_up(request, claim, error, retryable=False)
         if isinstance(result, Pending):
             response = pending_response(request, data, claim.attempt)
         else:
             response = success_response(request, data, claim.attempt)
-        try:
-            check_value(data, f"the return value of {_name(invocation)}")
-            return Ack(follow_ups=(reply(request, response),))
-        except InvalidPayload as error:
-            problem = TypeError(f"the return value of {_name(invocation)} is not JSON: {error}")
-            return self._give_up(request, claim, problem, retryable=False)
+        return Ack(follow_ups=(reply(request, response),))
 
     def _context(
         self, invocation: Invocation, request: ActivityRequest, claim: StreamClaim
@@ -236,8 +236,8 @@ def _details(context: ActivityContext | None) -> str | None:
     if context is None or not context.beats or context.details is None:
         return None
     try:
-        check_value(context.details, "the heartbeat details")
-        return msgspec.json.encode(context.details).decode()
+        details = to_json(context.details, "the heartbeat details")
+        return msgspec.json.encode(details).decode()
     except (InvalidPayload, TypeError, ValueError) as error:
         log.warning(
             "event=heartbeat_details_dropped activity=%s error=%r",

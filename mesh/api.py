@@ -34,7 +34,7 @@ from mesh.model.ids import job_channel
 from mesh.model.jobs import JobEvent, JobRecord, WorkflowStatus
 from mesh.model.quorum import Profile, QuorumMessage, activation_delay
 from mesh.model.retry import RetryPolicy
-from mesh.model.workflow.definition import workflow_name
+from mesh.model.workflow.definition import result_type, start_arguments, workflow_name
 from mesh.model.workflow.description import WorkflowDescription
 from mesh.pg.operations import Operations, started
 from mesh.pg.workflow_messages import WorkflowStart
@@ -213,15 +213,15 @@ class Mesh:
         task_queue: str,
         workflow_id: str,
     ) -> WorkflowHandle[Any]:
-        name = workflow_name(workflow)
+        name, sent = workflow_name(workflow), start_arguments(workflow, args)
         with telemetry.current().producing(self.app, name) as producer:
             begun = WorkflowStart.of(
-                name, args, task_queue=task_queue, workflow_id=workflow_id, trace=producer.trace
+                name, sent, task_queue=task_queue, workflow_id=workflow_id, trace=producer.trace
             )
             key = await self._workflow_starts.submit(begun)
             producer.started(key)
         self.job_events.remember(key)
-        return WorkflowHandle(self, key)
+        return WorkflowHandle(self, key, result_type(workflow))
 
     if TYPE_CHECKING:
         start_workflow: AsyncStart

@@ -35,7 +35,7 @@ from mesh.model.durations import Duration
 from mesh.model.graph.manifest import Manifest
 from mesh.model.jobs import JobRecord, WorkflowStatus
 from mesh.model.quorum import activation_delay
-from mesh.model.workflow.definition import workflow_name
+from mesh.model.workflow.definition import result_type, start_arguments, workflow_name
 from mesh.model.workflow.description import WorkflowDescription
 from mesh.pg.client import MeshClient
 from mesh.pg.operations import Operations
@@ -166,9 +166,9 @@ class Client:
     async def _start_workflow(
         self, workflow: Callable[..., Any] | str, args: tuple[Any, ...], task_queue: str, key: str
     ) -> WorkflowHandle[Any]:
-        name = workflow_name(workflow)
-        key = await self._run(self.operations.start_workflow, name, list(args), task_queue, key)
-        return WorkflowHandle(self, key)
+        name, sent = workflow_name(workflow), start_arguments(workflow, args)
+        key = await self._run(self.operations.start_workflow, name, sent, task_queue, key)
+        return WorkflowHandle(self, key, result_type(workflow))
 
     if TYPE_CHECKING:
         start_workflow: AsyncStart

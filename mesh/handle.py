@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Generic, Protocol, TypeVar, overload
 
 from mesh.model.jobs import WorkflowStatus
+from mesh.model.payloads import from_json
 from mesh.model.signatures import A1, A2, A3, A4, A5, A6, R
 from mesh.model.workflow.description import WorkflowDescription
 from mesh.pg.operations import Operations
@@ -32,15 +33,19 @@ class WorkflowHandle(Generic[R]):
     """A workflow written as code, seen from a :class:`Mesh`; ``R`` is its function's return
     type when it was started by function (``Any`` by name or id)."""
 
-    def __init__(self, mesh: HandleOwner, workflow_id: str) -> None:
+    def __init__(self, mesh: HandleOwner, workflow_id: str, returns: Any = Any) -> None:
         self.mesh = mesh
         self.workflow_id = workflow_id
+        self.returns = returns
+        """What the result arrives as: the workflow function's return annotation."""
 
     async def result(self, *, timeout: float | None = None) -> R:
         """The workflow's return value once it ends (however long that takes, unless
-        ``timeout`` seconds: then :class:`JobTimeout`); :class:`JobFailed` (its error's
-        type and message in ``error``) when it failed or was cancelled."""
-        result: R = await self.mesh.wait_result(self.workflow_id, timeout=timeout)
+        ``timeout`` seconds: then :class:`JobTimeout`), as its function's return type (a
+        dataclass, a datetime...) when it was started by function; :class:`JobFailed`
+        (its error's type and message in ``error``) when it failed or was cancelled."""
+        value = await self.mesh.wait_result(self.workflow_id, timeout=timeout)
+        result: R = from_json(value, self.returns, f"the result of {self.workflow_id!r}")
         return result
 
     async def status(self) -> WorkflowStatus:

@@ -51,7 +51,14 @@ def add_commands(commands: Any) -> None:
         "--allow", nargs="+", metavar="PART", help="only these: data state status timeline"
     )
     export.set_defaults(handler=_export)
-    for verb in (start, result, status, signal, cancel, terminate, export):
+    describe = verbs.add_parser(
+        "describe",
+        help="where a workflow stands: the calls it waits for (attempts, next retry, last "
+        "failure), the nodes serving its task queue, warnings (JSON)",
+    )
+    describe.add_argument("workflow_id")
+    describe.set_defaults(handler=_describe)
+    for verb in (start, result, status, signal, cancel, terminate, export, describe):
         verb.add_argument("--app", help="the app id (default: the config's)")
 
 
@@ -115,6 +122,15 @@ def _result(args: argparse.Namespace) -> int:
     _timeout(args)
     with _client(args) as client:
         return _print_result(client, args.workflow_id, args.timeout)
+
+
+def _describe(args: argparse.Namespace) -> int:
+    import msgspec
+
+    with _client(args) as client:
+        described = client.describe(args.workflow_id)
+    print(msgspec.json.format(msgspec.json.encode(described).decode(), indent=2))
+    return 0
 
 
 def _status(args: argparse.Namespace) -> int:

@@ -29,9 +29,10 @@ from mesh.errors import JobTimeout
 from mesh.model.durations import Duration
 from mesh.model.graph.manifest import Manifest
 from mesh.model.jobs import JobRecord, WorkflowStatus
+from mesh.model.payloads import from_json
 from mesh.model.quorum import activation_delay
 from mesh.model.signatures import A1, A2, A3, A4, A5, A6, R
-from mesh.model.workflow.definition import workflow_name
+from mesh.model.workflow.definition import result_type, start_arguments, workflow_name
 from mesh.model.workflow.description import WorkflowDescription
 from mesh.pg.database import connection_settings, translate
 from mesh.pg.operations import Operations
@@ -138,9 +139,9 @@ class MeshClient:
     def _start_workflow(
         self, workflow: Callable[..., Any] | str, args: tuple[Any, ...], task_queue: str, key: str
     ) -> ClientWorkflowHandle[Any]:
-        name = workflow_name(workflow)
-        key = self._run(self.operations.start_workflow, name, list(args), task_queue, key)
-        return ClientWorkflowHandle(self, key)
+        name, sent = workflow_name(workflow), start_arguments(workflow, args)
+        key = self._run(self.operations.start_workflow, name, sent, task_queue, key)
+        return ClientWorkflowHandle(self, key, result_type(workflow))
 
     if TYPE_CHECKING:
         start_workflow: SyncStart
@@ -224,16 +225,18 @@ class ClientWorkflowHandle(Generic[R]):
     """A workflow written as code, seen from a :class:`MeshClient` (the synchronous twin of
     :class:`mesh.handle.WorkflowHandle`)."""
 
-    def __init__(self, client: MeshClient, workflow_id: str) -> None:
+    def __init__(self, client: MeshClient, workflow_id: str, returns: Any = Any) -> None:
         self.client = client
         self.workflow_id = workflow_id
+        self.returns = returns
 
     def result(self, *, timeout: float | None = None) -> R:
         """The workflow's return value once it ends (however long that takes, unless
-        ``timeout`` seconds: then :class:`JobTimeout`); :class:`JobFailed` when it failed
-        or was cancelled."""
+        ``timeout`` seconds: then :class:`JobTimeout`), as its function's return type;
+        :class:`JobFailed` when it failed or was cancelled."""
         record = self.client.wait(self.workflow_id, timeout=timeout)
-        return cast(R, record.data.get("result"))
+        value = record.data.get("result")
+        return cast(R, from_json(value, self.returns, f"the result of {self.workflow_id!r}"))
 
     def status(self) -> WorkflowStatus:
         return self.client.get_status(self.workflow_id)

@@ -27,6 +27,7 @@ from mesh.model.ids import new_message_id
 from mesh.model.jobs import JobRecord, WorkflowStatus
 from mesh.model.limits import check_text, check_value
 from mesh.model.messages import StartJob
+from mesh.model.payloads import to_json
 from mesh.model.quorum import JobNotices
 from mesh.model.workflow.description import WorkflowDescription, no_pollers_warning
 from mesh.model.workflow.plan import workflow_stream
@@ -209,8 +210,10 @@ class Operations:
     def signal_workflow(
         self, conn: Connection, workflow_id: str, signal_id: str, data: Any
     ) -> bool:
-        """Send a signal to a running workflow written as code; False if none by that id."""
-        return workflow_messages.signal(conn, self.app, workflow_id, signal_id, data)
+        """Send a signal to a running workflow written as code; False if none by that id.
+        ``data`` may be any value :func:`mesh.model.payloads.to_json` sends."""
+        sent = to_json(data, f"the data of signal {signal_id!r}")
+        return workflow_messages.signal(conn, self.app, workflow_id, signal_id, sent)
 
     def cancel_workflow(self, conn: Connection, workflow_id: str) -> bool:
         """Ask a running workflow written as code to stop; False if none by that id."""

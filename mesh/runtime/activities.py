@@ -34,9 +34,10 @@ from typing import Any
 import outcome
 import trio
 
-from mesh.errors import ConfigError, NonRetryableError, lone_error
+from mesh.errors import ConfigError, InvalidPayload, NonRetryableError, lone_error
 from mesh.model.activity import ActivityContext, ActivityDefinition, Loop, current, definition_of
 from mesh.model.naming import check_own_name, index, where
+from mesh.model.payloads import receive_args
 
 log = logging.getLogger(__name__)
 
@@ -421,7 +422,11 @@ def by_name(functions: Sequence[Callable[..., Any]], *, loop: Loop | None = None
         timeout = data.get("timeout")
         limit = timeout if isinstance(timeout, int | float) and 0 < timeout < math.inf else None
         definition, function = found
-        return Invocation(definition, function, tuple(data.get("args", [])), limit, _as_result)
+        try:
+            args = receive_args(function, data.get("args", []), f"activity {name!r}")
+        except InvalidPayload as error:  # it would not fit on any attempt
+            raise NonRetryableError(str(error)) from None
+        return Invocation(definition, function, tuple(args), limit, _as_result)
 
     return Dispatch(list(named.values()), choose)
 

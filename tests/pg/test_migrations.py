@@ -179,7 +179,7 @@ def test_migration_14__moves_a_workflow_step_count_to_its_column(empty_dsn: str)
             "INSERT INTO mesh.durable_steps (job_id, gid, position, kind, name, shape) "
             "SELECT id, 'g', 0, 'activity', 'step', '[]' FROM mesh.jobs WHERE key = 'code-1'"
         )
-        assert migrate(conn) == [14]
+        assert migrate(conn)[0] == 14  # and any later ones
         rows = conn.execute(
             "SELECT key, cycles, applied_steps FROM mesh.jobs ORDER BY key"
         ).fetchall()

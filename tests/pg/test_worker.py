@@ -108,7 +108,7 @@ async def test_unserialisable_return__is_a_clear_error_not_a_crash(
         assert worker.restarts == 0
     (response,) = responses(conn)
     assert response.status == "error" and response.error is not None
-    assert "is not JSON" in response.error.message and not response.error.retryable
+    assert "cannot be sent" in response.error.message and not response.error.retryable
 
 
 async def test_pending__sends_202_and_keeps_nothing_leased(

@@ -41,6 +41,11 @@ task_queues:
         )
         assert (code, out) == (0, "a-1"), err
         assert run("workflow", "status", "a-1")[1] == "running"
+        code, out, err = run("workflow", "describe", "a-1")
+        described = json.loads(out)
+        assert code == 0 and described["status"] == "running", err
+        assert [(c["kind"], c["name"]) for c in described["pending"]] == [("condition", "approve")]
+        assert {p["stream"] for p in described["pollers"]} == {"q", "q-activity"}, described
         code, out, err = run("workflow", "signal", "a-1", "approve", '{"ok": 5}')
         assert code == 0 and "approve" in out, err
         code, out, err = run("workflow", "result", "a-1", "--timeout", "30")

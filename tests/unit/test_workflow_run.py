@@ -204,13 +204,13 @@ def test_patched__new_runs_take_the_change_and_old_histories_replay_without_it()
     progress = fresh.start()
     assert [(p, m.kind, m.name) for p, m in progress.done] == [(0, "patch", "notify-first")]
     assert [(p, c.name) for p, c in progress.calls] == [(1, "notify_backorder")]
-    old = {0: Recorded(kind="activity", name="check_inventory", shape="[str]", done=True)}
+    old = {0: Recorded(kind="activity", name="check_inventory", shape="[str]", done=True, result=4)}
     end = WorkflowRun(patched_flow, [], INFO, old).start()
     assert end.finished and end.result == ["checked"]
     marked = {
         0: Recorded(kind="patch", name="notify-first", shape="[]", done=True),
         1: Recorded(kind="activity", name="notify_backorder", shape="[str]", done=True),
-        2: Recorded(kind="activity", name="check_inventory", shape="[str]", done=True),
+        2: Recorded(kind="activity", name="check_inventory", shape="[str]", done=True, result=4),
     }
     assert WorkflowRun(patched_flow, [], INFO, marked).start().result == ["notified", "checked"]
 
@@ -231,7 +231,8 @@ def test_now_random_uuid4__the_same_on_replay_and_now_follows_outcomes() -> None
     again = WorkflowRun(clocks, [], INFO, {0: outcome}).start().result
     assert first == again
     assert first[0] == 1000.0 and first[4] == 2000.0 and first[3] == "order-1"
-    assert first[6] == datetime(1970, 1, 1, 0, 33, 20, tzinfo=UTC)  # now(): 2000 s, aware
+    # now() is an aware datetime; the result stores it as ISO 8601 text.
+    assert datetime.fromisoformat(first[6]) == datetime(1970, 1, 1, 0, 33, 20, tzinfo=UTC)
     other = WorkflowInfo("order-2", "order_workflow", "orders", started_at=1000.0)
     assert WorkflowRun(clocks, [], other, {0: outcome}).start().result[1] != first[1]
 

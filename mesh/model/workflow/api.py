@@ -14,9 +14,16 @@ from collections.abc import Awaitable, Callable, Generator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar, overload
 
+from mesh.errors import ActivityFailed
 from mesh.model.activity import definition_of
 from mesh.model.durations import Duration, parse_duration
-from mesh.model.limits import check_value
+from mesh.model.payloads import (
+    args_to_json,
+    from_json,
+    parameter_names,
+    signature_of,
+    to_json,
+)
 from mesh.model.retry import RetryPolicy
 from mesh.model.signatures import A1, A2, A3, A4, A5, A6, R
 from mesh.model.workflow.calls import Call, CallKind
@@ -51,21 +58,27 @@ TIMED_OUT = TimedOut()
 class Durable(Generic[T]):
     """A durable call not yet awaited: await it, or pass it to :func:`gather`."""
 
-    __slots__ = ("call",)
+    __slots__ = ("call", "returns")
 
-    def __init__(self, call: Call) -> None:
+    def __init__(self, call: Call, returns: Any = Any) -> None:
         self.call = call
+        self.returns = returns
+        """The type its value arrives as (an annotation; ``Any``: as JSON gives it)."""
 
     def __await__(self) -> Generator[Suspend, list[Any], T]:
         (value,) = yield Suspend((self.call,))
-        result: T = _interpret(self.call, value)
+        result: T = self.interpret(value)
         return result
 
-
-def _interpret(call: Call, value: Any) -> Any:
-    if call.kind == "condition":
-        return TIMED_OUT if isinstance(value, dict) and value.get("timed_out") else _data(value)
-    return value
+    def interpret(self, value: Any) -> Any:
+        call = self.call
+        if call.kind == "condition":
+            if isinstance(value, dict) and value.get("timed_out"):
+                return TIMED_OUT
+            value = _data(value)
+        elif isinstance(value, ActivityFailed):  # gather(return_exceptions=True)
+            return value
+        return from_json(value, self.returns, f"the value of {call.describe()}")
 
 
 def _data(value: Any) -> Any:
@@ -87,7 +100,7 @@ class gather(Generic[T]):
         if not self.calls:
             return []
         values = yield Suspend(tuple(c.call for c in self.calls), self.return_exceptions)
-        return [_interpret(c.call, v) for c, v in zip(self.calls, values, strict=True)]
+        return [c.interpret(v) for c, v in zip(self.calls, values, strict=True)]
 
 
 class Activities:
@@ -136,23 +149,26 @@ def proxy_activities(
     ``start_to_close`` per attempt."""
     limit = None if start_to_close is None else parse_duration(start_to_close)
 
-    def proxy(name: str) -> Callable[..., Durable[Any]]:
+    def proxy(name: str, function: Callable[..., Any]) -> Callable[..., Durable[Any]]:
+        signature = signature_of(function)
+
         def call(*args: Any, **keywords: Any) -> Durable[Any]:
             if keywords:
                 raise TypeError(
                     f"activity {name!r} got keyword arguments ({', '.join(keywords)}): a "
                     "durable call records positional arguments only; pass them in order"
                 )
-            check_value(list(args), f"the arguments of activity {name!r}")
+            sent = args_to_json(args, signature.names, f"activity {name!r}")
             return Durable(
                 Call(
                     kind="activity",
                     name=name,
-                    args=list(args),
+                    args=sent,
                     retry=retry,
                     task_queue=task_queue,
                     timeout=limit,
-                )
+                ),
+                signature.returns,
             )
 
         return call
@@ -161,7 +177,7 @@ def proxy_activities(
     for function, name in names.items():
         refuse_direct_calls(function, name)
     return Activities(
-        {name: proxy(name) for name in names.values()}, {name: f for f, name in names.items()}
+        {name: proxy(name, f) for f, name in names.items()}, {name: f for f, name in names.items()}
     )
 
 
@@ -171,10 +187,21 @@ def sleep(duration: Duration) -> Durable[None]:
     return Durable(Call(kind="sleep", name="sleep", timeout=parse_duration(duration)))
 
 
-def condition(signal_id: str, timeout: Duration | None = None) -> Durable[Any]:
-    """Wait for the signal ``signal_id``: its data, or :data:`TIMED_OUT` after ``timeout``."""
+@overload
+def condition(signal_id: str, timeout: Duration | None = None) -> Durable[Any]: ...
+
+
+@overload
+def condition(
+    signal_id: str, timeout: Duration | None = None, *, type: type[T]
+) -> Durable[T | TimedOut]: ...
+
+
+def condition(signal_id: str, timeout: Duration | None = None, *, type: Any = Any) -> Durable[Any]:
+    """Wait for the signal ``signal_id``: its data (as ``type``, e.g. a dataclass, when
+    given), or :data:`TIMED_OUT` after ``timeout``."""
     seconds = None if timeout is None else parse_duration(timeout)
-    return Durable(Call(kind="condition", name=signal_id, timeout=seconds))
+    return Durable(Call(kind="condition", name=signal_id, timeout=seconds), type)
 
 
 class ChildExecute(Protocol):
@@ -400,29 +427,24 @@ def _child(
     workflow_id: str,
     task_queue: str,
 ) -> Durable[Any]:
-    check_value(list(args), "the child's arguments")
-    call = Call(
-        kind=kind,
-        name=workflow_name(workflow),
-        args=list(args),
-        workflow_id=workflow_id,
-        task_queue=task_queue,
-    )
-    return Durable(call)
+    name = workflow_name(workflow)
+    sent = args_to_json(args, parameter_names(workflow), f"child workflow {name!r}")
+    call = Call(kind=kind, name=name, args=sent, workflow_id=workflow_id, task_queue=task_queue)
+    returns = signature_of(workflow).returns if kind == "child" and callable(workflow) else Any
+    return Durable(call, returns)
 
 
 def signal(workflow_id: str, signal_id: str, data: Any = None) -> Durable[None]:
     """Send ``data`` as the signal ``signal_id`` to the workflow ``workflow_id`` (once, even
     when this workflow is replayed)."""
-    check_value(data, "the signal data")
-    return Durable(Call(kind="signal", name=signal_id, args=[data], workflow_id=workflow_id))
+    sent = to_json(data, f"the data of signal {signal_id!r}")
+    return Durable(Call(kind="signal", name=signal_id, args=[sent], workflow_id=workflow_id))
 
 
 def continue_as_new(*args: Any) -> None:
     """End this run and start the workflow again with ``args`` and an empty history (the
     way to run forever without a history that grows forever). Does not return."""
-    check_value(list(args), "the arguments of the next run")
-    raise ContinueAsNew(args)
+    raise ContinueAsNew(tuple(args_to_json(args, (), "the next run (continue_as_new)")))
 
 
 def now() -> datetime:

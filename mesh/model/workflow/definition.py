@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mesh.model.naming import check_own_name, index
+from mesh.model.payloads import args_to_json, parameter_names, signature_of
 
 ATTRIBUTE = "__mesh_workflow__"
 """Where ``@workflow.defn`` keeps a function's :class:`WorkflowDefinition`."""
@@ -53,3 +54,15 @@ def registered_workflows(functions: Sequence[Callable[..., Any]]) -> dict[str, C
             check_own_name(function, "workflow")
         pairs.append((definition.name, function))
     return index(pairs, "workflow")
+
+
+def start_arguments(workflow: Callable[..., Any] | str, args: Sequence[Any]) -> list[Any]:
+    """A client's arguments for a workflow, as JSON values, each refused by its parameter's
+    name when it cannot be sent."""
+    return args_to_json(args, parameter_names(workflow), f"workflow {workflow_name(workflow)!r}")
+
+
+def result_type(workflow: Callable[..., Any] | str) -> Any:
+    """What a workflow's result arrives as: its function's return annotation (``Any`` for
+    a workflow started by name)."""
+    return Any if isinstance(workflow, str) else signature_of(workflow).returns

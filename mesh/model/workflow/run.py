@@ -25,9 +25,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mesh.errors import (
+    InvalidPayload,
     NondeterminismError,
     WorkflowCancelled,
 )
+from mesh.model.payloads import receive_args, to_json
 from mesh.model.workflow.calls import Call, Failure, Recorded, failure_of, recorded
 from mesh.model.workflow.guard import guarded
 
@@ -134,7 +136,13 @@ class WorkflowRun:
 
     def start(self) -> Progress:
         """Run the function until it waits for an outcome not yet recorded, or ends."""
-        coroutine = self._coroutine = self._function(*self._args)
+        what = f"workflow {self.info.workflow_name!r}"
+        try:
+            args = receive_args(self._function, self._args, what)
+        except InvalidPayload as error:
+            coroutine = self._coroutine = _raising(error)
+        else:
+            coroutine = self._coroutine = self._function(*args)
         return self._step(lambda: coroutine.send(None))
 
     def deliver(self, position: int, outcome: Recorded) -> Progress:
@@ -202,7 +210,12 @@ class WorkflowRun:
                     with guarded():
                         yielded = advance()
                 except StopIteration as stop:
-                    return self._end(progress, result=stop.value)
+                    what = f"the result of workflow {self.info.workflow_name!r}"
+                    try:
+                        result = to_json(stop.value, what)
+                    except InvalidPayload as error:
+                        return self._end(progress, failure=_failure(error))
+                    return self._end(progress, result=result)
                 except ContinueAsNew as again:
                     return self._end(progress, continue_with=again.args_for_next)
                 except WorkflowCancelled:
@@ -307,6 +320,10 @@ def check_same(position: int, known: Recorded, call: Call) -> None:
 
 def _thrower(coroutine: Coroutine[Any, Any, Any], error: BaseException) -> Callable[[], Any]:
     return lambda: coroutine.throw(error)
+
+
+async def _raising(error: BaseException) -> Any:
+    raise error
 
 
 def _failure(error: BaseException) -> Failure:
