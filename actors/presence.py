@@ -30,16 +30,13 @@ class PresenceActor(Actor[None]):
         self.refreshes = 0
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        task_status.started()
         node = self.node
         try:
+            await self._refresh()  # before the node says it is ready: a start right after
+            task_status.started()  # it finds its task queues served
             while True:
-                try:
-                    await node.db.run(presence.seen, node.app, node.guid, self.streams)
-                    self.refreshes += 1
-                except DatabaseError as error:  # the next refresh tries again
-                    log.warning("event=presence_failed error=%r", str(error))
                 await trio.sleep(self.interval)
+                await self._refresh()
         finally:
             # Shielded: it runs while the node stops. Failing, its rows age out.
             with (
@@ -48,3 +45,11 @@ class PresenceActor(Actor[None]):
                 contextlib.suppress(DatabaseError),
             ):
                 await node.db.run(presence.gone, node.app, node.guid)
+
+    async def _refresh(self) -> None:
+        node = self.node
+        try:
+            await node.db.run(presence.seen, node.app, node.guid, self.streams)
+            self.refreshes += 1
+        except DatabaseError as error:  # the next refresh tries again
+            log.warning("event=presence_failed error=%r", str(error))

@@ -20,6 +20,7 @@ import trio
 
 from mesh import activity, workflow
 from mesh.errors import RestrictedCall
+from mesh.model.workflow import guard
 from mesh.model.workflow.run import WorkflowInfo, WorkflowRun
 
 INFO = WorkflowInfo("w-1", "guarded", "q", started_at=1000.0)
@@ -105,3 +106,31 @@ def test_a_workflow_may_catch_a_refusal_and_go_on() -> None:
 
     progress = WorkflowRun(flow, [], INFO).start()
     assert progress.failure is None and progress.result == [1000.0, "RestrictedCall"]
+
+
+@pytest.mark.parametrize(
+    ("body", "named"),
+    [
+        (lambda: asyncio.sleep(1), "asyncio called"),
+        (lambda: trio.sleep(1), "trio called"),  # noqa: ASYNC105
+        (lambda: anyio.sleep(1), "anyio called"),
+    ],
+)
+def test_without_the_guard_sleeps_are_still_refused_at_no_cost(
+    body: Callable[[], Any], named: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Off (outside testing mode): awaiting an event loop's sleep is refused all the same,
+    while the wall clock is not checked."""
+    monkeypatch.setattr(guard, "ENABLED", False)
+    message = failure_of(body)
+    assert named in message and "workflow.sleep" in message, message
+
+    async def reads_the_clock() -> float:
+        return time.time()
+
+    progress = WorkflowRun(reads_the_clock, [], INFO).start()
+    assert progress.failure is None and isinstance(progress.result, float)
+
+
+def test_testing_mode_turns_the_guard_on() -> None:
+    assert guard.enabled() is True  # pytest is imported: testing mode

@@ -285,7 +285,7 @@ async def awaits_something_else() -> None:
 def test_non_durable_awaits__fail_the_workflow_with_what_to_do() -> None:
     end = WorkflowRun(awaits_something_else, [], INFO).start()
     assert end.finished and end.failure is not None
-    assert end.failure.type == "TypeError" and "not a durable call" in end.failure.message
+    assert end.failure.type == "RestrictedCall" and "not a durable call" in end.failure.message
 
 
 async def approval() -> Any:

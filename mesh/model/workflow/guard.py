@@ -8,10 +8,17 @@ calls (``workflow.sleep()``). An activity called directly would run in the workf
 transaction, unrecorded and unretried: it is called through ``proxy_activities``.
 
 The guard is a profile function (:func:`sys.setprofile`, which is per thread) set only while
-a workflow's coroutine is advanced, so code outside workflows is untouched. It is not set
-when a profiler already is (the profiler wins), nor when the environment says
-``MESH_WORKFLOW_CHECKS=off`` (read at import; ``mesh bench durable --workflow-checks off``
-measures what the checks cost).
+a workflow's coroutine is advanced, so code outside workflows is untouched. It sees every
+call and return of the workflow code and of mesh's own code under it: about 0.35 µs each,
+150 µs for a workflow of one activity, measured by ``mesh bench durable --workflow-checks``
+at 370 against 430 workflows/s (one activity, 50 in flight; node CPU 1.6-1.9 against
+1.3-1.5 ms per workflow). Not negligible, so it is on in testing mode (a process that
+imported pytest) and off elsewhere, unless ``MESH_WORKFLOW_CHECKS`` says ``on`` or ``off``.
+It is never set when a profiler already is (the profiler wins).
+
+Without it, the sleeps of asyncio, trio and anyio are still refused at no cost (they fail
+outside their event loop: :func:`restricted` names the durable call), and so is awaiting
+anything but a durable call (:func:`awaited`).
 """
 
 from __future__ import annotations
@@ -52,7 +59,19 @@ _GLOBAL_RANDOM = getattr(random, "_inst", None)
 """The generator behind ``random.random()``, ``random.choice()``... (workflow.random() has
 its own)."""
 
-ENABLED = os.environ.get("MESH_WORKFLOW_CHECKS", "on").strip().lower() not in ("off", "0", "no")
+_SETTING = os.environ.get("MESH_WORKFLOW_CHECKS", "").strip().lower()
+ENABLED: bool | None = (
+    True if _SETTING in ("on", "1", "yes", "true") else False if _SETTING else None
+)
+"""Whether the guard runs: None until first asked (then: in testing mode)."""
+
+
+def enabled() -> bool:
+    global ENABLED
+    if ENABLED is None:
+        ENABLED = "pytest" in sys.modules
+    return ENABLED
+
 
 _activity_codes: dict[CodeType, str] = {}
 
@@ -132,7 +151,7 @@ def _profile(
 @contextmanager
 def guarded() -> Iterator[None]:
     """Refuse the calls above in this thread for the duration (not when a profiler runs)."""
-    if not ENABLED or sys.getprofile() is not None:
+    if not enabled() or sys.getprofile() is not None:
         yield
         return
     sys.setprofile(_profile(_refusals()))
@@ -140,3 +159,47 @@ def guarded() -> Iterator[None]:
         yield
     finally:
         sys.setprofile(None)
+
+
+_LOOP_MODULES = ("trio", "anyio", "sniffio", "asyncio")
+
+
+def restricted(error: BaseException) -> RestrictedCall | None:
+    """The refusal an error raised in workflow code stands for, if it is one of the cheap
+    cases: an event loop's function called outside its loop (``trio.sleep``,
+    ``anyio.sleep``)."""
+    if isinstance(error, RestrictedCall):
+        return None
+    frames = traceback_modules(error)
+    for module in ("asyncio", "trio", "anyio"):
+        if module in frames:
+            refusal = _refused(f"{module} called", f"{SLEEP}; run other async code in an activity")
+            refusal.__cause__ = error
+            return refusal
+    return None
+
+
+def traceback_modules(error: BaseException) -> set[str]:
+    """The top-level packages of the frames ``error`` went through."""
+    found = set()
+    tb = error.__traceback__
+    while tb is not None:
+        name = tb.tb_frame.f_globals.get("__name__", "")
+        found.add(name.split(".")[0])
+        tb = tb.tb_next
+    return found
+
+
+def awaited(value: Any) -> RestrictedCall:
+    """The refusal of awaiting ``value``, which is not a durable call."""
+    module = type(value).__module__.split(".")[0]
+    if module in _LOOP_MODULES:
+        return _refused(
+            f"awaiting {module} ({type(value).__name__})",
+            SLEEP + "; run other async code in an activity",
+        )
+    return RestrictedCall(
+        f"workflow code awaited {value!r:.100}, which is not a durable call: await "
+        "activities, workflow.sleep, workflow.condition or children; run other async code "
+        "in an activity"
+    )

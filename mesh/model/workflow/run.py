@@ -31,7 +31,7 @@ from mesh.errors import (
 )
 from mesh.model.payloads import receive_args, to_json
 from mesh.model.workflow.calls import Call, Failure, Recorded, failure_of, recorded
-from mesh.model.workflow.guard import guarded
+from mesh.model.workflow.guard import awaited, guarded, restricted
 
 _current: contextvars.ContextVar[WorkflowRun] = contextvars.ContextVar("mesh_workflow_run")
 
@@ -223,14 +223,9 @@ class WorkflowRun:
                 except NondeterminismError:
                     raise  # the workflow is not the recorded one: the runtime stops it
                 except Exception as error:
-                    return self._end(progress, failure=_failure(error))
+                    return self._end(progress, failure=_failure(restricted(error) or error))
                 if not isinstance(yielded, Suspend):
-                    message = (
-                        f"workflow {self.info.workflow_name!r} awaited {yielded!r}, which is not "
-                        "a durable call: await activities, workflow.sleep, workflow.condition "
-                        "or children; run other async code in an activity"
-                    )
-                    advance = _thrower(self._started(), TypeError(message))
+                    advance = _thrower(self._started(), awaited(yielded))
                     continue
                 if self.cancel_requested:
                     advance = _thrower(self._started(), WorkflowCancelled("cancelled"))
