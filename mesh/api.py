@@ -20,7 +20,7 @@ import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import sniffio
 import trio
@@ -244,9 +244,16 @@ class Mesh:
             handle = await self._start_workflow(workflow, args, task_queue, workflow_id)
             return await handle.result()
 
-    def get_handle(self, workflow_id: str) -> WorkflowHandle[Any]:
-        """A handle to the workflow ``workflow_id`` (started by anyone)."""
-        return WorkflowHandle(self, workflow_id)
+    @overload
+    def get_handle(self, workflow_id: str) -> WorkflowHandle[Any]: ...
+
+    @overload
+    def get_handle(self, workflow_id: str, result_type: type[R]) -> WorkflowHandle[R]: ...
+
+    def get_handle(self, workflow_id: str, result_type: Any = Any) -> WorkflowHandle[Any]:
+        """A handle to the workflow ``workflow_id`` (started by anyone); its result arrives
+        as ``result_type`` when given (a dataclass, ...), else as JSON values."""
+        return WorkflowHandle(self, workflow_id, result_type)
 
     async def pubsub(
         self, topic: str, data: Any = None, *, timeout: float = 60.0, job_id: str = ""

@@ -23,7 +23,7 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import anyio
 import anyio.to_thread
@@ -191,9 +191,16 @@ class Client:
             handle = await self._start_workflow(workflow, args, task_queue, workflow_id)
             return await handle.result()
 
-    def get_handle(self, workflow_id: str) -> WorkflowHandle[Any]:
-        """A handle to the workflow ``workflow_id`` (started by anyone)."""
-        return WorkflowHandle(self, workflow_id)
+    @overload
+    def get_handle(self, workflow_id: str) -> WorkflowHandle[Any]: ...
+
+    @overload
+    def get_handle(self, workflow_id: str, result_type: type[R]) -> WorkflowHandle[R]: ...
+
+    def get_handle(self, workflow_id: str, result_type: Any = Any) -> WorkflowHandle[Any]:
+        """A handle to the workflow ``workflow_id`` (started by anyone); its result arrives
+        as ``result_type`` when given (a dataclass, ...), else as JSON values."""
+        return WorkflowHandle(self, workflow_id, result_type)
 
     # -- reading jobs ------------------------------------------------------------------------
 

@@ -158,3 +158,18 @@ def mesh(
 def write_config(path: Path, text: str) -> Path:
     path.write_text(text)
     return path
+
+
+def run_script(folder: Path, text: str, dsn: str) -> subprocess.CompletedProcess[str]:
+    """``text`` saved as a script in ``folder`` and run by this Python against ``dsn`` (as
+    a user would run it: its own process, mesh's environment variables only)."""
+    script = folder / "script.py"
+    script.write_text(text)
+    return subprocess.run(
+        [sys.executable, str(script)],
+        env=node_env(dsn),
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )

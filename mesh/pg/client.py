@@ -162,8 +162,16 @@ class MeshClient:
             """Start a workflow and wait for its result."""
             return self._start_workflow(workflow, args, task_queue, workflow_id).result()
 
-    def get_handle(self, workflow_id: str) -> ClientWorkflowHandle[Any]:
-        return ClientWorkflowHandle(self, workflow_id)
+    @overload
+    def get_handle(self, workflow_id: str) -> ClientWorkflowHandle[Any]: ...
+
+    @overload
+    def get_handle(self, workflow_id: str, result_type: type[R]) -> ClientWorkflowHandle[R]: ...
+
+    def get_handle(self, workflow_id: str, result_type: Any = Any) -> ClientWorkflowHandle[Any]:
+        """A handle to the workflow ``workflow_id`` (started by anyone); its result arrives
+        as ``result_type`` when given (a dataclass, ...), else as JSON values."""
+        return ClientWorkflowHandle(self, workflow_id, result_type)
 
     def scrub(self, job_id: str) -> bool:
         """Delete a finished job and its data now (its id becomes free)."""

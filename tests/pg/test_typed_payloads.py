@@ -72,6 +72,8 @@ async def test_typed_values_arrive_as_annotated_through_every_client(dsn: str) -
             # Started by name, the result is the JSON as stored.
             raw = await aclient.get_handle(ahandle.workflow_id).result()
             assert raw["total"] == "3.10" and raw["order"] == str(uuid.UUID(int=2))
+            typed = await aclient.get_handle(ahandle.workflow_id, Receipt).result()
+            assert isinstance(typed, Receipt) and typed.order == uuid.UUID(int=2)
         finally:
             sync.close()
             await aclient.close()

@@ -4,11 +4,9 @@ workflow, its id and the error."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
-from tests.helpers import node_env
+from tests.helpers import run_script
 
 SCRIPT = """
 import asyncio, logging, sys
@@ -38,16 +36,7 @@ asyncio.run(main())
 def test_a_failed_workflow_is_one_line_on_stderr_without_logging_config(
     tmp_path: Path, dsn: str
 ) -> None:
-    script = tmp_path / "quiet.py"
-    script.write_text(SCRIPT)
-    done = subprocess.run(
-        [sys.executable, str(script)],
-        env=node_env(dsn),
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = run_script(tmp_path, SCRIPT, dsn)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "raised ValueError", done.stdout + done.stderr
     failed = [line for line in done.stderr.splitlines() if "workflow_failed" in line]

@@ -4,12 +4,10 @@ run by Python against this test's database, prints the workflow's result."""
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 from tests.conftest import ROOT
-from tests.helpers import node_env
+from tests.helpers import run_script
 
 
 def first_python_example() -> str:
@@ -21,15 +19,6 @@ def first_python_example() -> str:
 
 
 def test_readme__the_first_workflow_example_runs_as_written(tmp_path: Path, dsn: str) -> None:
-    script = tmp_path / "example.py"
-    script.write_text(first_python_example())
-    done = subprocess.run(
-        [sys.executable, str(script)],
-        env=node_env(dsn),
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = run_script(tmp_path, first_python_example(), dsn)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "reserved 2 of sku-1", done.stdout + done.stderr

@@ -42,9 +42,7 @@ task_queues:
     activities: [tests.typed_flows:price, tests.typed_flows:echo_receipt]
 """,
     )
-    node = NodeProcess(
-        config, dsn, log=tmp_path / "node.log", env={"MESH_WORKFLOW_CHECKS": "on"}
-    )
+    node = NodeProcess(config, dsn, log=tmp_path / "node.log", env={"MESH_WORKFLOW_CHECKS": "on"})
     try:
         node.wait_for_log("event=node_ready")
         receipt, chain = asyncio.run(_drive(dsn))

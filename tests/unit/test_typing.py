@@ -72,6 +72,7 @@ async def clients(mesh: Mesh, client: Client, sync: MeshClient) -> None:
     await mesh.start_workflow(ship, "o-1")
     sync.start_workflow(ship, 1, 2)
     reveal_type(await client.execute_workflow("ship", "anything", object()))
+    reveal_type(await client.get_handle("w", float).result())
 """
 
 
@@ -96,6 +97,7 @@ def test_mypy_checks_the_arguments_of_starts_and_children(tmp_path: Path) -> Non
         'note: Revealed type is "float"',
         'note: Revealed type is "float"',
         'note: Revealed type is "Any"',
+        'note: Revealed type is "float"',
     ], out
     lines = STARTS.splitlines()
     assert [lines[n - 1].strip() for n in errors] == [

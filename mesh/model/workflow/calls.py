@@ -114,37 +114,42 @@ def traceback_text(error: BaseException) -> str:
     return text.encode("utf-8", "replace").decode()
 
 
-def failure_of(error: BaseException, *, depth: int = 0) -> Failure:
-    """The failure of a workflow that raised ``error``: its type, message, traceback, and
-    the activity failure it came from (an :class:`ActivityFailed` keeps its own)."""
+def failure_of(error: BaseException) -> Failure:
+    """The failure of a workflow that raised ``error``: its type, message, the workflow's
+    traceback, and the activity failure it came from (an :class:`ActivityFailed`, uncaught,
+    is its own cause: the workflow's failure keeps the activity's traceback there)."""
     if isinstance(error, ActivityFailed):
-        cause = error.__cause__
-        own = Failure(
-            error.type_name,
-            error.message,
-            error.code,
-            details=error.details,
-            non_retryable=error.non_retryable,
-            traceback=error.traceback,
-            activity=error.activity,
-            cause=failure_of(cause, depth=depth + 1)
-            if isinstance(cause, ActivityFailed) and depth < 10
-            else None,
-        )
-        if depth:
-            return own
+        own = _activity_failure(error, 0)
         return msgspec.structs.replace(own, traceback=traceback_text(error), cause=own)
-    cause = error.__cause__ or error.__context__
+    code = getattr(error, "code", 500)
     return Failure(
         type(error).__name__,
         str(error),
-        getattr(error, "code", 500) if isinstance(getattr(error, "code", 500), int) else 500,
+        code if isinstance(code, int) else 500,
         details=_json_or_none(getattr(error, "details", None)),
         traceback=traceback_text(error),
-        cause=failure_of(cause, depth=depth + 1)
-        if isinstance(cause, ActivityFailed) and depth < 10
-        else None,
+        cause=_cause(error.__cause__ or error.__context__, 0),
     )
+
+
+def _activity_failure(error: ActivityFailed, depth: int) -> Failure:
+    return Failure(
+        error.type_name,
+        error.message,
+        error.code,
+        details=error.details,
+        non_retryable=error.non_retryable,
+        traceback=error.traceback,
+        activity=error.activity,
+        cause=_cause(error.__cause__, depth + 1),
+    )
+
+
+def _cause(error: BaseException | None, depth: int) -> Failure | None:
+    """An activity failure a workflow's error came from (chains of at most ten)."""
+    if isinstance(error, ActivityFailed) and depth < 10:
+        return _activity_failure(error, depth)
+    return None
 
 
 def failure_from(stored: Any) -> Failure | None:
