@@ -90,6 +90,10 @@ class WorkerActor(StreamActor):
         self.retry = retry
         self._threads = trio.CapacityLimiter(settings.concurrency)
         self.failures = 0
+        self._attempts: dict[int, ActivityContext] = {}
+        """The attempts that run, by message id (their heartbeat details are kept with each
+        lease extension: a node that dies hands them to the next attempt)."""
+        self.consumer.heartbeat_details = self._heartbeat_details
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Enter the worker's activity resources (objects whose methods are its activities),
@@ -108,12 +112,24 @@ class WorkerActor(StreamActor):
                 error=f"worker topic {self.topic!r} received a {type(request).__name__}"
             )
         spans = telemetry.current()
-        if not spans.enabled:
-            return await self._run(request, claim)
-        with spans.working(request.app, self.topic, request) as traced:
-            outcome = await self._run(request, claim)
-            traced.value, traced.code = _traced(outcome)
-            return outcome
+        try:
+            if not spans.enabled:
+                return await self._run(request, claim)
+            with spans.working(request.app, self.topic, request) as traced:
+                outcome = await self._run(request, claim)
+                traced.value, traced.code = _traced(outcome)
+                return outcome
+        finally:
+            self._attempts.pop(claim.id, None)
+
+    def _heartbeat_details(self) -> dict[int, str]:
+        """The latest heartbeat details of the attempts that reported any."""
+        found = {}
+        for message_id, context in list(self._attempts.items()):
+            text = _details(context)
+            if text is not None:
+                found[message_id] = text
+        return found
 
     async def _run(self, request: ActivityRequest, claim: StreamClaim) -> Outcome:
         invocation: Invocation | None = None
@@ -121,6 +137,7 @@ class WorkerActor(StreamActor):
         try:
             invocation = self.dispatch(request.data)
             context = self._context(invocation, request, claim)
+            self._attempts[claim.id] = context
             result = invocation.wrap(await self._call(invocation, context))
         except NonRetryableError as error:
             return self._give_up(request, claim, error, code=error.code, retryable=False)

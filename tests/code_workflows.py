@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
-from mesh import workflow
+from mesh import activity, workflow
 
 
 async def add_one(value: int) -> int:
@@ -77,3 +78,22 @@ async def signalled(value: int) -> Any:
     if answer is workflow.TIMED_OUT:
         return "timed out"
     return {"first": first, "signal": answer}
+
+
+@activity.defn(heartbeat_timeout="60 seconds")
+def counts_on(target: int) -> dict[str, Any]:
+    """Heartbeats its progress; on its first attempt it never finishes (the test kills its
+    node), on a later one it reports what the earlier attempt last heartbeated."""
+    info = activity.info()
+    if info.attempt > 1:
+        return {"attempt": info.attempt, "resumed_from": activity.details()}
+    for step in range(target):
+        activity.heartbeat({"done": step + 1})
+    while not activity.is_cancelled():
+        time.sleep(0.05)
+    return {"attempt": info.attempt, "resumed_from": None}
+
+
+async def counting(target: int) -> Any:
+    acts = workflow.proxy_activities(counts_on)
+    return await acts[counts_on](target)

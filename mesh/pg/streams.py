@@ -193,15 +193,26 @@ def fence_params(owner: str, claims: Sequence[StreamClaim]) -> dict[str, str]:
 
 
 def extend_leases(
-    conn: Connection, *, owner: str, claims: Sequence[StreamClaim], lease: float
+    conn: Connection,
+    *,
+    owner: str,
+    claims: Sequence[StreamClaim],
+    lease: float,
+    details: Mapping[int, str] | None = None,
 ) -> tuple[set[int], set[int]]:
     """Heartbeat: extend the leases still held. Returns the ids still held, and those of them
-    whose lease was extended (a row being settled or reaped right now is not waited for)."""
+    whose lease was extended (a row being settled or reaped right now is not waited for).
+    ``details``: message id -> an activity's latest heartbeat details (JSON text), kept in
+    its request for the next attempt."""
     if not claims:
         return set(), set()
-    rows = conn.execute(
-        query("extend_leases"), {**fence_params(owner, claims), "lease": lease}
-    ).fetchall()
+    given = details or {}
+    params = {
+        **fence_params(owner, claims),
+        "lease": lease,
+        "details": [given.get(c.id) for c in claims],
+    }
+    rows = conn.execute(query("extend_leases"), params).fetchall()
     return {row[0] for row in rows}, {row[0] for row in rows if row[1]}
 
 

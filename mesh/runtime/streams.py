@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from mesh.model.outcomes import Outgoing
 from mesh.pg import job_queries, streams
@@ -63,10 +63,13 @@ class Streams:
         )
 
     async def extend_leases(
-        self, claims: Sequence[StreamClaim], lease: float
+        self,
+        claims: Sequence[StreamClaim],
+        lease: float,
+        details: Mapping[int, str] | None = None,
     ) -> tuple[set[int], set[int]]:
         return await self.db.run(
-            streams.extend_leases, owner=self.owner, claims=claims, lease=lease
+            streams.extend_leases, owner=self.owner, claims=claims, lease=lease, details=details
         )
 
     async def release(self, claims: Sequence[StreamClaim]) -> set[int]:

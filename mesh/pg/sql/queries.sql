@@ -107,16 +107,21 @@ RETURNING m.id, m.attempts, m.attempts - m.refunds, m.max_attempts, chosen.alone
 -- would make it a deadlock partner of a settle that locks the same rows in another order.
 -- The update checks owner and token again on the row as locked (which may be newer than the
 -- snapshot): a message reaped and claimed again since, even by this owner, is not extended
--- under its old token.
+-- under its old token. An activity's latest heartbeat details (JSON, or NULL) go into its
+-- request as "heartbeat": an attempt whose node dies hands them to the next one.
 WITH held AS (
-    SELECT m.id, h.attempt FROM mesh.stream_messages AS m
-    JOIN unnest(mesh.lines(%(ids)s)::bigint[], mesh.lines(%(attempts)s)::int[]) AS h(id, attempt)
+    SELECT m.id, h.attempt, h.details FROM mesh.stream_messages AS m
+    JOIN unnest(mesh.lines(%(ids)s)::bigint[], mesh.lines(%(attempts)s)::int[],
+                %(details)b::text[]) AS h(id, attempt, details)
       ON m.id = h.id AND m.attempts = h.attempt
     WHERE m.lease_owner = %(owner)s
 ), extended AS (
     UPDATE mesh.stream_messages AS m
-    SET lease_expires_at = now() + %(lease)s * interval '1 second'
-    FROM (SELECT s.id, held.attempt FROM mesh.stream_messages AS s JOIN held ON held.id = s.id
+    SET lease_expires_at = now() + %(lease)s * interval '1 second',
+        payload = CASE WHEN free.details IS NULL THEN m.payload
+                       ELSE jsonb_set(m.payload, '{heartbeat}', free.details::jsonb) END
+    FROM (SELECT s.id, held.attempt, held.details
+          FROM mesh.stream_messages AS s JOIN held ON held.id = s.id
           FOR UPDATE OF s SKIP LOCKED) AS free
     WHERE m.id = free.id AND m.lease_owner = %(owner)s AND m.attempts = free.attempt
     RETURNING m.id

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import trio
@@ -27,9 +28,14 @@ class InFlight:
 
 
 async def keep_leases(
-    streams: Streams, stream: str, lease: float, in_flight: dict[int, InFlight]
+    streams: Streams,
+    stream: str,
+    lease: float,
+    in_flight: dict[int, InFlight],
+    details: Mapping[int, str] | None = None,
 ) -> int:
     """Extend every lease in ``in_flight`` in one statement; returns how many were lost.
+    ``details``: message id -> heartbeat details to keep in the request (activities).
 
     A batch whose leases are *all* lost is cancelled: nobody could record its work. A batch
     that still holds some leases runs on; its lost messages are refused at settle (fencing).
@@ -43,7 +49,7 @@ async def keep_leases(
         return 0
     sent_at = trio.current_time()
     try:
-        kept, extended = await streams.extend_leases(held, lease)
+        kept, extended = await streams.extend_leases(held, lease, details)
     except DatabaseError as error:
         log.warning("event=heartbeat_failed stream=%s error=%r", stream, str(error))
         return 0

@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable, Mapping
 
 import trio
 
@@ -72,6 +73,9 @@ class StreamConsumer:
         self.settings = settings
         self.counters = ConsumerCounters()
         self.paused = False
+        self.heartbeat_details: Callable[[], Mapping[int, str]] | None = None
+        """Message id -> heartbeat details (JSON text) to keep with each lease extension
+        (set by a worker whose activities heartbeat)."""
         self._handler = handler
         self._batch_handler = batch_handler
         self._wakeups = wakeups
@@ -377,8 +381,9 @@ class StreamConsumer:
     async def _heartbeat_loop(self) -> None:
         while True:
             await trio.sleep(self.settings.lease / 3)
+            details = self.heartbeat_details() if self.heartbeat_details else None
             self.counters.lost += await keep_leases(
-                self.streams, self.stream, self.settings.lease, self.slots.in_flight
+                self.streams, self.stream, self.settings.lease, self.slots.in_flight, details
             )
 
     def statistics(self) -> ConsumerStatistics:
