@@ -4,6 +4,8 @@ task queue that cannot register its functions is refused before its node starts.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import trio
 
@@ -59,6 +61,17 @@ async def test_named_definitions_run_under_their_names_from_every_client(dsn: st
             assert result == "CY"
             assert await aclient.execute_workflow(greet, "di", task_queue="q") == "DI"
             assert await aclient.get_status(handle.workflow_id) is WorkflowStatus.DONE
+            # describe() is one implementation: the same value through the three.
+            via_mesh = await mesh.describe(handle.workflow_id)
+            via_sync = await trio.to_thread.run_sync(sync.describe, handle.workflow_id)
+            via_async = await aclient.describe(handle.workflow_id)
+            # (a node may refresh its presence between two reads: compare pollers by node)
+            views = [
+                (replace(d, pollers=[]), sorted((p.stream, p.node) for p in d.pollers))
+                for d in (via_mesh, via_sync, via_async)
+            ]
+            assert views[0] == views[1] == views[2]
+            assert (via_mesh.status, via_mesh.result, via_mesh.name) == ("done", "BOB", "greet.v2")
         finally:
             sync.close()
             await aclient.close()
