@@ -267,8 +267,10 @@ async def test_a_heartbeat_never_cancels_a_batch_transaction_whose_own_ack_remov
     async with Mesh.open(dsn, app="hb", engine=False, quorum=False) as mesh:
         extend = mesh.node.streams.extend_leases
 
-        async def counted(claims: Any, lease: float) -> tuple[set[int], set[int]]:
-            kept, extended = await extend(claims, lease)
+        async def counted(
+            claims: Any, lease: float, details: Any = None
+        ) -> tuple[set[int], set[int]]:
+            kept, extended = await extend(claims, lease, details)
             if committed.is_set():
                 heartbeats.append(kept)
             return kept, extended
