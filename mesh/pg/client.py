@@ -200,6 +200,11 @@ class MeshClient:
         failure), the live nodes of its task queue and what looks wrong."""
         return self._run(self.operations.describe_workflow, workflow_id)
 
+    def wait_result(self, job_id: str, *, timeout: float | None = None) -> Any:
+        """Like :meth:`wait`, but only the ``result`` of a job that is done (a workflow's
+        return value), waiting as long as it takes unless given a timeout."""
+        return self.wait(job_id, timeout=timeout).data.get("result")
+
     def wait(self, job_id: str, *, timeout: float | None = 60.0) -> JobRecord:
         """Block until the job finishes or persists: its record if done or persisted, else
         :class:`JobFailed`; :class:`JobTimeout` if it is still running after ``timeout``
@@ -270,6 +275,9 @@ class ClientWorkflowHandle(Generic[R]):
     def describe(self) -> WorkflowDescription:
         """See :meth:`mesh.handle.WorkflowHandle.describe`."""
         return self.client.describe(self.workflow_id)
+
+    def state(self) -> dict[str, Any]:
+        return self.client.get_state(self.workflow_id)
 
 
 class SyncStart(Protocol):

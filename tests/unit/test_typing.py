@@ -106,3 +106,24 @@ def test_mypy_checks_the_arguments_of_starts_and_children(tmp_path: Path) -> Non
         'await mesh.start_workflow(ship, "o-1")',
         "sync.start_workflow(ship, 1, 2)",
     ], out
+
+
+def test_the_three_faces_offer_the_same_calls() -> None:
+    """Mesh (trio, a node), Client (asyncio and trio) and MeshClient (synchronous) answer
+    the same calls; their handles too. Mesh adds what needs a node of its own."""
+    import inspect
+
+    from mesh import Client, Mesh, MeshClient
+    from mesh.handle import WorkflowHandle
+    from mesh.pg.client import ClientWorkflowHandle
+
+    def calls(cls: type) -> set[str]:
+        return {name for name in dir(cls) if not name.startswith("_")}
+
+    lifecycle = {"app", "close", "connect", "listening", "operations", "open"}
+    assert calls(MeshClient) - lifecycle <= calls(Client)
+    assert calls(Client) - lifecycle <= calls(Mesh)
+    assert calls(Client) - lifecycle <= calls(MeshClient) | {"dsn", "pool_size", "recheck"}
+    assert {n for n, _ in inspect.getmembers(WorkflowHandle, inspect.isfunction)} == {
+        n for n, _ in inspect.getmembers(ClientWorkflowHandle, inspect.isfunction)
+    }
