@@ -22,17 +22,22 @@ from __future__ import annotations
 import logging
 import random
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import trio
 
 from mesh.errors import DatabaseError
 from mesh.model.ids import election_channel
+from mesh.pg.operations import Operations
 from mesh.runtime.actor import Actor, ActorStatistics
 from mesh.runtime.leadership import Election, Poller, Role
 from mesh.runtime.node import Node
 
 log = logging.getLogger(__name__)
 
+SCHEDULE_RECHECK = 5.0
+"""Seconds: the leader looks for due schedules at least this often (a schedule created or
+resumed meanwhile fires at most this late)."""
 CARE_INTERVAL = 10.0
 """Seconds between the leader's prunes of finished jobs."""
 NUDGE_PAUSE = 2.0
@@ -64,6 +69,8 @@ class LeaderActor(Actor[None]):
         self.released = 0
         self.dead_lettered = 0
         self.pruned = 0
+        self.schedules = ScheduleCounts()
+        self._operations = Operations(node.app, node.versions, node.job_notices)
         self._nudged = trio.Event()
         node.listener.on_reconnect(lambda: self._nudged.set())
 
@@ -108,10 +115,14 @@ class LeaderActor(Actor[None]):
         """Serve while the seat is ours."""
         self.poller.forget()
         now = trio.current_time()
-        next_reap = next_care = now
+        next_reap = next_care = next_schedules = now
         while self.election.holds():
             now = trio.current_time()
             next_due_in = await self._poll()
+            if now >= next_schedules:
+                next_schedules = now + await self._fire_schedules()
+            schedules_in = max(0.0, next_schedules - trio.current_time())
+            next_due_in = schedules_in if next_due_in is None else min(next_due_in, schedules_in)
             if now >= next_reap:
                 next_reap = now + self.reap_interval
                 await self.reap_once()
@@ -123,6 +134,24 @@ class LeaderActor(Actor[None]):
                 self.poll_interval if next_due_in is None else min(self.poll_interval, next_due_in)
             )
             await trio.sleep(max(0.01, wait))
+
+    async def _fire_schedules(self) -> float:
+        """Fire the due schedules; seconds until the next look (the earliest next fire
+        time, and at most :data:`SCHEDULE_RECHECK`, so that new schedules are seen)."""
+        try:
+            report = await self.node.db.run(self._operations.fire_schedules)
+        except DatabaseError as error:
+            log.warning("event=schedules_failed error=%r", str(error))
+            return SCHEDULE_RECHECK
+        self.schedules.fired += report.fired
+        self.schedules.skipped += report.skipped
+        self.schedules.missed += report.missed
+        for workflow_id in report.started:
+            log.info("event=schedule_fired workflow_id=%s", workflow_id)
+        if report.next_fire_at is None:
+            return SCHEDULE_RECHECK
+        wait = (report.next_fire_at - datetime.now(UTC)).total_seconds()
+        return min(SCHEDULE_RECHECK, max(0.02, wait))
 
     async def _poll(self) -> float | None:
         try:
@@ -175,7 +204,17 @@ class LeaderActor(Actor[None]):
             released=self.released,
             dead_lettered=self.dead_lettered,
             pruned_jobs=self.pruned,
+            schedules_fired=self.schedules.fired,
+            schedules_skipped=self.schedules.skipped,
+            schedules_missed=self.schedules.missed,
         )
+
+
+@dataclass(slots=True)
+class ScheduleCounts:
+    fired: int = 0
+    skipped: int = 0
+    missed: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -193,3 +232,7 @@ class LeaderStatistics(ActorStatistics):
     dead_lettered: int
     """Messages dead-lettered for being claimed too often."""
     pruned_jobs: int
+    schedules_fired: int = 0
+    """Schedule ticks this node started as the leader."""
+    schedules_skipped: int = 0
+    schedules_missed: int = 0

@@ -11,7 +11,8 @@ next. Driver errors are translated into these at one boundary (``mesh.pg.databas
     │   ├── DatabaseUnavailable (ConnectionLost)                   retrying may succeed
     │   └── SchemaOutOfDate
     ├── VersionConflict, UnknownVersion, NoActiveVersion           deploying and activating
-    ├── UnknownTopic, InputInvalid, DuplicateJob, UnknownHook, UnknownJob   refused requests
+    ├── UnknownTopic, InputInvalid, DuplicateJob, UnknownHook, UnknownJob,
+    │   UnknownSchedule                                            refused requests
     ├── WorkflowError                                              a job that cannot go on
     ├── JobFailed, JobTimeout                                      waiting for a job
     ├── ActivityFailed, NondeterminismError, RestrictedCall,
@@ -160,6 +161,10 @@ class DuplicateJob(MeshError):
 
 class UnknownHook(MeshError):
     """A signal on a topic no hook of the active version listens to."""
+
+
+class UnknownSchedule(MeshError):
+    """No schedule by that id in this app (``mesh schedule list`` shows them)."""
 
 
 class UnknownJob(MeshError):

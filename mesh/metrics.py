@@ -155,8 +155,18 @@ def _leader_metrics(app: str, node: NodeStatistics) -> Iterator[Metric]:
     woken = CounterMetricFamily(
         "mesh_leader_wakeups", "Stream wake-ups the elected poller sent.", labels=["app"]
     )
+    ticks = CounterMetricFamily(
+        "mesh_schedule_ticks",
+        "Schedule ticks this node's leader handled: fired (a run started), skipped (the "
+        "previous run went on, or a newer tick was due) or missed (out of the catch-up "
+        "window, counted, not run).",
+        labels=["app", "outcome"],
+    )
     for actor in node.actors:
         if isinstance(actor, LeaderStatistics):
+            ticks.add_metric([app, "fired"], actor.schedules_fired)
+            ticks.add_metric([app, "skipped"], actor.schedules_skipped)
+            ticks.add_metric([app, "missed"], actor.schedules_missed)
             reaped.add_metric([app], actor.released)
             poisoned.add_metric([app], actor.dead_lettered)
             for role in ("leader", "standby", "follower"):
@@ -166,6 +176,7 @@ def _leader_metrics(app: str, node: NodeStatistics) -> Iterator[Metric]:
     yield poisoned
     yield seat
     yield woken
+    yield ticks
 
 
 def _stream_metrics(app: str, snap: _Snapshot) -> Iterator[Metric]:

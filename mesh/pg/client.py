@@ -31,11 +31,13 @@ from mesh.model.graph.manifest import Manifest
 from mesh.model.jobs import JobRecord, WorkflowStatus
 from mesh.model.payloads import from_json
 from mesh.model.quorum import activation_delay
+from mesh.model.schedules import spec_for
 from mesh.model.signatures import A1, A2, A3, A4, A5, A6, R
 from mesh.model.workflow.definition import result_type, start_arguments, workflow_name
 from mesh.model.workflow.description import WorkflowDescription
 from mesh.pg.database import connection_settings, translate
 from mesh.pg.operations import Operations
+from mesh.pg.schedules import ScheduleDescription
 from mesh.pg.waiters import JobWaiters
 
 T = TypeVar("T")
@@ -161,6 +163,46 @@ class MeshClient:
         ):
             """Start a workflow and wait for its result."""
             return self._start_workflow(workflow, args, task_queue, workflow_id).result()
+
+    # -- schedules ---------------------------------------------------------------------------
+
+    def create_schedule(
+        self,
+        schedule_id: str,
+        workflow: Callable[..., Any] | str,
+        args: Any = None,
+        *,
+        replace: bool = False,
+        **when: Any,
+    ) -> bool:
+        """Start ``workflow`` with ``args`` on a schedule: ``cron="*/5 * * * *"`` (with
+        ``time_zone=``) or ``every="30 seconds"`` (with ``offset=``); ``task_queue=``,
+        ``overlap=`` (skip, buffer_one, allow_all, cancel_other, terminate_other),
+        ``catchup_window=``, ``jitter=``. True if new (an existing id is refused unless
+        ``replace``)."""
+        spec = spec_for(schedule_id, workflow, args, **when)
+        return self._run(self.operations.create_schedule, spec, replace=replace)
+
+    def describe_schedule(self, schedule_id: str) -> ScheduleDescription:
+        """The schedule, its next five fire times, its last runs and its counts."""
+        return self._run(self.operations.describe_schedule, schedule_id)
+
+    def list_schedules(self, *, after: str = "", limit: int = 100) -> list[ScheduleDescription]:
+        return self._run(self.operations.list_schedules, after=after, limit=limit)
+
+    def pause_schedule(self, schedule_id: str) -> None:
+        self._run(self.operations.pause_schedule, schedule_id)
+
+    def resume_schedule(self, schedule_id: str) -> None:
+        """Go on from now (the ticks that fell while it was paused are not run)."""
+        self._run(self.operations.resume_schedule, schedule_id)
+
+    def trigger_schedule(self, schedule_id: str) -> str:
+        """Start a run now, outside its ticks; its workflow id."""
+        return self._run(self.operations.trigger_schedule, schedule_id)
+
+    def delete_schedule(self, schedule_id: str) -> None:
+        self._run(self.operations.delete_schedule, schedule_id)
 
     @overload
     def get_handle(self, workflow_id: str) -> ClientWorkflowHandle[Any]: ...

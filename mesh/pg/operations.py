@@ -29,14 +29,23 @@ from mesh.model.limits import check_text, check_value
 from mesh.model.messages import StartJob
 from mesh.model.payloads import to_json
 from mesh.model.quorum import JobNotices
+from mesh.model.schedules import ScheduleSpec
 from mesh.model.workflow.description import WorkflowDescription, no_pollers_warning
 from mesh.model.workflow.plan import workflow_stream
-from mesh.pg import apps, job_queries, presence, workflow_describe, workflow_messages
+from mesh.pg import (
+    apps,
+    job_queries,
+    presence,
+    schedules,
+    workflow_describe,
+    workflow_messages,
+)
 from mesh.pg import jobs as rows
 from mesh.pg.batch import Delivery
 from mesh.pg.database import Connection
 from mesh.pg.graphs import AppVersions, process
 from mesh.pg.queries import query
+from mesh.pg.schedules import ScheduleDescription
 from mesh.pg.streams import enqueue
 
 log = logging.getLogger(__name__)
@@ -235,6 +244,40 @@ class Operations:
         """Delete a finished job and its data now (its id becomes free); False if it is
         running or unknown."""
         return job_queries.scrub(conn, self.app, job_id)
+
+    # -- schedules ---------------------------------------------------------------------------
+
+    def create_schedule(self, conn: Connection, spec: ScheduleSpec, *, replace: bool) -> bool:
+        """Store a schedule; True if new (an existing id is refused unless ``replace``)."""
+        return schedules.create(conn, self.app, spec, replace=replace)
+
+    def describe_schedule(self, conn: Connection, schedule_id: str) -> ScheduleDescription:
+        return schedules.describe(conn, self.app, schedule_id)
+
+    def list_schedules(
+        self, conn: Connection, *, after: str = "", limit: int = 100
+    ) -> list[ScheduleDescription]:
+        return schedules.list_all(conn, self.app, after=after, limit=limit)
+
+    def pause_schedule(self, conn: Connection, schedule_id: str) -> None:
+        schedules.pause(conn, self.app, schedule_id)
+
+    def resume_schedule(self, conn: Connection, schedule_id: str) -> None:
+        schedules.resume(conn, self.app, schedule_id)
+
+    def delete_schedule(self, conn: Connection, schedule_id: str) -> None:
+        schedules.delete(conn, self.app, schedule_id)
+
+    def trigger_schedule(self, conn: Connection, schedule_id: str) -> str:
+        """Start a run of the schedule now; its workflow id."""
+        return schedules.trigger(conn, self.app, schedule_id, self._start_graph)
+
+    def fire_schedules(self, conn: Connection) -> schedules.FireReport:
+        """The leader's look at the due schedules (one transaction)."""
+        return schedules.fire_due(conn, self.app, self._start_graph)
+
+    def _start_graph(self, conn: Connection, topic: str, data: Any, key: str) -> str:
+        return self.pub(conn, topic, data, job_id=key)
 
     # -- reading jobs ------------------------------------------------------------------------
 

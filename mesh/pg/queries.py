@@ -1,6 +1,6 @@
 """Named SQL queries, loaded once from ``sql/queries.sql`` (streams, graphs, the quorum and
-the demo) and ``sql/workflows.sql`` (workflows written as code); a name is unique across the
-files."""
+the demo), ``sql/workflows.sql`` (workflows written as code) and ``sql/schedules.sql``; a
+name is unique across the files."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ def sql_text(filename: str) -> str:
     return resources.files("mesh.pg").joinpath("sql", filename).read_text(encoding="utf-8")
 
 
-FILES = ("queries.sql", "workflows.sql")
+FILES = ("queries.sql", "workflows.sql", "schedules.sql")
 
 
 @cache

@@ -80,6 +80,29 @@ CREATE TABLE mesh.stream_consumers (
     PRIMARY KEY (app, stream, node)
 );
 
+-- Schedules: the leader fires their due ticks (0016; mesh/model/schedules.py).
+CREATE TABLE mesh.schedules (
+    app text NOT NULL,
+    id text NOT NULL,
+    spec jsonb NOT NULL,
+    paused boolean NOT NULL DEFAULT false,
+    next_tick timestamptz NOT NULL,
+    -- next_tick plus its jitter: when the leader looks at it.
+    next_fire_at timestamptz NOT NULL,
+    -- buffer_one: a tick held back while the previous run went on.
+    buffered_tick timestamptz,
+    last_run text,
+    recent jsonb NOT NULL DEFAULT '[]',
+    fired bigint NOT NULL DEFAULT 0,
+    skipped bigint NOT NULL DEFAULT 0,
+    missed bigint NOT NULL DEFAULT 0,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (app, id)
+);
+
+CREATE INDEX schedules_due ON mesh.schedules (app, next_fire_at) WHERE NOT paused;
+
 CREATE TABLE mesh.dead_letters (
     id bigint PRIMARY KEY,
     app text NOT NULL,

@@ -1,0 +1,299 @@
+"""Schedules in Postgres: created, read, paused, deleted by clients; fired by the elected
+leader (:func:`fire_due`), each look one transaction that starts the due ticks' runs and
+advances the schedules it locked.
+
+Exactly once per tick: a run's id is ``{schedule}@{tick}`` (jobs are unique by id), and a
+look starts it and moves the schedule past the tick in one commit. A leader killed mid-look
+commits neither, and the next look fires the same tick; two looks at once lock different
+schedules (``SKIP LOCKED``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+
+from mesh.errors import DuplicateJob, InvalidPayload, UnknownSchedule
+from mesh.model.schedules import ScheduleSpec, delay, look, next_ticks, run_id
+from mesh.pg import workflow_messages
+from mesh.pg.database import Connection
+from mesh.pg.queries import query
+from mesh.pg.streams import enqueue
+
+log = logging.getLogger(__name__)
+
+RECENT = 10
+"""Runs a schedule remembers (``describe``)."""
+LOOK_LIMIT = 100
+"""Schedules one look fires at most (the next look takes the rest at once)."""
+
+StartGraph = Callable[[Connection, str, Any, str], str]
+"""Start a graph's job: (conn, topic, data, job id) -> job id."""
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleRun:
+    workflow_id: str
+    tick: datetime
+    status: str
+    """running, done, failed, interrupted, or gone (pruned)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleDescription:
+    spec: ScheduleSpec
+    paused: bool
+    next_fire_times: list[datetime]
+    """The next five ticks (with their jitter)."""
+    recent: list[ScheduleRun]
+    """The last runs, newest first."""
+    fired: int
+    skipped: int
+    """Ticks not run: the previous run still went on (skip), or a newer tick was due."""
+    missed: int
+    """Ticks that fell out of the catch-up window (the mesh was down, or the schedule
+    paused) and were counted, not run."""
+    buffered_tick: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(slots=True)
+class FireReport:
+    fired: int = 0
+    skipped: int = 0
+    missed: int = 0
+    next_fire_at: datetime | None = None
+    started: list[str] = field(default_factory=list)
+
+
+def decode_spec(text: str) -> ScheduleSpec:
+    return msgspec.json.decode(text, type=ScheduleSpec)
+
+
+def _first(spec: ScheduleSpec, now: datetime) -> tuple[datetime, datetime]:
+    (tick,) = next_ticks(spec, now, 1)
+    return tick, tick + delay(spec, tick)
+
+
+def create(conn: Connection, app: str, spec: ScheduleSpec, *, replace: bool = False) -> bool:
+    """Store ``spec``; True if new. An existing id is refused (:class:`InvalidPayload`)
+    unless ``replace``, which gives it the new spec (its ticks start after now)."""
+    now = _now(conn)
+    tick, fire_at = _first(spec, now)
+    params = {
+        "app": app,
+        "id": spec.id,
+        "spec": msgspec.json.encode(spec).decode(),
+        "next_tick": tick,
+        "next_fire_at": fire_at,
+    }
+    if conn.execute(query("schedule_create"), params).fetchone() is not None:
+        return True
+    if not replace:
+        raise InvalidPayload(
+            f"schedule {spec.id!r} exists: delete it first, or replace it (replace=True)"
+        )
+    conn.execute(query("schedule_replace"), params)
+    return False
+
+
+def describe(conn: Connection, app: str, schedule_id: str) -> ScheduleDescription:
+    row = conn.execute(query("schedule_get"), {"app": app, "id": schedule_id}).fetchone()
+    if row is None:
+        raise UnknownSchedule(f"no schedule {schedule_id!r} in app {app!r}")
+    return _described(conn, app, row)
+
+
+def list_all(
+    conn: Connection, app: str, *, after: str = "", limit: int = 100
+) -> list[ScheduleDescription]:
+    rows = conn.execute(
+        query("schedule_list"), {"app": app, "after": after, "limit": max(1, min(limit, 1000))}
+    ).fetchall()
+    return [_described(conn, app, row) for row in rows]
+
+
+def _described(conn: Connection, app: str, row: tuple[Any, ...]) -> ScheduleDescription:
+    (_, spec_text, paused, next_tick, _, buffered, _, recent_text, fired, skipped, missed,
+     created, updated) = row  # fmt: skip
+    spec = decode_spec(spec_text)
+    recent = json.loads(recent_text)
+    keys = [r["workflow_id"] for r in recent]
+    found = conn.execute(query("run_states"), {"app": app, "keys": keys}).fetchall()
+    states: dict[str, str] = {key: state for key, state in found}
+    upcoming = [next_tick, *next_ticks(spec, next_tick, 4)]
+    return ScheduleDescription(
+        spec=spec,
+        paused=paused,
+        next_fire_times=[t + delay(spec, t) for t in upcoming],
+        recent=[
+            ScheduleRun(
+                r["workflow_id"],
+                datetime.fromisoformat(r["tick"]),
+                states.get(r["workflow_id"], "gone"),
+            )
+            for r in recent
+        ],
+        fired=fired,
+        skipped=skipped,
+        missed=missed,
+        buffered_tick=buffered,
+        created_at=created,
+        updated_at=updated,
+    )
+
+
+def pause(conn: Connection, app: str, schedule_id: str) -> None:
+    _changed(
+        conn.execute(query("schedule_pause"), {"app": app, "id": schedule_id, "paused": True}),
+        app,
+        schedule_id,
+    )
+
+
+def resume(conn: Connection, app: str, schedule_id: str) -> None:
+    spec = describe(conn, app, schedule_id).spec
+    tick, fire_at = _first(spec, _now(conn))
+    params = {"app": app, "id": schedule_id, "next_tick": tick, "next_fire_at": fire_at}
+    _changed(conn.execute(query("schedule_resume"), params), app, schedule_id)
+
+
+def delete(conn: Connection, app: str, schedule_id: str) -> None:
+    _changed(
+        conn.execute(query("schedule_delete"), {"app": app, "id": schedule_id}), app, schedule_id
+    )
+
+
+def _changed(cursor: Any, app: str, schedule_id: str) -> None:
+    if cursor.fetchone() is None:
+        raise UnknownSchedule(f"no schedule {schedule_id!r} in app {app!r}")
+
+
+def trigger(conn: Connection, app: str, schedule_id: str, start_graph: StartGraph) -> str:
+    """Start a run now, outside the ticks (its id: the schedule and this moment)."""
+    spec = describe(conn, app, schedule_id).spec
+    return _start(conn, app, spec, _now(conn), start_graph)
+
+
+def fire_due(conn: Connection, app: str, start_graph: StartGraph) -> FireReport:
+    """The leader's look: start the due ticks' runs and advance their schedules, in one
+    transaction."""
+    report = FireReport()
+    with conn.transaction():
+        rows = conn.execute(query("schedules_due"), {"app": app, "limit": LOOK_LIMIT}).fetchall()
+        for schedule_id, spec_text, next_tick, buffered, last_run, recent_text, now in rows:
+            try:
+                spec = decode_spec(spec_text)
+            except (msgspec.ValidationError, InvalidPayload) as error:
+                log.error("event=schedule_unreadable id=%s error=%r", schedule_id, str(error))
+                continue
+            _fire_one(
+                conn,
+                app,
+                spec,
+                next_tick,
+                buffered,
+                last_run,
+                json.loads(recent_text),
+                now,
+                start_graph,
+                report,
+            )
+        row = conn.execute(query("schedules_next_fire"), {"app": app}).fetchone()
+        report.next_fire_at = row[0] if row else None
+    return report
+
+
+def _fire_one(
+    conn: Connection,
+    app: str,
+    spec: ScheduleSpec,
+    next_tick: datetime,
+    buffered: datetime | None,
+    last_run: str | None,
+    recent: list[dict[str, str]],
+    now: datetime,
+    start_graph: StartGraph,
+    report: FireReport,
+) -> None:
+    seen = look(spec, next_tick, now) if next_tick + delay(spec, next_tick) <= now else None
+    fired = skipped = 0
+    missed = seen.missed if seen else 0
+    skipped += seen.passed if seen else 0
+    candidate = seen.run if seen and seen.run else None
+    if candidate is None and buffered is not None:
+        candidate, buffered = buffered, None
+    elif candidate is not None and buffered is not None:
+        skipped += 1  # the held-back tick gives way to the newer one
+        buffered = None
+    if candidate is not None:
+        running = last_run is not None and _state(conn, app, last_run) == "running"
+        if running and spec.overlap == "skip":
+            skipped += 1
+        elif running and spec.overlap == "buffer_one":
+            buffered = candidate
+        else:
+            if running and spec.overlap == "cancel_other":
+                workflow_messages.cancel(conn, app, last_run or "")
+            elif running and spec.overlap == "terminate_other":
+                workflow_messages.terminate(
+                    conn, app, last_run or "", "replaced by its schedule's next run"
+                )
+            last_run = _start(conn, app, spec, candidate, start_graph)
+            recent = [{"workflow_id": last_run, "tick": candidate.isoformat()}, *recent][:RECENT]
+            report.started.append(last_run)
+            fired = 1
+    next_at = seen.next_tick if seen else next_tick
+    conn.execute(
+        query("schedule_advance"),
+        {
+            "app": app,
+            "id": spec.id,
+            "next_tick": next_at,
+            "next_fire_at": next_at + delay(spec, next_at),
+            "buffered_tick": buffered,
+            "last_run": last_run,
+            "recent": json.dumps(recent),
+            "fired": fired,
+            "skipped": skipped,
+            "missed": missed,
+        },
+    )
+    report.fired += fired
+    report.skipped += skipped
+    report.missed += missed
+
+
+def _start(
+    conn: Connection, app: str, spec: ScheduleSpec, tick: datetime, start_graph: StartGraph
+) -> str:
+    key = run_id(spec.id, tick)
+    if spec.kind == "graph":
+        try:
+            return start_graph(conn, spec.workflow, spec.args, key)
+        except DuplicateJob:
+            return key
+    # In the look's transaction: the run commits with the schedule's advance, or neither.
+    message = workflow_messages.insert(conn, app, key, spec.workflow, spec.args, spec.task_queue)
+    if message is not None:
+        enqueue(conn, [message])
+    return key  # (None: this tick was started already: once is enough)
+
+
+def _state(conn: Connection, app: str, key: str) -> str | None:
+    row = conn.execute(query("run_states"), {"app": app, "keys": [key]}).fetchone()
+    return row[1] if row else None
+
+
+def _now(conn: Connection) -> datetime:
+    row = conn.execute("SELECT now()").fetchone()
+    assert row is not None
+    value: datetime = row[0]
+    return value.astimezone(UTC)
