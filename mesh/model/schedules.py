@@ -213,35 +213,35 @@ def run_id(schedule_id: str, tick: datetime) -> str:
     return f"{schedule_id}@{tick.astimezone(UTC):%Y%m%dT%H%M%SZ}"
 
 
+MAX_RUNS_PER_LOOK = 100
+"""Due ticks one look starts at most; the rest wait for the next look."""
+
+
 class Look(msgspec.Struct, frozen=True):
     """What one look at a due schedule decides."""
 
-    run: datetime | None
-    """The tick to start now (the newest due one inside the catch-up window), if any."""
+    runs: list[datetime]
+    """The due ticks inside the catch-up window, oldest first (the overlap policy decides
+    which of them start)."""
     missed: int
     """Due ticks that fell out of the catch-up window (counted, not run)."""
-    passed: int
-    """Due ticks inside the window that are not run: an older one when a newer is due."""
     next_tick: datetime
-    """The first tick after those due now."""
+    """The first tick after those due now (or after the last in ``runs``)."""
 
 
 def look(spec: ScheduleSpec, next_tick: datetime, now: datetime) -> Look:
     """The ticks from ``next_tick`` on that are due at ``now``: those older than the
-    catch-up window are missed; of the others, the newest runs and the rest are passed."""
+    catch-up window are missed; the others are to run, oldest first."""
     horizon = now - timedelta(seconds=spec.catchup_window)
     tick, missed = next_tick, 0
     if tick < horizon:
         tick, missed = _skip_to(spec, tick, horizon)
-    due: datetime | None = None
-    passed = 0
+    runs: list[datetime] = []
     walker = ticks_after(spec, tick)
-    while tick + delay(spec, tick) <= now:
-        if due is not None:
-            passed += 1
-        due = tick
+    while tick + delay(spec, tick) <= now and len(runs) < MAX_RUNS_PER_LOOK:
+        runs.append(tick)
         tick = next(walker)
-    return Look(run=due, missed=missed, passed=passed, next_tick=tick)
+    return Look(runs=runs, missed=missed, next_tick=tick)
 
 
 def _skip_to(spec: ScheduleSpec, tick: datetime, horizon: datetime) -> tuple[datetime, int]:

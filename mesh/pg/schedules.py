@@ -226,30 +226,28 @@ def _fire_one(
     seen = look(spec, next_tick, now) if next_tick + delay(spec, next_tick) <= now else None
     fired = skipped = 0
     missed = seen.missed if seen else 0
-    skipped += seen.passed if seen else 0
-    candidate = seen.run if seen and seen.run else None
-    if candidate is None and buffered is not None:
-        candidate, buffered = buffered, None
-    elif candidate is not None and buffered is not None:
-        skipped += 1  # the held-back tick gives way to the newer one
+    due = list(seen.runs) if seen else []
+    if buffered is not None:  # a tick held back while the previous run went on
+        due.insert(0, buffered)
         buffered = None
-    if candidate is not None:
+    for tick in due:
         running = last_run is not None and _state(conn, app, last_run) == "running"
         if running and spec.overlap == "skip":
             skipped += 1
-        elif running and spec.overlap == "buffer_one":
-            buffered = candidate
-        else:
-            if running and spec.overlap == "cancel_other":
-                workflow_messages.cancel(conn, app, last_run or "")
-            elif running and spec.overlap == "terminate_other":
-                workflow_messages.terminate(
-                    conn, app, last_run or "", "replaced by its schedule's next run"
-                )
-            last_run = _start(conn, app, spec, candidate, start_graph)
-            recent = [{"workflow_id": last_run, "tick": candidate.isoformat()}, *recent][:RECENT]
-            report.started.append(last_run)
-            fired = 1
+            continue
+        if running and spec.overlap == "buffer_one":
+            skipped += buffered is not None  # a newer tick takes the buffered one's place
+            buffered = tick
+            continue
+        if running and spec.overlap == "cancel_other":
+            workflow_messages.cancel(conn, app, last_run or "")
+        elif running and spec.overlap == "terminate_other":
+            reason = "replaced by its schedule's next run"
+            workflow_messages.terminate(conn, app, last_run or "", reason)
+        last_run = _start(conn, app, spec, tick, start_graph)
+        recent = [{"workflow_id": last_run, "tick": tick.isoformat()}, *recent][:RECENT]
+        report.started.append(last_run)
+        fired += 1
     next_at = seen.next_tick if seen else next_tick
     conn.execute(
         query("schedule_advance"),

@@ -94,7 +94,8 @@ def test_catch_up_runs_the_newest_tick_in_the_window_and_counts_the_rest(dsn: st
         report = schedules.fire_due(conn, "s", start_graph)
         described = schedules.describe(conn, "s", "ticks")
     assert report.fired == 1 and runs(dsn, "ticks") == 1
-    # 13 ticks were due: 10 before the window (missed), 3 in it: the newest runs, 2 passed.
+    # 13 ticks were due: 10 before the window (missed), 3 in it: the oldest of those runs,
+    # the other two find it running and are skipped (overlap "skip").
     assert described.missed == 10 and described.skipped == 2
 
 
@@ -187,3 +188,18 @@ def test_operations_fire_through_the_same_path(dsn: str) -> None:
             is False
         )
         assert operations.describe_schedule(conn, "x").spec.args == [2]
+
+
+def test_with_allow_all_every_tick_in_the_window_runs(dsn: str) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        spec = make_spec(
+            "all", "quick", [1], every=10, catchup_window=30, overlap="allow_all", task_queue="q"
+        )
+        schedules.create(conn, "s", spec)
+        due(dsn, "all", 120, grid=10)
+        report = schedules.fire_due(conn, "s", start_graph)
+        described = schedules.describe(conn, "s", "all")
+    assert report.fired == 3 and runs(dsn, "all") == 3 and described.missed == 10
+    assert [r.tick for r in described.recent] == sorted(
+        (r.tick for r in described.recent), reverse=True
+    )

@@ -46,23 +46,24 @@ def test_cron_with_seconds() -> None:
     assert next_ticks(spec, T0, 2) == [T0 + timedelta(seconds=15), T0 + timedelta(seconds=30)]
 
 
-def test_a_look_runs_the_newest_due_tick_passes_older_ones_and_counts_the_missed() -> None:
+def test_a_look_runs_the_due_ticks_in_the_window_and_counts_the_missed() -> None:
     spec = make_spec("s", "wf", every="10 seconds", catchup_window="60 seconds")
     on_time = look(spec, T0, T0 + timedelta(seconds=1))
-    assert (on_time.run, on_time.missed, on_time.passed) == (T0, 0, 0)
+    assert (on_time.runs, on_time.missed) == ([T0], 0)
     assert on_time.next_tick == T0 + timedelta(seconds=10)
     late = look(spec, T0, T0 + timedelta(seconds=25))
-    assert (late.run, late.passed, late.missed) == (T0 + timedelta(seconds=20), 2, 0)
+    assert late.runs == [T0 + timedelta(seconds=s) for s in (0, 10, 20)] and late.missed == 0
     after_an_hour = look(spec, T0, T0 + timedelta(hours=1))
-    assert after_an_hour.run == T0 + timedelta(hours=1)
-    assert after_an_hour.missed == 354 and after_an_hour.passed == 6  # 360 due, 6 in the window
-    assert look(spec, T0 + timedelta(seconds=10), T0 + timedelta(seconds=5)).run is None
+    # 361 ticks were due: 354 before the window (missed), 7 in it (to run, oldest first).
+    assert after_an_hour.missed == 354 and len(after_an_hour.runs) == 7
+    assert after_an_hour.runs[-1] == T0 + timedelta(hours=1)
+    assert look(spec, T0 + timedelta(seconds=10), T0 + timedelta(seconds=5)).runs == []
 
 
 def test_a_long_downtime_of_a_cron_schedule_is_walked_in_bounded_steps() -> None:
     spec = make_spec("s", "wf", cron="* * * * * *", catchup_window=5)
     seen = look(spec, T0, T0 + timedelta(days=2))
-    assert seen.run is not None and seen.run >= T0 + timedelta(days=2, seconds=-5)
+    assert seen.runs and seen.runs[0] >= T0 + timedelta(days=2, seconds=-5)
     assert seen.missed == 10_000  # at most this many walked; the rest jumped over
     assert seen.next_tick > T0 + timedelta(days=2)
 
