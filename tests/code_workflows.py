@@ -97,3 +97,8 @@ def counts_on(target: int) -> dict[str, Any]:
 async def counting(target: int) -> Any:
     acts = workflow.proxy_activities(counts_on)
     return await acts[counts_on](target)
+
+
+async def ticked(n: int) -> int:
+    """What a schedule starts in the tests."""
+    return n
