@@ -12,6 +12,7 @@ from mesh.cli.bench import add_commands as add_bench_commands
 from mesh.cli.graphs import add_commands as add_graph_commands
 from mesh.cli.node import add_commands as add_node_commands
 from mesh.cli.quorum import add_commands as add_quorum_commands
+from mesh.cli.schedules import add_commands as add_schedule_commands
 from mesh.cli.streams import add_commands as add_streams_commands
 from mesh.cli.workflows import add_commands as add_workflow_commands
 from mesh.errors import (
@@ -107,6 +108,7 @@ def _parser() -> argparse.ArgumentParser:
     add_graph_commands(commands)
 
     add_workflow_commands(commands)
+    add_schedule_commands(commands)
 
     return parser
 

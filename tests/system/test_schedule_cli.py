@@ -1,0 +1,53 @@
+"""``mesh schedule`` through the real command line: create, list, describe, pause, resume,
+trigger, delete, and refused input with what to do."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.helpers import mesh, write_config
+
+
+def test_schedule_commands(tmp_path: Path, dsn: str) -> None:
+    config = write_config(tmp_path / "mesh.yaml", "app: sched-cli\n")
+
+    def run(*args: str) -> tuple[int, str, str]:
+        done = mesh("--config", str(config), "schedule", *args, dsn=dsn, cwd=tmp_path)
+        return done.returncode, done.stdout.strip(), done.stderr.strip()
+
+    code, out, err = run(
+        "create", "nightly", "report", '["eu"]', "--cron", "0 3 * * *", "--time-zone",
+        "Europe/Berlin",
+    )  # fmt: skip
+    assert code == 0 and "created" in out and "first run at" in out, err
+    code, out, err = run(
+        "create", "beat", "ping", "--every", "30 seconds", "--overlap", "allow_all"
+    )
+    assert code == 0, err
+    code, out, err = run("list")
+    assert code == 0 and out.splitlines()[0].startswith("beat  ping  every 30s"), out
+    code, out, err = run("list", "--json")
+    assert [s["spec"]["id"] for s in json.loads(out)] == ["beat", "nightly"], out
+    code, out, err = run("describe", "nightly")
+    described = json.loads(out)
+    assert code == 0 and described["spec"]["args"] == ["eu"], err
+    assert len(described["next_fire_times"]) == 5 and described["paused"] is False
+    assert run("pause", "nightly")[:2] == (0, "schedule 'nightly' paused")
+    assert json.loads(run("describe", "nightly")[1])["paused"] is True
+    assert run("resume", "nightly")[:2] == (0, "schedule 'nightly' resumed")
+    code, out, err = run("trigger", "nightly")
+    assert code == 0 and out.startswith("nightly@"), err
+    assert run("delete", "beat")[:2] == (0, "schedule 'beat' deleted")
+    # Refused, saying what to do; nothing written.
+    code, _, err = run("create", "x", "report", "--cron", "every day")
+    assert code != 0 and "not a cron expression" in err, err
+    code, _, err = run("create", "nightly", "report", "--every", "1 hour")
+    assert code != 0 and "exists" in err and "replace" in err, err
+    code, _, err = run("create", "y", "report", '{"not": "a list"}', "--every", "5")
+    assert code != 0 and "JSON list" in err, err
+    code, _, err = run("describe", "beat")
+    assert code != 0 and "no schedule 'beat'" in err, err
+    code, _, err = run("create", "z", "report", "--every", "5", "--time-zone", "Mars/Base")
+    assert code != 0 and "Mars/Base" in err, err
+    assert [s["spec"]["id"] for s in json.loads(run("list", "--json")[1])] == ["nightly"]
