@@ -21,13 +21,16 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import trio
 
-from mesh.errors import DatabaseError
+from mesh.errors import DatabaseError, InvalidPayload
 from mesh.model.ids import election_channel
+from mesh.model.schedules import ScheduleSpec
+from mesh.pg import schedules
 from mesh.pg.operations import Operations
 from mesh.runtime.actor import Actor, ActorStatistics
 from mesh.runtime.leadership import Election, Poller, Role
@@ -56,6 +59,7 @@ class LeaderActor(Actor[None]):
         reap_interval: float = 2.0,
         standby_interval: float = 1.0,
         follow_interval: float = 60.0,
+        schedules: Sequence[ScheduleSpec] = (),
     ) -> None:
         super().__init__()
         self.node = node
@@ -71,11 +75,14 @@ class LeaderActor(Actor[None]):
         self.pruned = 0
         self.schedules = ScheduleCounts()
         self._operations = Operations(node.app, node.versions, node.job_notices)
+        self._config_schedules = list(schedules)
         self._nudged = trio.Event()
         node.listener.on_reconnect(lambda: self._nudged.set())
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
+        if self._config_schedules:
+            await self._apply_config_schedules()
         channel = election_channel(self.node.app)
         try:
             with self.node.listener.subscription([channel], self._seat_freed):
@@ -134,6 +141,17 @@ class LeaderActor(Actor[None]):
                 self.poll_interval if next_due_in is None else min(self.poll_interval, next_due_in)
             )
             await trio.sleep(max(0.01, wait))
+
+    async def _apply_config_schedules(self) -> None:
+        """The config's schedules: created, or updated when their entry changed."""
+        try:
+            done = await self.node.db.run(schedules.ensure, self.node.app, self._config_schedules)
+        except (DatabaseError, InvalidPayload) as error:
+            log.error("event=config_schedules_failed error=%r", str(error))
+            return
+        for schedule_id, outcome in done.items():
+            if outcome != "unchanged":
+                log.info("event=schedule_%s id=%s (from the config)", outcome, schedule_id)
 
     async def _fire_schedules(self) -> float:
         """Fire the due schedules; seconds until the next look (the earliest next fire

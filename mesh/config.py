@@ -24,6 +24,7 @@ from mesh.errors import (
 from mesh.model.durations import parse_duration
 from mesh.model.ids import validate_app_id, validate_topic
 from mesh.model.retry import RetryPolicy
+from mesh.model.schedules import ScheduleSpec, make_spec
 from mesh.safe_yaml import parse_yaml, read_document, substitute
 
 Role = Literal["engine", "quorum", "worker"]
@@ -113,6 +114,34 @@ class TaskQueueConfig(_Strict, forbid_unknown_fields=True, frozen=True):
     """where the activities run (`asyncio`, `trio` or `thread`); none: as each is defined"""
 
 
+class ScheduleConfig(_Strict, forbid_unknown_fields=True, frozen=True):
+    """A schedule `mesh run` creates, or updates when its entry changed (an entry removed
+    from the config leaves its schedule: `mesh schedule delete` removes it)."""
+
+    id: str
+    """the schedule's id (its runs are `ID@TICK`)"""
+    workflow: str
+    """the name of the workflow written as code it starts"""
+    args: list[Any] = msgspec.field(default_factory=list)
+    """the workflow's arguments"""
+    cron: str | None = None
+    """five fields, or six with seconds first (`'0 3 * * *'`); or `every`"""
+    every: Duration | None = None
+    """an interval (`'30 seconds'`); or `cron`"""
+    offset: Duration = 0
+    """with `every`: ticks fall at offset + k * every"""
+    time_zone: str = "UTC"
+    """with `cron`: an IANA time zone"""
+    task_queue: str = "default"
+    """the task queue the runs start on"""
+    overlap: Literal["skip", "buffer_one", "allow_all", "cancel_other", "terminate_other"] = "skip"
+    """what a tick does while the previous run still goes on"""
+    catchup_window: Duration = "60 seconds"
+    """ticks older than this after a downtime are counted as missed, not run"""
+    jitter: Duration = 0
+    """each run starts up to this much after its tick"""
+
+
 class NodeConfig(_Strict, forbid_unknown_fields=True, frozen=True):
     roles: list[Role] = msgspec.field(default_factory=lambda: ["engine", "quorum", "worker"])
     """roles this node runs (`mesh run --role` overrides); every node runs a quorum member"""
@@ -153,6 +182,7 @@ class Config(_Strict, forbid_unknown_fields=True, frozen=True):
     retry: RetryConfig = RetryConfig()
     workers: list[WorkerConfig] = msgspec.field(default_factory=list)
     task_queues: list[TaskQueueConfig] = msgspec.field(default_factory=list)
+    schedules: list[ScheduleConfig] = msgspec.field(default_factory=list)
     quorum: QuorumConfig = QuorumConfig()
     metrics: MetricsConfig = MetricsConfig()
     telemetry: TelemetryConfig = TelemetryConfig()
@@ -343,6 +373,30 @@ def validate(config: Config) -> None:
         for kind in ("workflows", "activities"):
             for number, path in enumerate(getattr(queue, kind)):
                 _function_path(config.source, f"{prefix}.{kind}[{number}]", path)
+    ids: set[str] = set()
+    for index, schedule in enumerate(config.schedules):
+        key = f"schedules[{index}]"
+        _check(config.source, key, lambda s=schedule: schedule_spec(s))
+        if schedule.id in ids:
+            raise ConfigError(config.source, f"{key}.id", f"schedule {schedule.id!r} is twice")
+        ids.add(schedule.id)
+
+
+def schedule_spec(entry: ScheduleConfig) -> ScheduleSpec:
+    """The schedule an entry describes (:class:`InvalidPayload` says what is wrong)."""
+    return make_spec(
+        entry.id,
+        entry.workflow,
+        entry.args,
+        task_queue=entry.task_queue,
+        cron=entry.cron,
+        every=entry.every,
+        offset=entry.offset,
+        time_zone=entry.time_zone,
+        overlap=entry.overlap,
+        catchup_window=entry.catchup_window,
+        jitter=entry.jitter,
+    )
 
 
 def _entry(

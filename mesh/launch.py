@@ -10,12 +10,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mesh import telemetry
-from mesh.config import Config, DatabaseConfig, QuorumConfig
+from mesh.config import Config, DatabaseConfig, QuorumConfig, schedule_spec
 from mesh.errors import ConfigError, FunctionNotFound
 from mesh.health import system_health
 from mesh.model.activity import Loop
 from mesh.model.ids import ENGINE_STREAM
 from mesh.model.retry import RetryPolicy
+from mesh.model.schedules import ScheduleSpec
 from mesh.model.workflow.plan import activity_stream, workflow_stream
 from mesh.pg.embedded import embedded_dsn
 from mesh.runtime.activities import by_name, one_function
@@ -144,6 +145,8 @@ class NodePlan:
     safety_interval: float = 60.0
     """How often a follower tries for the standby's seat (jittered down to half)."""
     quorum_refresh: float = 60.0
+    schedules: tuple[ScheduleSpec, ...] = ()
+    """Schedules the config names: created or updated when the node starts."""
 
 
 def check_task_queue(
@@ -215,6 +218,7 @@ def node_plan(
         leader_interval=config.seconds(streams.leader_interval),
         safety_interval=config.seconds(streams.poll_interval),
         quorum_refresh=config.seconds(config.quorum.refresh_interval),
+        schedules=tuple(schedule_spec(entry) for entry in config.schedules),
     )
 
 
@@ -255,6 +259,7 @@ def build_actors(node: Node, plan: NodePlan) -> list[Actor[Any]]:
             poll_interval=plan.leader_interval,
             reap_interval=plan.reap_interval,
             follow_interval=plan.safety_interval,
+            schedules=plan.schedules,
         )
     )
     if plan.engine is not None:

@@ -104,6 +104,20 @@ def create(conn: Connection, app: str, spec: ScheduleSpec, *, replace: bool = Fa
     return False
 
 
+def ensure(conn: Connection, app: str, specs: list[ScheduleSpec]) -> dict[str, str]:
+    """A config's schedules: each created if absent, replaced if its spec changed, else
+    left as it is (its next tick too); ``{id: "created" | "updated" | "unchanged"}``."""
+    outcome = {}
+    for spec in specs:
+        row = conn.execute(query("schedule_get"), {"app": app, "id": spec.id}).fetchone()
+        if row is not None and decode_spec(row[1]) == spec:
+            outcome[spec.id] = "unchanged"
+            continue
+        new = create(conn, app, spec, replace=True)
+        outcome[spec.id] = "created" if new else "updated"
+    return outcome
+
+
 def describe(conn: Connection, app: str, schedule_id: str) -> ScheduleDescription:
     row = conn.execute(query("schedule_get"), {"app": app, "id": schedule_id}).fetchone()
     if row is None:

@@ -203,3 +203,16 @@ def test_with_allow_all_every_tick_in_the_window_runs(dsn: str) -> None:
     assert [r.tick for r in described.recent] == sorted(
         (r.tick for r in described.recent), reverse=True
     )
+
+
+def test_a_configs_schedules_are_created_kept_or_updated(dsn: str) -> None:
+    first = make_spec("cfg", "quick", [1], every=3600, task_queue="q")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        assert schedules.ensure(conn, "s", [first]) == {"cfg": "created"}
+        due(dsn, "cfg", 30)  # its next tick is due: a restart must not move it
+        tick = schedules.describe(conn, "s", "cfg").next_fire_times[0]
+        assert schedules.ensure(conn, "s", [first]) == {"cfg": "unchanged"}
+        assert schedules.describe(conn, "s", "cfg").next_fire_times[0] == tick
+        changed = make_spec("cfg", "quick", [2], every=3600, task_queue="q")
+        assert schedules.ensure(conn, "s", [changed]) == {"cfg": "updated"}
+        assert schedules.describe(conn, "s", "cfg").spec.args == [2]

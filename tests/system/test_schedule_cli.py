@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.helpers import mesh, write_config
+from mesh.pg.client import MeshClient
+from tests.helpers import NodeProcess, mesh, wait_until_sync, write_config
 
 
 def test_schedule_commands(tmp_path: Path, dsn: str) -> None:
@@ -51,3 +52,33 @@ def test_schedule_commands(tmp_path: Path, dsn: str) -> None:
     code, _, err = run("create", "z", "report", "--every", "5", "--time-zone", "Mars/Base")
     assert code != 0 and "Mars/Base" in err, err
     assert [s["spec"]["id"] for s in json.loads(run("list", "--json")[1])] == ["nightly"]
+
+
+def test_mesh_run_creates_the_configs_schedules_and_fires_them(tmp_path: Path, dsn: str) -> None:
+    config = write_config(
+        tmp_path / "mesh.yaml",
+        """
+app: sched-config
+task_queues:
+  - name: q
+    workflows: [tests.code_workflows:ticked]
+schedules:
+  - {id: beat, workflow: ticked, args: [7], every: 1 second, task_queue: q}
+""",
+    )
+    node = NodeProcess(config, dsn, log=tmp_path / "node.log")
+    try:
+        node.wait_for_log("event=node_ready")
+        with MeshClient(dsn, app="sched-config") as client:
+
+            def ran() -> bool:
+                recent = client.describe_schedule("beat").recent
+                return any(r.status == "done" for r in recent)
+
+            wait_until_sync(ran, timeout=30, what="a run of the config's schedule")
+            done = next(r for r in client.describe_schedule("beat").recent if r.status == "done")
+            assert client.get_handle(done.workflow_id).result(timeout=10) == 7
+        assert node.terminate() == 0
+    finally:
+        node.ensure_stopped()
+    assert "event=schedule_created id=beat (from the config)" in node.log()

@@ -100,3 +100,28 @@ def test_bad_specs_are_refused_with_what_to_write(kwargs: dict[str, object], pro
         make_spec("s", "wf", **kwargs)  # type: ignore[arg-type]
     with pytest.raises(InvalidPayload, match="schedule id"):
         make_spec("bad id!", "wf", every=5)
+
+
+def test_config_schedules_are_checked_with_their_key_path() -> None:
+    from mesh.config import parse_config
+    from mesh.errors import ConfigError
+
+    good = parse_config(
+        "schedules:\n  - {id: nightly, workflow: report, args: [eu], cron: '0 3 * * *'}\n",
+        "c.yaml",
+        {},
+    )
+    assert good.schedules[0].id == "nightly"
+    for text, where, problem in [
+        ("schedules:\n  - {id: a, workflow: w, cron: 'every day'}\n", "schedules[0]", "cron"),
+        ("schedules:\n  - {id: a, workflow: w}\n", "schedules[0]", "exactly one of"),
+        (
+            "schedules:\n  - {id: a, workflow: w, every: 5}\n  - {id: a, workflow: v, every: 9}\n",
+            "schedules[1].id",
+            "twice",
+        ),
+        ("schedules:\n  - {id: a, workflow: w, every: 5, colour: red}\n", "colour", "unknown"),
+    ]:
+        with pytest.raises(ConfigError) as caught:
+            parse_config(text, "c.yaml", {})
+        assert where in str(caught.value) and problem in str(caught.value), str(caught.value)
