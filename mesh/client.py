@@ -218,8 +218,8 @@ class Client:
         """Start ``workflow`` with ``args`` on a schedule: ``cron="*/5 * * * *"`` (with
         ``time_zone=``) or ``every="30 seconds"`` (with ``offset=``); ``task_queue=``,
         ``overlap=`` (skip, buffer_one, allow_all, cancel_other, terminate_other),
-        ``catchup_window=``, ``jitter=``. True if new (an existing id is refused unless
-        ``replace``)."""
+        ``catchup_window=``, ``jitter=``; ``graph=True`` for a YAML graph's topic, ``args``
+        its job's data. True if new (an existing id is refused unless ``replace``)."""
         spec = spec_for(schedule_id, workflow, args, **when)
         return await self._run(self.operations.create_schedule, spec, replace=replace)
 

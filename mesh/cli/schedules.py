@@ -15,7 +15,12 @@ def add_commands(commands: Any) -> None:
     create = verbs.add_parser("create", help="start a workflow on a cron expression or interval")
     create.add_argument("schedule_id")
     create.add_argument("workflow", help="the workflow's name")
-    create.add_argument("args", nargs="?", default="[]", help="its arguments, a JSON list")
+    create.add_argument(
+        "args", nargs="?", default=None, help="its arguments, a JSON list (--graph: an object)"
+    )
+    create.add_argument(
+        "--graph", action="store_true", help="WORKFLOW is a YAML graph's topic; ARGS its data"
+    )
     when = create.add_mutually_exclusive_group(required=True)
     when.add_argument("--cron", help="five fields (or six, seconds first): '*/5 * * * *'")
     when.add_argument("--every", help="an interval: '30 seconds', '1 hour'")
@@ -63,8 +68,13 @@ def _create(args: argparse.Namespace) -> int:
     from mesh.cli.payloads import json_argument
     from mesh.errors import ConfigError
 
-    arguments = json_argument(args.args, "the workflow's arguments")
-    if not isinstance(arguments, list):
+    default = "{}" if args.graph else "[]"
+    arguments = json_argument(args.args or default, "the workflow's arguments")
+    if args.graph and not isinstance(arguments, dict):
+        raise ConfigError(
+            "<command line>", "args", "a graph job's data is a JSON object", "write e.g. '{}'"
+        )
+    if not args.graph and not isinstance(arguments, list):
         raise ConfigError(
             "<command line>", "args", "the arguments are a JSON list", "write e.g. '[\"eu\", 2]'"
         )
@@ -74,6 +84,7 @@ def _create(args: argparse.Namespace) -> int:
             args.workflow,
             arguments,
             replace=args.replace,
+            graph=args.graph,
             cron=args.cron,
             every=args.every,
             offset=args.offset,

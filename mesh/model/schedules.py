@@ -132,11 +132,8 @@ def check(spec: ScheduleSpec) -> None:
         value = getattr(spec, name)
         if not 0 <= value <= 366 * 86400:
             raise InvalidPayload(f"schedule {spec.id!r}: {name} must be from 0 to a year")
-    if spec.kind == "graph":
-        raise InvalidPayload(
-            f"schedule {spec.id!r}: schedules start workflows written as code; a YAML "
-            "graph's schedule is not supported yet (start a workflow that publishes it)"
-        )
+    if spec.kind == "graph" and not isinstance(spec.args, dict):
+        raise InvalidPayload(f"schedule {spec.id!r}: a graph job's data is a mapping")
     if spec.kind == "workflow" and not isinstance(spec.args, list):
         raise InvalidPayload(f"schedule {spec.id!r}: a workflow's args are a list")
     check_value(spec.args, f"the args of schedule {spec.id!r}")

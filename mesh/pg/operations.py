@@ -270,14 +270,11 @@ class Operations:
 
     def trigger_schedule(self, conn: Connection, schedule_id: str) -> str:
         """Start a run of the schedule now; its workflow id."""
-        return schedules.trigger(conn, self.app, schedule_id, self._start_graph)
+        return schedules.trigger(conn, self.app, schedule_id)
 
     def fire_schedules(self, conn: Connection) -> schedules.FireReport:
         """The leader's look at the due schedules (one transaction)."""
-        return schedules.fire_due(conn, self.app, self._start_graph)
-
-    def _start_graph(self, conn: Connection, topic: str, data: Any, key: str) -> str:
-        return self.pub(conn, topic, data, job_id=key)
+        return schedules.fire_due(conn, self.app)
 
     # -- reading jobs ------------------------------------------------------------------------
 

@@ -12,14 +12,17 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
 
-from mesh.errors import DuplicateJob, InvalidPayload, UnknownSchedule
+from mesh.errors import InvalidPayload, UnknownSchedule
+from mesh.model.graph.client import start_message
+from mesh.model.ids import ENGINE_STREAM
+from mesh.model.messages import encode
+from mesh.model.outcomes import Outgoing
 from mesh.model.schedules import ScheduleSpec, delay, look, next_ticks, run_id
 from mesh.pg import workflow_messages
 from mesh.pg.database import Connection
@@ -32,9 +35,6 @@ RECENT = 10
 """Runs a schedule remembers (``describe``)."""
 LOOK_LIMIT = 100
 """Schedules one look fires at most (the next look takes the rest at once)."""
-
-StartGraph = Callable[[Connection, str, Any, str], str]
-"""Start a graph's job: (conn, topic, data, job id) -> job id."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,13 +190,14 @@ def _changed(cursor: Any, app: str, schedule_id: str) -> None:
         raise UnknownSchedule(f"no schedule {schedule_id!r} in app {app!r}")
 
 
-def trigger(conn: Connection, app: str, schedule_id: str, start_graph: StartGraph) -> str:
+def trigger(conn: Connection, app: str, schedule_id: str) -> str:
     """Start a run now, outside the ticks (its id: the schedule and this moment)."""
     spec = describe(conn, app, schedule_id).spec
-    return _start(conn, app, spec, _now(conn), start_graph)
+    with conn.transaction():
+        return _start(conn, app, spec, _now(conn))
 
 
-def fire_due(conn: Connection, app: str, start_graph: StartGraph) -> FireReport:
+def fire_due(conn: Connection, app: str) -> FireReport:
     """The leader's look: start the due ticks' runs and advance their schedules, in one
     transaction."""
     report = FireReport()
@@ -217,7 +218,6 @@ def fire_due(conn: Connection, app: str, start_graph: StartGraph) -> FireReport:
                 last_run,
                 json.loads(recent_text),
                 now,
-                start_graph,
                 report,
             )
         row = conn.execute(query("schedules_next_fire"), {"app": app}).fetchone()
@@ -234,7 +234,6 @@ def _fire_one(
     last_run: str | None,
     recent: list[dict[str, str]],
     now: datetime,
-    start_graph: StartGraph,
     report: FireReport,
 ) -> None:
     seen = look(spec, next_tick, now) if next_tick + delay(spec, next_tick) <= now else None
@@ -258,7 +257,7 @@ def _fire_one(
         elif running and spec.overlap == "terminate_other":
             reason = "replaced by its schedule's next run"
             workflow_messages.terminate(conn, app, last_run or "", reason)
-        last_run = _start(conn, app, spec, tick, start_graph)
+        last_run = _start(conn, app, spec, tick)
         recent = [{"workflow_id": last_run, "tick": tick.isoformat()}, *recent][:RECENT]
         report.started.append(last_run)
         fired += 1
@@ -283,20 +282,20 @@ def _fire_one(
     report.missed += missed
 
 
-def _start(
-    conn: Connection, app: str, spec: ScheduleSpec, tick: datetime, start_graph: StartGraph
-) -> str:
+def _start(conn: Connection, app: str, spec: ScheduleSpec, tick: datetime) -> str:
+    """Start the tick's run in the caller's transaction: it commits with the schedule's
+    advance, or neither does. A workflow's job is inserted (a taken id: this tick ran
+    already, once is enough); a graph's job is asked of the engines (a start message, which
+    commits with the advance: one per tick)."""
     key = run_id(spec.id, tick)
     if spec.kind == "graph":
-        try:
-            return start_graph(conn, spec.workflow, spec.args, key)
-        except DuplicateJob:
-            return key
-    # In the look's transaction: the run commits with the schedule's advance, or neither.
-    message = workflow_messages.insert(conn, app, key, spec.workflow, spec.args, spec.task_queue)
-    if message is not None:
-        enqueue(conn, [message])
-    return key  # (None: this tick was started already: once is enough)
+        message = start_message(app, spec.workflow, spec.args, job_id=key)
+        enqueue(conn, [Outgoing(app, ENGINE_STREAM, encode(message))])
+        return key
+    started = workflow_messages.insert(conn, app, key, spec.workflow, spec.args, spec.task_queue)
+    if started is not None:
+        enqueue(conn, [started])
+    return key
 
 
 def _state(conn: Connection, app: str, key: str) -> str | None:

@@ -30,10 +30,6 @@ async def quick(n: int) -> int:
     return n + 1
 
 
-def start_graph(conn: Any, topic: str, data: Any, key: str) -> str:
-    raise AssertionError("no graph here")
-
-
 def due(dsn: str, schedule_id: str, seconds_ago: float, grid: int = 1) -> None:
     """Move the schedule's next tick into the past (as if that much time had passed), on
     a multiple of ``grid`` seconds (an interval schedule's ticks)."""
@@ -61,7 +57,7 @@ def test_a_tick_runs_once_whoever_looks_and_a_look_that_dies_leaves_nothing(dsn:
     due(dsn, "every-hour", 5)
     # A look that dies before its commit: nothing started, nothing advanced.
     with psycopg.connect(dsn) as conn, pytest.raises(RuntimeError), conn.transaction():
-        schedules.fire_due(conn, "s", start_graph)
+        schedules.fire_due(conn, "s")
         assert runs(dsn, "every-hour") == 0  # not committed: others see nothing
         raise RuntimeError("the leader died here")
     assert runs(dsn, "every-hour") == 0
@@ -70,7 +66,7 @@ def test_a_tick_runs_once_whoever_looks_and_a_look_that_dies_leaves_nothing(dsn:
 
     def look() -> None:
         with psycopg.connect(dsn, autocommit=True) as conn:
-            reports.append(schedules.fire_due(conn, "s", start_graph))
+            reports.append(schedules.fire_due(conn, "s"))
 
     threads = [threading.Thread(target=look) for _ in range(8)]
     for thread in threads:
@@ -79,7 +75,7 @@ def test_a_tick_runs_once_whoever_looks_and_a_look_that_dies_leaves_nothing(dsn:
         thread.join()
     assert sum(r.fired for r in reports) == 1 and runs(dsn, "every-hour") == 1
     with psycopg.connect(dsn, autocommit=True) as conn:
-        again = schedules.fire_due(conn, "s", start_graph)  # not due any more
+        again = schedules.fire_due(conn, "s")  # not due any more
         described = schedules.describe(conn, "s", "every-hour")
     assert again.fired == 0 and described.fired == 1
     assert [r.status for r in described.recent] == ["running"]
@@ -91,7 +87,7 @@ def test_catch_up_runs_the_newest_tick_in_the_window_and_counts_the_rest(dsn: st
         spec = make_spec("ticks", "quick", [1], every=10, catchup_window=30, task_queue="q")
         schedules.create(conn, "s", spec)
         due(dsn, "ticks", 120, grid=10)  # down for two minutes
-        report = schedules.fire_due(conn, "s", start_graph)
+        report = schedules.fire_due(conn, "s")
         described = schedules.describe(conn, "s", "ticks")
     assert report.fired == 1 and runs(dsn, "ticks") == 1
     # 13 ticks were due: 10 before the window (missed), 3 in it: the oldest of those runs,
@@ -116,10 +112,10 @@ def test_overlap_with_a_run_still_going(dsn: str, overlap: str, second_tick: int
         )
         schedules.create(conn, "s", spec)
         due(dsn, "o", 100)
-        assert schedules.fire_due(conn, "s", start_graph).fired == 1
+        assert schedules.fire_due(conn, "s").fired == 1
         first = schedules.describe(conn, "s", "o").recent[0].workflow_id
         due(dsn, "o", 50)  # another tick, with the first run waiting for its signal
-        schedules.fire_due(conn, "s", start_graph)
+        schedules.fire_due(conn, "s")
         described = schedules.describe(conn, "s", "o")
     assert runs(dsn, "o") == second_tick, described
     ordered = scalar(
@@ -136,7 +132,7 @@ def test_overlap_with_a_run_still_going(dsn: str, overlap: str, second_tick: int
         # The first run ends: the next look starts the buffered tick.
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute("UPDATE mesh.jobs SET state = 'done' WHERE key = %s", (first,))
-            assert schedules.fire_due(conn, "s", start_graph).fired == 1
+            assert schedules.fire_due(conn, "s").fired == 1
         assert runs(dsn, "o") == 2
 
 
@@ -197,7 +193,7 @@ def test_with_allow_all_every_tick_in_the_window_runs(dsn: str) -> None:
         )
         schedules.create(conn, "s", spec)
         due(dsn, "all", 120, grid=10)
-        report = schedules.fire_due(conn, "s", start_graph)
+        report = schedules.fire_due(conn, "s")
         described = schedules.describe(conn, "s", "all")
     assert report.fired == 3 and runs(dsn, "all") == 3 and described.missed == 10
     assert [r.tick for r in described.recent] == sorted(
@@ -216,3 +212,44 @@ def test_a_configs_schedules_are_created_kept_or_updated(dsn: str) -> None:
         changed = make_spec("cfg", "quick", [2], every=3600, task_queue="q")
         assert schedules.ensure(conn, "s", [changed]) == {"cfg": "updated"}
         assert schedules.describe(conn, "s", "cfg").spec.args == [2]
+
+
+GRAPH = """
+app:
+  id: sched-graph
+  version: '1'
+  graphs:
+    - subscribes: nightly.tick
+      activities:
+        start: {type: trigger, job: {maps: {value: '{$self.output.data.value}'}}}
+        twice: {type: worker, topic: sched.double, input: {maps: {value: '{start.output.data.value}'}}, job: {maps: {doubled: '{$self.output.data.value}'}}}
+      transitions:
+        start: [{to: twice}]
+"""
+
+
+async def double(data: dict[str, Any]) -> dict[str, Any]:
+    return {"value": data["value"] * 2}
+
+
+async def test_a_graph_schedule_starts_jobs_through_the_engine(dsn: str) -> None:
+    async with Mesh.open(
+        dsn,
+        app="sched-graph",
+        workers={"sched.double": double},
+        worker_settings=FAST,
+        engine_settings=FAST,
+    ) as mesh:
+        await mesh.deploy(GRAPH)
+        await mesh.activate("1")
+        await mesh.create_schedule("g", "nightly.tick", {"value": 21}, graph=True, every=1)
+
+        async def a_job_done() -> bool:
+            return any(r.status == "done" for r in (await mesh.describe_schedule("g")).recent)
+
+        await wait_until(a_job_done, timeout=30, what="a job of the graph schedule done")
+        run = next(r for r in (await mesh.describe_schedule("g")).recent if r.status == "done")
+        assert run.workflow_id.startswith("g@")
+        assert (await mesh.get_state(run.workflow_id))["data"]["doubled"] == 42
+        with pytest.raises(InvalidPayload, match="mapping"):
+            await mesh.create_schedule("h", "nightly.tick", [1], graph=True, every=1)

@@ -51,6 +51,12 @@ def test_schedule_commands(tmp_path: Path, dsn: str) -> None:
     assert code != 0 and "no schedule 'beat'" in err, err
     code, _, err = run("create", "z", "report", "--every", "5", "--time-zone", "Mars/Base")
     assert code != 0 and "Mars/Base" in err, err
+    code, _, err = run("create", "g", "order.tick", "[1]", "--graph", "--every", "5")
+    assert code != 0 and "JSON object" in err, err
+    code, out, err = run("create", "g", "order.tick", '{"n": 1}', "--graph", "--every", "5")
+    assert code == 0, err
+    assert json.loads(run("describe", "g")[1])["spec"]["kind"] == "graph"
+    assert run("delete", "g")[0] == 0
     assert [s["spec"]["id"] for s in json.loads(run("list", "--json")[1])] == ["nightly"]
 
 
