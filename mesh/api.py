@@ -19,6 +19,7 @@ import logging
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
@@ -295,6 +296,13 @@ class Mesh:
     async def trigger_schedule(self, schedule_id: str) -> str:
         """Start a run now, outside its ticks; its workflow id."""
         return await self._run(self.operations.trigger_schedule, schedule_id)
+
+    async def backfill_schedule(
+        self, schedule_id: str, start: datetime, end: datetime
+    ) -> list[str]:
+        """Start the runs of the schedule's ticks in [start, end] (aware datetimes) that
+        have none, whatever its catch-up window says; their workflow ids."""
+        return await self._run(self.operations.backfill_schedule, schedule_id, start, end)
 
     async def delete_schedule(self, schedule_id: str) -> None:
         await self._run(self.operations.delete_schedule, schedule_id)

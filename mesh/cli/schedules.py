@@ -4,6 +4,7 @@ schedules that start workflows written as code (the elected leader fires them)."
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from mesh.cli.context import app_of, session
@@ -37,6 +38,13 @@ def add_commands(commands: Any) -> None:
     create.add_argument("--jitter", default="0", help="delay each run by up to this much")
     create.add_argument("--replace", action="store_true", help="replace a schedule of that id")
     create.set_defaults(handler=_create)
+    backfill = verbs.add_parser(
+        "backfill", help="start the runs of past ticks in a range (those without one)"
+    )
+    backfill.add_argument("schedule_id")
+    backfill.add_argument("--start", required=True, help="ISO 8601 with a zone: 2026-12-01T00:00Z")
+    backfill.add_argument("--end", required=True, help="ISO 8601 with a zone")
+    backfill.set_defaults(handler=_backfill)
     listing = verbs.add_parser("list", help="the app's schedules")
     listing.add_argument("--json", action="store_true", help="one JSON document")
     listing.set_defaults(handler=_list)
@@ -47,7 +55,7 @@ def add_commands(commands: Any) -> None:
         "trigger": "start a run now (prints its workflow id)",
         "delete": "delete a schedule (its runs stay)",
     }
-    parsers = [create, listing]
+    parsers = [create, listing, backfill]
     for verb, text in verbs_of_one.items():
         parser = verbs.add_parser(verb, help=text)
         parser.add_argument("schedule_id")
@@ -97,6 +105,32 @@ def _create(args: argparse.Namespace) -> int:
         first = client.describe_schedule(args.schedule_id).next_fire_times[0]
     verb = "created" if new else "replaced"
     print(f"schedule {args.schedule_id!r} {verb}; first run at {first.isoformat()}")
+    return 0
+
+
+def _backfill(args: argparse.Namespace) -> int:
+    from datetime import datetime
+
+    from mesh.errors import ConfigError
+
+    moments = []
+    for key in ("start", "end"):
+        text = getattr(args, key)
+        try:
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            moment = None
+        if moment is None or moment.tzinfo is None:
+            raise ConfigError(
+                "<command line>", f"--{key}", f"{text!r} is not a moment with a time zone",
+                "write ISO 8601 with a zone, e.g. 2026-12-01T00:00:00Z",
+            )  # fmt: skip
+        moments.append(moment)
+    with _client(args) as client:
+        started = client.backfill_schedule(args.schedule_id, *moments)
+    for workflow_id in started:
+        print(workflow_id)
+    print(f"{len(started)} runs started", file=sys.stderr)
     return 0
 
 

@@ -18,6 +18,7 @@ import math
 import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, cast, overload
 
@@ -200,6 +201,11 @@ class MeshClient:
     def trigger_schedule(self, schedule_id: str) -> str:
         """Start a run now, outside its ticks; its workflow id."""
         return self._run(self.operations.trigger_schedule, schedule_id)
+
+    def backfill_schedule(self, schedule_id: str, start: datetime, end: datetime) -> list[str]:
+        """Start the runs of the schedule's ticks in [start, end] (aware datetimes) that
+        have none, whatever its catch-up window says; their workflow ids."""
+        return self._run(self.operations.backfill_schedule, schedule_id, start, end)
 
     def delete_schedule(self, schedule_id: str) -> None:
         self._run(self.operations.delete_schedule, schedule_id)

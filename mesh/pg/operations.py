@@ -13,6 +13,7 @@ import logging
 import math
 import time
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from mesh import telemetry
@@ -271,6 +272,12 @@ class Operations:
     def trigger_schedule(self, conn: Connection, schedule_id: str) -> str:
         """Start a run of the schedule now; its workflow id."""
         return schedules.trigger(conn, self.app, schedule_id)
+
+    def backfill_schedule(
+        self, conn: Connection, schedule_id: str, start: datetime, end: datetime
+    ) -> list[str]:
+        """Start the runs of the ticks in [start, end] that have none; their ids."""
+        return schedules.backfill(conn, self.app, schedule_id, start, end)
 
     def fire_schedules(self, conn: Connection) -> schedules.FireReport:
         """The leader's look at the due schedules (one transaction)."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
@@ -23,7 +23,7 @@ from mesh.model.graph.client import start_message
 from mesh.model.ids import ENGINE_STREAM
 from mesh.model.messages import encode
 from mesh.model.outcomes import Outgoing
-from mesh.model.schedules import ScheduleSpec, delay, look, next_ticks, run_id
+from mesh.model.schedules import ScheduleSpec, delay, look, next_ticks, run_id, ticks_after
 from mesh.pg import workflow_messages
 from mesh.pg.database import Connection
 from mesh.pg.queries import query
@@ -195,6 +195,58 @@ def trigger(conn: Connection, app: str, schedule_id: str) -> str:
     spec = describe(conn, app, schedule_id).spec
     with conn.transaction():
         return _start(conn, app, spec, _now(conn))
+
+
+MAX_BACKFILL = 1000
+"""Ticks one backfill starts at most."""
+
+
+def backfill(
+    conn: Connection, app: str, schedule_id: str, start: datetime, end: datetime
+) -> list[str]:
+    """Start the runs of the schedule's ticks in [start, end] that have none (past ones,
+    whatever the catch-up window and overlap policy say); their workflow ids."""
+    if start.tzinfo is None or end.tzinfo is None or end < start:
+        raise InvalidPayload(
+            "a backfill takes a start and an end with a time zone, the start first "
+            "(e.g. 2026-12-01T00:00:00+00:00)"
+        )
+    spec = describe(conn, app, schedule_id).spec
+    ticks = [t for t in _ticks_within(spec, start, end)]
+    if len(ticks) > MAX_BACKFILL:
+        raise InvalidPayload(
+            f"{len(ticks)}+ ticks fall between {start} and {end}; a backfill starts at most "
+            f"{MAX_BACKFILL}: split the range"
+        )
+    started = []
+    with conn.transaction():
+        row = conn.execute(query("schedule_lock"), {"app": app, "id": schedule_id}).fetchone()
+        if row is None:
+            raise UnknownSchedule(f"no schedule {schedule_id!r} in app {app!r}")
+        recent = json.loads(row[0])
+        for tick in ticks:
+            key = run_id(spec.id, tick)
+            if _state(conn, app, key) is None:
+                _start(conn, app, spec, tick)
+                started.append(key)
+                recent = [{"workflow_id": key, "tick": tick.isoformat()}, *recent][:RECENT]
+        params = {
+            "app": app,
+            "id": schedule_id,
+            "recent": json.dumps(recent),
+            "fired": len(started),
+        }
+        conn.execute(query("schedule_backfilled"), params)
+    return started
+
+
+def _ticks_within(spec: ScheduleSpec, start: datetime, end: datetime) -> list[datetime]:
+    found: list[datetime] = []
+    for tick in ticks_after(spec, start - timedelta(microseconds=1)):
+        if tick > end or len(found) > MAX_BACKFILL:
+            return found
+        found.append(tick)
+    return found
 
 
 def fire_due(conn: Connection, app: str) -> FireReport:

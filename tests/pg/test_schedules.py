@@ -253,3 +253,23 @@ async def test_a_graph_schedule_starts_jobs_through_the_engine(dsn: str) -> None
         assert (await mesh.get_state(run.workflow_id))["data"]["doubled"] == 42
         with pytest.raises(InvalidPayload, match="mapping"):
             await mesh.create_schedule("h", "nightly.tick", [1], graph=True, every=1)
+
+
+def test_backfill_starts_the_ticks_of_a_range_that_have_no_run(dsn: str) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    client = MeshClient(dsn, app="s")
+    try:
+        client.create_schedule("daily", "quick", [1], cron="0 6 * * *", task_queue="q")
+        start = datetime(2026, 11, 1, tzinfo=UTC)
+        first = client.backfill_schedule("daily", start, start + timedelta(days=4, hours=23))
+        assert first == [f"daily@202611{d:02d}T060000Z" for d in range(1, 6)]
+        again = client.backfill_schedule("daily", start, start + timedelta(days=6))
+        assert again == ["daily@20261106T060000Z"]  # the others ran already
+        assert client.describe_schedule("daily").fired == 6
+        with pytest.raises(InvalidPayload, match="split the range"):
+            client.backfill_schedule("daily", start, start + timedelta(days=2000))
+        with pytest.raises(InvalidPayload, match="time zone"):
+            client.backfill_schedule("daily", datetime(2026, 1, 1), datetime(2026, 1, 2))
+    finally:
+        client.close()

@@ -37,6 +37,16 @@ def test_schedule_commands(tmp_path: Path, dsn: str) -> None:
     assert run("pause", "nightly")[:2] == (0, "schedule 'nightly' paused")
     assert json.loads(run("describe", "nightly")[1])["paused"] is True
     assert run("resume", "nightly")[:2] == (0, "schedule 'nightly' resumed")
+    code, out, err = run(
+        "backfill", "nightly", "--start", "2026-11-01T00:00:00Z", "--end", "2026-11-03T23:00Z"
+    )
+    assert code == 0 and out.splitlines() == [
+        "nightly@20261101T020000Z",  # 03:00 in Berlin (CET) is 02:00 UTC
+        "nightly@20261102T020000Z",
+        "nightly@20261103T020000Z",
+    ], err
+    code, _, err = run("backfill", "nightly", "--start", "yesterday", "--end", "today")
+    assert code != 0 and "--start" in err and "ISO 8601" in err, err
     code, out, err = run("trigger", "nightly")
     assert code == 0 and out.startswith("nightly@"), err
     assert run("delete", "beat")[:2] == (0, "schedule 'beat' deleted")

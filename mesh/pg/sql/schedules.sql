@@ -60,6 +60,14 @@ SET next_tick = %(next_tick)s, next_fire_at = %(next_fire_at)s,
     updated_at = now()
 WHERE app = %(app)s AND id = %(id)s;
 
+-- name: schedule_lock
+SELECT recent::text FROM mesh.schedules WHERE app = %(app)s AND id = %(id)s FOR UPDATE;
+
+-- name: schedule_backfilled
+UPDATE mesh.schedules
+SET recent = %(recent)s::jsonb, fired = fired + %(fired)s, updated_at = now()
+WHERE app = %(app)s AND id = %(id)s;
+
 -- name: schedules_next_fire
 -- When the leader should look again.
 SELECT min(next_fire_at) FROM mesh.schedules WHERE app = %(app)s AND NOT paused;
