@@ -20,6 +20,7 @@ whose server session lingers).
 from __future__ import annotations
 
 import logging
+import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ from datetime import UTC, datetime
 import trio
 
 from mesh.errors import DatabaseError, InvalidPayload
-from mesh.model.ids import election_channel
+from mesh.model.ids import election_channel, schedule_channel
 from mesh.model.schedules import ScheduleSpec
 from mesh.pg import schedules
 from mesh.pg.operations import Operations
@@ -38,9 +39,12 @@ from mesh.runtime.node import Node
 
 log = logging.getLogger(__name__)
 
-SCHEDULE_RECHECK = 5.0
-"""Seconds: the leader looks for due schedules at least this often (a schedule created or
-resumed meanwhile fires at most this late)."""
+SCHEDULE_RECHECK = 60.0
+"""Seconds: the leader looks at the schedules at least this often; sooner at the earliest
+next fire time, and at once when a schedule is created, changed or resumed (a NOTIFY on the
+app's schedule channel; anyone may send one, so they move a look forward at most once per
+:data:`SCHEDULE_NUDGE_PAUSE`)."""
+SCHEDULE_NUDGE_PAUSE = 0.5
 CARE_INTERVAL = 10.0
 """Seconds between the leader's prunes of finished jobs."""
 NUDGE_PAUSE = 2.0
@@ -77,6 +81,10 @@ class LeaderActor(Actor[None]):
         self._operations = Operations(node.app, node.versions, node.job_notices)
         self._config_schedules = list(schedules)
         self._nudged = trio.Event()
+        self._schedules_nudged = False
+        self._last_nudged = -math.inf
+        self._wake = trio.Event()
+        """Set to cut the leader's sleep short (a schedule changed)."""
         node.listener.on_reconnect(lambda: self._nudged.set())
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -85,7 +93,12 @@ class LeaderActor(Actor[None]):
             await self._apply_config_schedules()
         channel = election_channel(self.node.app)
         try:
-            with self.node.listener.subscription([channel], self._seat_freed):
+            with (
+                self.node.listener.subscription([channel], self._seat_freed),
+                self.node.listener.subscription(
+                    [schedule_channel(self.node.app)], self._schedules_changed
+                ),
+            ):
                 await self._serve()
         finally:
             with trio.CancelScope(shield=True), trio.move_on_after(2.0):
@@ -103,6 +116,14 @@ class LeaderActor(Actor[None]):
                 # tries at once (its seat, if any, went with the old connection), and so does
                 # a follower told that a seat was given up.
                 await self._sleep_or_nudged(self.follow_interval * random.uniform(0.5, 1.0))
+
+    def _schedules_changed(self, _payload: str) -> None:
+        """Anyone may NOTIFY the schedule channel: it moves the next look forward, and wakes
+        the leader at most once per :data:`SCHEDULE_NUDGE_PAUSE` (its regular looks take a
+        nudge that came sooner)."""
+        self._schedules_nudged = True
+        if trio.current_time() >= self._last_nudged + SCHEDULE_NUDGE_PAUSE:
+            self._wake.set()
 
     def _seat_freed(self, _payload: str) -> None:
         """Anyone may NOTIFY the election channel: it only moves a try forward, and a
@@ -126,6 +147,9 @@ class LeaderActor(Actor[None]):
         while self.election.holds():
             now = trio.current_time()
             next_due_in = await self._poll()
+            if self._schedules_nudged and now >= self._last_nudged + SCHEDULE_NUDGE_PAUSE:
+                self._schedules_nudged, self._last_nudged = False, now
+                next_schedules = now
             if now >= next_schedules:
                 next_schedules = now + await self._fire_schedules()
             schedules_in = max(0.0, next_schedules - trio.current_time())
@@ -140,7 +164,9 @@ class LeaderActor(Actor[None]):
             wait = (
                 self.poll_interval if next_due_in is None else min(self.poll_interval, next_due_in)
             )
-            await trio.sleep(max(0.01, wait))
+            self._wake = trio.Event()
+            with trio.move_on_after(max(0.01, wait)):
+                await self._wake.wait()
 
     async def _apply_config_schedules(self) -> None:
         """The config's schedules: created, or updated when their entry changed."""

@@ -120,6 +120,13 @@ def observer_channel(app_id: str) -> str:
     return "mesh_q_" + digest[:24]
 
 
+def schedule_channel(app_id: str) -> str:
+    """Where a schedule's creation, change or resumption is told (no payload), so the
+    leader looks at the schedules at once instead of at its next planned look."""
+    digest = hashlib.md5(f"{app_id}/schedules".encode(), usedforsecurity=False).hexdigest()
+    return "mesh_c_" + digest[:24]
+
+
 def election_channel(app_id: str) -> str:
     """Where a node that gives up a seat of the app's election says so (no payload), so
     followers try for it at once instead of on their safety interval."""

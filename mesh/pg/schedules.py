@@ -20,7 +20,7 @@ import msgspec
 
 from mesh.errors import InvalidPayload, UnknownSchedule
 from mesh.model.graph.client import start_message
-from mesh.model.ids import ENGINE_STREAM
+from mesh.model.ids import ENGINE_STREAM, schedule_channel
 from mesh.model.messages import encode
 from mesh.model.outcomes import Outgoing
 from mesh.model.schedules import ScheduleSpec, delay, look, next_ticks, run_id, ticks_after
@@ -95,13 +95,19 @@ def create(conn: Connection, app: str, spec: ScheduleSpec, *, replace: bool = Fa
         "next_fire_at": fire_at,
     }
     if conn.execute(query("schedule_create"), params).fetchone() is not None:
+        _tell_leader(conn, app)
         return True
     if not replace:
         raise InvalidPayload(
             f"schedule {spec.id!r} exists: delete it first, or replace it (replace=True)"
         )
     conn.execute(query("schedule_replace"), params)
+    _tell_leader(conn, app)
     return False
+
+
+def _tell_leader(conn: Connection, app: str) -> None:
+    conn.execute(query("schedules_changed"), {"channel": schedule_channel(app)})
 
 
 def ensure(conn: Connection, app: str, specs: list[ScheduleSpec]) -> dict[str, str]:
@@ -177,6 +183,7 @@ def resume(conn: Connection, app: str, schedule_id: str) -> None:
     tick, fire_at = _first(spec, _now(conn))
     params = {"app": app, "id": schedule_id, "next_tick": tick, "next_fire_at": fire_at}
     _changed(conn.execute(query("schedule_resume"), params), app, schedule_id)
+    _tell_leader(conn, app)
 
 
 def delete(conn: Connection, app: str, schedule_id: str) -> None:

@@ -74,3 +74,7 @@ SELECT min(next_fire_at) FROM mesh.schedules WHERE app = %(app)s AND NOT paused;
 
 -- name: run_states
 SELECT key, state FROM mesh.jobs WHERE key = ANY(%(keys)s::text[]) AND app || '' = %(app)s;
+
+-- name: schedules_changed
+-- Tell the leader (it looks at the schedules at once); sent with the change's commit.
+SELECT pg_notify(%(channel)s, '');
