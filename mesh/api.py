@@ -19,7 +19,6 @@ import logging
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
@@ -35,16 +34,15 @@ from mesh.model.ids import job_channel
 from mesh.model.jobs import JobEvent, JobRecord, WorkflowStatus
 from mesh.model.quorum import Profile, QuorumMessage, activation_delay
 from mesh.model.retry import RetryPolicy
-from mesh.model.schedules import spec_for
 from mesh.model.workflow.definition import result_type, start_arguments, workflow_name
 from mesh.model.workflow.description import WorkflowDescription
 from mesh.pg.operations import Operations, started
-from mesh.pg.schedules import ScheduleDescription
 from mesh.pg.workflow_messages import WorkflowStart
 from mesh.runtime.consumer import ConsumerSettings
 from mesh.runtime.job_events import JobEvents, Subscriber
 from mesh.runtime.node import Node
 from mesh.runtime.publisher import GroupCommit, Publisher
+from mesh.schedule_calls import AsyncSchedules
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -53,7 +51,7 @@ R = TypeVar("R")
 __all__ = ["JobEvent", "JobFailed", "JobTimeout", "Mesh"]
 
 
-class Mesh:
+class Mesh(AsyncSchedules):
     def __init__(self, node: Node, *, recheck: float = 2.0) -> None:
         self.node = node
         self.app = node.app
@@ -257,55 +255,6 @@ class Mesh:
         """A handle to the workflow ``workflow_id`` (started by anyone); its result arrives
         as ``result_type`` when given (a dataclass, ...), else as JSON values."""
         return WorkflowHandle(self, workflow_id, result_type)
-
-    # -- schedules ---------------------------------------------------------------------------
-
-    async def create_schedule(
-        self,
-        schedule_id: str,
-        workflow: Callable[..., Any] | str,
-        args: Any = None,
-        *,
-        replace: bool = False,
-        **when: Any,
-    ) -> bool:
-        """Start ``workflow`` with ``args`` on a schedule: ``cron="*/5 * * * *"`` (with
-        ``time_zone=``) or ``every="30 seconds"`` (with ``offset=``); ``task_queue=``,
-        ``overlap=`` (skip, buffer_one, allow_all, cancel_other, terminate_other),
-        ``catchup_window=``, ``jitter=``; ``graph=True`` for a YAML graph's topic, ``args``
-        its job's data. True if new (an existing id is refused unless ``replace``)."""
-        spec = spec_for(schedule_id, workflow, args, **when)
-        return await self._run(self.operations.create_schedule, spec, replace=replace)
-
-    async def describe_schedule(self, schedule_id: str) -> ScheduleDescription:
-        """The schedule, its next five fire times, its last runs and its counts."""
-        return await self._run(self.operations.describe_schedule, schedule_id)
-
-    async def list_schedules(
-        self, *, after: str = "", limit: int = 100
-    ) -> list[ScheduleDescription]:
-        return await self._run(self.operations.list_schedules, after=after, limit=limit)
-
-    async def pause_schedule(self, schedule_id: str) -> None:
-        await self._run(self.operations.pause_schedule, schedule_id)
-
-    async def resume_schedule(self, schedule_id: str) -> None:
-        """Go on from now (the ticks that fell while it was paused are not run)."""
-        await self._run(self.operations.resume_schedule, schedule_id)
-
-    async def trigger_schedule(self, schedule_id: str) -> str:
-        """Start a run now, outside its ticks; its workflow id."""
-        return await self._run(self.operations.trigger_schedule, schedule_id)
-
-    async def backfill_schedule(
-        self, schedule_id: str, start: datetime, end: datetime
-    ) -> list[str]:
-        """Start the runs of the schedule's ticks in [start, end] (aware datetimes) that
-        have none, whatever its catch-up window says; their workflow ids."""
-        return await self._run(self.operations.backfill_schedule, schedule_id, start, end)
-
-    async def delete_schedule(self, schedule_id: str) -> None:
-        await self._run(self.operations.delete_schedule, schedule_id)
 
     async def pubsub(
         self, topic: str, data: Any = None, *, timeout: float = 60.0, job_id: str = ""

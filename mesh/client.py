@@ -22,7 +22,6 @@ import math
 import os
 import time
 from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
@@ -36,19 +35,18 @@ from mesh.model.durations import Duration
 from mesh.model.graph.manifest import Manifest
 from mesh.model.jobs import JobRecord, WorkflowStatus
 from mesh.model.quorum import activation_delay
-from mesh.model.schedules import spec_for
 from mesh.model.workflow.definition import result_type, start_arguments, workflow_name
 from mesh.model.workflow.description import WorkflowDescription
 from mesh.pg.client import MeshClient
 from mesh.pg.operations import Operations
-from mesh.pg.schedules import ScheduleDescription
 from mesh.pg.waiters import Waiter
+from mesh.schedule_calls import AsyncSchedules
 
 T = TypeVar("T")
 R = TypeVar("R")
 
 
-class Client:
+class Client(AsyncSchedules):
     """A client of one app (see the module): make one with :meth:`connect`, close it with
     :meth:`close` or ``async with``."""
 
@@ -204,55 +202,6 @@ class Client:
         """A handle to the workflow ``workflow_id`` (started by anyone); its result arrives
         as ``result_type`` when given (a dataclass, ...), else as JSON values."""
         return WorkflowHandle(self, workflow_id, result_type)
-
-    # -- schedules ---------------------------------------------------------------------------
-
-    async def create_schedule(
-        self,
-        schedule_id: str,
-        workflow: Callable[..., Any] | str,
-        args: Any = None,
-        *,
-        replace: bool = False,
-        **when: Any,
-    ) -> bool:
-        """Start ``workflow`` with ``args`` on a schedule: ``cron="*/5 * * * *"`` (with
-        ``time_zone=``) or ``every="30 seconds"`` (with ``offset=``); ``task_queue=``,
-        ``overlap=`` (skip, buffer_one, allow_all, cancel_other, terminate_other),
-        ``catchup_window=``, ``jitter=``; ``graph=True`` for a YAML graph's topic, ``args``
-        its job's data. True if new (an existing id is refused unless ``replace``)."""
-        spec = spec_for(schedule_id, workflow, args, **when)
-        return await self._run(self.operations.create_schedule, spec, replace=replace)
-
-    async def describe_schedule(self, schedule_id: str) -> ScheduleDescription:
-        """The schedule, its next five fire times, its last runs and its counts."""
-        return await self._run(self.operations.describe_schedule, schedule_id)
-
-    async def list_schedules(
-        self, *, after: str = "", limit: int = 100
-    ) -> list[ScheduleDescription]:
-        return await self._run(self.operations.list_schedules, after=after, limit=limit)
-
-    async def pause_schedule(self, schedule_id: str) -> None:
-        await self._run(self.operations.pause_schedule, schedule_id)
-
-    async def resume_schedule(self, schedule_id: str) -> None:
-        """Go on from now (the ticks that fell while it was paused are not run)."""
-        await self._run(self.operations.resume_schedule, schedule_id)
-
-    async def trigger_schedule(self, schedule_id: str) -> str:
-        """Start a run now, outside its ticks; its workflow id."""
-        return await self._run(self.operations.trigger_schedule, schedule_id)
-
-    async def backfill_schedule(
-        self, schedule_id: str, start: datetime, end: datetime
-    ) -> list[str]:
-        """Start the runs of the schedule's ticks in [start, end] (aware datetimes) that
-        have none, whatever its catch-up window says; their workflow ids."""
-        return await self._run(self.operations.backfill_schedule, schedule_id, start, end)
-
-    async def delete_schedule(self, schedule_id: str) -> None:
-        await self._run(self.operations.delete_schedule, schedule_id)
 
     # -- reading jobs ------------------------------------------------------------------------
 

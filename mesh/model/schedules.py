@@ -258,43 +258,16 @@ def _skip_to(spec: ScheduleSpec, tick: datetime, horizon: datetime) -> tuple[dat
 
 
 def spec_for(
-    schedule_id: str,
-    workflow: Any,
-    args: Any = None,
-    *,
-    graph: bool = False,
-    task_queue: str = "default",
-    cron: str | None = None,
-    every: Duration | None = None,
-    offset: Duration = 0,
-    time_zone: str = "UTC",
-    overlap: Overlap = "skip",
-    catchup_window: Duration = 60,
-    jitter: Duration = 0,
+    schedule_id: str, workflow: Any, args: Any = None, *, graph: bool = False, **when: Any
 ) -> ScheduleSpec:
     """A client's schedule: ``workflow`` a workflow function or its name (``args`` its
     arguments, sent as a start would send them), or with ``graph`` a YAML graph's topic
-    (``args`` the job's data)."""
+    (``args`` the job's data); ``when``: the keywords of :func:`make_spec`."""
     from mesh.model.workflow.definition import start_arguments, workflow_name
 
     if graph:
         if not isinstance(workflow, str):
             raise InvalidPayload("a graph schedule names the graph's topic (a string)")
-        name, sent = workflow, {} if args is None else args
-    else:
-        name = workflow_name(workflow)
-        sent = start_arguments(workflow, list(args or ()))
-    return make_spec(
-        schedule_id,
-        name,
-        sent,
-        kind="graph" if graph else "workflow",
-        task_queue=task_queue,
-        cron=cron,
-        every=every,
-        offset=offset,
-        time_zone=time_zone,
-        overlap=overlap,
-        catchup_window=catchup_window,
-        jitter=jitter,
-    )
+        return make_spec(schedule_id, workflow, {} if args is None else args, kind="graph", **when)
+    sent = start_arguments(workflow, list(args or ()))
+    return make_spec(schedule_id, workflow_name(workflow), sent, **when)
