@@ -285,15 +285,21 @@ def build_actors(node: Node, plan: NodePlan) -> list[Actor[Any]]:
                     loop=queue.loop,
                 )
             )
+    streams = consumed_streams(plan)
+    if streams:
+        actors.append(PresenceActor(node, streams))
+    return actors + workers
+
+
+def consumed_streams(plan: NodePlan) -> list[str]:
+    """The streams a node of ``plan`` consumes (what its presence says)."""
     streams = [w.topic for w in plan.workers]
     for queue in plan.task_queues:
         streams += [workflow_stream(queue.task_queue)] if queue.workflows else []
         streams += [activity_stream(queue.task_queue)] if queue.activities else []
     if plan.engine is not None:
         streams.append(ENGINE_STREAM)
-    if streams:
-        actors.append(PresenceActor(node, streams))
-    return actors + workers
+    return streams
 
 
 def _worker_plans(config: Config, topics: list[str] | None) -> tuple[WorkerPlan, ...]:

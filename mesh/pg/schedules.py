@@ -124,11 +124,19 @@ def ensure(conn: Connection, app: str, specs: list[ScheduleSpec]) -> dict[str, s
     return outcome
 
 
-def describe(conn: Connection, app: str, schedule_id: str) -> ScheduleDescription:
+def _row(conn: Connection, app: str, schedule_id: str) -> tuple[Any, ...]:
     row = conn.execute(query("schedule_get"), {"app": app, "id": schedule_id}).fetchone()
     if row is None:
         raise UnknownSchedule(f"no schedule {schedule_id!r} in app {app!r}")
-    return _described(conn, app, row)
+    return tuple(row)
+
+
+def _spec(conn: Connection, app: str, schedule_id: str) -> ScheduleSpec:
+    return decode_spec(_row(conn, app, schedule_id)[1])
+
+
+def describe(conn: Connection, app: str, schedule_id: str) -> ScheduleDescription:
+    return _described_all(conn, app, [_row(conn, app, schedule_id)])[0]
 
 
 def list_all(
@@ -137,17 +145,26 @@ def list_all(
     rows = conn.execute(
         query("schedule_list"), {"app": app, "after": after, "limit": max(1, min(limit, 1000))}
     ).fetchall()
-    return [_described(conn, app, row) for row in rows]
+    return _described_all(conn, app, [tuple(row) for row in rows])
 
 
-def _described(conn: Connection, app: str, row: tuple[Any, ...]) -> ScheduleDescription:
-    (_, spec_text, paused, next_tick, _, buffered, _, recent_text, fired, skipped, missed,
-     created, updated) = row  # fmt: skip
-    spec = decode_spec(spec_text)
-    recent = json.loads(recent_text)
-    keys = [r["workflow_id"] for r in recent]
+def _described_all(
+    conn: Connection, app: str, rows: list[tuple[Any, ...]]
+) -> list[ScheduleDescription]:
+    """The schedules of ``rows``, the states of their recent runs read in one query."""
+    recents = [json.loads(row[7]) for row in rows]
+    keys = [r["workflow_id"] for recent in recents for r in recent]
     found = conn.execute(query("run_states"), {"app": app, "keys": keys}).fetchall()
     states: dict[str, str] = {key: state for key, state in found}
+    return [_described(row, recent, states) for row, recent in zip(rows, recents, strict=True)]
+
+
+def _described(
+    row: tuple[Any, ...], recent: list[dict[str, str]], states: dict[str, str]
+) -> ScheduleDescription:
+    (_, spec_text, paused, next_tick, _, buffered, _, _, fired, skipped, missed,
+     created, updated) = row  # fmt: skip
+    spec = decode_spec(spec_text)
     upcoming = [next_tick, *next_ticks(spec, next_tick, 4)]
     return ScheduleDescription(
         spec=spec,
@@ -179,7 +196,7 @@ def pause(conn: Connection, app: str, schedule_id: str) -> None:
 
 
 def resume(conn: Connection, app: str, schedule_id: str) -> None:
-    spec = describe(conn, app, schedule_id).spec
+    spec = _spec(conn, app, schedule_id)
     tick, fire_at = _first(spec, _now(conn))
     params = {"app": app, "id": schedule_id, "next_tick": tick, "next_fire_at": fire_at}
     _changed(conn.execute(query("schedule_resume"), params), app, schedule_id)
@@ -199,7 +216,7 @@ def _changed(cursor: Any, app: str, schedule_id: str) -> None:
 
 def trigger(conn: Connection, app: str, schedule_id: str) -> str:
     """Start a run now, outside the ticks (its id: the schedule and this moment)."""
-    spec = describe(conn, app, schedule_id).spec
+    spec = _spec(conn, app, schedule_id)
     with conn.transaction():
         return _start(conn, app, spec, _now(conn))
 
@@ -218,8 +235,8 @@ def backfill(
             "a backfill takes a start and an end with a time zone, the start first "
             "(e.g. 2026-12-01T00:00:00+00:00)"
         )
-    spec = describe(conn, app, schedule_id).spec
-    ticks = [t for t in _ticks_within(spec, start, end)]
+    spec = _spec(conn, app, schedule_id)
+    ticks = _ticks_within(spec, start, end)
     if len(ticks) > MAX_BACKFILL:
         raise InvalidPayload(
             f"{len(ticks)}+ ticks fall between {start} and {end}; a backfill starts at most "
@@ -363,7 +380,7 @@ def _state(conn: Connection, app: str, key: str) -> str | None:
 
 
 def _now(conn: Connection) -> datetime:
-    row = conn.execute("SELECT now()").fetchone()
+    row = conn.execute(query("database_now")).fetchone()
     assert row is not None
     value: datetime = row[0]
     return value.astimezone(UTC)

@@ -78,3 +78,7 @@ SELECT key, state FROM mesh.jobs WHERE key = ANY(%(keys)s::text[]) AND app || ''
 -- name: schedules_changed
 -- Tell the leader (it looks at the schedules at once); sent with the change's commit.
 SELECT pg_notify(%(channel)s, '');
+
+-- name: database_now
+-- The database's clock (schedules compute their ticks from it, not from a node's).
+SELECT now();
